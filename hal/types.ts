@@ -1,0 +1,40 @@
+// Interfaces the firmware sees. Implementations live in hal/espruino (the
+// interpreter's builtins), hal/plain (portable JS) and hal/sim (Node).
+
+/**
+ * AES-128-CCM with a 13-byte nonce, an 8-byte tag and no associated data
+ * (design brief, "Frames"), the key fixed when the engine is made.
+ */
+export interface Ccm {
+  /**
+   * Encrypts `msg` into `out[at .. at + msg.length)` and writes the 8-byte tag
+   * right after it. `msg` may be empty (acknowledgement tags).
+   */
+  seal(nonce: Uint8Array, msg: Uint8Array, out: Uint8Array, at: number): void;
+}
+
+/** The two AES modes CCM is composed from (RFC 3610 section 2). */
+export interface BlockModes {
+  /** AES-CBC with a zero IV over whole blocks; returns the last ciphertext block (the CBC-MAC). */
+  cbcMac(data: Uint8Array): Uint8Array;
+  /** AES-ECB over whole blocks into `out`. */
+  ecb(data: Uint8Array, out: Uint8Array): void;
+}
+
+/** The three device crypto backends of the design brief; a board profile names one. */
+export type CryptoBackend = 'native-ccm' | 'native-aes' | 'plain-js';
+
+/** Byte sources Espruino's crypto builtins accept (they iterate anything array-like). */
+export type EspruinoData = Uint8Array | ArrayBuffer | number[] | string;
+
+/**
+ * `require("crypto").AES` on Espruino (../shared/espruino.md, "Crypto builtins
+ * per board"). Errors do not throw: they print `ERROR: ...` and return
+ * undefined. Which functions exist depends on the board's build.
+ */
+export interface EspruinoAes {
+  encrypt?: (msg: EspruinoData, key: EspruinoData, options?: { mode?: string; iv?: EspruinoData }) => ArrayBuffer | undefined;
+  decrypt?: (msg: EspruinoData, key: EspruinoData, options?: { mode?: string; iv?: EspruinoData }) => ArrayBuffer | undefined;
+  ccmEncrypt?: (msg: EspruinoData, key: EspruinoData, nonce: Uint8Array | ArrayBuffer | number[], tagLen: number) => { data: ArrayBuffer; tag: ArrayBuffer } | undefined;
+  ccmDecrypt?: (msg: EspruinoData, key: EspruinoData, nonce: Uint8Array | ArrayBuffer | number[], tag: EspruinoData) => ArrayBuffer | undefined;
+}

@@ -1,0 +1,110 @@
+// Generates test/vectors/{seal,ack,provision}.json from fixed seeds, with the
+// host implementation in protocol/. Run with `npm run vectors`; the tests
+// check that the committed files are exactly what this script produces, and
+// test/ccm.test.ts re-derives every frame with an independent CCM.
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { deriveKeyPair, makeAck, provisionDevice, sealFrame, toHex, MAX_COUNTER, FRAME_OVERHEAD } from '../../protocol/index.js';
+
+export interface SealVector {
+  seal_key: string;
+  nonce_salt: string;
+  counter: number;
+  frame_size: number;
+  plaintext: string;
+  frame: string;
+}
+export interface AckVector {
+  seal_key: string;
+  nonce_salt: string;
+  counter: number;
+  ack: string;
+}
+export interface ProvisionVector {
+  ingest_private_key: string;
+  ingest_public_key: string;
+  serial: string;
+  ephemeral_private_key: string;
+  enc: string;
+  seal_key: string;
+  nonce_salt: string;
+  kcv: string;
+}
+
+/** Deterministic bytes: SHA-256 over a label, stretched by a block counter. */
+function det(label: string, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  for (let block = 0; block * 32 < length; block++) {
+    const digest = sha256(new TextEncoder().encode(`sealpost/v1 test vectors ${label} ${block}`));
+    out.set(digest.subarray(0, Math.min(32, length - block * 32)), block * 32);
+  }
+  return out;
+}
+
+export const FRAME_SIZES = [13, 20, 50, 128, 244];
+export const COUNTERS = [1, 2, 255, 256, 65535, 65536, 0x01000000, 0x7fffffff, 0x80000000, MAX_COUNTER];
+
+export function sealVectors(): SealVector[] {
+  const vectors: SealVector[] = [];
+  let n = 0;
+  for (const frameSize of FRAME_SIZES) {
+    for (const counter of COUNTERS) {
+      const keys = { sealKey: det(`seal key ${n % 7}`, 16), nonceSalt: det(`nonce salt ${n % 5}`, 8) };
+      const plaintext = det(`plaintext ${n}`, frameSize - FRAME_OVERHEAD);
+      // Real plaintexts end in zero padding; keep some of that shape.
+      if (n % 3 === 0) plaintext.fill(0, Math.ceil(plaintext.length / 2));
+      vectors.push({
+        seal_key: toHex(keys.sealKey),
+        nonce_salt: toHex(keys.nonceSalt),
+        counter,
+        frame_size: frameSize,
+        plaintext: toHex(plaintext),
+        frame: toHex(sealFrame(keys, counter, plaintext, frameSize)),
+      });
+      n++;
+    }
+  }
+  return vectors;
+}
+
+export function ackVectors(): AckVector[] {
+  return COUNTERS.concat([3, 1000, 4096]).map((counter, i) => {
+    const keys = { sealKey: det(`ack seal key ${i}`, 16), nonceSalt: det(`ack nonce salt ${i}`, 8) };
+    return { seal_key: toHex(keys.sealKey), nonce_salt: toHex(keys.nonceSalt), counter, ack: toHex(makeAck(keys, counter)) };
+  });
+}
+
+const SERIALS = ['SP-000001', 'SP-000002', 'SP-999999', 'A', 'puck-7f3a', 'MDBT42Q.0001', 'bangle_2-XYZ', '0', 'sensor-01234567890123456789-abc', 'Z9', 'pixl.js-42', 'nrf52840dk-1'];
+
+export function provisionVectors(): ProvisionVector[] {
+  return SERIALS.map((serial, i) => {
+    const ingest = deriveKeyPair(det(`ingest key ${i % 3}`, 32));
+    const ephemeral = deriveKeyPair(det(`ephemeral key ${i}`, 32));
+    const device = provisionDevice(ingest.publicKey, serial, { ephemeralPrivateKey: ephemeral.privateKey });
+    return {
+      ingest_private_key: toHex(ingest.privateKey),
+      ingest_public_key: toHex(ingest.publicKey),
+      serial,
+      ephemeral_private_key: toHex(ephemeral.privateKey),
+      enc: toHex(device.enc),
+      seal_key: toHex(device.sealKey),
+      nonce_salt: toHex(device.nonceSalt),
+      kcv: toHex(device.kcv),
+    };
+  });
+}
+
+export function renderVectors(): Record<string, string> {
+  const json = (v: unknown) => JSON.stringify(v, null, 2) + '\n';
+  return { 'seal.json': json(sealVectors()), 'ack.json': json(ackVectors()), 'provision.json': json(provisionVectors()) };
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const dir = dirname(fileURLToPath(import.meta.url));
+  for (const [name, text] of Object.entries(renderVectors())) {
+    writeFileSync(join(dir, name), text);
+    console.log(`wrote test/vectors/${name} (${JSON.parse(text).length} vectors)`);
+  }
+}
