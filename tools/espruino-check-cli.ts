@@ -1,4 +1,5 @@
-import { readFile, realpath } from 'node:fs/promises';
+import { realpathSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { checkSource, formatFinding } from './espruino-check.js';
 
@@ -22,7 +23,7 @@ export async function main(argv: string[], out: CliOutput = processOutput): Prom
   }
   const separator = argv.indexOf('--');
   const options = separator < 0 ? argv : argv.slice(0, separator);
-  const unknown = options.find((a) => a.startsWith('-') && a !== '-');
+  const unknown = options.find((a) => a.startsWith('-'));
   if (unknown !== undefined) {
     out.stderr(`espruino-check: unknown option ${unknown}\n${USAGE}`);
     return 2;
@@ -54,16 +55,16 @@ export async function main(argv: string[], out: CliOutput = processOutput): Prom
   return code;
 }
 
-async function isEntryPoint(): Promise<boolean> {
+function isEntryPoint(): boolean {
   const script = process.argv[1];
   if (!script) return false;
   try {
-    return import.meta.url === pathToFileURL(await realpath(script)).href;
+    return import.meta.url === pathToFileURL(realpathSync(script)).href;
   } catch {
     return false;
   }
 }
 
-if (await isEntryPoint()) {
+if (isEntryPoint()) {
   process.exitCode = await main(process.argv.slice(2));
 }

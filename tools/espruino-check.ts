@@ -86,6 +86,8 @@ type DeclKind = 'var' | 'let' | 'const' | 'using' | 'await using' | 'param' | 'f
 
 interface Binding {
   declarations: number;
+  /** Source offset from which the binding exists: Espruino 2v29 hoists neither var nor function declarations. */
+  declaredAt: number;
   kind: DeclKind;
   init: Expression | null;
   writes: number;
@@ -105,20 +107,26 @@ class Scope {
     return s;
   }
 
-  declare(name: string, kind: DeclKind, init: Expression | null): void {
+  declare(name: string, kind: DeclKind, init: Expression | null, at: number): void {
     const existing = this.bindings.get(name);
     if (existing) {
       existing.declarations++;
       existing.init = null;
+      existing.declaredAt = Math.min(existing.declaredAt, at);
     } else {
-      this.bindings.set(name, { declarations: 1, kind, init, writes: 0 });
+      this.bindings.set(name, { declarations: 1, declaredAt: at, kind, init, writes: 0 });
     }
   }
 
-  lookup(name: string): Binding | null {
+  /**
+   * A declaration later in the same function is not yet visible on the board, so the name falls
+   * through to outer scopes; from a nested function it is taken as visible, since that runs later.
+   */
+  lookup(name: string, at: number): Binding | null {
+    const home = this.functionScope();
     for (let s: Scope | null = this; s; s = s.parent) {
       const b = s.bindings.get(name);
-      if (b) return b;
+      if (b && (b.declaredAt <= at || s.functionScope() !== home)) return b;
     }
     return null;
   }
@@ -255,6 +263,7 @@ class Checker {
     this.resolve();
     this.checkGlobals();
     this.checkMembers();
+    this.checkHoisting();
     this.checkShifts();
     this.checkClasses();
     return this.findings.sort((a, b) => a.line - b.line || a.column - b.column || a.construct.localeCompare(b.construct));
@@ -480,11 +489,11 @@ class Checker {
         return;
       case 'ClassDeclaration':
       case 'ClassExpression': {
-        if (node.type === 'ClassDeclaration' && node.id) ctx.scope.declare(node.id.name, 'class', null);
+        if (node.type === 'ClassDeclaration' && node.id) ctx.scope.declare(node.id.name, 'class', null, node.start);
         if (node.superClass) this.visit(node.superClass, node, ctx);
         this.classes.push(node);
         const inner = new Scope(ctx.scope, false);
-        if (node.type === 'ClassExpression' && node.id) inner.declare(node.id.name, 'class', null);
+        if (node.type === 'ClassExpression' && node.id) inner.declare(node.id.name, 'class', null, -1);
         this.visit(node.body, node, { scope: inner, guards: ctx.guards });
         return;
       }
@@ -590,7 +599,7 @@ class Checker {
       }
       case 'ImportDeclaration': {
         const root = ctx.scope.functionScope();
-        for (const s of node.specifiers) root.declare(s.local.name, 'import', null);
+        for (const s of node.specifiers) root.declare(s.local.name, 'import', null, -1);
         return;
       }
       case 'ExportNamedDeclaration':
@@ -618,13 +627,13 @@ class Checker {
 
   private visitFunction(node: AnyNode & FunctionNode, ctx: Ctx): void {
     if (node.type === 'FunctionDeclaration' && node.id) {
-      ctx.scope.declare(node.id.name, 'function', null);
+      ctx.scope.declare(node.id.name, 'function', null, node.start);
       // Sloppy-mode block functions are also visible function-wide (Annex B); being lenient avoids false globals.
       const fs = ctx.scope.functionScope();
-      if (fs !== ctx.scope) fs.declare(node.id.name, 'function', null);
+      if (fs !== ctx.scope) fs.declare(node.id.name, 'function', null, node.start);
     }
     const scope = new Scope(ctx.scope, true);
-    if (node.type === 'FunctionExpression' && node.id) scope.declare(node.id.name, 'function', null);
+    if (node.type === 'FunctionExpression' && node.id) scope.declare(node.id.name, 'function', null, -1);
     const inner = { scope, guards: ctx.guards };
     for (const p of node.params) this.visitPattern(p, node, inner, { mode: 'declare', kind: 'param', target: scope, init: null });
     if (node.body.type === 'BlockStatement') {
@@ -667,7 +676,7 @@ class Checker {
   private patternBody(node: Pattern, ctx: Ctx, mode: PatternMode): void {
     switch (node.type) {
       case 'Identifier':
-        if (mode.mode === 'declare') mode.target.declare(node.name, mode.kind, mode.init);
+        if (mode.mode === 'declare') mode.target.declare(node.name, mode.kind, mode.init, node.start);
         else this.ref(node, ctx, false, true);
         return;
       case 'ObjectPattern':
@@ -700,7 +709,7 @@ class Checker {
 
   private resolve(): void {
     for (const r of this.references) {
-      const b = r.scope.lookup(r.id.name);
+      const b = r.scope.lookup(r.id.name, r.id.start);
       this.resolved.set(r.id, b);
       if (b && r.write) b.writes++;
     }
@@ -718,6 +727,32 @@ class Checker {
       if (advice === undefined || !r.read || r.safeRead || !this.isGlobal(r.id)) continue;
       if (assigned.has(r.id.name) || r.guards.includes(r.id.name)) continue;
       this.report(r.id.start, 'missing-global', `${r.id.name} is not defined ${ON_ESPRUINO}; ${advice}`);
+    }
+  }
+
+  /**
+   * A `var` or function used earlier in its own function than its declaration
+   * is, on the board, a different variable: the enclosing scope's, or a new
+   * global (measured: `function f(){ u = 1; var u; }` sets the global u). Uses
+   * from nested functions are left alone, since those usually run later.
+   */
+  private checkHoisting(): void {
+    for (const r of this.references) {
+      const home = r.scope.functionScope();
+      for (let s: Scope | null = r.scope; s; s = s.parent) {
+        const b = s.bindings.get(r.id.name);
+        if (b) {
+          if ((b.kind === 'var' || b.kind === 'function') && b.declaredAt > r.id.start) {
+            this.report(
+              r.id.start,
+              'use-before-declaration',
+              `${r.id.name} is used before its ${b.kind === 'var' ? 'var' : 'function'} declaration; Espruino 2v29 hoists neither, so this use reaches an outer or global variable: declare it first`,
+            );
+          }
+          break;
+        }
+        if (s === home) break;
+      }
     }
   }
 
@@ -757,7 +792,9 @@ class Checker {
         if (!b || b.declarations !== 1 || b.writes !== 0 || b.init === null || seen.has(b)) return false;
         if (b.kind !== 'var' && b.kind !== 'let' && b.kind !== 'const') return false;
         seen.add(b);
-        return this.provable(b.init, seen);
+        const ok = this.provable(b.init, seen);
+        seen.delete(b);
+        return ok;
       }
       default:
         return false;

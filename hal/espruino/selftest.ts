@@ -2,7 +2,7 @@
 // this build has, on the interpreter itself: `dist/crypto-selftest.js` with a
 // `var SEALPOST_VECTORS = {...}` line put in front (see README, "Checking a
 // bundle on Espruino"). Prints one line per backend and a final verdict.
-import { cryptoAes } from './globals.js';
+import { cryptoAes, printLine as print } from './globals.js';
 import { nativeAesCcm, nativeCcm } from './crypto.js';
 import { plainCcm } from '../plain/crypto.js';
 import { createSealer } from '../../firmware/sealer.js';

@@ -23,7 +23,7 @@ export function referenceCcm(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array
   const body = [...plaintext];
   while (body.length % 16) body.push(0);
   parts.push(...body);
-  let x = new Uint8Array(16);
+  let x: Uint8Array = new Uint8Array(16);
   for (let off = 0; off < parts.length; off += 16) {
     const y = new Uint8Array(16);
     for (let i = 0; i < 16; i++) y[i] = x[i]! ^ parts[off + i]!;
