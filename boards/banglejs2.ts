@@ -1,0 +1,20 @@
+// Bangle.js 2: nRF52840 with AES.ccmEncrypt; 8 MB external Storage, which Bangle.js never wipes at boot; 12000 variables.
+import type { BoardProfile } from './types.js';
+
+export const PROFILE: BoardProfile = {
+  id: 'banglejs2',
+  name: 'Bangle.js 2',
+  chip: 'nRF52840',
+  frameSize: 20,
+  crypto: 'native-ccm',
+  sensors: ['temperature', 'battery', 'acceleration'],
+  samplePeriodMs: 60000,
+  anchorPeriodMs: 3600000,
+  outboxFrames: 256,
+  notifyIntervalMs: 50,
+  counterBlock: 1024,
+  counterStore: { kind: 'storage-log', bytes: 65536 },
+  variableBudget: 12000,
+  storageBytes: 8388608,
+  radio: 'ble',
+};

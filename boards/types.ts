@@ -1,0 +1,40 @@
+// A board or product profile is typed data (style.md rule 3): code asks the
+// profile, never the board's name. Compiled into the firmware, so ES5 only.
+import type { CryptoBackend } from '../hal/types.js';
+
+export type BoardId = 'puckjs' | 'mdbt42q' | 'pixljs' | 'banglejs2' | 'nrf52840dk' | 'espruino-linux' | 'sim';
+
+/** Sensors by what they measure; each maps to codec channels (protocol/codec.ts). */
+export type SensorId = 'temperature' | 'battery' | 'battery_voltage' | 'light' | 'magnetometer' | 'acceleration' | 'humidity' | 'pressure';
+
+export type CounterStoreProfile =
+  /** Two raw flash pages from Flash.getFree(), written a word at a time. */
+  | { kind: 'flash-pages' }
+  /** A counter-log file the factory creates pre-sized and erased in Storage. */
+  | { kind: 'storage-log'; bytes: number };
+
+export interface BoardProfile {
+  id: BoardId;
+  name: string;
+  chip: 'nRF52832' | 'nRF52840' | 'x86-64' | 'node';
+  /** Bytes per frame (docs/protocol.md: 20..244; 20 needs no MTU negotiation). */
+  frameSize: number;
+  crypto: CryptoBackend;
+  sensors: SensorId[];
+  samplePeriodMs: number;
+  /** A periodic time anchor at least this often (besides boot and connect). */
+  anchorPeriodMs: number;
+  /** Frames kept until acknowledged; when full the oldest is dropped and a gap reported. */
+  outboxFrames: number;
+  /** Gap between notifications: Espruino drops them silently when the radio queue is full. */
+  notifyIntervalMs: number;
+  /** Counters reserved per durable record (RFC 8613 B.1.1 "K"). */
+  counterBlock: number;
+  counterStore: CounterStoreProfile;
+  /** JsVar blocks on the stock firmware (espruino.md, "Memory"). */
+  variableBudget: number;
+  /** Storage area size in bytes. */
+  storageBytes: number;
+  /** How frames leave the device: BLE notifications, hex lines on the console, or the Node simulation. */
+  radio: 'ble' | 'console' | 'sim';
+}

@@ -1,0 +1,197 @@
+// Frame plaintexts (docs/protocol.md, section 5.1). Shared by the firmware,
+// which encodes, and the server, which decodes, so this file keeps to the ES5
+// subset the Espruino interpreter accepts and allocates only what it returns.
+//
+// Every plaintext is exactly F - 12 bytes; byte 0 is the type:
+//   0x01 sample record  boot (1, boot number mod 256) || uptime (3, seconds
+//                       mod 2^24), then entries of channel (1, nonzero) ||
+//                       value (2, int16); a zero channel byte or the end of
+//                       the plaintext ends the list
+//   0x02 time anchor    boot (2) || uptime (4, seconds) || reason (1)
+//   0x03 gap report     first lost counter (4) || count (3)
+// Unused bytes are zero.
+
+export const TYPE_SAMPLE = 0x01;
+export const TYPE_ANCHOR = 0x02;
+export const TYPE_GAP = 0x03;
+
+export const ANCHOR_BOOT = 0;
+export const ANCHOR_CONNECT = 1;
+export const ANCHOR_PERIODIC = 2;
+
+/** int16 value meaning "the sensor gave no reading". */
+export const NO_READING = -32768;
+export const SAMPLE_HEADER = 5;
+export const ENTRY_SIZE = 3;
+export const UPTIME24_MOD = 16777216;
+
+/**
+ * Channels: id, name, SI unit and the multiplier from the unit to the stored
+ * int16 (value = round(reading * mul)). Ids are part of the wire format.
+ */
+export interface ChannelSpec {
+  id: number;
+  name: string;
+  unit: string;
+  mul: number;
+}
+
+export const CHANNELS: ChannelSpec[] = [
+  { id: 1, name: 'temperature', unit: '°C', mul: 100 },
+  { id: 2, name: 'battery', unit: '%', mul: 100 },
+  { id: 3, name: 'battery_voltage', unit: 'V', mul: 1000 },
+  { id: 4, name: 'light', unit: 'ratio', mul: 10000 },
+  { id: 5, name: 'magnetic_x', unit: 'µT', mul: 10 },
+  { id: 6, name: 'magnetic_y', unit: 'µT', mul: 10 },
+  { id: 7, name: 'magnetic_z', unit: 'µT', mul: 10 },
+  { id: 8, name: 'humidity', unit: '%RH', mul: 100 },
+  { id: 9, name: 'pressure', unit: 'hPa', mul: 10 },
+  { id: 10, name: 'acceleration', unit: 'g', mul: 1000 },
+];
+
+export function channelSpec(id: number): ChannelSpec | undefined {
+  for (let i = 0; i < CHANNELS.length; i++) if (CHANNELS[i]!.id === id) return CHANNELS[i];
+  return undefined;
+}
+
+/** One reading in the channel's SI unit; NaN or undefined means no reading. */
+export interface Reading {
+  channel: number;
+  value: number;
+}
+
+/** Converts to the stored int16: rounds, saturates at +-32767, NO_READING for NaN. */
+export function quantize(spec: ChannelSpec, value: number): number {
+  if (typeof value !== 'number' || value !== value) return NO_READING;
+  const q = Math.round(value * spec.mul);
+  return q > 32767 ? 32767 : q < -32767 ? -32767 : q;
+}
+
+function put16(out: Uint8Array, at: number, v: number): void {
+  out[at] = (v >> 8) & 255;
+  out[at + 1] = v & 255;
+}
+
+function put24(out: Uint8Array, at: number, v: number): void {
+  out[at] = (v >>> 16) & 255;
+  out[at + 1] = (v >>> 8) & 255;
+  out[at + 2] = v & 255;
+}
+
+function put32(out: Uint8Array, at: number, v: number): void {
+  out[at] = (v >>> 24) & 255;
+  out[at + 1] = (v >>> 16) & 255;
+  out[at + 2] = (v >>> 8) & 255;
+  out[at + 3] = v & 255;
+}
+
+/** How many readings one sample record holds in a plaintext of `size` bytes. */
+export function readingsPerRecord(size: number): number {
+  return Math.floor((size - SAMPLE_HEADER) / ENTRY_SIZE);
+}
+
+/**
+ * Writes one sample record into `out` (the whole plaintext, zeroed first) with
+ * readings[from ..]; returns the index of the first reading that did not fit.
+ * Readings on unknown channels are skipped.
+ */
+export function encodeSample(out: Uint8Array, boot: number, uptime: number, readings: Reading[], from: number): number {
+  out.fill(0);
+  out[0] = TYPE_SAMPLE;
+  out[1] = boot & 255;
+  put24(out, 2, uptime % UPTIME24_MOD);
+  let at = SAMPLE_HEADER;
+  let i = from;
+  for (; i < readings.length && at + ENTRY_SIZE <= out.length; i++) {
+    const r = readings[i]!;
+    const spec = channelSpec(r.channel);
+    if (!spec) continue;
+    out[at] = spec.id;
+    put16(out, at + 1, quantize(spec, r.value));
+    at += ENTRY_SIZE;
+  }
+  return i;
+}
+
+export function encodeAnchor(out: Uint8Array, boot: number, uptime: number, reason: number): void {
+  out.fill(0);
+  out[0] = TYPE_ANCHOR;
+  put16(out, 1, boot);
+  put32(out, 3, uptime);
+  out[7] = reason;
+}
+
+export function encodeGap(out: Uint8Array, first: number, count: number): void {
+  out.fill(0);
+  out[0] = TYPE_GAP;
+  put32(out, 1, first);
+  put24(out, 5, count > 16777215 ? 16777215 : count);
+}
+
+/** The smallest plaintext every type fits in: an anchor, a gap report and a one-reading sample need 8 bytes (F = 20). */
+export const MIN_CODEC_PLAINTEXT = 8;
+
+export interface DecodedReading {
+  channel: number;
+  name: string;
+  unit: string;
+  /** In the channel's unit; null when the device sent NO_READING. */
+  value: number | null;
+}
+
+export type Decoded =
+  | { type: 'sample'; boot8: number; uptime24: number; readings: DecodedReading[] }
+  | { type: 'anchor'; boot: number; uptime: number; reason: number }
+  | { type: 'gap'; first: number; count: number }
+  | { type: 'unknown'; code: number };
+
+function get16s(b: Uint8Array, at: number): number {
+  const v = (b[at]! << 8) | b[at + 1]!;
+  return v & 0x8000 ? v - 0x10000 : v;
+}
+
+function get32(b: Uint8Array, at: number): number {
+  return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+}
+
+/** Decodes an opened plaintext. Malformed records throw with the reason. */
+export function decodePlaintext(pt: Uint8Array): Decoded {
+  if (pt.length < MIN_CODEC_PLAINTEXT) throw new Error('plaintext expected at least ' + MIN_CODEC_PLAINTEXT + ' bytes, got ' + pt.length);
+  const type = pt[0]!;
+  if (type === TYPE_SAMPLE) {
+    const readings: DecodedReading[] = [];
+    for (let at = SAMPLE_HEADER; at + ENTRY_SIZE <= pt.length && pt[at] !== 0; at += ENTRY_SIZE) {
+      const id = pt[at]!;
+      const raw = get16s(pt, at + 1);
+      const spec = channelSpec(id);
+      readings.push({
+        channel: id,
+        name: spec ? spec.name : 'channel_' + id,
+        unit: spec ? spec.unit : '',
+        value: raw === NO_READING ? null : spec ? raw / spec.mul : raw,
+      });
+    }
+    return { type: 'sample', boot8: pt[1]!, uptime24: (pt[2]! << 16) | (pt[3]! << 8) | pt[4]!, readings: readings };
+  }
+  if (type === TYPE_ANCHOR) {
+    return { type: 'anchor', boot: (pt[1]! << 8) | pt[2]!, uptime: get32(pt, 3), reason: pt[7]! };
+  }
+  if (type === TYPE_GAP) {
+    const count = (pt[5]! << 16) | (pt[6]! << 8) | pt[7]!;
+    const first = get32(pt, 1);
+    if (first === 0 || count === 0) throw new Error('gap report with first counter ' + first + ' and count ' + count + ' is malformed');
+    return { type: 'gap', first: first, count: count };
+  }
+  return { type: 'unknown', code: type };
+}
+
+/**
+ * Full uptime of a sample from its 24-bit uptime and the full uptime of the
+ * anchor it follows: the first value >= the anchor's uptime with those low
+ * 24 bits. Anchors come at least every 2^24 s (194 days), so this is unique.
+ */
+export function sampleUptime(uptime24: number, anchorUptime: number): number {
+  const base = anchorUptime - (anchorUptime % UPTIME24_MOD);
+  const t = base + uptime24;
+  return t >= anchorUptime ? t : t + UPTIME24_MOD;
+}
