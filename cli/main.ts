@@ -4,14 +4,17 @@
 import { readFileSync } from 'node:fs';
 import { runDemo } from './demo.js';
 import { main as checkBundle } from '../tools/espruino-check-cli.js';
+import type { Command } from './command.js';
+import { factoryCommands } from '../factory/cli.js';
+import { serverCommands } from '../server/cli.js';
+import { relayCommands } from '../relay/cli.js';
 
-export interface Command {
-  summary: string;
-  usage: string;
-  run(args: string[]): Promise<number>;
-}
+export type { Command } from './command.js';
 
 export const COMMANDS: Record<string, Command> = {
+  ...factoryCommands,
+  ...serverCommands,
+  ...relayCommands,
   demo: {
     summary: 'provision simulated devices, seal frames with every device backend and open them on the host',
     usage: 'sealpost demo [--devices N] [--frames N]',
