@@ -12,7 +12,7 @@ export const PROFILE: BoardProfile = {
   anchorPeriodMs: 3600000,
   outboxFrames: 256,
   notifyIntervalMs: 50,
-  counterBlock: 1024,
+  counterBlock: 16384,
   counterStore: { kind: 'storage-log', bytes: 65536 },
   variableBudget: 12000,
   storageBytes: 8388608,

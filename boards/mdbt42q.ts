@@ -12,7 +12,7 @@ export const PROFILE: BoardProfile = {
   anchorPeriodMs: 3600000,
   outboxFrames: 64,
   notifyIntervalMs: 50,
-  counterBlock: 1024,
+  counterBlock: 16384,
   counterStore: { kind: 'storage-log', bytes: 8192 },
   variableBudget: 2950,
   storageBytes: 40960,

@@ -38,3 +38,36 @@ export interface EspruinoAes {
   ccmEncrypt?: (msg: EspruinoData, key: EspruinoData, nonce: Uint8Array | ArrayBuffer | number[], tagLen: number) => { data: ArrayBuffer; tag: ArrayBuffer } | undefined;
   ccmDecrypt?: (msg: EspruinoData, key: EspruinoData, nonce: Uint8Array | ArrayBuffer | number[], tag: EspruinoData) => ArrayBuffer | undefined;
 }
+
+/**
+ * Raw NOR flash (require("Flash") on a board, hal/sim's model under Node).
+ * Writes can only turn bits from 1 to 0; erasing a page sets it to 0xFF.
+ */
+export interface FlashHal {
+  /** Bytes per erase page. */
+  pageSize: number;
+  read(addr: number, length: number): Uint8Array;
+  /** Writes whole 4-byte words at a word-aligned address. */
+  write(data: Uint8Array, addr: number): void;
+  erasePage(addr: number): void;
+}
+
+/**
+ * The counter-log Storage file that the factory creates pre-sized and erased
+ * (docs/protocol.md section 8). The firmware may only write still-erased bytes
+ * (require("Storage").write(name, data, offset)); it never creates, replaces
+ * or erases the file.
+ */
+export interface LogFileHal {
+  size: number;
+  read(offset: number, length: number): Uint8Array;
+  write(data: Uint8Array, offset: number): void;
+}
+
+/** Frame counters that survive power loss (design brief, "Counters that survive power loss"). */
+export interface CounterSource {
+  /** Power-ups so far, including this one, as recorded in the counter log. */
+  boot: number;
+  /** The next unused counter; reserves a new block durably first when needed. Throws when the log or the counter space is exhausted. */
+  next(): number;
+}
