@@ -4,7 +4,10 @@
 import typescript from '@rollup/plugin-typescript';
 import terser from '@rollup/plugin-terser';
 
+const BOARDS = ['puckjs', 'mdbt42q', 'pixljs', 'banglejs2', 'nrf52840dk', 'espruino-linux'];
+
 const ENTRIES = {
+  ...Object.fromEntries(BOARDS.map((b) => [b, `firmware/targets/${b}.ts`])),
   'crypto-selftest': 'hal/espruino/selftest.ts',
 };
 
@@ -15,7 +18,7 @@ export default Object.entries(ENTRIES).map(([name, input]) => ({
     typescript({
       tsconfig: './tsconfig.firmware.json',
       compilerOptions: { noEmit: false, outDir: 'dist', declaration: false, sourceMap: false, removeComments: true },
-      include: ['firmware/**/*.ts', 'hal/**/*.ts', 'boards/**/*.ts', 'protocol/constants.ts'],
+      include: ['firmware/**/*.ts', 'hal/**/*.ts', 'boards/*.ts', 'protocol/constants.ts', 'protocol/codec.ts', 'protocol/ble.ts', 'protocol/crc32.ts'],
       exclude: ['hal/sim/**'],
       noForceEmit: false,
     }),

@@ -16,6 +16,8 @@ export interface Sealer {
   plaintextSize: number;
   /** Seals `plaintext` (exactly plaintextSize bytes) under `counter` into a new frame. */
   seal(counter: number, plaintext: Uint8Array): Uint8Array;
+  /** Seals into out[at .. at + frameSize) without allocating (the outbox's ring). */
+  sealInto(counter: number, plaintext: Uint8Array, out: Uint8Array, at: number): void;
   /** True when `ack` is 12 bytes whose tag proves the server stored frames 1..N. */
   ackValid(ack: Uint8Array): boolean;
 }
@@ -39,18 +41,23 @@ export function createSealer(opts: SealerOptions): Sealer {
   nonce.set(opts.nonceSalt);
   const tag = new Uint8Array(TAG_LEN);
 
+  function sealInto(counter: number, plaintext: Uint8Array, out: Uint8Array, at: number): void {
+    if (!(counter >= 1 && counter <= 0xffffffff)) throw new Error('counter expected 1..4294967295, got ' + counter);
+    if (plaintext.length !== ptSize) throw new Error('plaintext expected ' + ptSize + ' bytes, got ' + plaintext.length);
+    putCounter(out, at, counter);
+    putCounter(nonce, NONCE_SALT_LEN, counter);
+    nonce[12] = DOMAIN_UPLINK;
+    ccm.seal(nonce, plaintext, out, at + COUNTER_LEN);
+  }
+
   return {
     plaintextSize: ptSize,
     seal: function (counter: number, plaintext: Uint8Array): Uint8Array {
-      if (!(counter >= 1 && counter <= 0xffffffff)) throw new Error('counter expected 1..4294967295, got ' + counter);
-      if (plaintext.length !== ptSize) throw new Error('plaintext expected ' + ptSize + ' bytes, got ' + plaintext.length);
       const frame = new Uint8Array(frameSize);
-      putCounter(frame, 0, counter);
-      putCounter(nonce, NONCE_SALT_LEN, counter);
-      nonce[12] = DOMAIN_UPLINK;
-      ccm.seal(nonce, plaintext, frame, COUNTER_LEN);
+      sealInto(counter, plaintext, frame, 0);
       return frame;
     },
+    sealInto: sealInto,
     ackValid: function (ack: Uint8Array): boolean {
       if (!ack || ack.length !== ACK_LEN) return false;
       if ((ack[0]! | ack[1]! | ack[2]! | ack[3]!) === 0) return false;

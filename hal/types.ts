@@ -64,10 +64,81 @@ export interface LogFileHal {
   write(data: Uint8Array, offset: number): void;
 }
 
+/** The storage a board gives the counter store (board profile's counterStore). */
+export type CounterMedium = { kind: 'flash-pages'; flash: FlashHal; pages: number[] } | { kind: 'storage-log'; log: LogFileHal };
+
 /** Frame counters that survive power loss (design brief, "Counters that survive power loss"). */
 export interface CounterSource {
   /** Power-ups so far, including this one, as recorded in the counter log. */
   boot: number;
   /** The next unused counter; reserves a new block durably first when needed. Throws when the log or the counter space is exhausted. */
   next(): number;
+}
+
+/**
+ * One sensor contract (style.md rule 4, after ECMA-419): `sample()` returns a
+ * plain object of SI-unit values, or undefined when there is nothing new.
+ * Keys are the codec's channel names: temperature, battery, battery_voltage,
+ * light, magnetic_x/y/z, humidity, pressure, acceleration.
+ */
+export interface Sensor {
+  sample(): { [channel: string]: number } | undefined;
+  close(): void;
+}
+
+/** Time since power-up and timers. */
+export interface ClockHal {
+  /** Milliseconds since power-up. */
+  uptimeMs(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export interface RadioOptions {
+  /** Advertised name. */
+  name: string;
+  /** The info characteristic's value (UTF-8 JSON). */
+  info: string;
+  frameSize: number;
+  onConnect(): void;
+  onDisconnect(): void;
+  /** A write to the ack characteristic. */
+  onAck(data: Uint8Array): void;
+}
+
+/** The BLE peripheral (design brief, "BLE interface"), or its stand-ins. */
+export interface RadioHal {
+  start(opts: RadioOptions): void;
+  connected(): boolean;
+  /** Sends one frame as a notification; may be dropped silently when the radio queue is full. */
+  notify(frame: Uint8Array): void;
+}
+
+export interface ConsoleHal {
+  print(line: string): void;
+  /** Closes every way into the interpreter: BLE UART off, random password, locked console. */
+  lock(): void;
+}
+
+/** The device crypto backend a board profile names, bound to the device's key. */
+export interface CryptoHal {
+  /** AES-CCM engine for the given key, sized for messages up to maxMsgLen bytes. */
+  ccm(key: Uint8Array, maxMsgLen: number): Ccm;
+  /** AES-128-ECB of one block, for the key check value. */
+  encryptBlock(key: Uint8Array, block: Uint8Array): Uint8Array;
+}
+
+/** Everything the firmware is given at start-up (style.md rule 1). */
+export interface Hal {
+  clock: ClockHal;
+  radio: RadioHal;
+  console: ConsoleHal;
+  crypto: CryptoHal;
+  /** Reads a Storage file the factory wrote; undefined when it does not exist. */
+  readFile(name: string): Uint8Array | undefined;
+  crc32(data: Uint8Array): number;
+  /** Where the counter log lives (the firmware's counter store runs on it). */
+  counterMedium(): CounterMedium;
+  /** Sensors of the board profile, by SensorId. */
+  sensors: { [id: string]: Sensor };
 }

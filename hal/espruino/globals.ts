@@ -8,14 +8,91 @@ export interface EspruinoCryptoModule {
   AES?: EspruinoAes;
 }
 
+export interface EspruinoFlashModule {
+  getFree(): { addr: number; length: number }[];
+  getPage(addr: number): { addr: number; length: number } | undefined;
+  read(length: number, addr: number): Uint8Array;
+  write(data: Uint8Array, addr: number): void;
+  erasePage(addr: number): void;
+}
+
+export interface EspruinoStorageModule {
+  readArrayBuffer(name: string): ArrayBuffer | undefined;
+  write(name: string, data: Uint8Array | string, offset?: number, size?: number): boolean;
+}
+
+export interface NrfGlobal {
+  setServices(services: object, options: object): void;
+  updateServices(services: object): void;
+  setAdvertising(data: object, options: object): void;
+  setScanResponse(data: number[]): void;
+  on(event: string, fn: () => void): void;
+  getBattery(): number;
+}
+
+export interface EGlobal {
+  getTemperature(): number;
+  getBattery(): number;
+  CRC32(data: Uint8Array): number;
+  hwRand(): number;
+  setPassword(password: string): void;
+  lockConsole(): void;
+}
+
 declare function require(name: 'crypto'): EspruinoCryptoModule;
+declare function require(name: 'Flash'): EspruinoFlashModule;
+declare function require(name: 'Storage'): EspruinoStorageModule;
 declare function print(text: string): void;
+declare function getTime(): number;
+declare function setTimeout(fn: () => void, ms: number): unknown;
+declare function clearTimeout(handle: unknown): void;
+declare const NRF: NrfGlobal;
+declare const E: EGlobal;
+declare const global: { [name: string]: unknown };
 
 export function cryptoAes(): EspruinoAes {
   const mod = require('crypto');
   return (mod && mod.AES) || {};
 }
 
+export function flashModule(): EspruinoFlashModule {
+  return require('Flash');
+}
+
+export function storageModule(): EspruinoStorageModule {
+  return require('Storage');
+}
+
 export function printLine(text: string): void {
   print(text);
+}
+
+export function nrf(): NrfGlobal {
+  return NRF;
+}
+
+export function espruinoE(): EGlobal {
+  return E;
+}
+
+export function secondsNow(): number {
+  return getTime();
+}
+
+export function timeout(fn: () => void, ms: number): unknown {
+  return setTimeout(fn, ms);
+}
+
+export function cancelTimeout(handle: unknown): void {
+  clearTimeout(handle);
+}
+
+/** A board global such as Puck or Bangle, or LoopbackA; undefined when this build lacks it. */
+export function boardGlobal(name: string): unknown {
+  return global[name];
+}
+
+/** Makes `fn` callable from the console as `name(...)` (development targets only). */
+export function exposeGlobal(name: string, fn: unknown): void {
+  global[name] = fn;
 }

@@ -1,0 +1,267 @@
+// The device program: boot, sample, seal, keep, send, free on valid acks.
+// It sees only the Hal it is given (style.md rule 1) and the board profile
+// (rule 3); hal/espruino and hal/sim provide the two implementations.
+//
+// Boot: read the device file, open the counter store (one boot = one durable
+// record), print "sealpost <serial> kcv <hex> fw <version>" for the factory's
+// check, seal a boot anchor, start the radio, close the console.
+// Frames leave in counter order through the outbox; see firmware/outbox.ts
+// for loss accounting and docs/firmware.md for the delivery rules.
+import { ANCHOR_BOOT, ANCHOR_CONNECT, ANCHOR_PERIODIC, CHANNELS, encodeAnchor, encodeGap, encodeSample, type Reading } from '../protocol/codec.js';
+import { DEVICE_FILE_NAME, INFO_PROTOCOL_VERSION } from './names.js';
+import { NAME_PREFIX } from '../protocol/ble.js';
+import type { BoardProfile } from '../boards/types.js';
+import type { CounterSource, Hal } from '../hal/types.js';
+import { createOutbox, type Outbox } from './outbox.js';
+import { ackCounter, createSealer, type Sealer } from './sealer.js';
+import { readIdentity } from './identity.js';
+import { FIRMWARE_VERSION } from './version.js';
+import { createCounterStore } from './counter-store.js';
+
+/** Console stays open this long after boot so the factory can read the boot line. */
+export const CONSOLE_GRACE_MS = 3000;
+/** With everything sent and no ack for this long, send the unacknowledged frames again. */
+export const RESEND_AFTER_MS = 4000;
+/**
+ * Slowest pacing. Every resend (the radio dropped something) doubles the gap
+ * between notifications for the rest of the connection, up to this.
+ */
+export const MAX_NOTIFY_INTERVAL_MS = 1000;
+const MAX_GAP_COUNT = 16777215;
+
+export interface DeviceStatus {
+  serial: string;
+  boot: number;
+  sealed: number;
+  outbox: number;
+  dropped: number;
+  acked: number;
+  connected: boolean;
+  stopped: string;
+}
+
+export interface Device {
+  status(): DeviceStatus;
+  /** Takes one set of readings now (the sampling timer calls this). */
+  sample(): void;
+  outbox: Outbox;
+}
+
+function hex(b: Uint8Array, len: number): string {
+  let s = '';
+  for (let i = 0; i < len; i++) s += (b[i]! < 16 ? '0' : '') + b[i]!.toString(16);
+  return s;
+}
+
+export function startDevice(hal: Hal, profile: BoardProfile): Device | undefined {
+  const got = readIdentity(hal.readFile(DEVICE_FILE_NAME), hal.crc32);
+  const id = got.identity;
+  if (!id) {
+    hal.console.print('sealpost: ' + got.problem);
+    return undefined;
+  }
+  let counters: CounterSource;
+  try {
+    const medium = hal.counterMedium();
+    counters =
+      medium.kind === 'flash-pages'
+        ? createCounterStore({ kind: 'flash-pages', flash: medium.flash, pages: medium.pages, block: profile.counterBlock })
+        : createCounterStore({ kind: 'storage-log', log: medium.log, block: profile.counterBlock });
+  } catch (e) {
+    hal.console.print('sealpost ' + id.serial + ': counter store unusable: ' + (e as Error).message);
+    return undefined;
+  }
+  const frameSize = id.frameSize;
+  const sealer: Sealer = createSealer({ ccm: hal.crypto.ccm(id.sealKey, frameSize - 12), nonceSalt: id.nonceSalt, frameSize: frameSize });
+  const kcv = hal.crypto.encryptBlock(id.sealKey, new Uint8Array(16));
+  hal.console.print('sealpost ' + id.serial + ' kcv ' + hex(kcv, 3) + ' fw ' + FIRMWARE_VERSION);
+
+  const clock = hal.clock;
+  const radio = hal.radio;
+  const outbox = createOutbox(profile.outboxFrames, frameSize);
+  const pt = new Uint8Array(frameSize - 12);
+  const channelIds: { [name: string]: number } = {};
+  for (let i = 0; i < CHANNELS.length; i++) channelIds[CHANNELS[i]!.name] = CHANNELS[i]!.id;
+  const boot = counters.boot;
+  let sealed = 0;
+  let acked = 0;
+  let stopped = '';
+  let cursor = 0;
+  let interval = profile.notifyIntervalMs;
+  let reporting = false;
+  let pumpTimer: unknown;
+  let resendTimer: unknown;
+
+  function uptimeS(): number {
+    return Math.floor(clock.uptimeMs() / 1000);
+  }
+
+  function seal(gapFirst: number): boolean {
+    if (stopped) return false;
+    let counter: number;
+    try {
+      counter = counters.next();
+    } catch (e) {
+      stopped = (e as Error).message;
+      hal.console.print('sealpost ' + id!.serial + ': stopped sealing: ' + stopped);
+      return false;
+    }
+    const dropped = outbox.dropped();
+    const at = outbox.push(counter, gapFirst);
+    if (outbox.dropped() !== dropped && cursor > 0) cursor--;
+    sealer.sealInto(counter, pt, outbox.ring, at);
+    sealed++;
+    if (outbox.dropped() !== dropped && radio.connected() && !reporting) sealGapReport();
+    kick();
+    return true;
+  }
+
+  function sealAnchor(reason: number): void {
+    encodeAnchor(pt, boot & 0xffff, uptimeS(), reason);
+    seal(0);
+  }
+
+  function sealGapReport(): void {
+    if (outbox.gapFirst() === 0) return;
+    reporting = true;
+    // Sealing the report may itself drop the oldest frame: make that room
+    // first so the report covers it too.
+    if (outbox.count() === outbox.capacity) {
+      outbox.makeRoom();
+      if (cursor > 0) cursor--;
+    }
+    const first = outbox.gapFirst();
+    const count = outbox.gapCount();
+    encodeGap(pt, count > MAX_GAP_COUNT ? first + count - MAX_GAP_COUNT : first, count > MAX_GAP_COUNT ? MAX_GAP_COUNT : count);
+    outbox.clearGap();
+    seal(first);
+    reporting = false;
+  }
+
+  function sample(): void {
+    const readings: Reading[] = [];
+    for (let i = 0; i < profile.sensors.length; i++) {
+      const sensor = hal.sensors[profile.sensors[i]!];
+      const values = sensor ? sensor.sample() : undefined;
+      if (!values) continue;
+      for (const name in values) {
+        const ch = channelIds[name];
+        if (ch) readings.push({ channel: ch, value: values[name]! });
+      }
+    }
+    const t = uptimeS();
+    let from = 0;
+    while (from < readings.length) {
+      from = encodeSample(pt, boot, t, readings, from);
+      if (pt[5] !== 0 && !seal(0)) return;
+    }
+  }
+
+  function pump(): void {
+    pumpTimer = undefined;
+    if (!radio.connected()) return;
+    if (cursor < outbox.count()) {
+      const at = outbox.offsetOf(cursor);
+      radio.notify(outbox.ring.subarray(at, at + frameSize));
+      cursor++;
+      pumpTimer = clock.setTimeout(pump, interval);
+      return;
+    }
+    if (outbox.count() > 0 && resendTimer === undefined) {
+      resendTimer = clock.setTimeout(function () {
+        resendTimer = undefined;
+        rewind();
+      }, RESEND_AFTER_MS);
+    }
+  }
+
+  function kick(): void {
+    if (pumpTimer === undefined && radio.connected()) pumpTimer = clock.setTimeout(pump, interval);
+  }
+
+  function rewind(): void {
+    if (resendTimer !== undefined) {
+      clock.clearTimeout(resendTimer);
+      resendTimer = undefined;
+    }
+    cursor = 0;
+    interval = interval * 2 > MAX_NOTIFY_INTERVAL_MS ? MAX_NOTIFY_INTERVAL_MS : interval * 2;
+    kick();
+  }
+
+  function onAck(data: Uint8Array): void {
+    if (!sealer.ackValid(data)) return;
+    const freed = outbox.ack(ackCounter(data));
+    if (freed === 0) {
+      // Everything was sent and the server still lacks the oldest frame:
+      // the radio dropped it. Send again, more slowly.
+      if (pumpTimer === undefined && cursor >= outbox.count() && outbox.count() > 0) rewind();
+      return;
+    }
+    acked += freed;
+    cursor = cursor > freed ? cursor - freed : 0;
+    if (resendTimer !== undefined) {
+      clock.clearTimeout(resendTimer);
+      resendTimer = undefined;
+    }
+    kick();
+  }
+
+  function onConnect(): void {
+    cursor = 0;
+    interval = profile.notifyIntervalMs;
+    sealAnchor(ANCHOR_CONNECT);
+    sealGapReport();
+    kick();
+  }
+
+  function onDisconnect(): void {
+    if (pumpTimer !== undefined) clock.clearTimeout(pumpTimer);
+    if (resendTimer !== undefined) clock.clearTimeout(resendTimer);
+    pumpTimer = undefined;
+    resendTimer = undefined;
+    cursor = 0;
+  }
+
+  sealAnchor(ANCHOR_BOOT);
+  radio.start({
+    name: NAME_PREFIX + id.serial.substr(id.serial.length > 6 ? id.serial.length - 6 : 0),
+    info: '{"serial":"' + id.serial + '","v":' + INFO_PROTOCOL_VERSION + ',"f":' + frameSize + ',"b":"' + profile.id + '","fw":"' + FIRMWARE_VERSION + '"}',
+    frameSize: frameSize,
+    onConnect: onConnect,
+    onDisconnect: onDisconnect,
+    onAck: onAck,
+  });
+  clock.setTimeout(function () {
+    hal.console.lock();
+  }, CONSOLE_GRACE_MS);
+
+  function every(ms: number, fn: () => void): void {
+    const tick = function (): void {
+      fn();
+      clock.setTimeout(tick, ms);
+    };
+    clock.setTimeout(tick, ms);
+  }
+  every(profile.samplePeriodMs, sample);
+  every(profile.anchorPeriodMs, function () {
+    sealAnchor(ANCHOR_PERIODIC);
+  });
+
+  return {
+    outbox: outbox,
+    sample: sample,
+    status: function (): DeviceStatus {
+      return {
+        serial: id!.serial,
+        boot: boot,
+        sealed: sealed,
+        outbox: outbox.count(),
+        dropped: outbox.dropped(),
+        acked: acked,
+        connected: radio.connected(),
+        stopped: stopped,
+      };
+    },
+  };
+}

@@ -1,0 +1,39 @@
+// Reads the device secret file the factory wrote (docs/protocol.md section 8).
+// ES5 twin of protocol/device-file.ts's decoder; returns undefined with a
+// reason instead of throwing, since a device without a valid file simply
+// does not seal.
+import { KEY_LEN, NONCE_SALT_LEN } from '../protocol/constants.js';
+
+export interface Identity {
+  serial: string;
+  frameSize: number;
+  sealKey: Uint8Array;
+  nonceSalt: Uint8Array;
+}
+
+export interface IdentityResult {
+  identity?: Identity;
+  problem?: string;
+}
+
+export function readIdentity(file: Uint8Array | undefined, crc32: (d: Uint8Array) => number): IdentityResult {
+  if (!file) return { problem: 'no device file: provision this device with sealpost flash' };
+  if (file.length < 8 || file[0] !== 0x53 || file[1] !== 0x50 || file[2] !== 0x64 || file[3] !== 0x01) {
+    return { problem: 'device file is not a sealpost device file' };
+  }
+  if (file[4] !== 1) return { problem: 'device file has format version ' + file[4] + ', this firmware reads version 1' };
+  const n = file[6]!;
+  const end = 7 + n + KEY_LEN + NONCE_SALT_LEN;
+  if (file.length !== end + 4) return { problem: 'device file has the wrong length' };
+  const stored = ((file[end]! << 24) | (file[end + 1]! << 16) | (file[end + 2]! << 8) | file[end + 3]!) >>> 0;
+  if (crc32(file.subarray(0, end)) !== stored) return { problem: 'device file fails its CRC check: provision this device again' };
+  const frameSize = file[5]!;
+  if (frameSize < 20 || frameSize > 244) return { problem: 'device file frame size ' + frameSize + ' is outside 20..244' };
+  let serial = '';
+  for (let i = 0; i < n; i++) serial += String.fromCharCode(file[7 + i]!);
+  const sealKey = new Uint8Array(KEY_LEN);
+  sealKey.set(file.subarray(7 + n, 7 + n + KEY_LEN));
+  const nonceSalt = new Uint8Array(NONCE_SALT_LEN);
+  nonceSalt.set(file.subarray(7 + n + KEY_LEN, end));
+  return { identity: { serial: serial, frameSize: frameSize, sealKey: sealKey, nonceSalt: nonceSalt } };
+}

@@ -1,0 +1,22 @@
+// Firmware entry for banglejs2: the Espruino HAL with this board's radio, crypto
+// backend and sensors, then the device program (built to dist/banglejs2.js).
+import { PROFILE } from '../../boards/banglejs2.js';
+import { crc32, espruinoClock, storageLog, lockedConsole, readStorageFile } from '../../hal/espruino/base.js';
+import { nativeCcmCrypto } from '../../hal/espruino/crypto-hal.js';
+import { bleRadio } from '../../hal/espruino/radio.js';
+import { bangleAcceleration, batterySensor, temperatureSensor } from '../../hal/espruino/sensors.js';
+import { startDevice } from '../device.js';
+
+startDevice(
+  {
+    clock: espruinoClock(),
+    radio: bleRadio(),
+    console: lockedConsole(true),
+    crypto: nativeCcmCrypto(),
+    readFile: readStorageFile,
+    crc32: crc32,
+    counterMedium: storageLog,
+    sensors: { temperature: temperatureSensor(), battery: batterySensor(), acceleration: bangleAcceleration() },
+  },
+  PROFILE,
+);

@@ -1,0 +1,52 @@
+// The GATT service of docs/protocol.md section 7 on Espruino's NRF object.
+// The 128-bit service UUID fills most of the 31-byte advertisement, so the
+// name goes into the scan response. Not verified on a board in this
+// repository's CI (no radio here); hal/sim/radio.ts models the behaviour.
+import { ACK_UUID, FRAMES_UUID, INFO_UUID, SERVICE_UUID } from '../../protocol/ble.js';
+import type { RadioHal, RadioOptions } from '../types.js';
+import { nrf } from './globals.js';
+
+export function bleRadio(): RadioHal {
+  const NRF = nrf();
+  let isConnected = false;
+  return {
+    start: function (opts: RadioOptions): void {
+      const chars: { [uuid: string]: object } = {};
+      chars[FRAMES_UUID] = { value: new Uint8Array(opts.frameSize), maxLen: opts.frameSize, readable: false, notify: true };
+      chars[ACK_UUID] = {
+        value: new Uint8Array(12),
+        maxLen: 12,
+        writable: true,
+        onWrite: function (evt: { data: ArrayBuffer }): void {
+          opts.onAck(new Uint8Array(evt.data));
+        },
+      };
+      chars[INFO_UUID] = { value: opts.info, maxLen: opts.info.length, readable: true };
+      const services: { [uuid: string]: object } = {};
+      services[SERVICE_UUID] = chars;
+      NRF.setServices(services, { uart: false, advertise: [SERVICE_UUID] });
+      NRF.setAdvertising({}, { showName: false, connectable: true, discoverable: true });
+      const scan: number[] = [opts.name.length + 1, 0x09];
+      for (let i = 0; i < opts.name.length; i++) scan.push(opts.name.charCodeAt(i));
+      NRF.setScanResponse(scan);
+      NRF.on('connect', function () {
+        isConnected = true;
+        opts.onConnect();
+      });
+      NRF.on('disconnect', function () {
+        isConnected = false;
+        opts.onDisconnect();
+      });
+    },
+    connected: function (): boolean {
+      return isConnected;
+    },
+    notify: function (frame: Uint8Array): void {
+      const chars: { [uuid: string]: object } = {};
+      chars[FRAMES_UUID] = { value: frame, notify: true };
+      const services: { [uuid: string]: object } = {};
+      services[SERVICE_UUID] = chars;
+      NRF.updateServices(services);
+    },
+  };
+}

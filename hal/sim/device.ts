@@ -1,0 +1,141 @@
+// A simulated device: the real firmware (firmware/device.ts) on the sim HAL.
+// What survives a power cut lives here (Storage files, the NOR flash or the
+// counter-log file); what does not (RAM: outbox, timers, the radio link) is
+// rebuilt by every boot(). Entry point of the "sim" target (style.md rule 2:
+// the implementation is chosen here, not inside the firmware).
+import type { BoardProfile } from '../../boards/types.js';
+import { startDevice, type Device } from '../../firmware/device.js';
+import { COUNTER_LOG_NAME, DEVICE_FILE_NAME } from '../../firmware/names.js';
+import { crc32 } from '../../protocol/crc32.js';
+import { nativeAesCcm, nativeCcm } from '../espruino/crypto.js';
+import { aes128 } from '../plain/aes128.js';
+import { plainCcm } from '../plain/crypto.js';
+import type { CounterMedium, CryptoBackend, CryptoHal, Hal, Sensor } from '../types.js';
+import type { VirtualClock } from './clock.js';
+import { createEspruinoAes } from './espruino-aes.js';
+import { SimLogFile } from './log-file.js';
+import { NorFlash } from './nor-flash.js';
+import { SimRadio, type SimRadioOptions } from './radio.js';
+import { simSensor } from './sensors.js';
+
+export interface SimDeviceOptions {
+  clock: VirtualClock;
+  profile: BoardProfile;
+  /** The device secret file exactly as the factory writes it. */
+  deviceFile: Uint8Array;
+  /** Defaults to the profile's backend. */
+  crypto?: CryptoBackend;
+  /** Defaults to the profile's counter store. */
+  counterStore?: 'flash-pages' | 'storage-log';
+  seed: number;
+  radio?: Omit<SimRadioOptions, 'setTimeout'>;
+}
+
+export interface SampledValues {
+  boot: number;
+  /** World time (the VirtualClock) when the sensors were read. */
+  at: number;
+  values: { [channel: string]: number };
+}
+
+function simCrypto(backend: CryptoBackend): CryptoHal {
+  const quiet = (line: string) => {
+    throw new Error(`Espruino AES stand-in reported ${line}`);
+  };
+  const block = (key: Uint8Array, input: Uint8Array) => {
+    const out = new Uint8Array(16);
+    aes128(key)(input, 0, out, 0);
+    return out;
+  };
+  if (backend === 'native-ccm') return { ccm: (key) => nativeCcm(createEspruinoAes({ print: quiet }), key), encryptBlock: block };
+  if (backend === 'native-aes') {
+    return { ccm: (key, max) => nativeAesCcm(createEspruinoAes({ features: { ccm: false }, print: quiet }), key, max), encryptBlock: block };
+  }
+  return { ccm: plainCcm, encryptBlock: block };
+}
+
+export class SimDevice {
+  readonly files = new Map<string, Uint8Array>();
+  readonly flash: NorFlash;
+  readonly log: SimLogFile | undefined;
+  readonly consoleLines: string[] = [];
+  /** Every set of readings the firmware took, for checking what reaches the server. */
+  readonly sampled: SampledValues[] = [];
+  radio: SimRadio | undefined;
+  device: Device | undefined;
+  locked = false;
+  boots = 0;
+  readonly #opts: SimDeviceOptions;
+  #powerOff: (() => void) | undefined;
+
+  constructor(opts: SimDeviceOptions) {
+    this.#opts = opts;
+    this.files.set(DEVICE_FILE_NAME, opts.deviceFile.slice());
+    this.flash = new NorFlash({ pageSize: 1024, pageCount: 2, base: 0x10000 });
+    const store = opts.counterStore ?? opts.profile.counterStore.kind;
+    if (store === 'storage-log') {
+      const bytes = opts.profile.counterStore.kind === 'storage-log' ? opts.profile.counterStore.bytes : 8192;
+      this.log = new SimLogFile({ size: bytes });
+      this.files.set(COUNTER_LOG_NAME, this.log.bytes);
+    }
+  }
+
+  /** Powers the device up: a fresh RAM state running the firmware from the start. */
+  boot(): Device | undefined {
+    if (this.#powerOff) throw new Error('device is already on');
+    const { clock, profile, seed } = this.#opts;
+    const scope = clock.scope();
+    const radio = new SimRadio({ ...this.#opts.radio, setTimeout: scope.setTimeout });
+    const bootIndex = ++this.boots;
+    const sensors: { [id: string]: Sensor } = {};
+    for (const id of profile.sensors) {
+      const model = simSensor(id, { now: () => clock.now(), seed: seed * 1000 + bootIndex * 31 + id.length });
+      sensors[id] = {
+        sample: () => {
+          const values = model.sample();
+          if (values) this.sampled.push({ boot: this.device?.status().boot ?? -1, at: clock.now(), values });
+          return values;
+        },
+        close: model.close,
+      };
+    }
+    const medium: CounterMedium = this.log ? { kind: 'storage-log', log: this.log } : { kind: 'flash-pages', flash: this.flash, pages: [this.flash.pageAddr(0), this.flash.pageAddr(1)] };
+    this.flash.powerOn();
+    this.log?.powerOn();
+    const hal: Hal = {
+      clock: scope,
+      radio,
+      console: {
+        print: (line) => this.consoleLines.push(line),
+        lock: () => {
+          this.locked = true;
+        },
+      },
+      crypto: simCrypto(this.#opts.crypto ?? profile.crypto),
+      readFile: (name) => this.files.get(name)?.slice(),
+      crc32,
+      counterMedium: () => medium,
+      sensors,
+    };
+    this.radio = radio;
+    this.locked = false;
+    this.#powerOff = () => {
+      scope.powerOff();
+      radio.powerOff();
+    };
+    this.device = startDevice(hal, profile);
+    return this.device;
+  }
+
+  /** Power loss: timers stop, the radio link drops, RAM is gone; flash and Storage stay. */
+  powerOff(): void {
+    this.#powerOff?.();
+    this.#powerOff = undefined;
+    this.device = undefined;
+    this.radio = undefined;
+  }
+
+  get on(): boolean {
+    return this.#powerOff !== undefined;
+  }
+}
