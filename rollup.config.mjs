@@ -3,6 +3,20 @@
 // checker (tools/espruino-check.ts) over every file in dist/.
 import typescript from '@rollup/plugin-typescript';
 import terser from '@rollup/plugin-terser';
+import { fixBareReturns } from './tools/espruino-return.ts';
+
+// Espruino 2v29 cannot parse `if(x)return}` (an argument-less return as the
+// whole body of if/else/for right before a brace), which is what terser
+// writes: put the semicolon back (tools/espruino-return.ts). The checker
+// fails the build if any remain. Run under tsx so this file can import TS.
+function espruinoReturns() {
+  return {
+    name: 'espruino-returns',
+    renderChunk(code) {
+      return { code: fixBareReturns(code), map: null };
+    },
+  };
+}
 
 const BOARDS = ['puckjs', 'mdbt42q', 'pixljs', 'banglejs2', 'nrf52840dk', 'espruino-linux'];
 
@@ -31,5 +45,6 @@ export default Object.entries(ENTRIES).map(([name, input]) => ({
       mangle: { toplevel: true },
       format: { comments: false, ascii_only: true },
     }),
+    espruinoReturns(),
   ],
 }));

@@ -1,4 +1,6 @@
-// Espruino's Linux build: no BLE, so frames go to the console as hex lines; Flash and Storage emulated in ./espruino.flash; every crypto builtin.
+// Espruino's Linux build: no BLE, so frames go to the console as hex lines; every crypto builtin.
+// Flash.getFree() there reports Storage's own area (wiped when Storage is empty), so the counter
+// log is a Storage file like on the nRF52832 boards.
 import type { BoardProfile } from './types.js';
 
 export const PROFILE: BoardProfile = {
@@ -13,7 +15,7 @@ export const PROFILE: BoardProfile = {
   outboxFrames: 64,
   notifyIntervalMs: 10,
   counterBlock: 16,
-  counterStore: { kind: 'flash-pages' },
+  counterStore: { kind: 'storage-log', bytes: 8192 },
   variableBudget: 4096,
   storageBytes: 262144,
   radio: 'console',

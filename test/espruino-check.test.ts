@@ -169,6 +169,12 @@ const negative: Record<string, Case[]> = {
     { code: 'for (var i = 0; i < 8; i++) x = x << i;', expected: ['unmasked-shift'] },
     { code: 'for (var K in o) x = x << K;', expected: ['unmasked-shift'] },
   ],
+  // Espruino 2v29 fails to parse these (measured: "Unexpected end of Input").
+  'bare-return': [
+    { code: 'function f(){if(x)return}', expected: ['bare-return'] },
+    { code: 'function f(){for(;;)return }', expected: ['bare-return'] },
+    { code: 'function f(){if(x)return;else return}', expected: ['bare-return'] },
+  ],
   // Espruino 2v29 hoists neither var nor function declarations (measured).
   'use-before-declaration': [
     // The shape terser's join_vars produced in the first crypto bundle: the loop wrote the global u.
@@ -340,6 +346,14 @@ describe('checkSource: accepted code', () => {
       'x <<= 4; x >>= (n & 7); x >>>= 0;',
       'function f(k) { var SH = 5; return (x << SH) | (x >>> (k & 31)); }',
       'function f() { var K = 40; } var K = 4; var t = x << K;',
+    ],
+    'returns the interpreter parses': [
+      'function f(){if(x)return;}',
+      'function f(){if(x){return}}',
+      'function f(){while(x)return}',
+      'function f(){if(x)return 5}',
+      'function f(){return}',
+      'function f(){switch(x){case 1:return}}',
     ],
     'declarations before use': [
       'function later() { return 1; } var r = later();',

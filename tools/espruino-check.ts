@@ -1,4 +1,5 @@
 import { parse } from 'acorn';
+import { bareReturnOffsets } from './espruino-return.js';
 import type {
   AnyNode,
   AssignmentExpression,
@@ -266,6 +267,13 @@ class Checker {
     this.checkHoisting();
     this.checkShifts();
     this.checkClasses();
+    for (const at of bareReturnOffsets(program, this.source)) {
+      this.report(
+        at - 6,
+        'bare-return',
+        `an argument-less return as the whole body of if/else/for, right before "}", is a syntax error ${ON_ESPRUINO}; end it with a semicolon or wrap it in braces`,
+      );
+    }
     return this.findings.sort((a, b) => a.line - b.line || a.column - b.column || a.construct.localeCompare(b.construct));
   }
 

@@ -1,0 +1,112 @@
+// The counter-log Storage file for Node: a LogFileHal that behaves as
+// require("Storage").write(name, data, offset) does on a pre-sized file
+// (Espruino 2v29 jsfWriteFile, measured on the Linux build 2026-11-28):
+// - every target byte must still be erased (0xFF), checked before anything is
+//   written; otherwise the write throws "File already written with different
+//   data" and writes nothing (measured: this holds even when the new byte
+//   equals the old one);
+// - writing past the end throws "Too much data for file size";
+// - a write at offset 0 to a file that is not all erased makes Espruino
+//   delete the file and create a new one (jsfWriteFile), which would lose the
+//   log: the model refuses it.
+// A power cut can strike after any byte: the write in progress keeps the bytes
+// before the cut, throws PowerLoss, and every later call throws PowerLoss until
+// powerOn(). The bytes survive, so a store opened after powerOn() is a reboot.
+import type { LogFileHal } from '../types.js';
+import { PowerLoss } from './nor-flash.js';
+
+export interface SimLogFileOptions {
+  /** A fresh file as the factory creates it: magic, then 0xFF up to `size` bytes. */
+  size?: number;
+  /** Or these exact contents (copied). */
+  image?: Uint8Array;
+}
+
+/** "SPc" 1: the first bytes the factory writes into the counter-log file (docs/firmware.md). */
+const FACTORY_MAGIC = [0x53, 0x50, 0x63, 0x01];
+
+/** The counter-log file as the factory creates it: magic, then erased bytes. */
+export function factoryLogImage(size: number): Uint8Array {
+  if (!Number.isInteger(size) || size < FACTORY_MAGIC.length) throw new Error(`log file: size expected an integer >= 4, got ${size}`);
+  const image = new Uint8Array(size).fill(0xff);
+  image.set(FACTORY_MAGIC);
+  return image;
+}
+
+export class SimLogFile implements LogFileHal {
+  readonly size: number;
+  /** The file's bytes. Tests may read or damage them directly. */
+  readonly bytes: Uint8Array;
+  /** Bytes written since creation. */
+  written = 0;
+  /** Power cuts so far: inside a write call after some of its bytes, or before its first byte. */
+  cuts = { midWrite: 0, beforeWrite: 0 };
+  private budget = Infinity;
+  private dead = false;
+
+  constructor(opts: SimLogFileOptions = {}) {
+    if (opts.image) this.bytes = opts.image.slice();
+    else this.bytes = factoryLogImage(opts.size ?? 8192);
+    this.size = this.bytes.length;
+  }
+
+  /** Cuts power after `bytes` more bytes have been written. */
+  cutAfter(bytes: number): void {
+    if (!Number.isInteger(bytes) || bytes < 0) throw new Error(`log file: cutAfter expected an integer >= 0, got ${bytes}`);
+    this.budget = bytes;
+  }
+
+  noCut(): void {
+    this.budget = Infinity;
+  }
+
+  powerOn(): void {
+    this.dead = false;
+    this.budget = Infinity;
+  }
+
+  get off(): boolean {
+    return this.dead;
+  }
+
+  read(offset: number, length: number): Uint8Array {
+    this.alive();
+    this.range(offset, length, 'read');
+    return this.bytes.slice(offset, offset + length);
+  }
+
+  write(data: Uint8Array, offset: number): void {
+    this.alive();
+    if (!(data instanceof Uint8Array)) throw new Error('log file: write expected a Uint8Array');
+    if (offset === 0) throw new Error('log file: a write at offset 0 would make Espruino recreate the whole file; the counter log never writes there');
+    if (offset + data.length > this.size) throw new Error('Too much data for file size');
+    this.range(offset, data.length, 'write');
+    for (let i = 0; i < data.length; i++) {
+      if (this.bytes[offset + i] !== 0xff) {
+        throw new Error(`File already written with different data (byte ${offset + i} is 0x${this.bytes[offset + i]!.toString(16)})`);
+      }
+    }
+    for (let i = 0; i < data.length; i++) {
+      if (this.budget === 0) {
+        this.dead = true;
+        this.budget = Infinity;
+        if (i > 0) this.cuts.midWrite++;
+        else this.cuts.beforeWrite++;
+        throw new PowerLoss(`after ${i} of ${data.length} bytes written at offset ${offset}`);
+      }
+      this.bytes[offset + i] = data[i]!;
+      this.written++;
+      if (this.budget !== Infinity) this.budget--;
+    }
+  }
+
+  private alive(): void {
+    if (this.dead) throw new PowerLoss('(the device is off until powerOn())');
+  }
+
+  private range(offset: number, length: number, what: string): void {
+    if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
+      throw new Error(`log file: ${what} of ${length} bytes at offset ${offset} is outside the ${this.size}-byte file`);
+    }
+  }
+}
