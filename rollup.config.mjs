@@ -41,7 +41,10 @@ export default Object.entries(ENTRIES).map(([name, input]) => ({
       // Espruino hoists neither `var` nor function declarations (measured on 2v29):
       // a name used before its declaration runs resolves to the enclosing scope.
       // hoist_vars and hoist_funs put every declaration first, as the source meant.
-      compress: { passes: 2, toplevel: true, hoist_vars: true, hoist_funs: true },
+      // inline: 2 stops terser from inlining functions that need their own
+      // variables: it declares those after their first use, which the checker
+      // (rightly) rejects.
+      compress: { passes: 2, toplevel: true, hoist_vars: true, hoist_funs: true, inline: 1 },
       mangle: { toplevel: true },
       format: { comments: false, ascii_only: true },
     }),

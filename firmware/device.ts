@@ -16,7 +16,6 @@ import { createOutbox, type Outbox } from './outbox.js';
 import { ackCounter, createSealer, type Sealer } from './sealer.js';
 import { readIdentity } from './identity.js';
 import { FIRMWARE_VERSION } from './version.js';
-import { createCounterStore } from './counter-store.js';
 
 /** Console stays open this long after boot so the factory can read the boot line. */
 export const CONSOLE_GRACE_MS = 3000;
@@ -62,11 +61,7 @@ export function startDevice(hal: Hal, profile: BoardProfile): Device | undefined
   }
   let counters: CounterSource;
   try {
-    const medium = hal.counterMedium();
-    counters =
-      medium.kind === 'flash-pages'
-        ? createCounterStore({ kind: 'flash-pages', flash: medium.flash, pages: medium.pages, block: profile.counterBlock })
-        : createCounterStore({ kind: 'storage-log', log: medium.log, block: profile.counterBlock });
+    counters = hal.counters(profile.counterBlock);
   } catch (e) {
     hal.console.print('sealpost ' + id.serial + ': counter store unusable: ' + (e as Error).message);
     return undefined;

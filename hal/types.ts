@@ -137,8 +137,12 @@ export interface Hal {
   /** Reads a Storage file the factory wrote; undefined when it does not exist. */
   readFile(name: string): Uint8Array | undefined;
   crc32(data: Uint8Array): number;
-  /** Where the counter log lives (the firmware's counter store runs on it). */
-  counterMedium(): CounterMedium;
+  /**
+   * Opens the counter store (firmware/counter-store.ts) on the board's medium:
+   * the entry point picks createLogCounters or createPageCounters, so a bundle
+   * carries only its own.
+   */
+  counters(block: number): CounterSource;
   /** Sensors of the board profile, by SensorId. */
   sensors: { [id: string]: Sensor };
 }

@@ -26,28 +26,41 @@ export const ENTRY_SIZE = 3;
 export const UPTIME24_MOD = 16777216;
 
 /**
- * Channels: id, name, SI unit and the multiplier from the unit to the stored
- * int16 (value = round(reading * mul)). Ids are part of the wire format.
+ * Channels: id, name and the multiplier from the SI unit to the stored int16
+ * (value = round(reading * mul)). Ids are part of the wire format.
  */
 export interface ChannelSpec {
   id: number;
   name: string;
-  unit: string;
   mul: number;
 }
 
 export const CHANNELS: ChannelSpec[] = [
-  { id: 1, name: 'temperature', unit: '°C', mul: 100 },
-  { id: 2, name: 'battery', unit: '%', mul: 100 },
-  { id: 3, name: 'battery_voltage', unit: 'V', mul: 1000 },
-  { id: 4, name: 'light', unit: 'ratio', mul: 10000 },
-  { id: 5, name: 'magnetic_x', unit: 'µT', mul: 10 },
-  { id: 6, name: 'magnetic_y', unit: 'µT', mul: 10 },
-  { id: 7, name: 'magnetic_z', unit: 'µT', mul: 10 },
-  { id: 8, name: 'humidity', unit: '%RH', mul: 100 },
-  { id: 9, name: 'pressure', unit: 'hPa', mul: 10 },
-  { id: 10, name: 'acceleration', unit: 'g', mul: 1000 },
+  { id: 1, name: 'temperature', mul: 100 },
+  { id: 2, name: 'battery', mul: 100 },
+  { id: 3, name: 'battery_voltage', mul: 1000 },
+  { id: 4, name: 'light', mul: 10000 },
+  { id: 5, name: 'magnetic_x', mul: 10 },
+  { id: 6, name: 'magnetic_y', mul: 10 },
+  { id: 7, name: 'magnetic_z', mul: 10 },
+  { id: 8, name: 'humidity', mul: 100 },
+  { id: 9, name: 'pressure', mul: 10 },
+  { id: 10, name: 'acceleration', mul: 1000 },
 ];
+
+/** SI unit of each channel id; only decoders need it, so the firmware bundle leaves it out. */
+export const CHANNEL_UNITS: { [id: number]: string } = {
+  1: '°C',
+  2: '%',
+  3: 'V',
+  4: 'ratio',
+  5: 'µT',
+  6: 'µT',
+  7: 'µT',
+  8: '%RH',
+  9: 'hPa',
+  10: 'g',
+};
 
 export function channelSpec(id: number): ChannelSpec | undefined {
   for (let i = 0; i < CHANNELS.length; i++) if (CHANNELS[i]!.id === id) return CHANNELS[i];
@@ -167,7 +180,7 @@ export function decodePlaintext(pt: Uint8Array): Decoded {
       readings.push({
         channel: id,
         name: spec ? spec.name : 'channel_' + id,
-        unit: spec ? spec.unit : '',
+        unit: CHANNEL_UNITS[id] || '',
         value: raw === NO_READING ? null : spec ? raw / spec.mul : raw,
       });
     }

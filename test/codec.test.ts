@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   ANCHOR_BOOT,
   CHANNELS,
+  CHANNEL_UNITS,
   decodePlaintext,
   encodeAnchor,
   encodeGap,
@@ -48,7 +49,7 @@ describe('frame plaintext codec', () => {
       const pt = new Uint8Array(8);
       encodeSample(pt, 0, 0, [{ channel: spec.id, value: 1.5 }], 0);
       const d = decodePlaintext(pt);
-      expect(d.type === 'sample' && d.readings[0]).toMatchObject({ channel: spec.id, name: spec.name, unit: spec.unit, value: 1.5 });
+      expect(d.type === 'sample' && d.readings[0]).toMatchObject({ channel: spec.id, name: spec.name, unit: CHANNEL_UNITS[spec.id], value: 1.5 });
     }
     const pt = new Uint8Array(14);
     encodeSample(pt, 0, 0, [{ channel: 1, value: 1e9 }, { channel: 1, value: -1e9 }, { channel: 1, value: NaN }], 0);

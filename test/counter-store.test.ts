@@ -5,12 +5,14 @@
 // reusing a counter. Randomised parts use seeded PRNGs; a failure names its
 // seed. COUNTER_STORE_SEED=<n> runs them with other seeds.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import vm from 'node:vm';
 import { minify } from 'terser';
-import ts from 'typescript';
+import { rollup } from 'rollup';
+import typescript from '@rollup/plugin-typescript';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { BOARDS } from '../boards/index.js';
 import {
@@ -326,7 +328,7 @@ describe('counter store: full log and exhausted counter space', () => {
     const got: number[] = [];
     for (let i = 0; i < 20; i++) got.push(store.next());
     expect(got).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
-    expect(() => store.next()).toThrow(/counter log is full: all 5 blocks of 4 counters are used; this device must stop sealing/);
+    expect(() => store.next()).toThrow(/counter log is full: all 5 blocks of 4 counters used; sealing stops/);
     expect(() => store.next()).toThrow(FULL);
     for (let b = 0; b < 3; b++) {
       const again = rig.open();
@@ -637,14 +639,29 @@ describe('counter store: a HAL write that fails without a power cut', () => {
   });
 });
 
-/** firmware/counter-store.ts compiled to ES5 as the firmware build does, imports and exports removed: a plain script. */
-function es5Script(): string {
-  const source = readFileSync(new URL('../firmware/counter-store.ts', import.meta.url), 'utf8');
-  const out = ts.transpileModule(source, { compilerOptions: { target: ts.ScriptTarget.ES5, module: ts.ModuleKind.ESNext } }).outputText;
-  return out
-    .replace(/^export (?=var |function )/gm, '')
-    .replace(/^import .*$/gm, '')
-    .replace(/^export \{\};?$/gm, '');
+/**
+ * firmware/counter-store.ts and the modules it imports, compiled to ES5 and
+ * bundled as the firmware build does, as a plain script that defines
+ * `createCounterStore`.
+ */
+let es5Cache: string | undefined;
+async function es5Script(): Promise<string> {
+  if (es5Cache) return es5Cache;
+  const bundle = await rollup({
+    input: fileURLToPath(new URL('../firmware/counter-store.ts', import.meta.url)),
+    plugins: [
+      typescript({
+        tsconfig: fileURLToPath(new URL('../tsconfig.firmware.json', import.meta.url)),
+        compilerOptions: { noEmit: false, outDir: join(tmpdir(), 'sealpost-cs-build'), declaration: false, removeComments: true },
+        include: ['firmware/**/*.ts', 'hal/types.ts'],
+      }),
+    ],
+  });
+  const { output } = await bundle.generate({ format: 'iife', name: 'SEALPOST_CS', strict: false });
+  await bundle.close();
+  es5Cache = `${output[0].code}
+var createCounterStore = SEALPOST_CS.createCounterStore;`;
+  return es5Cache;
 }
 
 /** Loads a script defining createCounterStore into a bare vm context (no Node globals) and returns the factory. */
@@ -656,14 +673,14 @@ function loadFactory(script: string): Factory {
 
 describe('counter store: the ES5 build', () => {
   it('passes the Espruino bundle checker, as compiled and as minified by the firmware build', async () => {
-    const es5 = es5Script();
+    const es5 = await es5Script();
     expect(checkSource(es5, 'counter-store.es5.js')).toEqual([]);
     const min = await minify(es5, { ecma: 5, toplevel: false, compress: { passes: 2, hoist_funs: true, hoist_vars: true }, mangle: true });
     expect(checkSource(min.code ?? '', 'counter-store.min.js')).toEqual([]);
   });
 
   it('survives 2000 power cuts on both media when minified and run in a bare context', async () => {
-    const min = await minify(es5Script(), { ecma: 5, toplevel: false, compress: { passes: 2, hoist_funs: true, hoist_vars: true }, mangle: true });
+    const min = await minify(await es5Script(), { ecma: 5, toplevel: false, compress: { passes: 2, hoist_funs: true, hoist_vars: true }, mangle: true });
     const create = loadFactory(min.code ?? '');
     const seed = BASE_SEED + 400;
     const rnd = seededRandom(seed);
@@ -682,10 +699,10 @@ describe('counter store: the ES5 build', () => {
   // Opt-in: the real interpreter (ESPRUINO_BIN=/path/to/espruino, the Linux
   // build). Run twice in one directory, so the second run is a real restart
   // of the interpreter on the same emulated flash.
-  it.runIf(process.env.ESPRUINO_BIN)('runs on the real Espruino interpreter across restarts ($ESPRUINO_BIN)', () => {
+  it.runIf(process.env.ESPRUINO_BIN)('runs on the real Espruino interpreter across restarts ($ESPRUINO_BIN)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sealpost-counter-store-'));
     const file = join(dir, 'harness.js');
-    writeFileSync(file, `${es5Script()}\n${INTERPRETER_HARNESS}`);
+    writeFileSync(file, `${await es5Script()}\n${INTERPRETER_HARNESS}`);
     const run = (): string[] =>
       execFileSync(process.env.ESPRUINO_BIN!, [file], { cwd: dir, input: '', encoding: 'utf8', timeout: 120_000 })
         .replace(/\r/g, '')

@@ -6,6 +6,7 @@ import { nativeCcmCrypto } from '../../hal/espruino/crypto-hal.js';
 import { bleRadio } from '../../hal/espruino/radio.js';
 import { bangleAcceleration, batterySensor, temperatureSensor } from '../../hal/espruino/sensors.js';
 import { startDevice } from '../device.js';
+import { createLogCounters } from '../counter-log.js';
 
 startDevice(
   {
@@ -15,7 +16,9 @@ startDevice(
     crypto: nativeCcmCrypto(),
     readFile: readStorageFile,
     crc32: crc32,
-    counterMedium: storageLog,
+    counters: function (block: number) {
+      return createLogCounters(storageLog(), block);
+    },
     sensors: { temperature: temperatureSensor(), battery: batterySensor(), acceleration: bangleAcceleration() },
   },
   PROFILE,

@@ -6,6 +6,7 @@ import { plainCrypto } from '../../hal/espruino/crypto-hal.js';
 import { bleRadio } from '../../hal/espruino/radio.js';
 import { batteryVoltageSensor, temperatureSensor } from '../../hal/espruino/sensors.js';
 import { startDevice } from '../device.js';
+import { createPageCounters } from '../counter-pages.js';
 
 startDevice(
   {
@@ -15,7 +16,10 @@ startDevice(
     crypto: plainCrypto(),
     readFile: readStorageFile,
     crc32: crc32,
-    counterMedium: flashPages,
+    counters: function (block: number) {
+      const m = flashPages();
+      return createPageCounters(m.flash, m.pages, block);
+    },
     sensors: { temperature: temperatureSensor(), battery_voltage: batteryVoltageSensor() },
   },
   PROFILE,

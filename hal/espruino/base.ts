@@ -2,7 +2,7 @@
 // files, CRC and the counter medium. Board entries (firmware/targets/) add
 // their radio, crypto backend and sensors.
 import { COUNTER_LOG_NAME } from '../../firmware/names.js';
-import type { ClockHal, ConsoleHal, CounterMedium, FlashHal, LogFileHal } from '../types.js';
+import type { ClockHal, ConsoleHal, FlashHal, LogFileHal } from '../types.js';
 import { boardGlobal, cancelTimeout, espruinoE, flashModule, printLine, secondsNow, storageModule, timeout } from './globals.js';
 
 export function espruinoClock(): ClockHal {
@@ -64,7 +64,7 @@ function rawFlash(pageSize: number): FlashHal {
 }
 
 /** The last two pages of the first free flash area (require("Flash").getFree()). */
-export function flashPages(): CounterMedium {
+export function flashPages(): { flash: FlashHal; pages: number[] } {
   const F = flashModule();
   const free = F.getFree();
   if (!free || free.length === 0) throw new Error('no free flash pages on this build: use a storage-log board profile');
@@ -72,16 +72,16 @@ export function flashPages(): CounterMedium {
   const page = F.getPage(area.addr + area.length - 1);
   if (!page || area.length < 2 * page.length) throw new Error('the free flash area is smaller than two pages');
   const b = page.addr;
-  return { kind: 'flash-pages', flash: rawFlash(page.length), pages: [b - page.length, b] };
+  return { flash: rawFlash(page.length), pages: [b - page.length, b] };
 }
 
 /** The pre-sized counter-log file the factory created in Storage. */
-export function storageLog(): CounterMedium {
+export function storageLog(): LogFileHal {
   const S = storageModule();
   const buf = S.readArrayBuffer(COUNTER_LOG_NAME);
   if (!buf) throw new Error('counter log ' + COUNTER_LOG_NAME + ' is missing: provision this device with sealpost flash');
   const view = new Uint8Array(buf);
-  const log: LogFileHal = {
+  return {
     size: view.length,
     read: function (offset: number, length: number): Uint8Array {
       return view.subarray(offset, offset + length);
@@ -90,5 +90,4 @@ export function storageLog(): CounterMedium {
       if (!S.write(COUNTER_LOG_NAME, data, offset)) throw new Error('counter log write failed');
     },
   };
-  return { kind: 'storage-log', log: log };
 }

@@ -10,7 +10,9 @@ import { crc32 } from '../../protocol/crc32.js';
 import { nativeAesCcm, nativeCcm } from '../espruino/crypto.js';
 import { aes128 } from '../plain/aes128.js';
 import { plainCcm } from '../plain/crypto.js';
-import type { CounterMedium, CryptoBackend, CryptoHal, Hal, Sensor } from '../types.js';
+import type { CryptoBackend, CryptoHal, Hal, Sensor } from '../types.js';
+import { createLogCounters } from '../../firmware/counter-log.js';
+import { createPageCounters } from '../../firmware/counter-pages.js';
 import type { VirtualClock } from './clock.js';
 import { createEspruinoAes } from './espruino-aes.js';
 import { SimLogFile } from './log-file.js';
@@ -99,7 +101,6 @@ export class SimDevice {
         close: model.close,
       };
     }
-    const medium: CounterMedium = this.log ? { kind: 'storage-log', log: this.log } : { kind: 'flash-pages', flash: this.flash, pages: [this.flash.pageAddr(0), this.flash.pageAddr(1)] };
     this.flash.powerOn();
     this.log?.powerOn();
     const hal: Hal = {
@@ -114,7 +115,7 @@ export class SimDevice {
       crypto: simCrypto(this.#opts.crypto ?? profile.crypto),
       readFile: (name) => this.files.get(name)?.slice(),
       crc32,
-      counterMedium: () => medium,
+      counters: (block) => (this.log ? createLogCounters(this.log, block) : createPageCounters(this.flash, [this.flash.pageAddr(0), this.flash.pageAddr(1)], block)),
       sensors,
     };
     this.radio = radio;

@@ -1,0 +1,172 @@
+// The medium-independent half of the counter store (docs/firmware.md,
+// "Counter store"): a record area of 4-byte slots filled in order, one slot
+// per reserved block, each holding the boot number mod 2^16 and its
+// complement. firmware/counter-log.ts and firmware/counter-pages.ts give it a
+// medium; a board bundle carries only the one its profile names.
+//
+// ES5 only, every var and function declared before it is used (Espruino 2v29
+// hoists neither), no comments inside function bodies.
+import type { CounterSource } from '../hal/types.js';
+
+/** First bytes of the counter-log file, written by the factory: "SPc" 1. */
+export const COUNTER_LOG_MAGIC = [0x53, 0x50, 0x63, 0x01];
+/** Bytes before the first record slot of the counter-log file. */
+export const COUNTER_LOG_HEADER_LEN = 4;
+/** Largest counter-log file: 65535 slots, so a 16-bit boot field never wraps. */
+export const COUNTER_LOG_MAX_BYTES = 262144;
+/** Bytes of a flash page header; record slots follow it. */
+export const PAGE_HEADER_LEN = 32;
+/** "SPcP": first word of a flash page header, big-endian. */
+export const PAGE_MAGIC = 0x53506350;
+/** Bytes per record slot, one flash word. */
+export const SLOT_LEN = 4;
+
+export const MAX_COUNTER = 0xffffffff;
+export const MAX_PAGE_SIZE = 262144;
+
+export function isUint32(x: number): boolean {
+  return typeof x === 'number' && isFinite(x) && Math.floor(x) === x && x >= 0 && x <= MAX_COUNTER;
+}
+
+export function getWord(b: Uint8Array, at: number): number {
+  return b[at]! * 16777216 + ((b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!);
+}
+
+export function putWord(b: Uint8Array, at: number, v: number): void {
+  const hi = Math.floor(v / 65536);
+  const lo = v % 65536;
+  b[at] = hi >> 8;
+  b[at + 1] = hi & 255;
+  b[at + 2] = lo >> 8;
+  b[at + 3] = lo & 255;
+}
+
+/** The 4 bytes at `at` are the bitwise complement of the 4 bytes at `at - 4`. */
+function complements(b: Uint8Array, at: number): boolean {
+  return (b[at - 4]! ^ b[at]!) === 255 && (b[at - 3]! ^ b[at + 1]!) === 255 && (b[at - 2]! ^ b[at + 2]!) === 255 && (b[at - 1]! ^ b[at + 3]!) === 255;
+}
+
+/** A complete, untorn flash page header: magic, three value/complement pairs, complemented magic, epoch from 1. */
+export function headerValid(h: Uint8Array): boolean {
+  return (
+    getWord(h, 0) === PAGE_MAGIC &&
+    getWord(h, 28) === MAX_COUNTER - PAGE_MAGIC &&
+    complements(h, 8) &&
+    complements(h, 16) &&
+    complements(h, 24) &&
+    getWord(h, 4) >= 1
+  );
+}
+
+/** A record slot as read from the medium: used unless all four bytes are still erased. */
+function slotUsed(b: Uint8Array): boolean {
+  return (b[0]! & b[1]! & b[2]! & b[3]!) !== 255;
+}
+
+/** A complete record: 16-bit boot, then its complement. */
+function slotValid(b: Uint8Array): boolean {
+  return (b[0]! ^ b[2]!) === 255 && (b[1]! ^ b[3]!) === 255;
+}
+
+/** What a medium gives the core. */
+export interface SlotArea {
+  /** Slots in the current area. */
+  cap: number;
+  /** False for a blank medium (no valid page yet): nothing to scan. */
+  open: boolean;
+  /** Blocks reserved before the current area's first slot. */
+  baseN: number;
+  /** Boot number recorded with the current area. */
+  baseBoot: number;
+  read(slot: number): Uint8Array;
+  write(slot: number, word: Uint8Array): void;
+  /** Flash pages can start a new area when this one is full; the storage log cannot. */
+  canRenew: boolean;
+  /**
+   * Starts a new area whose header already records block `n` (so it is
+   * reserved) and `boot`; afterwards open is true, baseN is n, baseBoot is
+   * boot and the slots are empty.
+   */
+  renew(n: number, boot: number): void;
+}
+
+export function checkBlock(K: number): number {
+  if (!isUint32(K) || K < 1) throw new Error('counter store: block expected an integer 1..4294967295, got ' + K);
+  return K;
+}
+
+/** Records this boot with its first block and returns the counter source. */
+export function openCounters(area: SlotArea, K: number): CounterSource {
+  const word = new Uint8Array(SLOT_LEN);
+  let slot = 0;
+  let boot = 0;
+  let cur = 1;
+  let lim = 0;
+
+  function usedSlots(): number {
+    let lo = 0;
+    let hi = area.cap;
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (slotUsed(area.read(mid))) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  function lastBoot(): number {
+    for (let s = slot - 1; s >= 0; s--) {
+      const b = area.read(s);
+      if (slotValid(b)) return area.baseBoot + ((b[0]! * 256 + b[1]! - (area.baseBoot % 65536) + 65536) % 65536);
+    }
+    return area.baseBoot;
+  }
+
+  function setBlock(n: number): void {
+    cur = (n - 1) * K + 1;
+    lim = n * K;
+    if (lim > MAX_COUNTER) lim = MAX_COUNTER;
+  }
+
+  function reserve(): void {
+    if (lim >= MAX_COUNTER) {
+      throw new Error('counter space exhausted: all 4294967295 counters used; sealing stops, a counter is never reused');
+    }
+    if (area.open && slot < area.cap) {
+      const s = slot;
+      const b16 = boot % 65536;
+      slot = s + 1;
+      word[0] = b16 >> 8;
+      word[1] = b16 & 255;
+      word[2] = word[0]! ^ 255;
+      word[3] = word[1]! ^ 255;
+      area.write(s, word);
+      setBlock(area.baseN + slot);
+    } else if (area.canRenew) {
+      area.renew(area.baseN + slot + 1, boot);
+      slot = 0;
+      setBlock(area.baseN);
+    } else {
+      throw new Error(
+        'counter log is full: all ' + area.cap + ' blocks of ' + K + ' counters used; sealing stops, a counter is never reused',
+      );
+    }
+  }
+
+  if (area.open) {
+    slot = usedSlots();
+    boot = lastBoot();
+  }
+  boot = boot + 1;
+  setBlock(area.baseN + slot);
+  cur = lim + 1;
+  if (lim < MAX_COUNTER && (area.canRenew || slot < area.cap)) reserve();
+
+  return {
+    boot: boot,
+    next: function (): number {
+      if (cur > lim) reserve();
+      return cur++;
+    },
+  };
+}
