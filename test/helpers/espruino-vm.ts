@@ -18,8 +18,11 @@ export function runBundle(file: string, globals: Record<string, unknown>, aesOpt
       throw new Error(`Module ${name} not found`);
     },
     Uint8Array,
+    Uint32Array,
     ArrayBuffer,
     Error,
+    // Espruino has atob natively; the plain-JS AES decodes its S-box with it.
+    atob: (b64: string) => Buffer.from(b64, 'base64').toString('latin1'),
     ...globals,
   });
   vm.runInContext(readFileSync(file, 'utf8'), context, { filename: file });
