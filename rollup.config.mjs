@@ -23,6 +23,7 @@ const BOARDS = ['puckjs', 'mdbt42q', 'pixljs', 'banglejs2', 'nrf52840dk', 'espru
 const ENTRIES = {
   ...Object.fromEntries(BOARDS.map((b) => [b, `firmware/targets/${b}.ts`])),
   'crypto-selftest': 'hal/espruino/selftest.ts',
+  'bench-seal': 'hal/espruino/bench-seal.ts',
 };
 
 export default Object.entries(ENTRIES).map(([name, input]) => ({

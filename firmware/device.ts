@@ -67,13 +67,13 @@ export function startDevice(hal: Hal, profile: BoardProfile): Device | undefined
     return undefined;
   }
   const frameSize = id.frameSize;
-  const sealer: Sealer = createSealer({ ccm: hal.crypto.ccm(id.sealKey, frameSize - 12), nonceSalt: id.nonceSalt, frameSize: frameSize });
   const kcv = hal.crypto.encryptBlock(id.sealKey, new Uint8Array(16));
   hal.console.print('sealpost ' + id.serial + ' kcv ' + hex(kcv, 3) + ' fw ' + FIRMWARE_VERSION);
 
   const clock = hal.clock;
   const radio = hal.radio;
   const outbox = createOutbox(profile.outboxFrames, frameSize);
+  const sealer: Sealer = createSealer({ ccm: hal.crypto.ccm(id.sealKey, frameSize - 12), nonceSalt: id.nonceSalt, frameSize: frameSize, ring: outbox.ring });
   const pt = new Uint8Array(frameSize - 12);
   const channelIds: { [name: string]: number } = {};
   for (let i = 0; i < CHANNELS.length; i++) channelIds[CHANNELS[i]!.name] = CHANNELS[i]!.id;
@@ -104,7 +104,7 @@ export function startDevice(hal: Hal, profile: BoardProfile): Device | undefined
     const dropped = outbox.dropped();
     const at = outbox.push(counter, gapFirst);
     if (outbox.dropped() !== dropped && cursor > 0) cursor--;
-    sealer.sealInto(counter, pt, outbox.ring, at);
+    sealer.sealInto(counter, pt, at);
     sealed++;
     if (outbox.dropped() !== dropped && radio.connected() && !reporting) sealGapReport();
     kick();

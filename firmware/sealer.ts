@@ -9,6 +9,8 @@ export interface SealerOptions {
   ccm: Ccm;
   nonceSalt: Uint8Array;
   frameSize: number;
+  /** Where sealInto writes frames (the outbox's ring). */
+  ring?: Uint8Array;
 }
 
 export interface Sealer {
@@ -16,20 +18,13 @@ export interface Sealer {
   plaintextSize: number;
   /** Seals `plaintext` (exactly plaintextSize bytes) under `counter` into a new frame. */
   seal(counter: number, plaintext: Uint8Array): Uint8Array;
-  /** Seals into out[at .. at + frameSize) without allocating (the outbox's ring). */
-  sealInto(counter: number, plaintext: Uint8Array, out: Uint8Array, at: number): void;
+  /** Seals into ring[at .. at + frameSize) without allocating (the ring given at creation). */
+  sealInto(counter: number, plaintext: Uint8Array, at: number): void;
   /** True when `ack` is 12 bytes whose tag proves the server stored frames 1..N. */
   ackValid(ack: Uint8Array): boolean;
 }
 
 const EMPTY = new Uint8Array(0);
-
-function putCounter(buf: Uint8Array, at: number, counter: number): void {
-  buf[at] = (counter >>> 24) & 255;
-  buf[at + 1] = (counter >>> 16) & 255;
-  buf[at + 2] = (counter >>> 8) & 255;
-  buf[at + 3] = counter & 255;
-}
 
 export function createSealer(opts: SealerOptions): Sealer {
   const ccm = opts.ccm;
@@ -37,24 +32,40 @@ export function createSealer(opts: SealerOptions): Sealer {
   const ptSize = frameSize - FRAME_OVERHEAD;
   if (opts.nonceSalt.length !== NONCE_SALT_LEN) throw new Error('nonce salt expected 8 bytes, got ' + opts.nonceSalt.length);
   if (!(ptSize >= 1 && frameSize <= 244)) throw new Error('frame size expected 13..244, got ' + frameSize);
+  // One native call per counter write: on the interpreter a DataView store
+  // costs about half of four byte stores with shifts (measured, Linux build).
   const nonce = new Uint8Array(NONCE_LEN);
   nonce.set(opts.nonceSalt);
+  nonce[12] = DOMAIN_UPLINK;
+  const nonceView = new DataView(nonce.buffer);
   const tag = new Uint8Array(TAG_LEN);
+  // The ring is bound here, not passed per call: comparing typed arrays with
+  // === costs about 120k instructions on the interpreter (it compares
+  // contents), more than the native CCM call itself (measured, Linux build).
+  const ring = opts.ring;
+  const ringView = ring ? new DataView(ring.buffer, ring.byteOffset, ring.length) : undefined;
 
-  function sealInto(counter: number, plaintext: Uint8Array, out: Uint8Array, at: number): void {
+  function check(counter: number, plaintext: Uint8Array): void {
     if (!(counter >= 1 && counter <= 0xffffffff)) throw new Error('counter expected 1..4294967295, got ' + counter);
     if (plaintext.length !== ptSize) throw new Error('plaintext expected ' + ptSize + ' bytes, got ' + plaintext.length);
-    putCounter(out, at, counter);
-    putCounter(nonce, NONCE_SALT_LEN, counter);
-    nonce[12] = DOMAIN_UPLINK;
-    ccm.seal(nonce, plaintext, out, at + COUNTER_LEN);
+  }
+
+  function sealInto(counter: number, plaintext: Uint8Array, at: number): void {
+    if (!(counter >= 1 && counter <= 0xffffffff)) throw new Error('counter expected 1..4294967295, got ' + counter);
+    if (plaintext.length !== ptSize) throw new Error('plaintext expected ' + ptSize + ' bytes, got ' + plaintext.length);
+    ringView!.setUint32(at, counter);
+    nonceView.setUint32(8, counter);
+    ccm.seal(nonce, plaintext, ring!, at + COUNTER_LEN);
   }
 
   return {
     plaintextSize: ptSize,
     seal: function (counter: number, plaintext: Uint8Array): Uint8Array {
+      check(counter, plaintext);
       const frame = new Uint8Array(frameSize);
-      sealInto(counter, plaintext, frame, 0);
+      new DataView(frame.buffer).setUint32(0, counter);
+      nonceView.setUint32(8, counter);
+      ccm.seal(nonce, plaintext, frame, COUNTER_LEN);
       return frame;
     },
     sealInto: sealInto,
@@ -64,6 +75,7 @@ export function createSealer(opts: SealerOptions): Sealer {
       nonce.set(ack.subarray(0, COUNTER_LEN), NONCE_SALT_LEN);
       nonce[12] = DOMAIN_ACK;
       ccm.seal(nonce, EMPTY, tag, 0);
+      nonce[12] = DOMAIN_UPLINK;
       let diff = 0;
       for (let i = 0; i < TAG_LEN; i++) diff |= tag[i]! ^ ack[COUNTER_LEN + i]!;
       return diff === 0;
