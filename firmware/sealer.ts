@@ -50,9 +50,15 @@ export function createSealer(opts: SealerOptions): Sealer {
     if (plaintext.length !== ptSize) throw new Error('plaintext expected ' + ptSize + ' bytes, got ' + plaintext.length);
   }
 
+  const frame = ring && ccm.framer ? ccm.framer(opts.nonceSalt, ptSize, ring) : undefined;
+
   function sealInto(counter: number, plaintext: Uint8Array, at: number): void {
     if (!(counter >= 1 && counter <= 0xffffffff)) throw new Error('counter expected 1..4294967295, got ' + counter);
     if (plaintext.length !== ptSize) throw new Error('plaintext expected ' + ptSize + ' bytes, got ' + plaintext.length);
+    if (frame) {
+      frame(counter, plaintext, at);
+      return;
+    }
     ringView!.setUint32(at, counter);
     nonceView.setUint32(8, counter);
     ccm.seal(nonce, plaintext, ring!, at + COUNTER_LEN);

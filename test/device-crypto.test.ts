@@ -28,6 +28,17 @@ for (const [name, make] of Object.entries(BACKENDS)) {
       }
     });
 
+    it('seals every frame of seal.json into an outbox ring the same way (sealInto, the device path)', () => {
+      for (const v of sealVectors()) {
+        const ring = new Uint8Array(v.frame_size * 3).fill(0xee);
+        const sealer = createSealer({ ccm: make(hex(v.seal_key), v.frame_size - 12), nonceSalt: hex(v.nonce_salt), frameSize: v.frame_size, ring });
+        sealer.sealInto(v.counter, hex(v.plaintext), v.frame_size);
+        expect(toHex(ring.subarray(v.frame_size, 2 * v.frame_size))).toBe(v.frame);
+        expect(ring[v.frame_size - 1]).toBe(0xee);
+        expect(ring[2 * v.frame_size]).toBe(0xee);
+      }
+    });
+
     it('accepts every ack of ack.json and rejects each with any bit flipped', () => {
       for (const v of ackVectors()) {
         const sealer = createSealer({ ccm: make(hex(v.seal_key), 8), nonceSalt: hex(v.nonce_salt), frameSize: 20 });

@@ -6,9 +6,10 @@ import { nativeCcmCrypto } from '../../hal/espruino/crypto-hal.js';
 import { consoleRadio } from '../../hal/espruino/console-radio.js';
 import { temperatureSensor } from '../../hal/espruino/sensors.js';
 import { startDevice } from '../device.js';
+import { exposeGlobal, printLine } from '../../hal/espruino/globals.js';
 import { createLogCounters } from '../counter-log.js';
 
-startDevice(
+const device = startDevice(
   {
     clock: espruinoClock(),
     radio: consoleRadio(),
@@ -23,3 +24,9 @@ startDevice(
   },
   PROFILE,
 );
+
+// The Linux target's console stays open: `sealpostStatus()` prints the
+// device's counters for tests and for a developer at the prompt.
+exposeGlobal('sealpostStatus', function () {
+  printLine('STATUS ' + (device ? JSON.stringify(device.status()) : 'stopped'));
+});

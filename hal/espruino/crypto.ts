@@ -2,9 +2,8 @@
 // is passed in (require("crypto").AES on a board, a stand-in under Node), so
 // nothing here reaches for a global.
 //   native-ccm: one AES.ccmEncrypt per message (Bangle.js 2, Linux build).
-//   native-aes: CCM composed from one CBC and one ECB call (Puck.js).
-import { composeCcm } from '../ccm.js';
-import type { BlockModes, Ccm, EspruinoAes } from '../types.js';
+//   native-aes: CCM from AES.encrypt (CBC, ECB) and AES.decrypt (CBC) (Puck.js).
+import type { Ccm, EspruinoAes } from '../types.js';
 
 const TAG = 8;
 
@@ -25,25 +24,6 @@ export function nativeCcm(aes: EspruinoAes, key: Uint8Array): Ccm {
   };
 }
 
-export function nativeBlockModes(aes: EspruinoAes, key: Uint8Array): BlockModes {
-  const encrypt = aes.encrypt;
-  if (!encrypt) throw new Error('AES.encrypt is missing on this build: use crypto backend plain-js');
-  const CBC = { mode: 'CBC' };
-  const ECB = { mode: 'ECB' };
-  return {
-    cbcMac: function (data: Uint8Array): Uint8Array {
-      const r = encrypt(data, key, CBC);
-      if (!r) throw failed('AES.encrypt CBC');
-      return new Uint8Array(r, data.length - 16, 16);
-    },
-    ecb: function (data: Uint8Array, out: Uint8Array): void {
-      const r = encrypt(data, key, ECB);
-      if (!r) throw failed('AES.encrypt ECB');
-      out.set(new Uint8Array(r));
-    },
-  };
-}
-
 /**
  * native-aes: CCM from three AES builtin calls and no JS loop over bytes.
  * A JS XOR loop costs tens of thousands of instructions per byte on the
@@ -54,14 +34,13 @@ export function nativeBlockModes(aes: EspruinoAes, key: Uint8Array): BlockModes 
  *      [S1, E(m1), S2, E(m2), ..., S0, E(T)]
  *   3. CBC-decrypting that gives, at every second block,
  *      D(E(m_j)) XOR S_j = m_j XOR S_j (ciphertext) and D(E(T)) XOR S0 (tag).
- * Needs AES.decrypt too (Puck.js has both); without it, the JS-XOR
- * composition is used.
+ * Needs AES.decrypt too (Puck.js has both; a build with AES.encrypt alone
+ * would use plain-js).
  */
 export function nativeAesCcm(aes: EspruinoAes, key: Uint8Array, maxMsgLen: number): Ccm {
   const encrypt = aes.encrypt;
   const decrypt = aes.decrypt;
-  if (!encrypt) throw new Error('AES.encrypt is missing on this build: use crypto backend plain-js');
-  if (!decrypt) return composeCcm(nativeBlockModes(aes, key), maxMsgLen);
+  if (!encrypt || !decrypt) throw new Error('AES.encrypt or AES.decrypt is missing on this build: use crypto backend plain-js');
   const CBC = { mode: 'CBC' };
   const ECB = { mode: 'ECB' };
   const maxBlocks = (maxMsgLen + 15) >> 4;
@@ -83,6 +62,47 @@ export function nativeAesCcm(aes: EspruinoAes, key: Uint8Array, maxMsgLen: numbe
   }
 
   return {
+    framer: function (nonceSalt: Uint8Array, n: number, ring: Uint8Array) {
+      // Everything but the counter, the message and T is fixed per device:
+      // salt, domain, length and block indices are written once here, and a
+      // frame costs four counter stores, five copies and the three AES calls.
+      const b = (n + 15) >> 4;
+      const fmac = new Uint8Array(16 + 16 * b);
+      fmac[0] = 0x19;
+      fmac.set(nonceSalt, 1);
+      fmac[13] = 0x01;
+      fmac[14] = n >> 8;
+      fmac[15] = n & 255;
+      const fecb = new Uint8Array(32 * (b + 1));
+      for (let j = 0; j <= b; j++) {
+        fecb[32 * j] = 0x01;
+        fecb.set(nonceSalt, 32 * j + 1);
+        fecb[32 * j + 13] = 0x01;
+        fecb[32 * j + 15] = j === b ? 0 : j + 1;
+      }
+      const macView = new DataView(fmac.buffer);
+      const ecbView = new DataView(fecb.buffer);
+      const ringView = new DataView(ring.buffer, ring.byteOffset, ring.length);
+      const tailLen = n - 16 * (b - 1);
+      return function (counter: number, msg: Uint8Array, at: number): void {
+        ringView.setUint32(at, counter);
+        macView.setUint32(9, counter);
+        for (let j = 0; j <= b; j++) ecbView.setUint32(32 * j + 9, counter);
+        fmac.set(msg, 16);
+        const t = encrypt(fmac, key, CBC);
+        if (!t) throw failed('AES.encrypt CBC');
+        if (b === 1) fecb.set(msg, 16);
+        else for (let j = 0; j < b; j++) fecb.set(msg.subarray(16 * j, j === b - 1 ? n : 16 * j + 16), 32 * j + 16);
+        fecb.set(new Uint8Array(t, 16 * b, 16), 32 * b + 16);
+        const e = encrypt(fecb, key, ECB);
+        if (!e) throw failed('AES.encrypt ECB');
+        const d = decrypt(e, key, CBC);
+        if (!d) throw failed('AES.decrypt CBC');
+        if (b === 1) ring.set(new Uint8Array(d, 16, n), at + 4);
+        else for (let j = 0; j < b; j++) ring.set(new Uint8Array(d, 32 * j + 16, j === b - 1 ? tailLen : 16), at + 4 + 16 * j);
+        ring.set(new Uint8Array(d, 32 * b + 16, TAG), at + 4 + n);
+      };
+    },
     seal: function (nonce: Uint8Array, msg: Uint8Array, out: Uint8Array, at: number): void {
       const n = msg.length;
       if (n > maxMsgLen) throw new Error('CCM message longer than the engine was sized for');
