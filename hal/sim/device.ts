@@ -10,7 +10,7 @@ import { crc32 } from '../../protocol/crc32.js';
 import { nativeAesCcm, nativeCcm } from '../espruino/crypto.js';
 import { aes128 } from '../plain/aes128.js';
 import { plainCcm } from '../plain/crypto.js';
-import type { CryptoBackend, CryptoHal, Hal, Sensor } from '../types.js';
+import type { Ccm, CryptoBackend, CryptoHal, Hal, Sensor } from '../types.js';
 import { createLogCounters } from '../../firmware/counter-log.js';
 import { createPageCounters } from '../../firmware/counter-pages.js';
 import type { VirtualClock } from './clock.js';
@@ -31,6 +31,13 @@ export interface SimDeviceOptions {
   counterStore?: 'flash-pages' | 'storage-log';
   seed: number;
   radio?: Omit<SimRadioOptions, 'setTimeout'>;
+}
+
+export interface SealedFrame {
+  /** Which power-up of this SimDevice sealed it (1 = first boot()). */
+  power: number;
+  counter: number;
+  plaintext: Uint8Array;
 }
 
 export interface SampledValues {
@@ -63,6 +70,12 @@ export class SimDevice {
   readonly consoleLines: string[] = [];
   /** Every set of readings the firmware took, for checking what reaches the server. */
   readonly sampled: SampledValues[] = [];
+  /**
+   * Every frame the firmware sealed, across boots, from a tap on the crypto
+   * engine: the counter (from the nonce) and the plaintext. Tests use it to
+   * prove no counter was sealed twice and to account for every sample.
+   */
+  readonly sealedLog: SealedFrame[] = [];
   radio: SimRadio | undefined;
   device: Device | undefined;
   locked = false;
@@ -112,7 +125,7 @@ export class SimDevice {
           this.locked = true;
         },
       },
-      crypto: simCrypto(this.#opts.crypto ?? profile.crypto),
+      crypto: this.#tap(simCrypto(this.#opts.crypto ?? profile.crypto), bootIndex),
       readFile: (name) => this.files.get(name)?.slice(),
       crc32,
       counters: (block) => (this.log ? createLogCounters(this.log, block) : createPageCounters(this.flash, [this.flash.pageAddr(0), this.flash.pageAddr(1)], block)),
@@ -126,6 +139,33 @@ export class SimDevice {
     };
     this.device = startDevice(hal, profile);
     return this.device;
+  }
+
+  #tap(crypto: CryptoHal, power: number): CryptoHal {
+    const log = this.sealedLog;
+    return {
+      encryptBlock: crypto.encryptBlock,
+      ccm: (key, max) => {
+        const engine = crypto.ccm(key, max);
+        const tapped: Ccm = {
+          seal: (nonce, msg, out, at) => {
+            if (nonce[12] === 1) log.push({ power, counter: new DataView(nonce.buffer, nonce.byteOffset).getUint32(8), plaintext: msg.slice() });
+            engine.seal(nonce, msg, out, at);
+          },
+        };
+        if (engine.framer) {
+          const framer = engine.framer.bind(engine);
+          tapped.framer = (salt, len, ring) => {
+            const frame = framer(salt, len, ring);
+            return (counter, msg, at) => {
+              log.push({ power, counter, plaintext: msg.slice() });
+              frame(counter, msg, at);
+            };
+          };
+        }
+        return tapped;
+      },
+    };
   }
 
   /** Power loss: timers stop, the radio link drops, RAM is gone; flash and Storage stay. */
