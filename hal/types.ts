@@ -12,12 +12,13 @@ export interface Ccm {
    */
   seal(nonce: Uint8Array, msg: Uint8Array, out: Uint8Array, at: number): void;
   /**
-   * Optional fast path for whole frames: returns a function that seals
-   * counter (4, BE) || ciphertext || tag into ring[at ..] under the nonce
-   * nonceSalt || counter || 0x01, for messages of exactly msgLen bytes. A
-   * backend offers it when knowing the salt and length up front saves work.
+   * Optional fast path: returns a function that writes counter (4, BE) ||
+   * ciphertext || tag into ring[at ..] under the nonce nonceSalt || counter
+   * || domain, for messages of exactly msgLen bytes (0 for ack tags). A
+   * backend offers it when knowing salt, domain and length up front saves
+   * work on the interpreter.
    */
-  framer?(nonceSalt: Uint8Array, msgLen: number, ring: Uint8Array): (counter: number, msg: Uint8Array, at: number) => void;
+  framer?(nonceSalt: Uint8Array, msgLen: number, ring: Uint8Array, domain: number): (counter: number, msg: Uint8Array, at: number) => void;
 }
 
 /** The two AES modes CCM is composed from (RFC 3610 section 2). */

@@ -38,99 +38,64 @@ export function nativeCcm(aes: EspruinoAes, key: Uint8Array): Ccm {
  * would use plain-js).
  */
 export function nativeAesCcm(aes: EspruinoAes, key: Uint8Array, maxMsgLen: number): Ccm {
+  if (!aes.encrypt || !aes.decrypt) throw new Error('AES.encrypt or AES.decrypt is missing on this build: use crypto backend plain-js');
   const encrypt = aes.encrypt;
   const decrypt = aes.decrypt;
-  if (!encrypt || !decrypt) throw new Error('AES.encrypt or AES.decrypt is missing on this build: use crypto backend plain-js');
   const CBC = { mode: 'CBC' };
   const ECB = { mode: 'ECB' };
-  const maxBlocks = (maxMsgLen + 15) >> 4;
-  const mac = new Uint8Array(16 + maxBlocks * 16);
-  mac[0] = 0x19;
-  const layouts: Uint8Array[] = [];
 
-  function layout(blocks: number): Uint8Array {
-    let b = layouts[blocks];
-    if (!b) {
-      b = new Uint8Array(32 * (blocks + 1));
-      for (let j = 0; j <= blocks; j++) {
-        b[32 * j] = 0x01;
-        b[32 * j + 15] = j === blocks ? 0 : j + 1;
-      }
-      layouts[blocks] = b;
+  // Everything but the counter, the message and T is fixed per device and
+  // use: salt, domain, length and block indices are written once here, and a
+  // frame costs four counter stores, five copies and the three AES calls.
+  function framer(nonceSalt: Uint8Array, n: number, ring: Uint8Array, domain: number) {
+    if (n > maxMsgLen) throw new Error('CCM message longer than the engine was sized for');
+    const b = (n + 15) >> 4;
+    const fmac = new Uint8Array(16 + 16 * b);
+    fmac[0] = 0x19;
+    fmac.set(nonceSalt, 1);
+    fmac[13] = domain;
+    fmac[14] = n >> 8;
+    fmac[15] = n & 255;
+    const fecb = new Uint8Array(32 * (b + 1));
+    for (let j = 0; j <= b; j++) {
+      fecb[32 * j] = 0x01;
+      fecb.set(nonceSalt, 32 * j + 1);
+      fecb[32 * j + 13] = domain;
+      fecb[32 * j + 15] = j === b ? 0 : j + 1;
     }
-    return b;
-  }
-
-  return {
-    framer: function (nonceSalt: Uint8Array, n: number, ring: Uint8Array) {
-      // Everything but the counter, the message and T is fixed per device:
-      // salt, domain, length and block indices are written once here, and a
-      // frame costs four counter stores, five copies and the three AES calls.
-      const b = (n + 15) >> 4;
-      const fmac = new Uint8Array(16 + 16 * b);
-      fmac[0] = 0x19;
-      fmac.set(nonceSalt, 1);
-      fmac[13] = 0x01;
-      fmac[14] = n >> 8;
-      fmac[15] = n & 255;
-      const fecb = new Uint8Array(32 * (b + 1));
-      for (let j = 0; j <= b; j++) {
-        fecb[32 * j] = 0x01;
-        fecb.set(nonceSalt, 32 * j + 1);
-        fecb[32 * j + 13] = 0x01;
-        fecb[32 * j + 15] = j === b ? 0 : j + 1;
-      }
-      const macView = new DataView(fmac.buffer);
-      const ecbView = new DataView(fecb.buffer);
-      const ringView = new DataView(ring.buffer, ring.byteOffset, ring.length);
-      const tailLen = n - 16 * (b - 1);
-      return function (counter: number, msg: Uint8Array, at: number): void {
-        ringView.setUint32(at, counter);
-        macView.setUint32(9, counter);
-        for (let j = 0; j <= b; j++) ecbView.setUint32(32 * j + 9, counter);
-        fmac.set(msg, 16);
-        const t = encrypt(fmac, key, CBC);
-        if (!t) throw failed('AES.encrypt CBC');
-        if (b === 1) fecb.set(msg, 16);
-        else for (let j = 0; j < b; j++) fecb.set(msg.subarray(16 * j, j === b - 1 ? n : 16 * j + 16), 32 * j + 16);
-        fecb.set(new Uint8Array(t, 16 * b, 16), 32 * b + 16);
-        const e = encrypt(fecb, key, ECB);
-        if (!e) throw failed('AES.encrypt ECB');
-        const d = decrypt(e, key, CBC);
-        if (!d) throw failed('AES.decrypt CBC');
-        if (b === 1) ring.set(new Uint8Array(d, 16, n), at + 4);
-        else for (let j = 0; j < b; j++) ring.set(new Uint8Array(d, 32 * j + 16, j === b - 1 ? tailLen : 16), at + 4 + 16 * j);
-        ring.set(new Uint8Array(d, 32 * b + 16, TAG), at + 4 + n);
-      };
-    },
-    seal: function (nonce: Uint8Array, msg: Uint8Array, out: Uint8Array, at: number): void {
-      const n = msg.length;
-      if (n > maxMsgLen) throw new Error('CCM message longer than the engine was sized for');
-      const blocks = (n + 15) >> 4;
-      mac.set(nonce, 1);
-      mac[14] = n >> 8;
-      mac[15] = n & 255;
-      mac.set(msg, 16);
-      mac.fill(0, 16 + n, 16 + blocks * 16);
-      const t = encrypt(mac.subarray(0, 16 + blocks * 16), key, CBC);
+    const macView = new DataView(fmac.buffer);
+    const ecbView = new DataView(fecb.buffer);
+    const ringView = new DataView(ring.buffer, ring.byteOffset, ring.length);
+    const tailLen = n - 16 * (b - 1);
+    return function (counter: number, msg: Uint8Array, at: number): void {
+      ringView.setUint32(at, counter);
+      macView.setUint32(9, counter);
+      for (let j = 0; j <= b; j++) ecbView.setUint32(32 * j + 9, counter);
+      fmac.set(msg, 16);
+      const t = encrypt(fmac, key, CBC);
       if (!t) throw failed('AES.encrypt CBC');
-      const ecbIn = layout(blocks);
-      for (let j = 0; j < blocks; j++) {
-        ecbIn.set(nonce, 32 * j + 1);
-        ecbIn.set(j === blocks - 1 ? msg.subarray(16 * j) : msg.subarray(16 * j, 16 * j + 16), 32 * j + 16);
-        if (j === blocks - 1) ecbIn.fill(0, 32 * j + 16 + n - 16 * j, 32 * j + 32);
-      }
-      ecbIn.set(nonce, 32 * blocks + 1);
-      ecbIn.set(new Uint8Array(t, blocks * 16, 16), 32 * blocks + 16);
-      const e = encrypt(ecbIn, key, ECB);
+      if (b === 1) fecb.set(msg, 16);
+      else for (let j = 0; j < b; j++) fecb.set(msg.subarray(16 * j, j === b - 1 ? n : 16 * j + 16), 32 * j + 16);
+      fecb.set(new Uint8Array(t, 16 * b, 16), 32 * b + 16);
+      const e = encrypt(fecb, key, ECB);
       if (!e) throw failed('AES.encrypt ECB');
       const d = decrypt(e, key, CBC);
       if (!d) throw failed('AES.decrypt CBC');
-      for (let j = 0; j < blocks; j++) {
-        const len = j === blocks - 1 ? n - 16 * j : 16;
-        out.set(new Uint8Array(d, 32 * j + 16, len), at + 16 * j);
-      }
-      out.set(new Uint8Array(d, 32 * blocks + 16, TAG), at + n);
+      if (b === 1) ring.set(new Uint8Array(d, 16, n), at + 4);
+      else for (let j = 0; j < b; j++) ring.set(new Uint8Array(d, 32 * j + 16, j === b - 1 ? tailLen : 16), at + 4 + 16 * j);
+      ring.set(new Uint8Array(d, 32 * b + 16, TAG), at + 4 + n);
+    };
+  }
+
+  return {
+    framer: framer,
+    // Generic calls (the allocating seal, self-tests) are rare: build a
+    // framer for this nonce, seal into a scratch frame and copy out.
+    seal: function (nonce: Uint8Array, msg: Uint8Array, out: Uint8Array, at: number): void {
+      const n = msg.length;
+      const scratch = new Uint8Array(n + 12);
+      framer(nonce.subarray(0, 8), n, scratch, nonce[12]!)(new DataView(nonce.buffer, nonce.byteOffset).getUint32(8), msg, 0);
+      out.set(scratch.subarray(4), at);
     },
   };
 }

@@ -155,10 +155,10 @@ export class SimDevice {
         };
         if (engine.framer) {
           const framer = engine.framer.bind(engine);
-          tapped.framer = (salt, len, ring) => {
-            const frame = framer(salt, len, ring);
+          tapped.framer = (salt, len, ring, domain) => {
+            const frame = framer(salt, len, ring, domain);
             return (counter, msg, at) => {
-              log.push({ power, counter, plaintext: msg.slice() });
+              if (domain === 1) log.push({ power, counter, plaintext: msg.slice() });
               frame(counter, msg, at);
             };
           };
