@@ -1,4 +1,151 @@
-// `sealpost` subcommands of the ingest server and its registry.
+// `sealpost server` and `sealpost registry`: parse arguments, call
+// server/start.ts and server/registry.ts, print, return an exit code
+// (style.md rule 12). Errors are thrown with a message for the operator;
+// cli/main.ts prints them.
+import { existsSync, readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 import type { Command } from '../cli/command.js';
+import { ConfigError, loadConfig, type ConfigFlags } from './config.js';
+import { loadIngestKeyIds, loadTrustedKeys } from './keys.js';
+import { formatTable, importManifest, revokeDevice } from './registry.js';
+import { startServer } from './start.js';
+import { describeDb, isPostgresUrl, openStorage } from './storage/index.js';
 
-export const serverCommands: Record<string, Command> = {};
+const CONFIG_OPTIONS = {
+  config: { type: 'string' },
+  db: { type: 'string' },
+  'ingest-key': { type: 'string', multiple: true },
+  trust: { type: 'string', multiple: true },
+} as const;
+
+function flagsOf(values: Record<string, unknown>): ConfigFlags {
+  const f: ConfigFlags = {};
+  if (typeof values.config === 'string') f.config = values.config;
+  if (typeof values.db === 'string') f.db = values.db;
+  if (typeof values.listen === 'string') f.listen = values.listen;
+  if (Array.isArray(values['ingest-key'])) f.ingestKey = values['ingest-key'] as string[];
+  if (Array.isArray(values.trust)) f.trust = values.trust as string[];
+  if (typeof values['tls-cert'] === 'string') f.tlsCert = values['tls-cert'];
+  if (typeof values['tls-key'] === 'string') f.tlsKey = values['tls-key'];
+  if (typeof values['log-level'] === 'string') f.logLevel = values['log-level'];
+  return f;
+}
+
+function waitForSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (signal: string) => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+      resolve(signal);
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+}
+
+const SERVER_USAGE =
+  'sealpost server [--config FILE] [--db PATH|postgres://URL] [--listen HOST:PORT] [--ingest-key FILE]... [--trust FILE]... ' +
+  '[--tls-cert FILE --tls-key FILE] [--log-level LEVEL]';
+
+async function runServer(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      ...CONFIG_OPTIONS,
+      listen: { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'log-level': { type: 'string' },
+    },
+    strict: true,
+    allowPositionals: true,
+  });
+  if (positionals.length > 0) throw new ConfigError(`unexpected argument "${positionals[0]}"; usage: ${SERVER_USAGE}`);
+  const config = loadConfig(flagsOf(values));
+  const server = await startServer(config);
+  const signal = await waitForSignal();
+  server.app.log.info({ signal }, 'shutting down');
+  await server.close();
+  return 0;
+}
+
+const REGISTRY_USAGE = [
+  'sealpost registry import MANIFEST (--config FILE | --db PATH|URL --trust FACTORY.pub... --ingest-key FILE...)',
+  'sealpost registry revoke SERIAL (--config FILE | --db PATH|URL)',
+  'sealpost registry list [--json] (--config FILE | --db PATH|URL)',
+].join('\n       ');
+
+async function runRegistry(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: { ...CONFIG_OPTIONS, json: { type: 'boolean' } },
+    strict: true,
+    allowPositionals: true,
+  });
+  const [action, target, ...rest] = positionals;
+  const expects = action === 'list' ? 0 : 1;
+  if (action === undefined || !['import', 'revoke', 'list'].includes(action) || (target === undefined ? 0 : 1 + rest.length) !== expects) {
+    throw new ConfigError(`usage: ${REGISTRY_USAGE}`);
+  }
+  if (values.config === undefined && values.db === undefined) {
+    throw new ConfigError('say which database: --config FILE (the server\'s config) or --db PATH|postgres://URL');
+  }
+  const config = loadConfig(flagsOf(values));
+  if (action !== 'import' && !isPostgresUrl(config.db) && !existsSync(config.db)) {
+    throw new ConfigError(`database ${config.db} does not exist (import a manifest first, or check --db / the config)`);
+  }
+
+  let manifest = '';
+  if (action === 'import') {
+    try {
+      manifest = readFileSync(target!, 'utf8');
+    } catch (e) {
+      throw new ConfigError(`cannot read manifest ${target}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+  const trusted = action === 'import' ? loadTrustedKeys(config.trust) : [];
+  const ingestKeyIds = action === 'import' ? loadIngestKeyIds(config.ingestKeys) : [];
+
+  let storage: Awaited<ReturnType<typeof openStorage>>;
+  try {
+    storage = await openStorage(config.db, { sqliteSynchronous: config.sqliteSynchronous, poolSize: 2 });
+  } catch (e) {
+    throw new ConfigError(`cannot open the database ${describeDb(config.db)}: ${(e as Error).message}`);
+  }
+  try {
+    if (action === 'import') {
+      const o = await importManifest(storage, manifest, { trusted, ingestKeyIds });
+      if (o.status === 'unchanged') {
+        console.log(`batch ${o.batch} was already imported from this manifest: nothing changed`);
+      } else {
+        const present = o.present > 0 ? `, ${o.present} already registered with the same enc` : '';
+        console.log(
+          `imported batch ${o.batch}: ${o.added} devices registered${present} (board ${o.board}, frame size ${o.frameSize}, ingest key ${o.ingestKeyId}, signed by ${o.factoryKeyId})`,
+        );
+      }
+    } else if (action === 'revoke') {
+      const r = await revokeDevice(storage, target!);
+      console.log(r === 'revoked' ? `revoked ${target}: its frames are rejected from now on` : `${target} was already revoked: nothing changed`);
+    } else {
+      const devices = await storage.devices();
+      if (values.json) console.log(JSON.stringify(devices, null, 2));
+      else console.log(devices.length === 0 ? 'no devices registered' : formatTable(devices));
+    }
+  } finally {
+    await storage.close();
+  }
+  return 0;
+}
+
+export const serverCommands: Record<string, Command> = {
+  server: {
+    summary: 'run the ingest server (HTTP API, registry, readings store)',
+    usage: SERVER_USAGE,
+    run: runServer,
+  },
+  registry: {
+    summary: 'import signed batch manifests, revoke devices, list the registry',
+    usage: REGISTRY_USAGE,
+    run: runRegistry,
+  },
+};

@@ -1,0 +1,237 @@
+// Ingest benchmark over HTTP on loopback.
+//
+//   npx tsx bench/ingest.ts [--backend sqlite|postgres|both] [--devices 1000]
+//       [--frames 200000] [--batch 50] [--concurrency 16] [--pg URL]
+//       [--profile DIR]   (writes a V8 CPU profile of the server process)
+//
+// The server runs as its own process (`node bin/sealpost.mjs server`, the
+// production entry, logs at warn) so the client does not share its event
+// loop; this process provisions the fleet, imports its signed manifest,
+// seals every frame and serialises every request body before the clock
+// starts, then drives the server with `concurrency` keep-alive connections,
+// one device and `batch` frames per request (a time anchor and batch - 1
+// one-reading sample records, as a relay forwards a device's outbox). Every
+// response is checked: status 200, every frame accepted, and the ack verifies
+// and covers the batch. A warm-up round sends each device's first batch
+// (first contact: HPKE key recovery on the server) and is reported apart.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent, createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir, cpus } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import {
+  ANCHOR_BOOT,
+  ANCHOR_CONNECT,
+  encodeAnchor,
+  encodeKeyFile,
+  encodeManifest,
+  encodeSample,
+  newFactoryKey,
+  newIngestKey,
+  provisionDevice,
+  sealFrame,
+  signManifest,
+  verifyAck,
+  type ProvisionedDevice,
+} from '../protocol/index.js';
+import { importManifest, openStorage } from '../server/index.js';
+
+const BIN = new URL('../bin/sealpost.mjs', import.meta.url).pathname;
+
+const { values } = parseArgs({
+  options: {
+    backend: { type: 'string', default: 'both' },
+    devices: { type: 'string', default: '1000' },
+    frames: { type: 'string', default: '200000' },
+    batch: { type: 'string', default: '50' },
+    concurrency: { type: 'string', default: '16' },
+    pg: { type: 'string', default: process.env.SEALPOST_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
+    profile: { type: 'string' },
+  },
+  strict: true,
+});
+const DEVICES = Number(values.devices);
+const BATCH = Number(values.batch);
+const ROUNDS = Math.max(2, Math.ceil(Number(values.frames) / (DEVICES * BATCH)));
+const CONCURRENCY = Number(values.concurrency);
+
+interface Job {
+  device: ProvisionedDevice;
+  body: string;
+  last: number;
+}
+
+/** Every request body, by round; round 0 is the warm-up (first contact of each device). */
+function makeJobs(devices: ProvisionedDevice[]): Job[][] {
+  const pt = new Uint8Array(8);
+  const t0 = Date.now() - 86_400_000;
+  const rounds: Job[][] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    rounds.push(
+      devices.map((device) => {
+        const frames: string[] = [];
+        let counter = r * BATCH;
+        for (let i = 0; i < BATCH; i++) {
+          counter++;
+          const uptime = counter * 10;
+          if (i === 0) encodeAnchor(pt, 1, uptime, r === 0 ? ANCHOR_BOOT : ANCHOR_CONNECT);
+          else encodeSample(pt, 1, uptime, [{ channel: 1 + (counter % 3), value: (counter % 4000) / 100 }], 0);
+          const rx = t0 + uptime * 1000 + 500;
+          frames.push(`{"data":"${Buffer.from(sealFrame(device, counter, pt, 20)).toString('base64')}","rx":${rx}}`);
+        }
+        const body = `{"relay":{"id":"bench-relay-${r % 8}","time":${Date.now()}},"devices":[{"serial":"${device.serial}","frames":[${frames.join(',')}]}]}`;
+        return { device, body, last: counter };
+      }),
+    );
+  }
+  return rounds;
+}
+
+function post(agent: Agent, port: number, body: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { agent, host: '127.0.0.1', port, path: '/v1/uplink', method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode!, text: Buffer.concat(chunks).toString() }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function drive(port: number, jobs: Job[]): Promise<{ seconds: number; latencies: number[] }> {
+  const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  const latencies: number[] = [];
+  let next = 0;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < jobs.length) {
+        const job = jobs[next++]!;
+        const t = performance.now();
+        const r = await post(agent, port, job.body);
+        latencies.push(performance.now() - t);
+        if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.text.slice(0, 300)}`);
+        const d = JSON.parse(r.text).devices[0];
+        if (d.accepted !== BATCH || d.ack === null || verifyAck(job.device, new Uint8Array(Buffer.from(d.ack, 'base64'))) !== job.last) {
+          throw new Error(`unexpected answer for ${job.device.serial} (last ${job.last}): ${r.text.slice(0, 300)}`);
+        }
+      }
+    }),
+  );
+  const seconds = (performance.now() - start) / 1000;
+  agent.destroy();
+  return { seconds, latencies };
+}
+
+/** A loopback port that was free a moment ago. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts the server process and waits until it answers. */
+async function startServer(config: string, port: number): Promise<ChildProcess> {
+  const profile = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : [];
+  const child = spawn(process.execPath, [...profile, BIN, 'server', '--config', config], { stdio: ['ignore', 'inherit', 'inherit'] });
+  let exited: number | null = null;
+  child.on('exit', (code) => (exited = code ?? -1));
+  for (let i = 0; i < 300; i++) {
+    if (exited !== null) throw new Error(`server exited with ${exited}`);
+    const up = await new Promise<boolean>((resolve) => {
+      const req = request({ host: '127.0.0.1', port, path: '/v1/devices', agent: false }, (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      });
+      req.on('error', () => resolve(false));
+      req.end();
+    });
+    if (up) return child;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('server did not start within 30 s');
+}
+
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
+
+async function run(backend: 'sqlite' | 'postgres'): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'sealpost-bench-'));
+  const schema = `sp_bench_${randomBytes(4).toString('hex')}`;
+  let db = join(dir, 'bench.db');
+  if (backend === 'postgres') {
+    const u = new URL(values.pg!);
+    u.searchParams.set('schema', schema);
+    db = u.toString();
+  }
+  let child: ChildProcess | undefined;
+  try {
+    const ingest = newIngestKey();
+    const factory = newFactoryKey();
+    const devices = Array.from({ length: DEVICES }, (_, i) => provisionDevice(ingest.publicFile.key, `SP-B${String(i + 1).padStart(6, '0')}`));
+    const manifest = encodeManifest(
+      signManifest(
+        {
+          batch: 'BENCH',
+          created: new Date().toISOString(),
+          board: 'puckjs',
+          frame_size: 20,
+          ingest_key_id: ingest.publicFile.id,
+          devices: devices.map((d) => ({ serial: d.serial, enc: Buffer.from(d.enc).toString('hex') })),
+        },
+        factory.privateFile,
+      ),
+    );
+    const storage = await openStorage(db);
+    await importManifest(storage, manifest, { trusted: [factory.publicFile], ingestKeyIds: [ingest.publicFile.id] });
+    await storage.close();
+    const keyFile = join(dir, 'ingest.key');
+    writeFileSync(keyFile, encodeKeyFile(ingest.privateFile), { mode: 0o600 });
+    const config = join(dir, 'sealpost.json');
+    const port = await freePort();
+    writeFileSync(config, JSON.stringify({ db, listen: `127.0.0.1:${port}`, ingest_keys: [keyFile], rate_limit: false, log_level: 'warn' }));
+
+    const rounds = makeJobs(devices);
+    child = await startServer(config, port);
+    const warm = await drive(port, rounds[0]!);
+    const steady = await drive(port, rounds.slice(1).flat());
+    const frames = (ROUNDS - 1) * DEVICES * BATCH;
+    console.log(
+      [
+        `${backend.padEnd(8)}`,
+        `${Math.round(frames / steady.seconds).toLocaleString('en-US').padStart(7)} frames/s`,
+        `(${frames} frames in ${steady.seconds.toFixed(2)} s, ${Math.round(steady.latencies.length / steady.seconds)} req/s,`,
+        `latency p50 ${pct(steady.latencies, 0.5).toFixed(1)} ms p99 ${pct(steady.latencies, 0.99).toFixed(1)} ms)`,
+        `| first contact: ${Math.round((DEVICES * BATCH) / warm.seconds).toLocaleString('en-US')} frames/s incl. HPKE key recovery`,
+      ].join(' '),
+    );
+  } finally {
+    child?.kill('SIGTERM');
+    if (child && child.exitCode === null) await new Promise((r) => child!.once('exit', r));
+    rmSync(dir, { recursive: true, force: true });
+    if (backend === 'postgres') {
+      const admin = new pg.Client({ connectionString: values.pg });
+      await admin.connect();
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await admin.end();
+    }
+  }
+}
+
+console.log(
+  `sealpost ingest bench: ${DEVICES} devices, ${BATCH} frames per request, ${ROUNDS - 1} timed rounds, ${CONCURRENCY} connections, ${cpus().length} CPUs, node ${process.version}`,
+);
+const backends = values.backend === 'both' ? (['sqlite', 'postgres'] as const) : [values.backend as 'sqlite' | 'postgres'];
+for (const b of backends) await run(b);

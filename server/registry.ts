@@ -1,0 +1,145 @@
+// The device registry (design brief, "Who holds what"; docs/protocol.md
+// section 10): batches come in as manifests signed by a trusted factory key
+// and are imported in one transaction or not at all. The registry holds no
+// secret: serial, enc, ingest key id and public metadata.
+import { createHash } from 'node:crypto';
+import { checkSerial, equalBytes, fromHex, verifyManifest, type KeyFile } from '../protocol/index.js';
+import type { DeviceSummary, Storage } from './storage/types.js';
+
+export class RegistryError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RegistryError';
+  }
+}
+
+export interface ImportOptions {
+  /** Factory public keys (from the config's "trust"). */
+  trusted: KeyFile[];
+  /** Ingest key ids this server holds; a batch for another key is refused. */
+  ingestKeyIds: string[];
+  now?: number;
+}
+
+export interface ImportOutcome {
+  status: 'imported' | 'unchanged';
+  batch: string;
+  board: string;
+  frameSize: number;
+  ingestKeyId: string;
+  factoryKeyId: string;
+  /** Devices in the manifest. */
+  devices: number;
+  /** Devices newly registered. */
+  added: number;
+  /** Devices already registered with the same enc (left as they were). */
+  present: number;
+}
+
+export async function importManifest(storage: Storage, text: string, options: ImportOptions): Promise<ImportOutcome> {
+  if (options.trusted.length === 0) {
+    throw new RegistryError('no trusted factory key: list factory public key files under "trust" in the config or pass --trust FACTORY.pub');
+  }
+  let verified: ReturnType<typeof verifyManifest>;
+  try {
+    verified = verifyManifest(text, options.trusted);
+  } catch (e) {
+    throw new RegistryError(`manifest refused, nothing changed: ${(e as Error).message}`);
+  }
+  const { body, factoryKeyId } = verified;
+  if (!options.ingestKeyIds.includes(body.ingest_key_id)) {
+    const held = options.ingestKeyIds.length > 0 ? options.ingestKeyIds.join(', ') : 'none';
+    throw new RegistryError(
+      `manifest refused, nothing changed: batch ${body.batch} is sealed to ingest key ${body.ingest_key_id}, which this server does not hold (it holds: ${held}); ` +
+        'add that key file under "ingest_keys" first',
+    );
+  }
+  const signedBody = (JSON.parse(text) as { body: string }).body;
+  const sha = createHash('sha256').update(signedBody).digest('hex');
+  const now = options.now ?? Date.now();
+  const outcome: ImportOutcome = {
+    status: 'imported',
+    batch: body.batch,
+    board: body.board,
+    frameSize: body.frame_size,
+    ingestKeyId: body.ingest_key_id,
+    factoryKeyId,
+    devices: body.devices.length,
+    added: 0,
+    present: 0,
+  };
+  return storage.transaction(async (tx) => {
+    const existing = await tx.batch(body.batch);
+    if (existing) {
+      if (existing.manifestSha256 === sha) return { ...outcome, status: 'unchanged', present: body.devices.length };
+      throw new RegistryError(
+        `manifest refused, nothing changed: batch ${body.batch} was already imported from a different manifest (body sha256 ${existing.manifestSha256.slice(0, 16)}..., this one ${sha.slice(0, 16)}...)`,
+      );
+    }
+    const encs = new Map(body.devices.map((d) => [d.serial, fromHex(`enc of ${d.serial}`, d.enc)]));
+    const rows = await tx.devicesBySerial(body.devices.map((d) => d.serial));
+    const conflicts = rows.filter((r) => !equalBytes(r.enc, encs.get(r.serial)!));
+    if (conflicts.length > 0) {
+      const list = conflicts
+        .slice(0, 5)
+        .map((r) => `${r.serial} (batch ${r.batch})`)
+        .join(', ');
+      throw new RegistryError(
+        `manifest refused, nothing changed: ${conflicts.length} serial(s) are already registered with a different enc: ${list}${conflicts.length > 5 ? ', ...' : ''}`,
+      );
+    }
+    const present = new Set(rows.map((r) => r.serial));
+    await tx.insertBatch({
+      batch: body.batch,
+      factoryKeyId,
+      ingestKeyId: body.ingest_key_id,
+      board: body.board,
+      frameSize: body.frame_size,
+      created: body.created,
+      manifestSha256: sha,
+      devices: body.devices.length,
+      importedAt: now,
+    });
+    const fresh = body.devices.filter((d) => !present.has(d.serial));
+    await tx.insertDevices(
+      fresh.map((d) => ({
+        serial: d.serial,
+        enc: encs.get(d.serial)!,
+        ingestKeyId: body.ingest_key_id,
+        board: body.board,
+        frameSize: body.frame_size,
+        batch: body.batch,
+        registeredAt: now,
+      })),
+    );
+    return { ...outcome, added: fresh.length, present: present.size };
+  });
+}
+
+/** Marks a device revoked: its frames are rejected from then on. */
+export async function revokeDevice(storage: Storage, serial: string, now = Date.now()): Promise<'revoked' | 'already revoked'> {
+  try {
+    checkSerial(serial);
+  } catch (e) {
+    throw new RegistryError((e as Error).message);
+  }
+  return storage.transaction(async (tx) => {
+    const [row] = await tx.lockDevices([serial]);
+    if (!row) throw new RegistryError(`no device with serial ${serial} is registered`);
+    if (row.status === 'revoked') return 'already revoked';
+    await tx.setStatus(serial, 'revoked', now);
+    return 'revoked';
+  });
+}
+
+export function formatTable(devices: DeviceSummary[]): string {
+  const head = ['serial', 'board', 'batch', 'status', 'frames', 'last seen'];
+  const rows = devices.map((d) => [d.serial, d.board, d.batch, d.status, String(d.frames), d.lastSeen === null ? 'never' : new Date(d.lastSeen).toISOString()]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === 4 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(head), ...rows.map(line)].join('\n');
+}

@@ -1,0 +1,200 @@
+// Versioned schema migrations, one entry per version with each backend's DDL.
+// A backend applies, in one transaction each, every version above the highest
+// recorded in schema_migrations. Append new versions; never edit an applied one.
+//
+// Column notes (both backends):
+//   devices.settled      the ack watermark N (docs/protocol.md section 6)
+//   devices.max_counter  highest stored counter; lets the ingest path skip
+//                        queries when nothing is stored above the watermark
+//   devices.boot_floor   highest counter of a boot anchor (reason 0)
+//   devices.gap_hi       highest counter a gap row ever covered
+//   readings.bound       min(relay rx, server receive time) of the frame, the
+//                        upper bound its boot start estimate is taken from
+//   readings.boot8/uptime24  the raw sample header, kept so a sample whose
+//                        boot has no anchor yet can be resolved later
+
+export interface Migration {
+  version: number;
+  name: string;
+  sqlite: string;
+  postgres: string;
+}
+
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'registry, frames, readings, gaps',
+    sqlite: `
+      CREATE TABLE batches (
+        batch TEXT PRIMARY KEY,
+        factory_key_id TEXT NOT NULL,
+        ingest_key_id TEXT NOT NULL,
+        board TEXT NOT NULL,
+        frame_size INTEGER NOT NULL,
+        created TEXT NOT NULL,
+        manifest_sha256 TEXT NOT NULL,
+        devices INTEGER NOT NULL,
+        imported_at INTEGER NOT NULL
+      );
+      CREATE TABLE devices (
+        serial TEXT PRIMARY KEY,
+        enc BLOB NOT NULL,
+        ingest_key_id TEXT NOT NULL,
+        board TEXT NOT NULL,
+        frame_size INTEGER NOT NULL,
+        batch TEXT NOT NULL REFERENCES batches(batch),
+        status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'revoked')),
+        registered_at INTEGER NOT NULL,
+        revoked_at INTEGER,
+        frames INTEGER NOT NULL DEFAULT 0,
+        last_seen INTEGER,
+        settled INTEGER NOT NULL DEFAULT 0,
+        max_counter INTEGER NOT NULL DEFAULT 0,
+        boot_floor INTEGER NOT NULL DEFAULT 0,
+        gap_hi INTEGER NOT NULL DEFAULT 0,
+        battery REAL,
+        battery_counter INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE TABLE frames (
+        serial TEXT NOT NULL,
+        counter INTEGER NOT NULL,
+        frame BLOB NOT NULL,
+        type INTEGER NOT NULL,
+        content TEXT NOT NULL,
+        relay TEXT NOT NULL,
+        relay_time INTEGER NOT NULL,
+        rx INTEGER NOT NULL,
+        received INTEGER NOT NULL,
+        PRIMARY KEY (serial, counter)
+      ) WITHOUT ROWID;
+      CREATE TABLE anchors (
+        serial TEXT NOT NULL,
+        counter INTEGER NOT NULL,
+        boot INTEGER NOT NULL,
+        uptime INTEGER NOT NULL,
+        reason INTEGER NOT NULL,
+        PRIMARY KEY (serial, counter)
+      ) WITHOUT ROWID;
+      CREATE TABLE boots (
+        serial TEXT NOT NULL,
+        boot INTEGER NOT NULL,
+        start INTEGER NOT NULL,
+        anchor_counter INTEGER NOT NULL,
+        PRIMARY KEY (serial, boot)
+      ) WITHOUT ROWID;
+      CREATE TABLE readings (
+        serial TEXT NOT NULL,
+        counter INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        channel INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        unit TEXT NOT NULL,
+        value REAL,
+        boot8 INTEGER NOT NULL,
+        uptime24 INTEGER NOT NULL,
+        bound INTEGER NOT NULL,
+        boot INTEGER,
+        uptime INTEGER,
+        time INTEGER,
+        PRIMARY KEY (serial, counter, idx)
+      ) WITHOUT ROWID;
+      CREATE INDEX readings_by_time ON readings (serial, time);
+      CREATE INDEX readings_by_boot ON readings (serial, boot);
+      CREATE TABLE gaps (
+        id INTEGER PRIMARY KEY,
+        serial TEXT NOT NULL,
+        first INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('outbox-overflow', 'power-loss')),
+        detected_at INTEGER NOT NULL
+      );
+      CREATE INDEX gaps_by_serial ON gaps (serial, first);
+    `,
+    postgres: `
+      CREATE TABLE batches (
+        batch TEXT PRIMARY KEY,
+        factory_key_id TEXT NOT NULL,
+        ingest_key_id TEXT NOT NULL,
+        board TEXT NOT NULL,
+        frame_size INTEGER NOT NULL,
+        created TEXT NOT NULL,
+        manifest_sha256 TEXT NOT NULL,
+        devices INTEGER NOT NULL,
+        imported_at BIGINT NOT NULL
+      );
+      CREATE TABLE devices (
+        serial TEXT PRIMARY KEY,
+        enc BYTEA NOT NULL,
+        ingest_key_id TEXT NOT NULL,
+        board TEXT NOT NULL,
+        frame_size INTEGER NOT NULL,
+        batch TEXT NOT NULL REFERENCES batches(batch),
+        status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'revoked')),
+        registered_at BIGINT NOT NULL,
+        revoked_at BIGINT,
+        frames BIGINT NOT NULL DEFAULT 0,
+        last_seen BIGINT,
+        settled BIGINT NOT NULL DEFAULT 0,
+        max_counter BIGINT NOT NULL DEFAULT 0,
+        boot_floor BIGINT NOT NULL DEFAULT 0,
+        gap_hi BIGINT NOT NULL DEFAULT 0,
+        battery DOUBLE PRECISION,
+        battery_counter BIGINT NOT NULL DEFAULT 0
+      );
+      CREATE TABLE frames (
+        serial TEXT NOT NULL,
+        counter BIGINT NOT NULL,
+        frame BYTEA NOT NULL,
+        type SMALLINT NOT NULL,
+        content TEXT NOT NULL,
+        relay TEXT NOT NULL,
+        relay_time BIGINT NOT NULL,
+        rx BIGINT NOT NULL,
+        received BIGINT NOT NULL,
+        PRIMARY KEY (serial, counter)
+      );
+      CREATE TABLE anchors (
+        serial TEXT NOT NULL,
+        counter BIGINT NOT NULL,
+        boot INTEGER NOT NULL,
+        uptime BIGINT NOT NULL,
+        reason SMALLINT NOT NULL,
+        PRIMARY KEY (serial, counter)
+      );
+      CREATE TABLE boots (
+        serial TEXT NOT NULL,
+        boot INTEGER NOT NULL,
+        start BIGINT NOT NULL,
+        anchor_counter BIGINT NOT NULL,
+        PRIMARY KEY (serial, boot)
+      );
+      CREATE TABLE readings (
+        serial TEXT NOT NULL,
+        counter BIGINT NOT NULL,
+        idx SMALLINT NOT NULL,
+        channel SMALLINT NOT NULL,
+        name TEXT NOT NULL,
+        unit TEXT NOT NULL,
+        value DOUBLE PRECISION,
+        boot8 SMALLINT NOT NULL,
+        uptime24 INTEGER NOT NULL,
+        bound BIGINT NOT NULL,
+        boot INTEGER,
+        uptime BIGINT,
+        time BIGINT,
+        PRIMARY KEY (serial, counter, idx)
+      );
+      CREATE INDEX readings_by_time ON readings (serial, time);
+      CREATE INDEX readings_by_boot ON readings (serial, boot);
+      CREATE TABLE gaps (
+        id BIGSERIAL PRIMARY KEY,
+        serial TEXT NOT NULL,
+        first BIGINT NOT NULL,
+        count BIGINT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('outbox-overflow', 'power-loss')),
+        detected_at BIGINT NOT NULL
+      );
+      CREATE INDEX gaps_by_serial ON gaps (serial, first);
+    `,
+  },
+];

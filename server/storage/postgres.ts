@@ -1,0 +1,386 @@
+// PostgreSQL backend (`pg`): for several stateless ingest nodes on one
+// database. Nothing an ingest decision depends on lives in a node's memory
+// (device keys are a cache of a pure function of the row), inserts are
+// idempotent (ON CONFLICT DO NOTHING on (serial, counter)), and a request
+// first locks the rows of its devices (SELECT ... FOR UPDATE, in serial
+// order so two requests never wait on each other in a cycle). The settled
+// watermark, gaps and boot estimates of one device are therefore computed by
+// one transaction at a time, whichever node runs it, from committed data
+// (READ COMMITTED: each statement after the lock sees what the previous
+// holder committed).
+//
+// The URL may carry `?schema=NAME` (a sealpost extension, removed before the
+// URL reaches `pg`): the tables then live in that schema, created if needed.
+import pg from 'pg';
+import { MIGRATIONS } from './migrations.js';
+import { batchFromRow, deviceFromRow, frameFromRow, gapFromRow, readingFromRow, summaryFromRow } from './rows.js';
+import type {
+  Anchor,
+  BatchRow,
+  DeviceRow,
+  DeviceSummary,
+  GapRow,
+  NewDevice,
+  NewFrame,
+  NewGap,
+  NewReading,
+  PendingSample,
+  Range,
+  ReadingsQuery,
+  ResolvedSample,
+  Storage,
+  StoredFrame,
+  StoredReading,
+  Tx,
+} from './types.js';
+
+type Row = Record<string, unknown>;
+type Queryable = { query: (text: string, values?: unknown[]) => Promise<pg.QueryResult> };
+
+// int8 (COUNT, BIGINT columns) and numeric (SUM of BIGINT) as JS numbers:
+// every value sealpost stores is below 2^53 (counters < 2^32, times in ms).
+const INT8 = 20;
+const NUMERIC = 1700;
+const TYPES = {
+  getTypeParser(oid: number, format?: string) {
+    if (oid === INT8 || oid === NUMERIC) return (v: string) => (v === null ? null : Number(v));
+    return pg.types.getTypeParser(oid, format as 'text');
+  },
+} as unknown as pg.CustomTypesConfig;
+
+/** Codes of transaction failures that are safe to retry from the start. */
+const RETRYABLE = new Set(['40001', '40P01']);
+const MIGRATION_LOCK = 0x5ea1_0001;
+
+const buf = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+
+export interface PostgresOptions {
+  poolSize?: number;
+  onError?: (error: Error) => void;
+  /** Told about settings that weaken what an ack promises. */
+  onWarning?: (message: string) => void;
+}
+
+export function parsePostgresUrl(url: string): { connectionString: string; schema: string | undefined } {
+  const u = new URL(url);
+  const schema = u.searchParams.get('schema') ?? undefined;
+  u.searchParams.delete('schema');
+  if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+    throw new Error(`database URL schema "${schema.slice(0, 70)}" must be a lower-case SQL identifier (a-z, 0-9, _)`);
+  }
+  return { connectionString: u.toString(), schema };
+}
+
+export class PostgresStorage implements Storage {
+  readonly backend = 'postgres' as const;
+  private readonly pool: pg.Pool;
+  private readonly schema: string | undefined;
+
+  private constructor(pool: pg.Pool, schema: string | undefined) {
+    this.pool = pool;
+    this.schema = schema;
+  }
+
+  static async open(url: string, options: PostgresOptions = {}): Promise<PostgresStorage> {
+    const { connectionString, schema } = parsePostgresUrl(url);
+    const pool = new pg.Pool({
+      connectionString,
+      max: options.poolSize ?? 10,
+      types: TYPES,
+      ...(schema ? { options: `-c search_path=${schema}` } : {}),
+    });
+    pool.on('error', (e) => options.onError?.(e));
+    const storage = new PostgresStorage(pool, schema);
+    try {
+      await storage.migrate();
+      // An ack promises the frames are durable: with synchronous_commit off a
+      // crash of the database host could lose commits that were acknowledged.
+      const sc = (await pool.query('SHOW synchronous_commit')).rows[0]?.synchronous_commit;
+      if (sc === 'off') options.onWarning?.('PostgreSQL synchronous_commit is off: acknowledged frames can be lost if the database host crashes; set it to on');
+    } catch (e) {
+      await pool.end();
+      throw e;
+    }
+    return storage;
+  }
+
+  private async migrate(): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+      if (this.schema) await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
+      await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
+      const current = Number((await client.query('SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations')).rows[0].v);
+      const latest = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+      if (current > latest) {
+        throw new Error(`database schema is at version ${current}, newer than this sealpost knows (${latest}): upgrade sealpost`);
+      }
+      for (const m of MIGRATIONS) {
+        if (m.version <= current) continue;
+        await client.query(m.postgres);
+        await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, Date.now()]);
+      }
+      await client.query('COMMIT');
+    } catch (e) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw e;
+    } finally {
+      client.release();
+    }
+  }
+
+  private makeTx(c: Queryable): Tx {
+    const rows = async (text: string, values?: unknown[]) => (await c.query(text, values)).rows as Row[];
+    return {
+      lockDevices: async (serials) =>
+        serials.length === 0 ? [] : (await rows('SELECT * FROM devices WHERE serial = ANY($1::text[]) ORDER BY serial FOR UPDATE', [serials])).map(deviceFromRow),
+      insertFrames: async (frames: NewFrame[]) => {
+        if (frames.length === 0) return [];
+        const inserted = await rows(
+          `INSERT INTO frames (serial, counter, frame, type, content, relay, relay_time, rx, received)
+           SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::smallint[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[])
+           ON CONFLICT (serial, counter) DO NOTHING RETURNING serial, counter`,
+          [
+            frames.map((f) => f.serial),
+            frames.map((f) => f.counter),
+            frames.map((f) => buf(f.frame)),
+            frames.map((f) => f.type),
+            frames.map((f) => f.content),
+            frames.map((f) => f.relay),
+            frames.map((f) => f.relayTime),
+            frames.map((f) => f.rx),
+            frames.map((f) => f.received),
+          ],
+        );
+        const set = new Set(inserted.map((r) => `${r.serial as string}\u0000${r.counter as number}`));
+        return frames.map((f) => set.has(`${f.serial}\u0000${f.counter}`));
+      },
+      frameBytes: async (serial, counters) => {
+        const out = new Map<number, Uint8Array>();
+        if (counters.length === 0) return out;
+        for (const r of await rows('SELECT counter, frame FROM frames WHERE serial = $1 AND counter = ANY($2::bigint[])', [serial, counters])) {
+          out.set(r.counter as number, new Uint8Array(r.frame as Buffer));
+        }
+        return out;
+      },
+      insertAnchors: async (serial, anchors: Anchor[]) => {
+        if (anchors.length === 0) return;
+        await c.query(
+          `INSERT INTO anchors (serial, counter, boot, uptime, reason)
+           SELECT $1, * FROM unnest($2::bigint[], $3::int[], $4::bigint[], $5::smallint[]) ON CONFLICT DO NOTHING`,
+          [serial, anchors.map((a) => a.counter), anchors.map((a) => a.boot), anchors.map((a) => a.uptime), anchors.map((a) => a.reason)],
+        );
+      },
+      anchorsBefore: async (serial, below, limit) =>
+        (await rows('SELECT counter, boot, uptime, reason FROM anchors WHERE serial = $1 AND counter < $2 ORDER BY counter DESC LIMIT $3', [serial, below, limit])) as unknown as Anchor[],
+      anchorFor: async (serial, below, boot8) =>
+        (
+          await rows('SELECT counter, boot, uptime, reason FROM anchors WHERE serial = $1 AND counter < $2 AND boot % 256 = $3 ORDER BY counter DESC LIMIT 1', [
+            serial,
+            below,
+            boot8,
+          ])
+        )[0] as unknown as Anchor | undefined,
+      pendingSamples: async (serial, boot8, above) =>
+        (await rows(
+          `SELECT counter, MIN(uptime24) AS uptime24, MIN(bound) AS bound FROM readings
+           WHERE serial = $1 AND boot IS NULL AND boot8 = $2 AND counter > $3 GROUP BY counter ORDER BY counter`,
+          [serial, boot8, above],
+        )) as unknown as PendingSample[],
+      resolveSamples: async (serial, resolved: ResolvedSample[]) => {
+        if (resolved.length === 0) return;
+        await c.query(
+          `UPDATE readings r SET boot = u.boot, uptime = u.uptime, time = u.time
+           FROM unnest($2::bigint[], $3::int[], $4::bigint[], $5::bigint[]) AS u(counter, boot, uptime, time)
+           WHERE r.serial = $1 AND r.counter = u.counter`,
+          [serial, resolved.map((r) => r.counter), resolved.map((r) => r.boot), resolved.map((r) => r.uptime), resolved.map((r) => r.time)],
+        );
+      },
+      bootStarts: async (serial, boots) => {
+        const out = new Map<number, number>();
+        if (boots.length === 0) return out;
+        for (const r of await rows('SELECT boot, start FROM boots WHERE serial = $1 AND boot = ANY($2::int[])', [serial, boots])) {
+          out.set(r.boot as number, r.start as number);
+        }
+        return out;
+      },
+      saveBoot: async (serial, boot, start, anchorCounter, isNew) => {
+        if (isNew) await c.query('INSERT INTO boots (serial, boot, start, anchor_counter) VALUES ($1, $2, $3, $4)', [serial, boot, start, anchorCounter]);
+        else await c.query('UPDATE boots SET start = $1 WHERE serial = $2 AND boot = $3', [start, serial, boot]);
+      },
+      retimeBoot: async (serial, boot, start) => {
+        await c.query('UPDATE readings SET time = $1 + uptime * 1000 WHERE serial = $2 AND boot = $3', [start, serial, boot]);
+      },
+      insertReadings: async (r: NewReading[]) => {
+        if (r.length === 0) return;
+        await c.query(
+          `INSERT INTO readings (serial, counter, idx, channel, name, unit, value, boot8, uptime24, bound, boot, uptime, time)
+           SELECT * FROM unnest($1::text[], $2::bigint[], $3::smallint[], $4::smallint[], $5::text[], $6::text[], $7::float8[],
+             $8::smallint[], $9::int[], $10::bigint[], $11::int[], $12::bigint[], $13::bigint[])
+           ON CONFLICT DO NOTHING`,
+          [
+            r.map((x) => x.serial),
+            r.map((x) => x.counter),
+            r.map((x) => x.idx),
+            r.map((x) => x.channel),
+            r.map((x) => x.name),
+            r.map((x) => x.unit),
+            r.map((x) => x.value),
+            r.map((x) => x.boot8),
+            r.map((x) => x.uptime24),
+            r.map((x) => x.bound),
+            r.map((x) => x.boot),
+            r.map((x) => x.uptime),
+            r.map((x) => x.time),
+          ],
+        );
+      },
+      storedRanges: async (serial, lo, hi) =>
+        (await rows(
+          `SELECT MIN(counter) AS first, MAX(counter) AS last FROM (
+             SELECT counter, counter - ROW_NUMBER() OVER (ORDER BY counter) AS grp
+             FROM frames WHERE serial = $1 AND counter BETWEEN $2 AND $3
+           ) t GROUP BY grp ORDER BY first`,
+          [serial, lo, hi],
+        )) as unknown as Range[],
+      gapsOverlapping: async (serial, lo, hi) =>
+        (await rows('SELECT * FROM gaps WHERE serial = $1 AND first <= $2 AND first + count - 1 >= $3 ORDER BY first', [serial, hi, lo])).map(gapFromRow),
+      deleteGaps: async (ids) => {
+        if (ids.length > 0) await c.query('DELETE FROM gaps WHERE id = ANY($1::bigint[])', [ids]);
+      },
+      insertGaps: async (g: NewGap[]) => {
+        if (g.length === 0) return;
+        await c.query(
+          `INSERT INTO gaps (serial, first, count, kind, detected_at)
+           SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[])`,
+          [g.map((x) => x.serial), g.map((x) => x.first), g.map((x) => x.count), g.map((x) => x.kind), g.map((x) => x.detectedAt)],
+        );
+      },
+      updateDevice: async (d) => {
+        await c.query(
+          `UPDATE devices SET frames = $1, last_seen = $2, settled = $3, max_counter = $4, boot_floor = $5, gap_hi = $6,
+           battery = $7, battery_counter = $8 WHERE serial = $9`,
+          [d.frames, d.lastSeen, d.settled, d.maxCounter, d.bootFloor, d.gapHi, d.battery, d.batteryCounter, d.serial],
+        );
+      },
+      batch: async (batch) => {
+        const r = (await rows('SELECT * FROM batches WHERE batch = $1', [batch]))[0];
+        return r ? batchFromRow(r) : undefined;
+      },
+      devicesBySerial: async (serials) =>
+        serials.length === 0 ? [] : (await rows('SELECT * FROM devices WHERE serial = ANY($1::text[]) ORDER BY serial', [serials])).map(deviceFromRow),
+      insertBatch: async (b: BatchRow) => {
+        await c.query(
+          `INSERT INTO batches (batch, factory_key_id, ingest_key_id, board, frame_size, created, manifest_sha256, devices, imported_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+          [b.batch, b.factoryKeyId, b.ingestKeyId, b.board, b.frameSize, b.created, b.manifestSha256, b.devices, b.importedAt],
+        );
+      },
+      insertDevices: async (d: NewDevice[]) => {
+        if (d.length === 0) return;
+        await c.query(
+          `INSERT INTO devices (serial, enc, ingest_key_id, board, frame_size, batch, registered_at)
+           SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[], $5::int[], $6::text[], $7::bigint[])`,
+          [d.map((x) => x.serial), d.map((x) => buf(x.enc)), d.map((x) => x.ingestKeyId), d.map((x) => x.board), d.map((x) => x.frameSize), d.map((x) => x.batch), d.map((x) => x.registeredAt)],
+        );
+      },
+      setStatus: async (serial, status, at) => {
+        await c.query('UPDATE devices SET status = $1, revoked_at = $2 WHERE serial = $3', [status, status === 'revoked' ? at : null, serial]);
+      },
+    };
+  }
+
+  async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.pool.connect();
+      let broken = false;
+      try {
+        await client.query('BEGIN');
+        const result = await fn(this.makeTx(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (e) {
+        try {
+          await client.query('ROLLBACK');
+        } catch {
+          broken = true;
+        }
+        const code = (e as { code?: string }).code;
+        if (attempt < 3 && code !== undefined && RETRYABLE.has(code)) continue;
+        throw e;
+      } finally {
+        client.release(broken);
+      }
+    }
+  }
+
+  private async all(text: string, values?: unknown[]): Promise<Row[]> {
+    return (await this.pool.query(text, values)).rows as Row[];
+  }
+
+  async device(serial: string): Promise<DeviceRow | undefined> {
+    const r = (await this.all('SELECT * FROM devices WHERE serial = $1', [serial]))[0];
+    return r ? deviceFromRow(r) : undefined;
+  }
+
+  async devices(serial?: string): Promise<DeviceSummary[]> {
+    if (serial !== undefined) {
+      return (
+        await this.all(
+          `SELECT d.*, (SELECT COUNT(*) FROM gaps WHERE serial = d.serial) AS gaps,
+           (SELECT SUM(count) FROM gaps WHERE serial = d.serial) AS lost FROM devices d WHERE d.serial = $1`,
+          [serial],
+        )
+      ).map(summaryFromRow);
+    }
+    return (
+      await this.all(
+        `SELECT d.*, g.n AS gaps, g.lost AS lost FROM devices d
+         LEFT JOIN (SELECT serial, COUNT(*) AS n, SUM(count) AS lost FROM gaps GROUP BY serial) g ON g.serial = d.serial
+         ORDER BY d.serial`,
+      )
+    ).map(summaryFromRow);
+  }
+
+  async readings(serial: string, q: ReadingsQuery): Promise<StoredReading[]> {
+    const where = ['serial = $1'];
+    const args: unknown[] = [serial];
+    if (q.from !== undefined) {
+      args.push(q.from);
+      where.push(`time >= $${args.length}`);
+    }
+    if (q.to !== undefined) {
+      args.push(q.to);
+      where.push(`time <= $${args.length}`);
+    }
+    args.push(q.limit);
+    return (
+      await this.all(
+        `SELECT serial, counter, idx, channel, name, unit, value, boot, uptime, time FROM readings
+         WHERE ${where.join(' AND ')} ORDER BY counter, idx LIMIT $${args.length}`,
+        args,
+      )
+    ).map(readingFromRow);
+  }
+
+  async gaps(serial: string): Promise<GapRow[]> {
+    return (await this.all('SELECT * FROM gaps WHERE serial = $1 ORDER BY first', [serial])).map(gapFromRow);
+  }
+
+  async frames(serial: string): Promise<StoredFrame[]> {
+    return (await this.all('SELECT * FROM frames WHERE serial = $1 ORDER BY counter', [serial])).map(frameFromRow);
+  }
+
+  async batches(): Promise<BatchRow[]> {
+    return (await this.all('SELECT * FROM batches ORDER BY batch')).map(batchFromRow);
+  }
+
+  async migrations(): Promise<number[]> {
+    return (await this.all('SELECT version FROM schema_migrations ORDER BY version')).map((r) => Number(r.version));
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}

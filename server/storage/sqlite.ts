@@ -1,0 +1,386 @@
+// SQLite backend (better-sqlite3): the default, one file, one process.
+//
+// Durability (docs/server.md, "Durability"): WAL with synchronous=FULL, so a
+// transaction is fsynced to the WAL before COMMIT returns, and the server
+// sends an ack only after COMMIT returned. An ack therefore never covers a
+// frame that a crash of the process, the OS or the power could take back.
+// NORMAL would survive a killed process (the WAL is in the page cache) but
+// not a power cut, and an ack lets the device delete its copy for good.
+//
+// Group commit: the fsync per COMMIT was the largest cost of ingest (a CPU
+// profile of bench/ingest.ts put 37% of the server's time in BEGIN/COMMIT).
+// Transactions requested in the same turn of the event loop run one after
+// the other inside one SQLite transaction, each in its own SAVEPOINT (a
+// failing one is rolled back alone), and are committed with one COMMIT; no
+// caller's promise resolves before that COMMIT returned, so "ack only after
+// commit" holds for every request of the group.
+//
+// better-sqlite3 is synchronous; the Tx methods return settled promises so
+// the ingest algorithm is shared with the PostgreSQL backend. Groups run one
+// at a time (SQLite has one writer anyway), and BEGIN IMMEDIATE plus
+// busy_timeout let `sealpost registry` write while a server runs on the
+// same file.
+import Database from 'better-sqlite3';
+import { MIGRATIONS } from './migrations.js';
+import { batchFromRow, deviceFromRow, frameFromRow, gapFromRow, readingFromRow, summaryFromRow, type Row } from './rows.js';
+import type {
+  Anchor,
+  BatchRow,
+  DeviceRow,
+  DeviceSummary,
+  GapRow,
+  NewDevice,
+  NewFrame,
+  NewGap,
+  NewReading,
+  PendingSample,
+  Range,
+  ReadingsQuery,
+  ResolvedSample,
+  Storage,
+  StoredFrame,
+  StoredReading,
+  Tx,
+} from './types.js';
+
+type Db = Database.Database;
+type Stmt = Database.Statement;
+
+const asBuffer = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+
+const ISLANDS = `
+  SELECT MIN(counter) AS first, MAX(counter) AS last FROM (
+    SELECT counter, counter - ROW_NUMBER() OVER (ORDER BY counter) AS grp
+    FROM frames WHERE serial = ? AND counter BETWEEN ? AND ?
+  ) t GROUP BY grp ORDER BY first`;
+
+/** A transaction waiting for its group. */
+interface Pending {
+  fn: (tx: Tx) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+/** Most transactions committed together (one fsync). */
+const MAX_GROUP = 64;
+
+export class SqliteStorage implements Storage {
+  readonly backend = 'sqlite' as const;
+  private readonly db: Db;
+  private pending: Pending[] = [];
+  private scheduled = false;
+  private running: Promise<void> = Promise.resolve();
+  private readonly s: Record<string, Stmt>;
+  private readonly readingQueries = new Map<string, Stmt>();
+  private readonly tx: Tx;
+
+  constructor(path: string, options: { synchronous?: 'FULL' | 'NORMAL'; readonly?: boolean } = {}) {
+    this.db = new Database(path, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
+    this.db.pragma('busy_timeout = 5000');
+    if (!options.readonly) {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
+      this.db.pragma('foreign_keys = ON');
+      this.db.pragma('cache_size = -65536');
+      this.migrate();
+    }
+    const db = this.db;
+    const p = (sql: string) => db.prepare(sql);
+    this.s = {
+      device: p('SELECT * FROM devices WHERE serial = ?'),
+      insertFrame: p(
+        `INSERT INTO frames (serial, counter, frame, type, content, relay, relay_time, rx, received)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (serial, counter) DO NOTHING`,
+      ),
+      frameBytes: p('SELECT frame FROM frames WHERE serial = ? AND counter = ?'),
+      insertAnchor: p('INSERT INTO anchors (serial, counter, boot, uptime, reason) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING'),
+      anchorsBefore: p('SELECT counter, boot, uptime, reason FROM anchors WHERE serial = ? AND counter < ? ORDER BY counter DESC LIMIT ?'),
+      anchorFor: p(
+        'SELECT counter, boot, uptime, reason FROM anchors WHERE serial = ? AND counter < ? AND boot % 256 = ? ORDER BY counter DESC LIMIT 1',
+      ),
+      pending: p(
+        `SELECT counter, MIN(uptime24) AS uptime24, MIN(bound) AS bound FROM readings
+         WHERE serial = ? AND boot IS NULL AND boot8 = ? AND counter > ? GROUP BY counter ORDER BY counter`,
+      ),
+      resolve: p('UPDATE readings SET boot = ?, uptime = ?, time = ? WHERE serial = ? AND counter = ?'),
+      bootStart: p('SELECT start FROM boots WHERE serial = ? AND boot = ?'),
+      insertBoot: p('INSERT INTO boots (serial, boot, start, anchor_counter) VALUES (?, ?, ?, ?)'),
+      updateBoot: p('UPDATE boots SET start = ? WHERE serial = ? AND boot = ?'),
+      retime: p('UPDATE readings SET time = ? + uptime * 1000 WHERE serial = ? AND boot = ?'),
+      insertReading: p(
+        `INSERT INTO readings (serial, counter, idx, channel, name, unit, value, boot8, uptime24, bound, boot, uptime, time)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      ),
+      islands: p(ISLANDS),
+      gapsOverlapping: p('SELECT * FROM gaps WHERE serial = ? AND first <= ? AND first + count - 1 >= ? ORDER BY first'),
+      deleteGap: p('DELETE FROM gaps WHERE id = ?'),
+      insertGap: p('INSERT INTO gaps (serial, first, count, kind, detected_at) VALUES (?, ?, ?, ?, ?)'),
+      updateDevice: p(
+        `UPDATE devices SET frames = ?, last_seen = ?, settled = ?, max_counter = ?, boot_floor = ?, gap_hi = ?,
+         battery = ?, battery_counter = ? WHERE serial = ?`,
+      ),
+      batch: p('SELECT * FROM batches WHERE batch = ?'),
+      insertBatch: p(
+        `INSERT INTO batches (batch, factory_key_id, ingest_key_id, board, frame_size, created, manifest_sha256, devices, imported_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      insertDevice: p(
+        `INSERT INTO devices (serial, enc, ingest_key_id, board, frame_size, batch, registered_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      setStatus: p('UPDATE devices SET status = ?, revoked_at = ? WHERE serial = ?'),
+      devices: p(
+        `SELECT d.*, g.n AS gaps, g.lost AS lost FROM devices d
+         LEFT JOIN (SELECT serial, COUNT(*) AS n, SUM(count) AS lost FROM gaps GROUP BY serial) g ON g.serial = d.serial
+         ORDER BY d.serial`,
+      ),
+      deviceSummary: p(
+        `SELECT d.*, (SELECT COUNT(*) FROM gaps WHERE serial = d.serial) AS gaps,
+         (SELECT SUM(count) FROM gaps WHERE serial = d.serial) AS lost FROM devices d WHERE d.serial = ?`,
+      ),
+      gaps: p('SELECT * FROM gaps WHERE serial = ? ORDER BY first'),
+      frames: p('SELECT * FROM frames WHERE serial = ? ORDER BY counter'),
+      batches: p('SELECT * FROM batches ORDER BY batch'),
+      migrations: p('SELECT version FROM schema_migrations ORDER BY version'),
+    };
+    this.tx = this.makeTx();
+  }
+
+  private migrate(): void {
+    const db = this.db;
+    db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      const current = (db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null }).v ?? 0;
+      const latest = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+      if (current > latest) {
+        throw new Error(`database schema is at version ${current}, newer than this sealpost knows (${latest}): upgrade sealpost`);
+      }
+      for (const m of MIGRATIONS) {
+        if (m.version <= current) continue;
+        db.exec(m.sqlite);
+        db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
+      }
+      db.exec('COMMIT');
+    } catch (e) {
+      if (db.inTransaction) db.exec('ROLLBACK');
+      throw e;
+    }
+  }
+
+  private makeTx(): Tx {
+    const s = this.s;
+    return {
+      lockDevices: async (serials) => {
+        const out: DeviceRow[] = [];
+        for (const serial of serials) {
+          const r = s.device!.get(serial) as Row | undefined;
+          if (r) out.push(deviceFromRow(r));
+        }
+        return out;
+      },
+      insertFrames: async (rows: NewFrame[]) => {
+        const out = new Array<boolean>(rows.length);
+        for (let i = 0; i < rows.length; i++) {
+          const f = rows[i]!;
+          out[i] = s.insertFrame!.run(f.serial, f.counter, asBuffer(f.frame), f.type, f.content, f.relay, f.relayTime, f.rx, f.received).changes === 1;
+        }
+        return out;
+      },
+      frameBytes: async (serial, counters) => {
+        const out = new Map<number, Uint8Array>();
+        for (const c of counters) {
+          const r = s.frameBytes!.get(serial, c) as { frame: Buffer } | undefined;
+          if (r) out.set(c, new Uint8Array(r.frame));
+        }
+        return out;
+      },
+      insertAnchors: async (serial, rows: Anchor[]) => {
+        for (const a of rows) s.insertAnchor!.run(serial, a.counter, a.boot, a.uptime, a.reason);
+      },
+      anchorsBefore: async (serial, below, limit) => s.anchorsBefore!.all(serial, below, limit) as Anchor[],
+      anchorFor: async (serial, below, boot8) => s.anchorFor!.get(serial, below, boot8) as Anchor | undefined,
+      pendingSamples: async (serial, boot8, above) => s.pending!.all(serial, boot8, above) as PendingSample[],
+      resolveSamples: async (serial, rows: ResolvedSample[]) => {
+        for (const r of rows) s.resolve!.run(r.boot, r.uptime, r.time, serial, r.counter);
+      },
+      bootStarts: async (serial, boots) => {
+        const out = new Map<number, number>();
+        for (const b of boots) {
+          const r = s.bootStart!.get(serial, b) as { start: number } | undefined;
+          if (r) out.set(b, r.start);
+        }
+        return out;
+      },
+      saveBoot: async (serial, boot, start, anchorCounter, isNew) => {
+        if (isNew) s.insertBoot!.run(serial, boot, start, anchorCounter);
+        else s.updateBoot!.run(start, serial, boot);
+      },
+      retimeBoot: async (serial, boot, start) => {
+        s.retime!.run(start, serial, boot);
+      },
+      insertReadings: async (rows: NewReading[]) => {
+        for (const r of rows) {
+          s.insertReading!.run(r.serial, r.counter, r.idx, r.channel, r.name, r.unit, r.value, r.boot8, r.uptime24, r.bound, r.boot, r.uptime, r.time);
+        }
+      },
+      storedRanges: async (serial, lo, hi) => s.islands!.all(serial, lo, hi) as Range[],
+      gapsOverlapping: async (serial, lo, hi) => (s.gapsOverlapping!.all(serial, hi, lo) as Row[]).map(gapFromRow),
+      deleteGaps: async (ids) => {
+        for (const id of ids) s.deleteGap!.run(id);
+      },
+      insertGaps: async (rows: NewGap[]) => {
+        for (const g of rows) s.insertGap!.run(g.serial, g.first, g.count, g.kind, g.detectedAt);
+      },
+      updateDevice: async (d) => {
+        s.updateDevice!.run(d.frames, d.lastSeen, d.settled, d.maxCounter, d.bootFloor, d.gapHi, d.battery, d.batteryCounter, d.serial);
+      },
+      batch: async (batch) => {
+        const r = s.batch!.get(batch) as Row | undefined;
+        return r ? batchFromRow(r) : undefined;
+      },
+      devicesBySerial: async (serials) => {
+        const out: DeviceRow[] = [];
+        for (const serial of serials) {
+          const r = s.device!.get(serial) as Row | undefined;
+          if (r) out.push(deviceFromRow(r));
+        }
+        return out;
+      },
+      insertBatch: async (b: BatchRow) => {
+        s.insertBatch!.run(b.batch, b.factoryKeyId, b.ingestKeyId, b.board, b.frameSize, b.created, b.manifestSha256, b.devices, b.importedAt);
+      },
+      insertDevices: async (rows: NewDevice[]) => {
+        for (const d of rows) s.insertDevice!.run(d.serial, asBuffer(d.enc), d.ingestKeyId, d.board, d.frameSize, d.batch, d.registeredAt);
+      },
+      setStatus: async (serial, status, at) => {
+        s.setStatus!.run(status, status === 'revoked' ? at : null, serial);
+      },
+    };
+  }
+
+  transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      const group = this.pending.splice(0, MAX_GROUP);
+      if (this.pending.length > 0) this.schedule();
+      this.running = this.running.then(() => this.runGroup(group));
+    });
+  }
+
+  private async runGroup(group: Pending[]): Promise<void> {
+    const db = this.db;
+    const outcomes: { ok: boolean; value: unknown }[] = [];
+    let first = 0; // first member of the SQLite transaction now open
+    const failFrom = (from: number, error: unknown) => {
+      for (let i = from; i < outcomes.length; i++) outcomes[i] = { ok: false, value: error };
+    };
+    try {
+      db.exec('BEGIN IMMEDIATE');
+    } catch (e) {
+      for (const p of group) p.reject(e);
+      return;
+    }
+    for (const p of group) {
+      if (!db.inTransaction) {
+        first = outcomes.length;
+        try {
+          db.exec('BEGIN IMMEDIATE');
+        } catch (e) {
+          outcomes.push({ ok: false, value: e });
+          continue;
+        }
+      }
+      db.exec('SAVEPOINT sealpost_tx');
+      try {
+        const value = await p.fn(this.tx);
+        db.exec('RELEASE sealpost_tx');
+        outcomes.push({ ok: true, value });
+      } catch (e) {
+        outcomes.push({ ok: false, value: e });
+        if (db.inTransaction) {
+          try {
+            db.exec('ROLLBACK TO sealpost_tx');
+            db.exec('RELEASE sealpost_tx');
+          } catch (inner) {
+            if (db.inTransaction) db.exec('ROLLBACK');
+            failFrom(first, inner);
+          }
+        } else {
+          // SQLite rolled the whole transaction back (e.g. disk full): nobody in it is stored.
+          failFrom(first, e);
+        }
+      }
+    }
+    if (db.inTransaction) {
+      try {
+        db.exec('COMMIT');
+      } catch (e) {
+        if (db.inTransaction) db.exec('ROLLBACK');
+        failFrom(first, e);
+      }
+    }
+    group.forEach((p, i) => (outcomes[i]!.ok ? p.resolve(outcomes[i]!.value) : p.reject(outcomes[i]!.value)));
+  }
+
+  async device(serial: string): Promise<DeviceRow | undefined> {
+    const r = this.s.device!.get(serial) as Row | undefined;
+    return r ? deviceFromRow(r) : undefined;
+  }
+
+  async devices(serial?: string): Promise<DeviceSummary[]> {
+    const rows = serial === undefined ? this.s.devices!.all() : this.s.deviceSummary!.all(serial);
+    return (rows as Row[]).map(summaryFromRow);
+  }
+
+  async readings(serial: string, q: ReadingsQuery): Promise<StoredReading[]> {
+    const key = `${q.from !== undefined ? 'f' : ''}${q.to !== undefined ? 't' : ''}`;
+    let stmt = this.readingQueries.get(key);
+    if (!stmt) {
+      const where = ['serial = ?'];
+      if (q.from !== undefined) where.push('time >= ?');
+      if (q.to !== undefined) where.push('time <= ?');
+      stmt = this.db.prepare(
+        `SELECT serial, counter, idx, channel, name, unit, value, boot, uptime, time FROM readings
+         WHERE ${where.join(' AND ')} ORDER BY counter, idx LIMIT ?`,
+      );
+      this.readingQueries.set(key, stmt);
+    }
+    const args: unknown[] = [serial];
+    if (q.from !== undefined) args.push(q.from);
+    if (q.to !== undefined) args.push(q.to);
+    args.push(q.limit);
+    return (stmt.all(...args) as Row[]).map(readingFromRow);
+  }
+
+  async gaps(serial: string): Promise<GapRow[]> {
+    return (this.s.gaps!.all(serial) as Row[]).map(gapFromRow);
+  }
+
+  async frames(serial: string): Promise<StoredFrame[]> {
+    return (this.s.frames!.all(serial) as Row[]).map(frameFromRow);
+  }
+
+  async batches(): Promise<BatchRow[]> {
+    return (this.s.batches!.all() as Row[]).map(batchFromRow);
+  }
+
+  async migrations(): Promise<number[]> {
+    return (this.s.migrations!.all() as { version: number }[]).map((r) => r.version);
+  }
+
+  async close(): Promise<void> {
+    while (this.pending.length > 0 || this.scheduled) await new Promise((r) => setImmediate(r));
+    await this.running;
+    if (this.db.open) this.db.close();
+  }
+}

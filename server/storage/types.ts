@@ -1,0 +1,228 @@
+// The one storage interface both backends implement (docs/server.md,
+// "Storage"). Everything the ingest path writes goes through `Tx`, inside one
+// transaction per request; the algorithms that decide *what* to write (settled
+// watermark, gaps, time mapping, registry import) live once, in
+// server/ingest.ts and server/registry.ts, and only the SQL differs per backend.
+
+export type DeviceStatus = 'active' | 'revoked';
+export type GapKind = 'outbox-overflow' | 'power-loss';
+
+/** A registry row plus the per-device ingest state kept next to it. */
+export interface DeviceRow {
+  serial: string;
+  /** HPKE enc: public, opens nothing without the ingest private key. */
+  enc: Uint8Array;
+  ingestKeyId: string;
+  board: string;
+  frameSize: number;
+  batch: string;
+  status: DeviceStatus;
+  registeredAt: number;
+  revokedAt: number | null;
+  /** Frames stored. */
+  frames: number;
+  /** Server time (ms) of the last authenticated frame, or null. */
+  lastSeen: number | null;
+  /** The ack watermark: every counter 1..settled is settled (docs/protocol.md section 6). */
+  settled: number;
+  /** Highest stored counter (a hint: nothing is stored above it). */
+  maxCounter: number;
+  /** Highest counter of a boot anchor (reason 0); every counter below it is settled. */
+  bootFloor: number;
+  /** Highest counter any gap row ever covered (a hint: no gap row reaches above it). */
+  gapHi: number;
+  /** Latest battery reading (%), by counter, and the counter it came from. */
+  battery: number | null;
+  batteryCounter: number;
+}
+
+/** What GET /v1/devices and `registry list` show. */
+export interface DeviceSummary {
+  serial: string;
+  board: string;
+  batch: string;
+  status: DeviceStatus;
+  frameSize: number;
+  ingestKeyId: string;
+  registeredAt: number;
+  frames: number;
+  lastSeen: number | null;
+  settled: number;
+  battery: number | null;
+  /** Visible gap ranges and the counters they hold. */
+  gaps: number;
+  lost: number;
+}
+
+export interface NewFrame {
+  serial: string;
+  counter: number;
+  /** The sealed frame exactly as received (not secret). */
+  frame: Uint8Array;
+  /** Plaintext byte 0 (frame type). */
+  type: number;
+  /** The decoded content as JSON. */
+  content: string;
+  relay: string;
+  relayTime: number;
+  /** Relay receive time (ms, the relay's clock). */
+  rx: number;
+  /** Server receive time (ms). */
+  received: number;
+}
+
+export type StoredFrame = NewFrame;
+
+export interface Anchor {
+  counter: number;
+  boot: number;
+  uptime: number;
+  reason: number;
+}
+
+export interface NewReading {
+  serial: string;
+  counter: number;
+  /** Position of the reading within its sample record. */
+  idx: number;
+  channel: number;
+  name: string;
+  unit: string;
+  value: number | null;
+  boot8: number;
+  uptime24: number;
+  /** min(relay rx, server receive time) of the frame: an upper bound of its wall time. */
+  bound: number;
+  boot: number | null;
+  uptime: number | null;
+  time: number | null;
+}
+
+export interface StoredReading {
+  serial: string;
+  counter: number;
+  idx: number;
+  channel: number;
+  name: string;
+  unit: string;
+  value: number | null;
+  boot: number | null;
+  uptime: number | null;
+  time: number | null;
+}
+
+/** A pending sample frame (its boot had no anchor when it arrived). */
+export interface PendingSample {
+  counter: number;
+  uptime24: number;
+  bound: number;
+}
+
+export interface ResolvedSample {
+  counter: number;
+  boot: number;
+  uptime: number;
+  time: number;
+}
+
+/** Inclusive range of counters. */
+export interface Range {
+  first: number;
+  last: number;
+}
+
+export interface GapRow {
+  id: number;
+  serial: string;
+  first: number;
+  count: number;
+  kind: GapKind;
+  detectedAt: number;
+}
+
+export interface NewGap {
+  serial: string;
+  first: number;
+  count: number;
+  kind: GapKind;
+  detectedAt: number;
+}
+
+export interface BatchRow {
+  batch: string;
+  factoryKeyId: string;
+  ingestKeyId: string;
+  board: string;
+  frameSize: number;
+  created: string;
+  manifestSha256: string;
+  devices: number;
+  importedAt: number;
+}
+
+export interface NewDevice {
+  serial: string;
+  enc: Uint8Array;
+  ingestKeyId: string;
+  board: string;
+  frameSize: number;
+  batch: string;
+  registeredAt: number;
+}
+
+export interface ReadingsQuery {
+  from?: number;
+  to?: number;
+  limit: number;
+}
+
+/** Writes and locked reads inside one transaction. */
+export interface Tx {
+  /** Locks and returns the rows of these serials (PostgreSQL: FOR UPDATE, in serial order). */
+  lockDevices(serials: string[]): Promise<DeviceRow[]>;
+  /** Inserts idempotently; returns, per row, whether it was new. */
+  insertFrames(rows: NewFrame[]): Promise<boolean[]>;
+  frameBytes(serial: string, counters: number[]): Promise<Map<number, Uint8Array>>;
+  insertAnchors(serial: string, rows: Anchor[]): Promise<void>;
+  /** Up to `limit` anchors with counter < below, newest first. */
+  anchorsBefore(serial: string, below: number, limit: number): Promise<Anchor[]>;
+  /** The newest anchor with counter < below and boot mod 256 = boot8. */
+  anchorFor(serial: string, below: number, boot8: number): Promise<Anchor | undefined>;
+  pendingSamples(serial: string, boot8: number, above: number): Promise<PendingSample[]>;
+  resolveSamples(serial: string, rows: ResolvedSample[]): Promise<void>;
+  bootStarts(serial: string, boots: number[]): Promise<Map<number, number>>;
+  saveBoot(serial: string, boot: number, start: number, anchorCounter: number, isNew: boolean): Promise<void>;
+  /** Sets time = start + uptime * 1000 on every resolved reading of the boot. */
+  retimeBoot(serial: string, boot: number, start: number): Promise<void>;
+  insertReadings(rows: NewReading[]): Promise<void>;
+  /** Islands of stored counters within [lo, hi], ascending. */
+  storedRanges(serial: string, lo: number, hi: number): Promise<Range[]>;
+  /** Gap rows overlapping [lo, hi], ascending by first. */
+  gapsOverlapping(serial: string, lo: number, hi: number): Promise<GapRow[]>;
+  deleteGaps(ids: number[]): Promise<void>;
+  insertGaps(rows: NewGap[]): Promise<void>;
+  updateDevice(row: DeviceRow): Promise<void>;
+
+  // registry
+  batch(batch: string): Promise<BatchRow | undefined>;
+  devicesBySerial(serials: string[]): Promise<DeviceRow[]>;
+  insertBatch(row: BatchRow): Promise<void>;
+  insertDevices(rows: NewDevice[]): Promise<void>;
+  setStatus(serial: string, status: DeviceStatus, at: number): Promise<void>;
+}
+
+export interface Storage {
+  readonly backend: 'sqlite' | 'postgres';
+  /** Runs `fn` in one transaction; commits when it resolves, rolls back when it throws. */
+  transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  device(serial: string): Promise<DeviceRow | undefined>;
+  /** All devices by serial, or the one with this serial. */
+  devices(serial?: string): Promise<DeviceSummary[]>;
+  readings(serial: string, query: ReadingsQuery): Promise<StoredReading[]>;
+  gaps(serial: string): Promise<GapRow[]>;
+  frames(serial: string): Promise<StoredFrame[]>;
+  batches(): Promise<BatchRow[]>;
+  /** Applied migration versions, ascending. */
+  migrations(): Promise<number[]>;
+  close(): Promise<void>;
+}
