@@ -6,7 +6,26 @@
 import type { CounterSource, FlashHal } from '../hal/types.js';
 import { checkBlock, getWord, headerValid, isUint32, MAX_COUNTER, MAX_PAGE_SIZE, openCounters, PAGE_HEADER_LEN, PAGE_MAGIC, putWord, SLOT_LEN, type SlotArea } from './counter-core.js';
 
-export function createPageCounters(flash: FlashHal, pages: number[], block: number): CounterSource {
+/**
+ * The header the factory writes into the first page when it provisions a
+ * flash-pages board: epoch 1, no block reserved, boot 0. A device whose
+ * pages hold no valid header refuses to seal (`requireHeader`), so pages
+ * wiped after provisioning can never restart the counters at 1.
+ */
+export function initialPageHeader(): Uint8Array {
+  const h = new Uint8Array(PAGE_HEADER_LEN);
+  putWord(h, 0, PAGE_MAGIC);
+  putWord(h, 4, 1);
+  putWord(h, 8, MAX_COUNTER - 1);
+  putWord(h, 12, 0);
+  putWord(h, 16, MAX_COUNTER);
+  putWord(h, 20, 0);
+  putWord(h, 24, MAX_COUNTER);
+  putWord(h, 28, MAX_COUNTER - PAGE_MAGIC);
+  return h;
+}
+
+export function createPageCounters(flash: FlashHal, pages: number[], block: number, requireHeader?: boolean): CounterSource {
   const K = checkBlock(block);
   const ps = flash.pageSize;
   if (!(isUint32(ps) && ps % SLOT_LEN === 0 && ps >= PAGE_HEADER_LEN + SLOT_LEN && ps <= MAX_PAGE_SIZE)) {
@@ -65,6 +84,9 @@ export function createPageCounters(flash: FlashHal, pages: number[], block: numb
       area.baseN = getWord(h, 12);
       area.baseBoot = getWord(h, 20);
     }
+  }
+  if (requireHeader && !area.open) {
+    throw new Error('counter pages hold no counter log: the factory writes it when it provisions the device; refusing to start counters at 1 again');
   }
   base = pages[inUse]! + PAGE_HEADER_LEN;
   return openCounters(area, K);

@@ -762,3 +762,20 @@ if (!S.read("lim.ctr")) {
   try { z.next(); print("CS limit FAIL"); } catch (e) { print("CS limit " + top + " then " + e.message.split(":")[0]); }
 }
 `;
+
+describe('counter store: factory-initialised flash pages', () => {
+  it('starts from the factory header like from blank pages, and refuses pages wiped after provisioning', async () => {
+    const { createPageCounters, initialPageHeader } = await import('../firmware/counter-pages.js');
+    const flash = new NorFlash({ pageSize: 128, pageCount: 2 });
+    flash.bytes.set(initialPageHeader(), 0);
+    const pages = [flash.pageAddr(0), flash.pageAddr(1)];
+    const first = createPageCounters(flash, pages, 4, true);
+    expect(first.boot).toBe(1);
+    expect([first.next(), first.next(), first.next(), first.next(), first.next()]).toEqual([1, 2, 3, 4, 5]);
+    const second = createPageCounters(flash, pages, 4, true);
+    expect(second.boot).toBe(2);
+    expect(second.next()).toBe(9);
+    flash.bytes.fill(0xff);
+    expect(() => createPageCounters(flash, pages, 4, true)).toThrow(/counter pages hold no counter log: the factory writes it/);
+  });
+});

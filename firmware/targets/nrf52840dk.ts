@@ -18,7 +18,7 @@ startDevice(
     crc32: crc32,
     counters: function (block: number) {
       const m = flashPages();
-      return createPageCounters(m.flash, m.pages, block);
+      return createPageCounters(m.flash, m.pages, block, true);
     },
     sensors: { temperature: temperatureSensor(), battery_voltage: batteryVoltageSensor() },
   },

@@ -12,7 +12,7 @@ import { aes128 } from '../plain/aes128.js';
 import { plainCcm } from '../plain/crypto.js';
 import type { Ccm, CryptoBackend, CryptoHal, Hal, Sensor } from '../types.js';
 import { createLogCounters } from '../../firmware/counter-log.js';
-import { createPageCounters } from '../../firmware/counter-pages.js';
+import { createPageCounters, initialPageHeader } from '../../firmware/counter-pages.js';
 import type { VirtualClock } from './clock.js';
 import { createEspruinoAes } from './espruino-aes.js';
 import { SimLogFile } from './log-file.js';
@@ -87,6 +87,8 @@ export class SimDevice {
     this.#opts = opts;
     this.files.set(DEVICE_FILE_NAME, opts.deviceFile.slice());
     this.flash = new NorFlash({ pageSize: 1024, pageCount: 2, base: 0x10000 });
+    // As the factory does for flash-pages boards (factory/, docs/firmware.md).
+    this.flash.bytes.set(initialPageHeader(), 0);
     const store = opts.counterStore ?? opts.profile.counterStore.kind;
     if (store === 'storage-log') {
       const bytes = opts.profile.counterStore.kind === 'storage-log' ? opts.profile.counterStore.bytes : 8192;
@@ -128,7 +130,7 @@ export class SimDevice {
       crypto: this.#tap(simCrypto(this.#opts.crypto ?? profile.crypto), bootIndex),
       readFile: (name) => this.files.get(name)?.slice(),
       crc32,
-      counters: (block) => (this.log ? createLogCounters(this.log, block) : createPageCounters(this.flash, [this.flash.pageAddr(0), this.flash.pageAddr(1)], block)),
+      counters: (block) => (this.log ? createLogCounters(this.log, block) : createPageCounters(this.flash, [this.flash.pageAddr(0), this.flash.pageAddr(1)], block, true)),
       sensors,
     };
     this.radio = radio;
