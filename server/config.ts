@@ -11,6 +11,8 @@ import { dirname, resolve } from 'node:path';
 import { isPostgresUrl } from './storage/index.js';
 import { ConfigError } from './keys.js';
 import type { BucketSpec } from './rate-limit.js';
+import { checkDashboardConfig } from './plugins/dashboard.js';
+import { checkMqttConfig } from './plugins/mqtt.js';
 
 export { ConfigError } from './keys.js';
 
@@ -75,7 +77,7 @@ export const DEFAULTS: ServerConfig = {
 type Checker = (value: unknown, where: string, baseDir: string) => unknown;
 
 /** Optional sections (plugins): name -> checker. */
-export const SECTIONS: Record<string, Checker> = {};
+export const SECTIONS: Record<string, Checker> = { dashboard: checkDashboardConfig, mqtt: checkMqttConfig };
 
 const fail = (where: string, what: string): never => {
   throw new ConfigError(`${where} ${what}`);

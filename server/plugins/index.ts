@@ -9,10 +9,12 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ServerConfig } from '../config.js';
 import context from './context.js';
+import dashboard, { dashboardConfig } from './dashboard.js';
 import devices from './devices.js';
 import errors from './errors.js';
 import events from './events.js';
 import keys from './keys.js';
+import mqtt from './mqtt.js';
 import rateLimit from './rate-limit.js';
 import storage from './storage.js';
 import uplink from './uplink.js';
@@ -26,4 +28,7 @@ export interface OptionalPlugin {
 
 export const CORE_PLUGINS = { context, errors, storage, keys, events, rateLimit, uplink, devices };
 
-export const OPTIONAL_PLUGINS: OptionalPlugin[] = [];
+export const OPTIONAL_PLUGINS: OptionalPlugin[] = [
+  { name: 'dashboard', enabled: (config) => dashboardConfig(config).enabled, plugin: dashboard },
+  { name: 'mqtt', enabled: (config) => config.sections.mqtt !== undefined, plugin: mqtt },
+];
