@@ -23,7 +23,8 @@ export const CONSOLE_GRACE_MS = 3000;
 export const RESEND_AFTER_MS = 4000;
 /**
  * Slowest pacing. Every resend (the radio dropped something) doubles the gap
- * between notifications for the rest of the connection, up to this.
+ * between notifications, up to this; every ack that frees frames takes a
+ * quarter of it back, down to the profile's interval.
  */
 export const MAX_NOTIFY_INTERVAL_MS = 1000;
 const MAX_GAP_COUNT = 16777215;
@@ -83,6 +84,7 @@ export function startDevice(hal: Hal, profile: BoardProfile): Device | undefined
   let stopped = '';
   let cursor = 0;
   let interval = profile.notifyIntervalMs;
+  let lastRewind = 0;
   let reporting = false;
   let pumpTimer: unknown;
   let resendTimer: unknown;
@@ -179,6 +181,7 @@ export function startDevice(hal: Hal, profile: BoardProfile): Device | undefined
       clock.clearTimeout(resendTimer);
       resendTimer = undefined;
     }
+    lastRewind = clock.uptimeMs();
     cursor = 0;
     interval = interval * 2 > MAX_NOTIFY_INTERVAL_MS ? MAX_NOTIFY_INTERVAL_MS : interval * 2;
     kick();
@@ -188,13 +191,17 @@ export function startDevice(hal: Hal, profile: BoardProfile): Device | undefined
     if (!sealer.ackValid(data)) return;
     const freed = outbox.ack(ackCounter(data));
     if (freed === 0) {
-      // Everything was sent and the server still lacks the oldest frame:
-      // the radio dropped it. Send again, more slowly.
-      if (pumpTimer === undefined && cursor >= outbox.count() && outbox.count() > 0) rewind();
+      // The oldest frame was sent and the server still lacks it: the radio
+      // dropped it. Start again from the oldest, more slowly; at most once
+      // per RESEND_AFTER_MS, since an ack may simply predate the relay's
+      // latest upload. This must not wait for the pump to go idle: a device
+      // that seals faster than it sends never does.
+      if (cursor > 0 && outbox.count() > 0 && clock.uptimeMs() - lastRewind >= RESEND_AFTER_MS) rewind();
       return;
     }
     acked += freed;
     cursor = cursor > freed ? cursor - freed : 0;
+    interval = interval - (interval >> 2) < profile.notifyIntervalMs ? profile.notifyIntervalMs : interval - (interval >> 2);
     if (resendTimer !== undefined) {
       clock.clearTimeout(resendTimer);
       resendTimer = undefined;
@@ -205,6 +212,7 @@ export function startDevice(hal: Hal, profile: BoardProfile): Device | undefined
   function onConnect(): void {
     cursor = 0;
     interval = profile.notifyIntervalMs;
+    lastRewind = clock.uptimeMs();
     sealAnchor(ANCHOR_CONNECT);
     sealGapReport();
     kick();

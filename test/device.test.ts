@@ -239,3 +239,25 @@ describe('the sim harness', () => {
     }
   });
 });
+
+describe('delivery under steady radio loss', () => {
+  it('a device that seals faster than its pacing never goes idle, yet resends what the air lost and keeps its outbox drained', () => {
+    const profile = { ...boardProfile('sim'), sensors: ['temperature' as const] };
+    const { sim, receiver, clock } = simDevice('SP-LOSSY', { profile, radio: { lossRate: 0.05, random: seeded(5) } });
+    const device = sim.boot()!;
+    const link = connect(sim, receiver);
+    runWithAcks(clock, link, receiver, 400 * SECOND);
+    const sealed = device.status().sealed;
+    expect(device.status().dropped).toBe(0);
+    expect(receiver.watermark()).toBeGreaterThanOrEqual(sealed - 20);
+    expect(receiver.gaps).toEqual([]);
+  });
+});
+
+function seeded(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a * 1103515245 + 12345) % 2147483648;
+    return a / 2147483648;
+  };
+}
