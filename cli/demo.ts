@@ -1,78 +1,124 @@
-// `sealpost demo`: the whole trust chain of the protocol in one process.
-// A fleet key is made, devices are provisioned as the factory would, each
-// device seals frames with one of the three device crypto backends, and the
-// "server" re-derives each device's keys from nothing but its public
-// registry row (serial, enc) to open the frames and answer with acks the
-// devices verify. A relay that flips a bit is caught. The full demo with the
-// ingest server, the database and the dashboard replaces this as those parts
-// land (see the issues).
+// `sealpost demo`: the whole path on one machine, from nothing but the repo.
+// It makes fleet keys, provisions simulated devices as the factory does,
+// starts the ingest server on SQLite in a local folder, imports the signed
+// manifest into its registry, and runs the fleet (the real firmware on the
+// sim HAL) through the simulated relay until Ctrl-C, printing a status line
+// and, at the end, a summary. The dashboard is at the printed URL meanwhile.
+// Every run adds a new batch of devices (a device's counters live in its
+// simulated flash, which ends with the run; new devices never reuse a key).
+import { mkdirSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { randomBytes } from 'node:crypto';
-import { generateKeyPair, makeAck, openFrame, provisionDevice, recoverDeviceKeys, AuthenticationError, toHex, DEFAULT_FRAME_SIZE } from '../protocol/index.js';
-import { createSealer, ackCounter } from '../firmware/sealer.js';
-import { createEspruinoAes } from '../hal/sim/espruino-aes.js';
-import { nativeAesCcm, nativeCcm } from '../hal/espruino/crypto.js';
-import { plainCcm } from '../hal/plain/crypto.js';
-import type { Ccm, CryptoBackend } from '../hal/types.js';
+import { boardProfile } from '../boards/index.js';
+import { parseKeyFile } from '../protocol/index.js';
+import { readFileSync } from 'node:fs';
+import { loadOrCreateKeys } from '../relay/fleet.js';
+import { formatSummary, runSimFleet } from '../relay/sim-run.js';
+import { importManifest, makeConfig, startServer, type RunningServer } from '../server/index.js';
 
-const BACKENDS: CryptoBackend[] = ['native-ccm', 'native-aes', 'plain-js'];
-
-function engine(backend: CryptoBackend, key: Uint8Array, maxMsgLen: number): Ccm {
-  const aes = createEspruinoAes({ print: (line) => console.error(line) });
-  if (backend === 'native-ccm') return nativeCcm(aes, key);
-  if (backend === 'native-aes') return nativeAesCcm(aes, key, maxMsgLen);
-  return plainCcm(key, maxMsgLen);
-}
-
-function positive(name: string, value: string | undefined, fallback: number, max: number): number {
+function whole(name: string, value: string | undefined, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`--${name} expects a whole number from 1 to ${max}, got "${value}"`);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} expects a whole number from ${min} to ${max}, got "${value}"`);
   return n;
 }
 
 export async function runDemo(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { devices: { type: 'string' }, frames: { type: 'string' } }, strict: true });
-  const deviceCount = positive('devices', values.devices, 6, 1000);
-  const frameCount = positive('frames', values.frames, 20, 100000);
-  const frameSize = DEFAULT_FRAME_SIZE;
+  const { values } = parseArgs({
+    args,
+    options: {
+      dir: { type: 'string' },
+      devices: { type: 'string' },
+      port: { type: 'string' },
+      speed: { type: 'string' },
+      duration: { type: 'string' },
+      seed: { type: 'string' },
+    },
+    strict: true,
+  });
+  const dir = resolve(values.dir ?? '.sealpost-demo');
+  const devices = whole('devices', values.devices, 6, 1, 200);
+  const port = whole('port', values.port, 8080, 0, 65535);
+  const speed = whole('speed', values.speed, 1, 1, 100);
+  const duration = values.duration === undefined ? undefined : whole('duration', values.duration, 0, 1, 86400);
+  const seed = whole('seed', values.seed, Date.now() % 1_000_000, 0, 2 ** 31 - 1);
+  const show = (p: string) => (relative(process.cwd(), p).startsWith('..') ? p : relative(process.cwd(), p) || '.');
 
-  const ingest = generateKeyPair();
-  console.log(`ingest key   X25519 public ${toHex(ingest.publicKey).slice(0, 16)}... (private key stays with the server)`);
-
-  let opened = 0;
-  let acked = 0;
-  let caught = 0;
-  for (let d = 0; d < deviceCount; d++) {
-    const serial = `SP-DEMO-${String(d + 1).padStart(4, '0')}`;
-    const backend = BACKENDS[d % BACKENDS.length]!;
-    const device = provisionDevice(ingest.publicKey, serial);
-    const sealer = createSealer({ ccm: engine(backend, device.sealKey, frameSize - 12), nonceSalt: device.nonceSalt, frameSize });
-
-    // The server side knows only the registry row (serial, enc) and its private key.
-    const serverKeys = recoverDeviceKeys(ingest.privateKey, device.enc, serial);
-    let highest = 0;
-    for (let counter = 1; counter <= frameCount; counter++) {
-      const plaintext = new Uint8Array(randomBytes(sealer.plaintextSize));
-      const frame = sealer.seal(counter, plaintext);
-      if (counter % 7 === 0) {
-        const tampered = frame.slice();
-        tampered[frame.length - 1]! ^= 0x01;
-        try {
-          openFrame(serverKeys, tampered, frameSize);
-        } catch (e) {
-          if (e instanceof AuthenticationError) caught++;
-        }
-      }
-      const result = openFrame(serverKeys, frame, frameSize);
-      if (toHex(result.plaintext) === toHex(plaintext)) opened++;
-      highest = result.counter;
-    }
-    const ack = makeAck(serverKeys, highest);
-    if (sealer.ackValid(ack) && ackCounter(ack) === highest) acked++;
-    console.log(`device       ${serial}  backend ${backend.padEnd(10)}  enc ${toHex(device.enc).slice(0, 12)}...  kcv ${toHex(device.kcv)}  frames 1..${highest} opened, ack verified`);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const keys = loadOrCreateKeys(join(dir, 'keys'));
+  if (!keys.ingestPrivatePath || !keys.factoryPublicPath) {
+    throw new Error(`${show(keys.dir)} lacks the ingest private key or the factory public key the demo server needs; use an empty --dir`);
   }
+  const config = makeConfig({
+    db: join(dir, 'sealpost.db'),
+    listen: { host: '127.0.0.1', port },
+    ingestKeys: [keys.ingestPrivatePath],
+    trust: [keys.factoryPublicPath],
+    logLevel: 'warn',
+  });
+  let server: RunningServer;
+  try {
+    server = await startServer(config, { logger: false });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new Error(`port ${port} is in use: run sealpost demo --port ${port + 1} (or --port 0 for any free port)`);
+    throw e;
+  }
+  const base = server.url.replace(/\/+$/, '');
+  console.log(`sealpost demo in ${show(dir)}: SQLite database ${show(config.db)}, keys in ${show(keys.dir)}`);
+  console.log(`ingest server on ${base}`);
+  console.log(`dashboard:  ${base}/`);
+  console.log(`relay page: ${base}/relay (Web Bluetooth, for real devices)`);
+  console.log(`${devices} simulated devices at ${speed}x real time; Ctrl-C to stop${duration ? ` (or after ${duration} s)` : ''}`);
   console.log('');
-  console.log(`summary      ${deviceCount} devices, ${opened} of ${deviceCount * frameCount} frames opened by the server, ${acked} acks verified by devices, ${caught} tampered frames rejected`);
-  return opened === deviceCount * frameCount && acked === deviceCount ? 0 : 1;
+
+  const abort = new AbortController();
+  const stop = () => {
+    if (!abort.signal.aborted) console.log('\nstopping; frames the relay still holds stay in its queue file and go up on the next run');
+    abort.abort();
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const trusted = [parseKeyFile(readFileSync(keys.factoryPublicPath, 'utf8'), 'factory-public', keys.factoryPublicPath)];
+  try {
+    const summary = await runSimFleet({
+      server: base,
+      devices,
+      durationMs: duration ? duration * 1000 * speed : Number.MAX_SAFE_INTEGER,
+      keysDir: keys.dir,
+      profile: boardProfile('sim'),
+      speed,
+      seed,
+      queueFile: join(dir, 'relay-queue.journal'),
+      chaos: { meanLinkMs: 120_000, failureRate: 0 },
+      statusEveryMs: 5000,
+      waitImportMs: 10_000,
+      drainMs: 30_000,
+      signal: abort.signal,
+      print: (line) => console.log(line),
+      onManifest: async (path, text) => {
+        const outcome = await importManifest(server.app.storage, text, { trusted, ingestKeyIds: [keys.ingestPublic.id] });
+        console.log(`registry: imported batch ${outcome.batch} (${show(path)}) into the server`);
+      },
+    });
+    console.log('');
+    console.log(formatSummary(summary));
+    const list = (await (await fetch(`${base}/v1/devices`)).json()) as { devices: Array<{ serial: string; frames: number; gaps: number; lost: number }> };
+    const ours = list.devices.filter((d) => summary.devices.some((s) => s.serial === d.serial));
+    let readings = 0;
+    for (const d of ours) {
+      const r = (await (await fetch(`${base}/v1/devices/${encodeURIComponent(d.serial)}/readings?format=json`)).json()) as { readings: unknown[] };
+      readings += r.readings.length;
+    }
+    const frames = ours.reduce((n, d) => n + d.frames, 0);
+    const gaps = ours.reduce((n, d) => n + d.gaps, 0);
+    const lost = ours.reduce((n, d) => n + d.lost, 0);
+    console.log('');
+    console.log(`summary: ${ours.length} devices, ${frames} frames stored, ${readings} readings, ${gaps} gaps (${lost} frames lost), ${list.devices.length} devices in the registry`);
+    console.log(`dashboard: ${base}/  (the database stays in ${show(config.db)}; sealpost server --db ${show(config.db)} --ingest-key ${show(keys.ingestPrivatePath)} serves it again)`);
+    return summary.rejected === 0 ? 0 : 1;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    await server.close();
+  }
 }

@@ -16,8 +16,8 @@ export const COMMANDS: Record<string, Command> = {
   ...serverCommands,
   ...relayCommands,
   demo: {
-    summary: 'provision simulated devices, seal frames with every device backend and open them on the host',
-    usage: 'sealpost demo [--devices N] [--frames N]',
+    summary: 'the whole path on this machine: keys, simulated devices, ingest server on SQLite, relay, dashboard (until Ctrl-C)',
+    usage: 'sealpost demo [--dir DIR] [--devices N] [--port PORT] [--speed X] [--duration SECONDS] [--seed N]',
     run: runDemo,
   },
   'check-bundle': {

@@ -36,6 +36,8 @@ export interface SimRunOptions {
   signal?: AbortSignal;
   print: (line: string) => void;
   fetch?: typeof fetch;
+  /** Called with the signed manifest once written, before the fleet waits for its import (the demo imports it here). */
+  onManifest?: (path: string, text: string) => Promise<void>;
 }
 
 export interface DeviceSummary {
@@ -146,11 +148,14 @@ export async function runSimFleet(o: SimRunOptions): Promise<SimRunSummary> {
   writeFileSync(manifestPath, fleet.manifest);
   o.print(`provisioned ${o.devices} simulated ${o.profile.id} devices ${fleet.serials[0]} .. ${fleet.serials[fleet.serials.length - 1]}, batch ${batch}`);
   o.print(`signed manifest: ${show(manifestPath)}`);
-  const ingestKey = keys.ingestPrivatePath ? show(keys.ingestPrivatePath) : `<the ingest private key ${keys.ingestPublic.id}>`;
-  const trust = keys.factoryPublicPath ? show(keys.factoryPublicPath) : `<the factory public key ${keys.factoryPrivate.id}>`;
-  o.print('the server accepts frames only from devices in its registry; import the manifest into its database:');
-  o.print(`  sealpost registry import ${show(manifestPath)} --db <the server's database> --trust ${trust} --ingest-key ${ingestKey}`);
-  o.print(`  (a server for these keys: sealpost server --db sim.db --ingest-key ${ingestKey} --trust ${trust})`);
+  if (o.onManifest) await o.onManifest(manifestPath, fleet.manifest);
+  if (!o.onManifest) {
+    const ingestKey = keys.ingestPrivatePath ? show(keys.ingestPrivatePath) : `<the ingest private key ${keys.ingestPublic.id}>`;
+    const trust = keys.factoryPublicPath ? show(keys.factoryPublicPath) : `<the factory public key ${keys.factoryPrivate.id}>`;
+    o.print('the server accepts frames only from devices in its registry; import the manifest into its database:');
+    o.print(`  sealpost registry import ${show(manifestPath)} --db <the server's database> --trust ${trust} --ingest-key ${ingestKey}`);
+    o.print(`  (a server for these keys: sealpost server --db sim.db --ingest-key ${ingestKey} --trust ${trust})`);
+  }
 
   if (o.waitImportMs > 0) {
     const known = await waitForImport(o, fleet.serials[0]!, manifestPath, f);

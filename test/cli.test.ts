@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const BIN = new URL('../bin/sealpost.mjs', import.meta.url).pathname;
 const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
@@ -20,22 +23,30 @@ describe('sealpost command line', () => {
     expect(r.stderr).toContain('usage: sealpost COMMAND');
   });
 
-  it('demo: every frame opens on the server side and every ack verifies on the device', () => {
-    const r = run('demo', '--devices', '3', '--frames', '10');
+  it('demo: keys, devices, a real server on SQLite, the relayed fleet, and a summary of what reached the database', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sealpost-demo-'));
+    const r = run('demo', '--dir', dir, '--devices', '2', '--port', '0', '--duration', '4', '--speed', '3');
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    expect(r.stdout).toContain('backend native-ccm');
-    expect(r.stdout).toContain('backend native-aes');
-    expect(r.stdout).toContain('backend plain-js');
-    expect(r.stdout).toMatch(/summary {6}3 devices, 30 of 30 frames opened by the server, 3 acks verified by devices, 3 tampered frames rejected/);
+    expect(r.stdout).toMatch(/dashboard: {2}http:\/\/127\.0\.0\.1:\d+\//);
+    expect(r.stdout).toMatch(/registry: imported batch SIM-/);
+    const m = /summary: 2 devices, (\d+) frames stored, (\d+) readings, (\d+) gaps \((\d+) frames lost\), 2 devices in the registry/.exec(r.stdout);
+    expect(m, r.stdout).not.toBeNull();
+    expect(Number(m![1])).toBeGreaterThan(20);
+    expect(Number(m![2])).toBeGreaterThan(10);
+    expect(existsSync(join(dir, 'sealpost.db'))).toBe(true);
+    // A second run adds a new batch to the same registry and keys.
+    const again = run('demo', '--dir', dir, '--devices', '1', '--port', '0', '--duration', '2', '--speed', '3');
+    expect(again.status).toBe(0);
+    expect(again.stdout).toMatch(/summary: 1 devices, \d+ frames stored, \d+ readings, \d+ gaps \(\d+ frames lost\), 3 devices in the registry/);
   });
 
   it('demo: bad arguments name the argument and what is expected', () => {
     const zero = run('demo', '--devices', '0');
     expect(zero.status).toBe(1);
-    expect(zero.stderr).toContain('--devices expects a whole number from 1 to 1000, got "0"');
-    const word = run('demo', '--frames', 'many');
-    expect(word.stderr).toContain('--frames expects a whole number from 1 to 100000, got "many"');
+    expect(zero.stderr).toContain('--devices expects a whole number from 1 to 200, got "0"');
+    const word = run('demo', '--port', 'many');
+    expect(word.stderr).toContain('--port expects a whole number from 0 to 65535, got "many"');
     const unknown = run('demo', '--colour', 'red');
     expect(unknown.status).toBe(1);
     expect(unknown.stderr).toMatch(/Unknown option '--colour'/);
