@@ -16,8 +16,12 @@ import {
   signManifest,
   toHex,
   verifyManifest,
+  encodeAnchor,
+  sealFrame,
+  verifyAck,
   type ManifestBody,
 } from '../protocol/index.js';
+import { importManifest, makeConfig, startServer } from '../server/index.js';
 import { encodeJournalRow, parseJournal } from '../factory/journal.js';
 import { provisionBatch, type ProvisionRequest } from '../factory/provision.js';
 import { createSender } from '../factory/sender.js';
@@ -171,6 +175,34 @@ describe('a batch of 1,000 devices', () => {
     expect(body).toMatchObject({ batch: 'SP-000001-SP-001000', board: 'puckjs', frame_size: 20, ingest_key_id: keys.ingestId, created: '2026-11-27T10:00:00.000Z' });
     expect(body.devices[0]!.serial).toBe('SP-000001');
     expect(body.devices[999]!.serial).toBe('SP-001000');
+  });
+
+  it('its manifest imports into the server registry, and a device flashed with its file gets through', async () => {
+    const dir = tempDir('server');
+    const config = makeConfig({ db: join(dir, 'sealpost.db'), listen: { host: '127.0.0.1', port: 0 }, ingestKeys: [keys.ingestPrivate], trust: [keys.factoryPublic], logLevel: 'silent' });
+    const server = await startServer(config, { logger: false });
+    try {
+      const outcome = await importManifest(server.app.storage, readFileSync(join(batchDir, 'manifest.json'), 'utf8'), { trusted: [keys.factoryPub], ingestKeyIds: [keys.ingestPub.id] });
+      expect(outcome).toMatchObject({ status: 'imported', batch: 'SP-000001-SP-001000' });
+      const list = (await (await fetch(new URL('/v1/devices', server.url))).json()) as { devices: unknown[] };
+      expect(list.devices).toHaveLength(1000);
+      // The device side: exactly the bytes flashed into Storage as sealpost.dev.
+      const d = decodeDeviceFile(new Uint8Array(readFileSync(join(batchDir, 'devices', 'SP-000500.dev'))));
+      const pt = new Uint8Array(8);
+      encodeAnchor(pt, 1, 0, 0);
+      const frame = sealFrame(d, 1, pt, d.frameSize);
+      const res = await fetch(new URL('/v1/uplink', server.url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ relay: { id: 'factory-test', time: Date.now() }, devices: [{ serial: 'SP-000500', frames: [{ data: Buffer.from(frame).toString('base64'), rx: Date.now() }] }] }),
+      });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { devices: Array<{ accepted: number; ack: string }> };
+      expect(body.devices[0]!.accepted).toBe(1);
+      expect(verifyAck(d, new Uint8Array(Buffer.from(body.devices[0]!.ack, 'base64')))).toBe(1);
+    } finally {
+      await server.close();
+    }
   });
 
   it('keeps secrets 0600 and nothing secret outside devices/ and the journal', () => {
