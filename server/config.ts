@@ -13,6 +13,7 @@ import { ConfigError } from './keys.js';
 import type { BucketSpec } from './rate-limit.js';
 import { checkDashboardConfig } from './plugins/dashboard.js';
 import { checkMqttConfig } from './plugins/mqtt.js';
+import { checkRelayPageConfig } from './plugins/relay-page.js';
 
 export { ConfigError } from './keys.js';
 
@@ -77,7 +78,7 @@ export const DEFAULTS: ServerConfig = {
 type Checker = (value: unknown, where: string, baseDir: string) => unknown;
 
 /** Optional sections (plugins): name -> checker. */
-export const SECTIONS: Record<string, Checker> = { dashboard: checkDashboardConfig, mqtt: checkMqttConfig };
+export const SECTIONS: Record<string, Checker> = { dashboard: checkDashboardConfig, mqtt: checkMqttConfig, relay_page: checkRelayPageConfig };
 
 const fail = (where: string, what: string): never => {
   throw new ConfigError(`${where} ${what}`);

@@ -16,6 +16,7 @@ import events from './events.js';
 import keys from './keys.js';
 import mqtt from './mqtt.js';
 import rateLimit from './rate-limit.js';
+import relayPage, { relayPageConfig } from './relay-page.js';
 import storage from './storage.js';
 import uplink from './uplink.js';
 
@@ -31,4 +32,5 @@ export const CORE_PLUGINS = { context, errors, storage, keys, events, rateLimit,
 export const OPTIONAL_PLUGINS: OptionalPlugin[] = [
   { name: 'dashboard', enabled: (config) => dashboardConfig(config).enabled, plugin: dashboard },
   { name: 'mqtt', enabled: (config) => config.sections.mqtt !== undefined, plugin: mqtt },
+  { name: 'relay_page', enabled: (config) => relayPageConfig(config).enabled, plugin: relayPage },
 ];

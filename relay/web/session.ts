@@ -1,0 +1,185 @@
+// One Bluetooth device the user picked, from the first connection to the
+// last: opens GATT links, hands each to the relay core, and connects again
+// after a drop. The core expects links to come back (docs/relay.md): after a
+// lost link, after its own stall disconnect, after an ack write failed.
+//
+// States: `connecting` (first connection), `connected`, `reconnecting` (a
+// retry is scheduled or running), `disconnected` (the user disconnected it,
+// it is not a sealpost device, or it stayed away through every retry).
+import { RelayError } from '../core.js';
+import type { DeviceLink } from '../core.js';
+import type { LinkEnd } from './ble-link.js';
+import { LinkError } from './ble-link.js';
+import { plainError } from './messages.js';
+import type { BluetoothDevice } from './web-bluetooth.js';
+
+export type SessionState = 'connecting' | 'connected' | 'reconnecting' | 'disconnected';
+
+/** Waits between reconnection attempts: about a minute in all, then the user decides. */
+export const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 15_000, 30_000];
+
+export interface SessionHost {
+  /** relay.connect: reads info, subscribes, resolves to the serial. */
+  connect(link: DeviceLink): Promise<string>;
+  openLink(device: BluetoothDevice, onEnd: (how: LinkEnd) => void): Promise<DeviceLink>;
+  now(): number;
+  setTimeout(fn: () => void, ms: number): number;
+  clearTimeout(handle: number): void;
+  changed(): void;
+  log(level: 'info' | 'warn' | 'error', message: string): void;
+}
+
+export class DeviceSession {
+  readonly device: BluetoothDevice;
+  serial: string | undefined;
+  state: SessionState = 'connecting';
+  /** Failed attempts since the last good connection. */
+  failures = 0;
+  retryAt: number | null = null;
+  /** Why it is not connected, in plain words; undefined when all is well. */
+  problem: string | undefined;
+  /** Disconnected because every retry failed (not by the user, not for good): worth trying again when the page is back on screen. */
+  gaveUp = false;
+  readonly #host: SessionHost;
+  #generation = 0;
+  #link: DeviceLink | undefined;
+  #timer: number | undefined;
+  #userClosed = false;
+
+  constructor(device: BluetoothDevice, host: SessionHost) {
+    this.device = device;
+    this.#host = host;
+  }
+
+  get label(): string {
+    return this.serial ?? this.device.name ?? 'sealpost device';
+  }
+
+  start(): void {
+    this.#userClosed = false;
+    this.gaveUp = false;
+    this.failures = 0;
+    void this.#attempt();
+  }
+
+  /** The user asked: disconnect and stay disconnected. */
+  disconnect(): void {
+    this.#userClosed = true;
+    this.#generation++;
+    this.#cancelTimer();
+    this.state = 'disconnected';
+    this.problem = undefined;
+    const link = this.#link;
+    this.#link = undefined;
+    if (link) void Promise.resolve(link.disconnect()).catch(() => undefined);
+    else this.device.gatt?.disconnect();
+    this.#host.changed();
+  }
+
+  /** The user asked: connect again now. */
+  reconnect(): void {
+    if (this.state === 'connected' || this.state === 'connecting') return;
+    this.#cancelTimer();
+    this.start();
+  }
+
+  async #attempt(): Promise<void> {
+    const generation = ++this.#generation;
+    this.#cancelTimer();
+    this.state = this.serial === undefined && this.failures === 0 ? 'connecting' : 'reconnecting';
+    this.#host.changed();
+    let link: DeviceLink | undefined;
+    // The core wraps every failure of connect() in a RelayError; only info
+    // that was read and refused (not JSON, bad serial, other protocol) is
+    // final. A failed read or subscription is the radio: try again.
+    let infoRead = false;
+    let subscribing = false;
+    try {
+      const opened = await this.#host.openLink(this.device, (how) => this.#ended(generation, how));
+      link = opened;
+      if (generation !== this.#generation) {
+        await opened.disconnect();
+        return;
+      }
+      this.#link = opened;
+      const tracked: DeviceLink = {
+        info: async () => {
+          const value = await opened.info();
+          infoRead = true;
+          return value;
+        },
+        onFrame: (cb) => {
+          subscribing = true;
+          return opened.onFrame(cb);
+        },
+        writeAck: (ack) => opened.writeAck(ack),
+        disconnect: () => opened.disconnect(),
+        connected: () => opened.connected(),
+        ...(opened.onDisconnect ? { onDisconnect: (cb: () => void) => opened.onDisconnect!(cb) } : {}),
+      };
+      const serial = await this.#host.connect(tracked);
+      if (generation !== this.#generation) return;
+      if (!link.connected()) throw new Error('the device disconnected while the relay set it up');
+      this.serial = serial;
+      this.state = 'connected';
+      this.failures = 0;
+      this.problem = undefined;
+      this.#host.changed();
+    } catch (e) {
+      if (generation !== this.#generation) return;
+      if (link) await Promise.resolve(link.disconnect()).catch(() => undefined);
+      this.#link = undefined;
+      const refused = e instanceof RelayError && infoRead && !subscribing;
+      const words = e instanceof RelayError && !refused ? `the device stopped answering while the relay set it up (${e.message})` : plainError(e);
+      if (refused || (e instanceof LinkError && e.kind !== 'timeout')) {
+        // Not a sealpost device, or one the relay cannot serve: retrying will not help.
+        this.state = 'disconnected';
+        this.problem = words;
+        this.#host.log('error', `${this.label}: ${words}`);
+        this.#host.changed();
+        return;
+      }
+      this.#retry(words);
+    }
+  }
+
+  #ended(generation: number, how: LinkEnd): void {
+    if (generation !== this.#generation || this.#userClosed) return;
+    this.#link = undefined;
+    // During setup the attempt itself sees the failure.
+    if (this.state !== 'connected') return;
+    this.#host.log(how === 'lost' ? 'warn' : 'info', how === 'lost' ? `${this.label}: lost contact; reconnecting` : `${this.label}: the relay dropped the link on purpose; reconnecting`);
+    this.failures = 0;
+    this.#retry(how === 'lost' ? 'the connection dropped' : undefined);
+  }
+
+  #retry(reason: string | undefined): void {
+    this.failures++;
+    const delay = RECONNECT_DELAYS_MS[this.failures - 1];
+    if (delay === undefined) {
+      this.state = 'disconnected';
+      this.gaveUp = true;
+      this.retryAt = null;
+      this.problem = `${reason ?? 'no answer'}. Gave up after ${this.failures - 1} tries: bring it closer, check that it is switched on, and tap Reconnect.`;
+      this.#host.log('warn', `${this.label}: ${this.problem}`);
+      this.#host.changed();
+      return;
+    }
+    this.state = 'reconnecting';
+    this.problem = reason;
+    this.retryAt = this.#host.now() + delay;
+    const generation = this.#generation;
+    this.#timer = this.#host.setTimeout(() => {
+      this.#timer = undefined;
+      this.retryAt = null;
+      if (generation === this.#generation) void this.#attempt();
+    }, delay);
+    this.#host.changed();
+  }
+
+  #cancelTimer(): void {
+    if (this.#timer !== undefined) this.#host.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.retryAt = null;
+  }
+}
