@@ -19,6 +19,12 @@ import { FIRMWARE_VERSION } from './version.js';
 
 /** Console stays open this long after boot so the factory can read the boot line. */
 export const CONSOLE_GRACE_MS = 3000;
+/**
+ * After a connection, wait this long before the first notification: the
+ * central still has to discover the service and enable notifications, and
+ * Espruino tells the firmware about neither.
+ */
+export const CONNECT_SETTLE_MS = 1500;
 /** With everything sent and no ack for this long, send the unacknowledged frames again. */
 export const RESEND_AFTER_MS = 4000;
 /**
@@ -215,7 +221,8 @@ export function startDevice(hal: Hal, profile: BoardProfile): Device | undefined
     lastRewind = clock.uptimeMs();
     sealAnchor(ANCHOR_CONNECT);
     sealGapReport();
-    kick();
+    if (pumpTimer !== undefined) clock.clearTimeout(pumpTimer);
+    pumpTimer = clock.setTimeout(pump, CONNECT_SETTLE_MS);
   }
 
   function onDisconnect(): void {

@@ -175,9 +175,9 @@ describe('outbox and acknowledgements on the device', () => {
     expect(device.status().dropped).toBeGreaterThan(0);
     const link = connect(sim, receiver);
     runWithAcks(clock, link, receiver, 3 * SECOND, 500);
-    const gap = receiver.gaps.find((g) => g.kind === 'outbox-overflow')!;
-    expect(gap).toBeDefined();
-    expect(gap.first).toBe(1);
+    const gaps = receiver.gaps.filter((g) => g.kind === 'outbox-overflow');
+    expect(gaps.length).toBeGreaterThan(0);
+    expect(Math.min(...gaps.map((g) => g.first))).toBe(1);
     link.disconnect();
     const sealed = device.status().sealed;
     for (let c = 1; c <= sealed - device.outbox.count(); c++) expect(receiver.settled(c), `counter ${c}`).toBe(true);
