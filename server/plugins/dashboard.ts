@@ -5,7 +5,6 @@
 // serves it with no build step, and the page needs nothing but this server.
 // It reads the JSON API (GET /v1/devices, /v1/devices/:serial/readings and
 // /gaps) with relative URLs, so it also works behind a proxy under a prefix.
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -14,6 +13,7 @@ import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerConfig } from '../config.js';
 import { ConfigError } from '../keys.js';
+import { asset, bundleFrontEnd, once, sendAsset, type Asset } from './web-assets.js';
 
 export interface DashboardConfig {
   enabled: boolean;
@@ -49,12 +49,6 @@ export function checkDashboardConfig(value: unknown, where: string): DashboardCo
 
 export const dashboardConfig = (config: ServerConfig): DashboardConfig => (config.sections.dashboard as DashboardConfig | undefined) ?? DASHBOARD_DEFAULTS;
 
-interface Asset {
-  body: Buffer;
-  type: string;
-  etag: string;
-}
-
 export interface DashboardAssets {
   /** index.html with placeholders for the refresh period and whether MQTT is on. */
   html: string;
@@ -66,57 +60,16 @@ const SOURCE_DIR = fileURLToPath(new URL('../dashboard/', import.meta.url));
 const REFRESH_PLACEHOLDER = '__SEALPOST_REFRESH_SECONDS__';
 const MQTT_PLACEHOLDER = '__SEALPOST_MQTT__';
 
-const asset = (body: Buffer, type: string): Asset => ({
-  body,
-  type,
-  etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`,
-});
-
-let cached: Promise<DashboardAssets> | null = null;
-
 /** Bundles the front-end (once per process; a failed build is retried on the next call). */
-export function dashboardAssets(): Promise<DashboardAssets> {
-  if (!cached) {
-    cached = buildAssets();
-    cached.catch(() => {
-      cached = null;
-    });
-  }
-  return cached;
-}
-
-async function buildAssets(): Promise<DashboardAssets> {
-  const started = performance.now();
-  // esbuild arrives with tsx (a runtime dependency); loaded only when the page is wanted.
-  const esbuild = await import('esbuild');
+export const dashboardAssets = once(async (): Promise<DashboardAssets> => {
   // uPlot's MIT licence asks for its notice in every copy; its source header is not a legal comment esbuild keeps.
   const uplotDir = dirname(createRequire(import.meta.url).resolve('uplot/package.json'));
   const notice = `/*! uPlot ${JSON.parse(await readFile(join(uplotDir, 'package.json'), 'utf8')).version}, bundled:\n${(await readFile(join(uplotDir, 'LICENSE'), 'utf8')).trim().replace(/\*\//g, '* /')}\n*/`;
-  const result = await esbuild.build({
-    absWorkingDir: SOURCE_DIR,
-    entryPoints: { app: 'app.ts', style: 'style.css' },
-    bundle: true,
-    write: false,
-    outdir: 'out',
-    format: 'iife',
-    minify: true,
-    target: ['es2020', 'chrome100', 'firefox100', 'safari15'],
-    legalComments: 'eof',
-    logLevel: 'silent',
-    charset: 'utf8',
-    banner: { js: notice, css: notice },
-  });
-  const files = new Map<string, Asset>();
-  for (const f of result.outputFiles) {
-    const name = f.path.slice(f.path.lastIndexOf('/') + 1);
-    files.set(name, asset(Buffer.from(f.contents), name.endsWith('.css') ? 'text/css; charset=utf-8' : 'text/javascript; charset=utf-8'));
-  }
-  files.set('icon.svg', asset(await readFile(`${SOURCE_DIR}icon.svg`), 'image/svg+xml'));
-  for (const want of ['app.js', 'style.css']) if (!files.has(want)) throw new Error(`dashboard build produced no ${want}`);
+  const { files, buildMs } = await bundleFrontEnd(SOURCE_DIR, 'dashboard', { banner: notice });
   const html = await readFile(`${SOURCE_DIR}index.html`, 'utf8');
   for (const p of [REFRESH_PLACEHOLDER, MQTT_PLACEHOLDER]) if (!html.includes(p)) throw new Error(`server/dashboard/index.html lacks ${p}`);
-  return { html, files, buildMs: Math.round(performance.now() - started) };
-}
+  return { html, files, buildMs };
+});
 
 // The page loads only its own script, style and icon and talks only to this
 // server; uPlot draws on canvas and sets element styles through the CSSOM,
@@ -129,9 +82,7 @@ const SECURITY_HEADERS = {
 };
 
 function send(request: FastifyRequest, reply: FastifyReply, a: Asset) {
-  reply.headers({ ...SECURITY_HEADERS, 'cache-control': 'no-cache', etag: a.etag });
-  if (request.headers['if-none-match'] === a.etag) return reply.code(304).send();
-  return reply.type(a.type).send(a.body);
+  return sendAsset(request, reply, a, SECURITY_HEADERS);
 }
 
 export default fp(

@@ -5,13 +5,13 @@
 // process, as the dashboard is: a clean clone serves it with no build step.
 // The page talks to this server only (POST /v1/uplink, relative to the page),
 // so one server both serves the relay and receives its frames.
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerConfig } from '../config.js';
 import { ConfigError } from '../keys.js';
+import { asset, bundleFrontEnd, once, sendAsset, type Asset } from './web-assets.js';
 
 export interface RelayPageConfig {
   enabled: boolean;
@@ -33,11 +33,6 @@ export function checkRelayPageConfig(value: unknown, where: string): RelayPageCo
 
 export const relayPageConfig = (config: ServerConfig): RelayPageConfig => (config.sections.relay_page as RelayPageConfig | undefined) ?? RELAY_PAGE_DEFAULTS;
 
-interface Asset {
-  body: Buffer;
-  type: string;
-  etag: string;
-}
 
 export interface RelayPageAssets {
   page: Asset;
@@ -48,54 +43,12 @@ export interface RelayPageAssets {
 
 const SOURCE_DIR = fileURLToPath(new URL('../../relay/web/', import.meta.url));
 
-const asset = (body: Buffer, type: string): Asset => ({
-  body,
-  type,
-  etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`,
-});
-
-let cached: Promise<RelayPageAssets> | null = null;
-
 /** Bundles the page (once per process; a failed build is retried on the next call). */
-export function relayPageAssets(): Promise<RelayPageAssets> {
-  if (!cached) {
-    cached = buildAssets();
-    cached.catch(() => {
-      cached = null;
-    });
-  }
-  return cached;
-}
-
-async function buildAssets(): Promise<RelayPageAssets> {
-  const started = performance.now();
-  // esbuild arrives with tsx (a runtime dependency); loaded only when the page is wanted.
-  const esbuild = await import('esbuild');
-  const result = await esbuild.build({
-    absWorkingDir: SOURCE_DIR,
-    entryPoints: { app: 'app.ts', style: 'style.css' },
-    bundle: true,
-    write: false,
-    outdir: 'out',
-    format: 'iife',
-    // Chrome is the only browser with Web Bluetooth; the rest still show the queue.
-    target: ['es2020', 'chrome100', 'firefox100', 'safari15'],
-    platform: 'browser',
-    minify: true,
-    legalComments: 'eof',
-    logLevel: 'silent',
-    charset: 'utf8',
-  });
-  const files = new Map<string, Asset>();
-  for (const f of result.outputFiles) {
-    const name = f.path.slice(f.path.lastIndexOf('/') + 1);
-    files.set(name, asset(Buffer.from(f.contents), name.endsWith('.css') ? 'text/css; charset=utf-8' : 'text/javascript; charset=utf-8'));
-  }
-  for (const want of ['app.js', 'style.css']) if (!files.has(want)) throw new Error(`relay page build produced no ${want}`);
-  files.set('icon.svg', asset(await readFile(`${SOURCE_DIR}icon.svg`), 'image/svg+xml'));
+export const relayPageAssets = once(async (): Promise<RelayPageAssets> => {
+  const { files, buildMs } = await bundleFrontEnd(SOURCE_DIR, 'relay page');
   const page = asset(await readFile(`${SOURCE_DIR}index.html`), 'text/html; charset=utf-8');
-  return { page, files, buildMs: Math.round(performance.now() - started) };
-}
+  return { page, files, buildMs };
+});
 
 // The page loads its own script, style and icon and talks to this server
 // only (connect-src 'self': the uploads). Web Bluetooth is not a fetch and
@@ -108,9 +61,7 @@ const SECURITY_HEADERS = {
 };
 
 function send(request: FastifyRequest, reply: FastifyReply, a: Asset) {
-  reply.headers({ ...SECURITY_HEADERS, 'cache-control': 'no-cache', etag: a.etag });
-  if (request.headers['if-none-match'] === a.etag) return reply.code(304).send();
-  return reply.type(a.type).send(a.body);
+  return sendAsset(request, reply, a, SECURITY_HEADERS);
 }
 
 export default fp(

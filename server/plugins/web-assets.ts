@@ -1,0 +1,77 @@
+// What the two pages the server serves (the dashboard at /, the relay page
+// at /relay) share: their front-end is TypeScript and CSS bundled by esbuild
+// into memory once per process, served with an ETag and a strict CSP, so a
+// clean clone needs no build step and a page needs nothing but this server.
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+
+export interface Asset {
+  body: Buffer;
+  type: string;
+  etag: string;
+}
+
+export function asset(body: Buffer, type: string): Asset {
+  return { body, type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` };
+}
+
+/** A promise made once per process; a failed one is made again on the next call. */
+export function once<T>(make: () => Promise<T>): () => Promise<T> {
+  let cached: Promise<T> | null = null;
+  return () => {
+    if (!cached) {
+      cached = make();
+      cached.catch(() => {
+        cached = null;
+      });
+    }
+    return cached;
+  };
+}
+
+export interface FrontEnd {
+  /** app.js, style.css and icon.svg. */
+  files: Map<string, Asset>;
+  buildMs: number;
+}
+
+/**
+ * Bundles `app.ts` and `style.css` of `sourceDir` (minified, IIFE) and adds
+ * its `icon.svg`. `what` names the page in errors.
+ */
+export async function bundleFrontEnd(sourceDir: string, what: string, options: { banner?: string } = {}): Promise<FrontEnd> {
+  const started = performance.now();
+  // esbuild is a runtime dependency; loaded only when a page is wanted.
+  const esbuild = await import('esbuild');
+  const result = await esbuild.build({
+    absWorkingDir: sourceDir,
+    entryPoints: { app: 'app.ts', style: 'style.css' },
+    bundle: true,
+    write: false,
+    outdir: 'out',
+    format: 'iife',
+    platform: 'browser',
+    minify: true,
+    target: ['es2020', 'chrome100', 'firefox100', 'safari15'],
+    legalComments: 'eof',
+    logLevel: 'silent',
+    charset: 'utf8',
+    ...(options.banner ? { banner: { js: options.banner, css: options.banner } } : {}),
+  });
+  const files = new Map<string, Asset>();
+  for (const f of result.outputFiles) {
+    const name = f.path.slice(f.path.lastIndexOf('/') + 1);
+    files.set(name, asset(Buffer.from(f.contents), name.endsWith('.css') ? 'text/css; charset=utf-8' : 'text/javascript; charset=utf-8'));
+  }
+  for (const want of ['app.js', 'style.css']) if (!files.has(want)) throw new Error(`${what} build produced no ${want}`);
+  files.set('icon.svg', asset(await readFile(`${sourceDir}icon.svg`), 'image/svg+xml'));
+  return { files, buildMs: Math.round(performance.now() - started) };
+}
+
+/** Sends an asset with its ETag (304 when the browser has it) and the page's security headers. */
+export function sendAsset(request: FastifyRequest, reply: FastifyReply, a: Asset, securityHeaders: Record<string, string>) {
+  reply.headers({ ...securityHeaders, 'cache-control': 'no-cache', etag: a.etag });
+  if (request.headers['if-none-match'] === a.etag) return reply.code(304).send();
+  return reply.type(a.type).send(a.body);
+}
