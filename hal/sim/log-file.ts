@@ -13,7 +13,7 @@
 // before the cut, throws PowerLoss, and every later call throws PowerLoss until
 // powerOn(). The bytes survive, so a store opened after powerOn() is a reboot.
 import type { LogFileHal } from '../types.js';
-import { PowerLoss } from './nor-flash.js';
+import { PowerCuts } from './power.js';
 
 export interface SimLogFileOptions {
   /** A fresh file as the factory creates it: magic, then 0xFF up to `size` bytes. */
@@ -33,7 +33,7 @@ export function factoryLogImage(size: number): Uint8Array {
   return image;
 }
 
-export class SimLogFile implements LogFileHal {
+export class SimLogFile extends PowerCuts implements LogFileHal {
   readonly size: number;
   /** The file's bytes. Tests may read or damage them directly. */
   readonly bytes: Uint8Array;
@@ -41,32 +41,12 @@ export class SimLogFile implements LogFileHal {
   written = 0;
   /** Power cuts so far: inside a write call after some of its bytes, or before its first byte. */
   cuts = { midWrite: 0, beforeWrite: 0 };
-  private budget = Infinity;
-  private dead = false;
 
   constructor(opts: SimLogFileOptions = {}) {
+    super('log file');
     if (opts.image) this.bytes = opts.image.slice();
     else this.bytes = factoryLogImage(opts.size ?? 8192);
     this.size = this.bytes.length;
-  }
-
-  /** Cuts power after `bytes` more bytes have been written. */
-  cutAfter(bytes: number): void {
-    if (!Number.isInteger(bytes) || bytes < 0) throw new Error(`log file: cutAfter expected an integer >= 0, got ${bytes}`);
-    this.budget = bytes;
-  }
-
-  noCut(): void {
-    this.budget = Infinity;
-  }
-
-  powerOn(): void {
-    this.dead = false;
-    this.budget = Infinity;
-  }
-
-  get off(): boolean {
-    return this.dead;
   }
 
   read(offset: number, length: number): Uint8Array {
@@ -87,21 +67,15 @@ export class SimLogFile implements LogFileHal {
       }
     }
     for (let i = 0; i < data.length; i++) {
-      if (this.budget === 0) {
-        this.dead = true;
-        this.budget = Infinity;
+      if (this.cutDue()) {
         if (i > 0) this.cuts.midWrite++;
         else this.cuts.beforeWrite++;
-        throw new PowerLoss(`after ${i} of ${data.length} bytes written at offset ${offset}`);
+        this.fail(`after ${i} of ${data.length} bytes written at offset ${offset}`);
       }
       this.bytes[offset + i] = data[i]!;
       this.written++;
-      if (this.budget !== Infinity) this.budget--;
+      this.spend();
     }
-  }
-
-  private alive(): void {
-    if (this.dead) throw new PowerLoss('(the device is off until powerOn())');
   }
 
   private range(offset: number, length: number, what: string): void {

@@ -11,20 +11,10 @@
 //   throws PowerLoss again. The memory survives, so a new counter store opened
 //   on the same model after powerOn() is a reboot.
 import type { FlashHal } from '../types.js';
+import { PowerCuts } from './power.js';
 import { seededRandom } from './random.js';
 
-/** Thrown by the sim HALs when the injected power cut happens. Test with isPowerLoss. */
-export class PowerLoss extends Error {
-  readonly powerLoss = true;
-  constructor(where: string) {
-    super('simulated power loss ' + where);
-    this.name = 'PowerLoss';
-  }
-}
-
-export function isPowerLoss(e: unknown): e is PowerLoss {
-  return e instanceof PowerLoss;
-}
+export { isPowerLoss, PowerLoss } from './power.js';
 
 export interface NorFlashOptions {
   /** Bytes per erase page, a multiple of 4 (default 4096, as on nRF52). */
@@ -44,7 +34,7 @@ export interface NorFlashOptions {
 /** Where the last power cut struck. */
 export type CutKind = 'write' | 'erase';
 
-export class NorFlash implements FlashHal {
+export class NorFlash extends PowerCuts implements FlashHal {
   readonly pageSize: number;
   readonly pageCount: number;
   readonly base: number;
@@ -59,10 +49,9 @@ export class NorFlash implements FlashHal {
   lastCut: CutKind | undefined;
   private readonly random: () => number;
   private readonly tornWords: boolean;
-  private budget = Infinity;
-  private dead = false;
 
   constructor(opts: NorFlashOptions = {}) {
+    super('nor flash');
     this.pageSize = opts.pageSize ?? 4096;
     this.pageCount = opts.pageCount ?? 2;
     this.base = opts.base ?? 0;
@@ -80,28 +69,6 @@ export class NorFlash implements FlashHal {
     }
     this.random = opts.random ?? seededRandom(1);
     this.tornWords = opts.tornWords ?? false;
-  }
-
-  /** Cuts power when `ops` more operations have completed: the next one after them is interrupted. */
-  cutAfter(ops: number): void {
-    if (!Number.isInteger(ops) || ops < 0) throw new Error(`nor flash: cutAfter expected an integer >= 0, got ${ops}`);
-    this.budget = ops;
-  }
-
-  /** No power cut pending. */
-  noCut(): void {
-    this.budget = Infinity;
-  }
-
-  /** Power comes back after a cut (the reboot); no cut pending. Memory is kept. */
-  powerOn(): void {
-    this.dead = false;
-    this.budget = Infinity;
-  }
-
-  /** True between a power cut and powerOn(). */
-  get off(): boolean {
-    return this.dead;
   }
 
   /** Address of page i. */
@@ -122,7 +89,7 @@ export class NorFlash implements FlashHal {
     if (data.length % 4 !== 0) throw new Error(`nor flash: write length ${data.length} is not a whole number of 4-byte words`);
     const at = this.offset(addr, data.length, 'write');
     for (let w = 0; w < data.length; w += 4) {
-      if (this.budget === 0) {
+      if (this.cutDue()) {
         if (this.tornWords) {
           for (let i = 0; i < 4; i++) {
             const keep = Math.floor(this.random() * 256);
@@ -143,7 +110,7 @@ export class NorFlash implements FlashHal {
     }
     const at = this.offset(addr, this.pageSize, 'erasePage');
     this.lastEraseAt = this.ops;
-    if (this.budget === 0) {
+    if (this.cutDue()) {
       // Progress p: roughly that share of words ends erased, the rest is split
       // between untouched words and words with some bits already set to 1.
       const p = this.random();
@@ -160,21 +127,15 @@ export class NorFlash implements FlashHal {
     this.tick();
   }
 
-  private alive(): void {
-    if (this.dead) throw new PowerLoss('(the device is off until powerOn())');
-  }
-
   private tick(): void {
     this.ops++;
-    if (this.budget !== Infinity) this.budget--;
+    this.spend();
   }
 
   private cut(kind: CutKind, where: string): never {
-    this.dead = true;
-    this.budget = Infinity;
     this.cuts[kind]++;
     this.lastCut = kind;
-    throw new PowerLoss(where);
+    return this.fail(where);
   }
 
   private offset(addr: number, length: number, what: string): number {

@@ -13,7 +13,7 @@
 // URL reaches `pg`): the tables then live in that schema, created if needed.
 import pg from 'pg';
 import { MIGRATIONS } from './migrations.js';
-import { batchFromRow, deviceFromRow, frameFromRow, gapFromRow, readingFromRow, summaryFromRow } from './rows.js';
+import { batchFromRow, deviceFromRow, frameFromRow, gapFromRow, readingFromRow, summaryFromRow, type Row } from './rows.js';
 import type {
   Anchor,
   BatchRow,
@@ -34,7 +34,6 @@ import type {
   Tx,
 } from './types.js';
 
-type Row = Record<string, unknown>;
 type Queryable = { query: (text: string, values?: unknown[]) => Promise<pg.QueryResult> };
 
 // int8 (COUNT, BIGINT columns) and numeric (SUM of BIGINT) as JS numbers:
