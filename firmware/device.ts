@@ -10,6 +10,7 @@
 import { ANCHOR_BOOT, ANCHOR_CONNECT, ANCHOR_PERIODIC, CHANNELS, encodeAnchor, encodeGap, encodeSample, type Reading } from '../protocol/codec.js';
 import { DEVICE_FILE_NAME, INFO_PROTOCOL_VERSION } from './names.js';
 import { NAME_PREFIX } from '../protocol/ble.js';
+import { hexOf } from '../protocol/hex.js';
 import type { BoardProfile } from '../boards/types.js';
 import type { CounterSource, Hal } from '../hal/types.js';
 import { createOutbox, type Outbox } from './outbox.js';
@@ -53,12 +54,6 @@ export interface Device {
   outbox: Outbox;
 }
 
-function hex(b: Uint8Array, len: number): string {
-  let s = '';
-  for (let i = 0; i < len; i++) s += (b[i]! < 16 ? '0' : '') + b[i]!.toString(16);
-  return s;
-}
-
 export function startDevice(hal: Hal, profile: BoardProfile): Device | undefined {
   const got = readIdentity(hal.readFile(DEVICE_FILE_NAME), hal.crc32);
   const id = got.identity;
@@ -75,7 +70,7 @@ export function startDevice(hal: Hal, profile: BoardProfile): Device | undefined
   }
   const frameSize = id.frameSize;
   const kcv = hal.crypto.encryptBlock(id.sealKey, new Uint8Array(16));
-  hal.console.print('sealpost ' + id.serial + ' kcv ' + hex(kcv, 3) + ' fw ' + FIRMWARE_VERSION);
+  hal.console.print('sealpost ' + id.serial + ' kcv ' + hexOf(kcv, 3) + ' fw ' + FIRMWARE_VERSION);
 
   const clock = hal.clock;
   const radio = hal.radio;

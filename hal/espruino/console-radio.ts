@@ -4,12 +4,7 @@
 // `sealpostConnect()` / `sealpostDisconnect()` play the relay's connection.
 import type { RadioHal, RadioOptions } from '../types.js';
 import { exposeGlobal, printLine } from './globals.js';
-
-function hex(b: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < b.length; i++) s += (b[i]! < 16 ? '0' : '') + b[i]!.toString(16);
-  return s;
-}
+import { bytesOfHex, hexOf } from '../../protocol/hex.js';
 
 export function consoleRadio(): RadioHal {
   let isConnected = false;
@@ -27,16 +22,14 @@ export function consoleRadio(): RadioHal {
         opts.onDisconnect();
       });
       exposeGlobal('sealpostAck', function (h: string) {
-        const b = new Uint8Array(h.length >> 1);
-        for (let i = 0; i < b.length; i++) b[i] = parseInt(h.substr(i * 2, 2), 16);
-        opts.onAck(b);
+        opts.onAck(bytesOfHex(h));
       });
     },
     connected: function (): boolean {
       return isConnected;
     },
     notify: function (frame: Uint8Array): void {
-      printLine('FRAME ' + hex(frame));
+      printLine('FRAME ' + hexOf(frame));
     },
   };
 }

@@ -7,6 +7,7 @@ import { nativeAesCcm, nativeCcm } from './crypto.js';
 import { plainCcm } from '../plain/crypto.js';
 import { createSealer } from '../../firmware/sealer.js';
 import type { Ccm } from '../types.js';
+import { bytesOfHex, hexOf } from '../../protocol/hex.js';
 
 interface SealVector {
   seal_key: string;
@@ -24,18 +25,6 @@ interface AckVector {
 }
 declare const SEALPOST_VECTORS: { seal: SealVector[]; ack: AckVector[] };
 
-function unhex(s: string): Uint8Array {
-  const out = new Uint8Array(s.length >> 1);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.substr(i * 2, 2), 16);
-  return out;
-}
-
-function hexOf(b: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < b.length; i++) s += (b[i]! < 16 ? '0' : '') + b[i]!.toString(16);
-  return s;
-}
-
 type Make = (key: Uint8Array, maxMsgLen: number) => Ccm;
 
 function run(name: string, make: Make): boolean {
@@ -45,15 +34,15 @@ function run(name: string, make: Make): boolean {
   const ack = SEALPOST_VECTORS.ack;
   for (let i = 0; i < seal.length; i++) {
     const v = seal[i]!;
-    const sealer = createSealer({ ccm: make(unhex(v.seal_key), v.frame_size - 12), nonceSalt: unhex(v.nonce_salt), frameSize: v.frame_size });
-    if (hexOf(sealer.seal(v.counter, unhex(v.plaintext))) === v.frame) sealOk++;
+    const sealer = createSealer({ ccm: make(bytesOfHex(v.seal_key), v.frame_size - 12), nonceSalt: bytesOfHex(v.nonce_salt), frameSize: v.frame_size });
+    if (hexOf(sealer.seal(v.counter, bytesOfHex(v.plaintext))) === v.frame) sealOk++;
     else print('SELFTEST ' + name + ' seal vector ' + i + ' differs');
   }
   for (let i = 0; i < ack.length; i++) {
     const v = ack[i]!;
-    const sealer = createSealer({ ccm: make(unhex(v.seal_key), 8), nonceSalt: unhex(v.nonce_salt), frameSize: 20 });
-    const good = unhex(v.ack);
-    const bad = unhex(v.ack);
+    const sealer = createSealer({ ccm: make(bytesOfHex(v.seal_key), 8), nonceSalt: bytesOfHex(v.nonce_salt), frameSize: 20 });
+    const good = bytesOfHex(v.ack);
+    const bad = bytesOfHex(v.ack);
     bad[11] = bad[11]! ^ 1;
     if (sealer.ackValid(good) && !sealer.ackValid(bad)) ackOk++;
     else print('SELFTEST ' + name + ' ack vector ' + i + ' wrong');
