@@ -177,11 +177,13 @@ export function startDevice(hal: Hal, profile: BoardProfile): Device | undefined
     if (pumpTimer === undefined && radio.connected()) pumpTimer = clock.setTimeout(pump, interval);
   }
 
+  function cancelResend(): void {
+    if (resendTimer !== undefined) clock.clearTimeout(resendTimer);
+    resendTimer = undefined;
+  }
+
   function rewind(): void {
-    if (resendTimer !== undefined) {
-      clock.clearTimeout(resendTimer);
-      resendTimer = undefined;
-    }
+    cancelResend();
     lastRewind = clock.uptimeMs();
     cursor = 0;
     interval = interval * 2 > MAX_NOTIFY_INTERVAL_MS ? MAX_NOTIFY_INTERVAL_MS : interval * 2;
@@ -203,10 +205,7 @@ export function startDevice(hal: Hal, profile: BoardProfile): Device | undefined
     acked += freed;
     cursor = cursor > freed ? cursor - freed : 0;
     interval = interval - (interval >> 2) < profile.notifyIntervalMs ? profile.notifyIntervalMs : interval - (interval >> 2);
-    if (resendTimer !== undefined) {
-      clock.clearTimeout(resendTimer);
-      resendTimer = undefined;
-    }
+    cancelResend();
     kick();
   }
 
@@ -222,9 +221,8 @@ export function startDevice(hal: Hal, profile: BoardProfile): Device | undefined
 
   function onDisconnect(): void {
     if (pumpTimer !== undefined) clock.clearTimeout(pumpTimer);
-    if (resendTimer !== undefined) clock.clearTimeout(resendTimer);
     pumpTimer = undefined;
-    resendTimer = undefined;
+    cancelResend();
     cursor = 0;
   }
 

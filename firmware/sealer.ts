@@ -53,6 +53,8 @@ export function createSealer(opts: SealerOptions): Sealer {
   const expected = new Uint8Array(ACK_LEN);
   const ackTag = ccm.framer ? ccm.framer(opts.nonceSalt, 0, expected, DOMAIN_ACK) : undefined;
 
+  // The same checks as check(), written out: a JS call costs about 15k
+  // instructions on the interpreter, 6% of a native-ccm seal.
   function sealInto(counter: number, plaintext: Uint8Array, at: number): void {
     if (!(counter >= 1 && counter <= 0xffffffff)) throw new Error('counter expected 1..4294967295, got ' + counter);
     if (plaintext.length !== ptSize) throw new Error('plaintext expected ' + ptSize + ' bytes, got ' + plaintext.length);
