@@ -6,7 +6,7 @@ import { nativeCcmCrypto } from '../../hal/espruino/crypto-hal.js';
 import { consoleRadio } from '../../hal/espruino/console-radio.js';
 import { temperatureSensor } from '../../hal/espruino/sensors.js';
 import { startDevice } from '../device.js';
-import { exposeGlobal, printLine } from '../../hal/espruino/globals.js';
+import { cryptoAes, exposeGlobal, printLine } from '../../hal/espruino/globals.js';
 import { createLogCounters } from '../counter-log.js';
 
 const device = startDevice(
@@ -14,7 +14,7 @@ const device = startDevice(
     clock: espruinoClock(),
     radio: consoleRadio(),
     console: lockedConsole(false),
-    crypto: nativeCcmCrypto(),
+    crypto: nativeCcmCrypto(cryptoAes()),
     readFile: readStorageFile,
     crc32: crc32,
     counters: function (block: number) {

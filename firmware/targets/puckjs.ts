@@ -6,6 +6,7 @@ import { nativeAesCrypto } from '../../hal/espruino/crypto-hal.js';
 import { bleRadio } from '../../hal/espruino/radio.js';
 import { batterySensor, puckLightSensor, puckMagnetometer, temperatureSensor } from '../../hal/espruino/sensors.js';
 import { startDevice } from '../device.js';
+import { cryptoAes } from '../../hal/espruino/globals.js';
 import { createLogCounters } from '../counter-log.js';
 
 startDevice(
@@ -13,7 +14,7 @@ startDevice(
     clock: espruinoClock(),
     radio: bleRadio(),
     console: lockedConsole(true),
-    crypto: nativeAesCrypto(),
+    crypto: nativeAesCrypto(cryptoAes()),
     readFile: readStorageFile,
     crc32: crc32,
     counters: function (block: number) {

@@ -1,10 +1,10 @@
 // CryptoHal per backend. A board entry imports only the one its profile
-// names, so the bundle carries only that code.
+// names, so the bundle carries only that code. The AES builtin is passed in:
+// require("crypto").AES on a board, the stand-in in the simulation.
 import { aes128 } from '../plain/aes128.js';
 import { plainCcm } from '../plain/crypto.js';
-import type { CryptoHal } from '../types.js';
+import type { CryptoHal, EspruinoAes } from '../types.js';
 import { nativeAesCcm, nativeCcm } from './crypto.js';
-import { cryptoAes } from './globals.js';
 
 function plainBlock(key: Uint8Array, block: Uint8Array): Uint8Array {
   const out = new Uint8Array(16);
@@ -13,8 +13,7 @@ function plainBlock(key: Uint8Array, block: Uint8Array): Uint8Array {
 }
 
 /** native-ccm: AES.ccmEncrypt per frame; the key check value in plain JS (once, at boot). */
-export function nativeCcmCrypto(): CryptoHal {
-  const aes = cryptoAes();
+export function nativeCcmCrypto(aes: EspruinoAes): CryptoHal {
   return {
     ccm: function (key: Uint8Array) {
       return nativeCcm(aes, key);
@@ -24,8 +23,7 @@ export function nativeCcmCrypto(): CryptoHal {
 }
 
 /** native-aes: CCM from AES.encrypt CBC + ECB. */
-export function nativeAesCrypto(): CryptoHal {
-  const aes = cryptoAes();
+export function nativeAesCrypto(aes: EspruinoAes): CryptoHal {
   return {
     ccm: function (key: Uint8Array, maxMsgLen: number) {
       return nativeAesCcm(aes, key, maxMsgLen);

@@ -7,9 +7,7 @@ import type { BoardProfile } from '../../boards/types.js';
 import { startDevice, type Device } from '../../firmware/device.js';
 import { COUNTER_LOG_NAME, DEVICE_FILE_NAME } from '../../firmware/names.js';
 import { crc32 } from '../../protocol/crc32.js';
-import { nativeAesCcm, nativeCcm } from '../espruino/crypto.js';
-import { aes128 } from '../plain/aes128.js';
-import { plainCcm } from '../plain/crypto.js';
+import { nativeAesCrypto, nativeCcmCrypto, plainCrypto } from '../espruino/crypto-hal.js';
 import type { Ccm, CryptoBackend, CryptoHal, Hal, Sensor } from '../types.js';
 import { createLogCounters } from '../../firmware/counter-log.js';
 import { createPageCounters, initialPageHeader } from '../../firmware/counter-pages.js';
@@ -47,20 +45,14 @@ export interface SampledValues {
   values: { [channel: string]: number };
 }
 
+/** The board entries' CryptoHal per backend, on Espruino's AES stand-in. */
 function simCrypto(backend: CryptoBackend): CryptoHal {
-  const quiet = (line: string) => {
+  const print = (line: string) => {
     throw new Error(`Espruino AES stand-in reported ${line}`);
   };
-  const block = (key: Uint8Array, input: Uint8Array) => {
-    const out = new Uint8Array(16);
-    aes128(key)(input, 0, out, 0);
-    return out;
-  };
-  if (backend === 'native-ccm') return { ccm: (key) => nativeCcm(createEspruinoAes({ print: quiet }), key), encryptBlock: block };
-  if (backend === 'native-aes') {
-    return { ccm: (key, max) => nativeAesCcm(createEspruinoAes({ features: { ccm: false }, print: quiet }), key, max), encryptBlock: block };
-  }
-  return { ccm: plainCcm, encryptBlock: block };
+  if (backend === 'native-ccm') return nativeCcmCrypto(createEspruinoAes({ print }));
+  if (backend === 'native-aes') return nativeAesCrypto(createEspruinoAes({ features: { ccm: false }, print }));
+  return plainCrypto();
 }
 
 export class SimDevice {
