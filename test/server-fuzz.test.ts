@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { sealFrame, verifyAck, type ProvisionedDevice } from '../protocol/index.js';
 import { openStorage, type Storage } from '../server/index.js';
 import { b64, makeFleet, testDb, testServer, type Backend, type Fleet, type TestDb, type TestServer } from './helpers/server.js';
+import { seededRandom } from '../hal/sim/random.js';
 
 // The brief's 10,000 run on SQLite in-process; PostgreSQL gets a shorter run of
 // the same generator for what only it can fail on (NUL bytes in text, types).
@@ -20,16 +21,6 @@ const RUNS: [Backend, number][] = [
 ];
 const SEED = Number(process.env.SEALPOST_FUZZ_SEED ?? 0x5ea1f022);
 
-function mulberry32(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe.each(RUNS)('fuzzing POST /v1/uplink on %s', (backend, BODIES) => {
   let db: TestDb;
@@ -52,7 +43,7 @@ describe.each(RUNS)('fuzzing POST /v1/uplink on %s', (backend, BODIES) => {
   });
 
   it(`answers random and mutated bodies without a 5xx (seed ${SEED})`, { timeout: 120_000 }, async () => {
-    const rand = mulberry32(SEED);
+    const rand = seededRandom(SEED);
     const int = (n: number) => Math.floor(rand() * n);
     const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
 
