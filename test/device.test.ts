@@ -8,6 +8,7 @@ import { boardProfile } from '../boards/index.js';
 import type { CryptoBackend } from '../hal/types.js';
 import { FIRMWARE_VERSION } from '../firmware/version.js';
 import { readFileSync } from 'node:fs';
+import { seededRandom } from '../hal/sim/random.js';
 
 const SECOND = 1000;
 
@@ -243,7 +244,7 @@ describe('the sim harness', () => {
 describe('delivery under steady radio loss', () => {
   it('a device that seals faster than its pacing never goes idle, yet resends what the air lost and keeps its outbox drained', () => {
     const profile = { ...boardProfile('sim'), sensors: ['temperature' as const] };
-    const { sim, receiver, clock } = simDevice('SP-LOSSY', { profile, radio: { lossRate: 0.05, random: seeded(5) } });
+    const { sim, receiver, clock } = simDevice('SP-LOSSY', { profile, radio: { lossRate: 0.05, random: seededRandom(5) } });
     const device = sim.boot()!;
     const link = connect(sim, receiver);
     runWithAcks(clock, link, receiver, 400 * SECOND);
@@ -254,10 +255,3 @@ describe('delivery under steady radio loss', () => {
   });
 });
 
-function seeded(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a * 1103515245 + 12345) % 2147483648;
-    return a / 2147483648;
-  };
-}
