@@ -1,20 +1,25 @@
 // nRF52840 DK: no crypto builtins in the stock build; free flash pages between firmware and Storage; 12500 variables.
-import type { BoardProfile } from './types.js';
+import type { BoardProfile, DeviceSettings } from './types.js';
 
-export const PROFILE: BoardProfile = {
+export const DEVICE: DeviceSettings = {
   id: 'nrf52840dk',
-  name: 'nRF52840 DK',
-  chip: 'nRF52840',
-  frameSize: 20,
-  crypto: 'plain-js',
   sensors: ['temperature', 'battery_voltage'],
   samplePeriodMs: 60000,
   anchorPeriodMs: 3600000,
   outboxFrames: 256,
   notifyIntervalMs: 50,
   counterBlock: 1024,
+};
+
+export const PROFILE: BoardProfile = {
+  id: DEVICE.id,
+  name: 'nRF52840 DK',
+  chip: 'nRF52840',
+  frameSize: 20,
+  crypto: 'plain-js',
   counterStore: { kind: 'flash-pages' },
   variableBudget: 12500,
   storageBytes: 40960,
   radio: 'ble',
+  device: DEVICE,
 };

@@ -1,20 +1,25 @@
 // Puck.js v2: nRF52832, AES ECB/CBC builtins but no CCM; Storage 40 KB; 2630 variables.
-import type { BoardProfile } from './types.js';
+import type { BoardProfile, DeviceSettings } from './types.js';
 
-export const PROFILE: BoardProfile = {
+export const DEVICE: DeviceSettings = {
   id: 'puckjs',
-  name: 'Puck.js',
-  chip: 'nRF52832',
-  frameSize: 20,
-  crypto: 'native-aes',
   sensors: ['temperature', 'battery', 'light', 'magnetometer'],
   samplePeriodMs: 60000,
   anchorPeriodMs: 3600000,
   outboxFrames: 64,
   notifyIntervalMs: 50,
   counterBlock: 16384,
+};
+
+export const PROFILE: BoardProfile = {
+  id: DEVICE.id,
+  name: 'Puck.js',
+  chip: 'nRF52832',
+  frameSize: 20,
+  crypto: 'native-aes',
   counterStore: { kind: 'storage-log', bytes: 8192 },
   variableBudget: 2630,
   storageBytes: 40960,
   radio: 'ble',
+  device: DEVICE,
 };

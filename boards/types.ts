@@ -13,13 +13,13 @@ export type CounterStoreProfile =
   /** A counter-log file the factory creates pre-sized and erased in Storage. */
   | { kind: 'storage-log'; bytes: number };
 
-export interface BoardProfile {
+/**
+ * What the device program reads at run time. A board file exports it as
+ * DEVICE and its firmware entry imports only that, so a bundle carries these
+ * few fields and none of the descriptive rest of the profile.
+ */
+export interface DeviceSettings {
   id: BoardId;
-  name: string;
-  chip: 'nRF52832' | 'nRF52840' | 'x86-64' | 'node';
-  /** Bytes per frame (docs/protocol.md: 20..244; 20 needs no MTU negotiation). */
-  frameSize: number;
-  crypto: CryptoBackend;
   sensors: SensorId[];
   samplePeriodMs: number;
   /** A periodic time anchor at least this often (besides boot and connect). */
@@ -30,6 +30,15 @@ export interface BoardProfile {
   notifyIntervalMs: number;
   /** Counters reserved per durable record (RFC 8613 B.1.1 "K"). */
   counterBlock: number;
+}
+
+export interface BoardProfile {
+  id: BoardId;
+  name: string;
+  chip: 'nRF52832' | 'nRF52840' | 'x86-64' | 'node';
+  /** Bytes per frame (docs/protocol.md: 20..244; 20 needs no MTU negotiation). */
+  frameSize: number;
+  crypto: CryptoBackend;
   counterStore: CounterStoreProfile;
   /** JsVar blocks on the stock firmware (espruino.md, "Memory"). */
   variableBudget: number;
@@ -37,4 +46,6 @@ export interface BoardProfile {
   storageBytes: number;
   /** How frames leave the device: BLE notifications, hex lines on the console, or the Node simulation. */
   radio: 'ble' | 'console' | 'sim';
+  /** Sensors, periods, outbox and counter block: the part the firmware carries. */
+  device: DeviceSettings;
 }

@@ -7,11 +7,11 @@
 // check, seal a boot anchor, start the radio, close the console.
 // Frames leave in counter order through the outbox; see firmware/outbox.ts
 // for loss accounting and docs/firmware.md for the delivery rules.
-import { ANCHOR_BOOT, ANCHOR_CONNECT, ANCHOR_PERIODIC, CHANNELS, encodeAnchor, encodeGap, encodeSample, type Reading } from '../protocol/codec.js';
+import { ANCHOR_BOOT, ANCHOR_CONNECT, ANCHOR_PERIODIC, CHANNEL_NAMES, encodeAnchor, encodeGap, encodeSample, type Reading } from '../protocol/codec.js';
 import { DEVICE_FILE_NAME, INFO_PROTOCOL_VERSION } from './names.js';
 import { NAME_PREFIX } from '../protocol/ble.js';
 import { hexOf } from '../protocol/hex.js';
-import type { BoardProfile } from '../boards/types.js';
+import type { DeviceSettings } from '../boards/types.js';
 import type { CounterSource, Hal } from '../hal/types.js';
 import { createOutbox, type Outbox } from './outbox.js';
 import { ackCounter, createSealer, type Sealer } from './sealer.js';
@@ -54,7 +54,7 @@ export interface Device {
   outbox: Outbox;
 }
 
-export function startDevice(hal: Hal, profile: BoardProfile): Device | undefined {
+export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefined {
   const got = readIdentity(hal.readFile(DEVICE_FILE_NAME), hal.crc32);
   const id = got.identity;
   if (!id) {
@@ -77,8 +77,6 @@ export function startDevice(hal: Hal, profile: BoardProfile): Device | undefined
   const outbox = createOutbox(profile.outboxFrames, frameSize);
   const sealer: Sealer = createSealer({ ccm: hal.crypto.ccm(id.sealKey, frameSize - 12), nonceSalt: id.nonceSalt, frameSize: frameSize, ring: outbox.ring });
   const pt = new Uint8Array(frameSize - 12);
-  const channelIds: { [name: string]: number } = {};
-  for (let i = 0; i < CHANNELS.length; i++) channelIds[CHANNELS[i]!.name] = CHANNELS[i]!.id;
   const boot = counters.boot;
   let sealed = 0;
   let acked = 0;
@@ -143,7 +141,7 @@ export function startDevice(hal: Hal, profile: BoardProfile): Device | undefined
       const values = sensor ? sensor.sample() : undefined;
       if (!values) continue;
       for (const name in values) {
-        const ch = channelIds[name];
+        const ch = CHANNEL_NAMES.indexOf(name) + 1;
         if (ch) readings.push({ channel: ch, value: values[name]! });
       }
     }

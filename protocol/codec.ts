@@ -35,18 +35,26 @@ export interface ChannelSpec {
   mul: number;
 }
 
-export const CHANNELS: ChannelSpec[] = [
-  { id: 1, name: 'temperature', mul: 100 },
-  { id: 2, name: 'battery', mul: 100 },
-  { id: 3, name: 'battery_voltage', mul: 1000 },
-  { id: 4, name: 'light', mul: 10000 },
-  { id: 5, name: 'magnetic_x', mul: 10 },
-  { id: 6, name: 'magnetic_y', mul: 10 },
-  { id: 7, name: 'magnetic_z', mul: 10 },
-  { id: 8, name: 'humidity', mul: 100 },
-  { id: 9, name: 'pressure', mul: 10 },
-  { id: 10, name: 'acceleration', mul: 1000 },
+/**
+ * Channel names by id: the name of channel id is CHANNEL_NAMES[id - 1]. They
+ * are the keys sensors return (hal/types.ts); the firmware carries these two
+ * flat tables rather than the ChannelSpec list, which costs it twice the bytes.
+ */
+export const CHANNEL_NAMES = [
+  'temperature',
+  'battery',
+  'battery_voltage',
+  'light',
+  'magnetic_x',
+  'magnetic_y',
+  'magnetic_z',
+  'humidity',
+  'pressure',
+  'acceleration',
 ];
+
+/** Multiplier by channel id (index 0 is no channel). */
+export const CHANNEL_MUL = [0, 100, 100, 1000, 10000, 10, 10, 10, 100, 10, 1000];
 
 /** SI unit of each channel id; only decoders need it, so the firmware bundle leaves it out. */
 export const CHANNEL_UNITS: { [id: number]: string } = {
@@ -62,9 +70,17 @@ export const CHANNEL_UNITS: { [id: number]: string } = {
   10: 'g',
 };
 
+/** The channel with this id, or undefined for an id the codec does not define. */
 export function channelSpec(id: number): ChannelSpec | undefined {
-  for (let i = 0; i < CHANNELS.length; i++) if (CHANNELS[i]!.id === id) return CHANNELS[i];
-  return undefined;
+  const name = CHANNEL_NAMES[id - 1];
+  return name ? { id: id, name: name, mul: CHANNEL_MUL[id]! } : undefined;
+}
+
+/** Every channel, in id order (host tools and tests). */
+export function channels(): ChannelSpec[] {
+  const out: ChannelSpec[] = [];
+  for (let id = 1; id <= CHANNEL_NAMES.length; id++) out.push(channelSpec(id)!);
+  return out;
 }
 
 /** One reading in the channel's SI unit; NaN or undefined means no reading. */
@@ -74,9 +90,9 @@ export interface Reading {
 }
 
 /** Converts to the stored int16: rounds, saturates at +-32767, NO_READING for NaN. */
-export function quantize(spec: ChannelSpec, value: number): number {
+export function quantize(mul: number, value: number): number {
   if (typeof value !== 'number' || value !== value) return NO_READING;
-  const q = Math.round(value * spec.mul);
+  const q = Math.round(value * mul);
   return q > 32767 ? 32767 : q < -32767 ? -32767 : q;
 }
 
@@ -117,10 +133,10 @@ export function encodeSample(out: Uint8Array, boot: number, uptime: number, read
   let i = from;
   for (; i < readings.length && at + ENTRY_SIZE <= out.length; i++) {
     const r = readings[i]!;
-    const spec = channelSpec(r.channel);
-    if (!spec) continue;
-    out[at] = spec.id;
-    put16(out, at + 1, quantize(spec, r.value));
+    const mul = CHANNEL_MUL[r.channel];
+    if (!mul) continue;
+    out[at] = r.channel;
+    put16(out, at + 1, quantize(mul, r.value));
     at += ENTRY_SIZE;
   }
   return i;

@@ -4,7 +4,7 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../cli/command.js';
-import { boardProfile } from '../boards/index.js';
+import { boardProfile, withDevice } from '../boards/index.js';
 import type { BoardProfile, SensorId } from '../boards/types.js';
 import { formatSummary, runSimFleet } from './sim-run.js';
 
@@ -56,10 +56,10 @@ function profileWith(sensors: string | undefined): BoardProfile {
   const sim = boardProfile('sim');
   if (sensors === undefined) return sim;
   const list = sensors.split(',').map((s) => s.trim()).filter(Boolean);
-  const known = sim.sensors as string[];
+  const known = sim.device.sensors as string[];
   const unknown = list.filter((s) => !known.includes(s));
   if (list.length === 0 || unknown.length > 0) throw new UsageError(`--sensors takes a comma-separated list from ${known.join(', ')}${unknown.length ? `; not known: ${unknown.join(', ')}` : ''}`);
-  return { ...sim, sensors: list as SensorId[] };
+  return withDevice(sim, { sensors: list as SensorId[] });
 }
 
 async function runSim(args: string[]): Promise<number> {

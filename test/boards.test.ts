@@ -12,7 +12,7 @@ describe('board profiles', () => {
       expect(b.frameSize).toBeGreaterThanOrEqual(MIN_DEVICE_FRAME_SIZE);
       expect(b.frameSize).toBeLessThanOrEqual(b.chip === 'nRF52832' ? 50 : MAX_FRAME_SIZE);
       if (b.counterStore.kind === 'storage-log') expect(b.counterStore.bytes).toBeLessThan(b.storageBytes / 2);
-      expect(b.sensors.length).toBeGreaterThan(0);
+      expect(b.device.sensors.length).toBeGreaterThan(0);
     }
     // Crypto builtins per board (espruino.md): only Bangle.js 2 and the Linux build have native CCM,
     // only Puck.js has AES ECB/CBC among the nRF52832 boards.

@@ -16,7 +16,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { boardProfile } from '../boards/index.js';
+import { boardProfile, withDevice } from '../boards/index.js';
 import type { BoardProfile } from '../boards/types.js';
 import { VirtualClock } from '../hal/sim/clock.js';
 import { seededRandom } from '../hal/sim/random.js';
@@ -35,7 +35,7 @@ const MIN_SAMPLES = 500;
  * sample records (20-byte frames hold one reading each), and the whole run
  * stays well inside the time budget.
  */
-const PROFILE: BoardProfile = { ...boardProfile('sim'), sensors: ['temperature', 'battery'], samplePeriodMs: 1000 };
+const PROFILE: BoardProfile = withDevice(boardProfile('sim'), { sensors: ['temperature', 'battery'], samplePeriodMs: 1000 });
 const STEP_MS = 100;
 /** Mean time a device stays powered between cuts, and how long it stays off. */
 const MEAN_ON_MS = 150_000;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   ANCHOR_BOOT,
-  CHANNELS,
+  channels,
   CHANNEL_UNITS,
   decodePlaintext,
   encodeAnchor,
@@ -45,7 +45,20 @@ describe('frame plaintext codec', () => {
   });
 
   it('round-trips every channel at its resolution, saturates out of range and marks missing readings', () => {
-    for (const spec of CHANNELS) {
+    // Ids, names and multipliers are wire format: a change here breaks every deployed device.
+    expect(channels().map((c) => [c.id, c.name, c.mul])).toEqual([
+      [1, 'temperature', 100],
+      [2, 'battery', 100],
+      [3, 'battery_voltage', 1000],
+      [4, 'light', 10000],
+      [5, 'magnetic_x', 10],
+      [6, 'magnetic_y', 10],
+      [7, 'magnetic_z', 10],
+      [8, 'humidity', 100],
+      [9, 'pressure', 10],
+      [10, 'acceleration', 1000],
+    ]);
+    for (const spec of channels()) {
       const pt = new Uint8Array(8);
       encodeSample(pt, 0, 0, [{ channel: spec.id, value: 1.5 }], 0);
       const d = decodePlaintext(pt);
@@ -60,7 +73,7 @@ describe('frame plaintext codec', () => {
 
   it('skips readings on unknown channels when encoding, and names unknown channels when decoding', () => {
     const pt = new Uint8Array(11);
-    expect(encodeSample(pt, 0, 0, [{ channel: 99, value: 1 }, { channel: 1, value: 2 }], 0)).toBe(2);
+    expect(encodeSample(pt, 0, 0, [{ channel: 99, value: 1 }, { channel: 0, value: 1 }, { channel: -1, value: 1 }, { channel: 1.5, value: 1 }, { channel: 1, value: 2 }], 0)).toBe(5);
     const d = decodePlaintext(pt);
     expect(d.type === 'sample' && d.readings.map((r) => r.channel)).toEqual([1]);
     const raw = Uint8Array.from([TYPE_SAMPLE, 0, 0, 0, 0, 200, 0, 7]);

@@ -236,7 +236,7 @@ describe('counter store: normal use across reboots', () => {
 
   it('every board profile: its K and medium work for 40 boots from a fresh medium', () => {
     for (const board of BOARDS) {
-      const K = board.counterBlock;
+      const K = board.device.counterBlock;
       const rig =
         board.counterStore.kind === 'storage-log'
           ? logRig(K, board.counterStore.bytes)

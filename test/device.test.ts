@@ -3,8 +3,8 @@
 // connections and power loss.
 import { describe, expect, it } from 'vitest';
 import { connect, firstArrivals, runWithAcks, simDevice } from './helpers/sim-fleet.js';
-import { CHANNELS, keyCheckValue, makeAck, toHex } from '../protocol/index.js';
-import { boardProfile } from '../boards/index.js';
+import { channels, keyCheckValue, makeAck, toHex } from '../protocol/index.js';
+import { boardProfile, withDevice } from '../boards/index.js';
 import type { CryptoBackend } from '../hal/types.js';
 import { FIRMWARE_VERSION } from '../firmware/version.js';
 import { readFileSync } from 'node:fs';
@@ -50,11 +50,11 @@ describe('a provisioned device on the sim HAL', () => {
         if (d.type === 'sample') for (const r of d.readings) arrived.push({ name: r.name, value: r.value });
       }
       const sampled = sim.sampled.flatMap((s) => Object.entries(s.values).map(([name, value]) => ({ name, value })));
-      expect(sampled.length).toBe(30 * profile.sensors.length);
+      expect(sampled.length).toBe(30 * profile.device.sensors.length);
       // The last second's readings may still be on their way.
-      expect(arrived.length).toBeGreaterThanOrEqual(sampled.length - profile.sensors.length);
+      expect(arrived.length).toBeGreaterThanOrEqual(sampled.length - profile.device.sensors.length);
       arrived.forEach((a, i) => {
-        const spec = CHANNELS.find((c) => c.name === sampled[i]!.name)!;
+        const spec = channels().find((c) => c.name === sampled[i]!.name)!;
         expect(a.name).toBe(sampled[i]!.name);
         expect(Math.abs(a.value! - sampled[i]!.value)).toBeLessThanOrEqual(0.5 / spec.mul + 1e-9);
       });
@@ -169,7 +169,7 @@ describe('outbox and acknowledgements on the device', () => {
   });
 
   it('when the outbox overflows it drops the oldest and reports the gap, so every counter is accounted for', () => {
-    const profile = { ...boardProfile('sim'), outboxFrames: 8 };
+    const profile = withDevice(boardProfile('sim'), { outboxFrames: 8 });
     const { sim, receiver, clock } = simDevice('SP-OVERFLOW', { profile });
     const device = sim.boot()!;
     clock.advance(20 * SECOND);
@@ -205,7 +205,7 @@ describe('power loss', () => {
     // Each boot starts on a fresh block: its boot anchor is the first counter of a block.
     const bootAnchors = [...receiver.frames.values()].filter((f) => f.decoded.type === 'anchor' && f.decoded.reason === 0).map((f) => f.counter);
     expect(bootAnchors.length).toBe(5);
-    bootAnchors.forEach((c) => expect((c - 1) % profile.counterBlock).toBe(0));
+    bootAnchors.forEach((c) => expect((c - 1) % profile.device.counterBlock).toBe(0));
   });
 
   it('a device on a storage-log board profile keeps its counters in the counter-log file', () => {
@@ -243,7 +243,7 @@ describe('the sim harness', () => {
 
 describe('delivery under steady radio loss', () => {
   it('a device that seals faster than its pacing never goes idle, yet resends what the air lost and keeps its outbox drained', () => {
-    const profile = { ...boardProfile('sim'), sensors: ['temperature' as const] };
+    const profile = withDevice(boardProfile('sim'), { sensors: ['temperature'] });
     const { sim, receiver, clock } = simDevice('SP-LOSSY', { profile, radio: { lossRate: 0.05, random: seededRandom(5) } });
     const device = sim.boot()!;
     const link = connect(sim, receiver);

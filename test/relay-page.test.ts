@@ -15,7 +15,7 @@ import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { boardProfile } from '../boards/index.js';
+import { boardProfile, withDevice } from '../boards/index.js';
 import type { BoardProfile } from '../boards/types.js';
 import { VirtualClock } from '../hal/sim/clock.js';
 import { NAME_PREFIX, SERVICE_UUID } from '../protocol/ble.js';
@@ -33,7 +33,7 @@ import { WebBluetoothStandIn } from './helpers/web-bluetooth.js';
 const OUTPUT = join(import.meta.dirname, 'output');
 const WEB_SOURCES = join(import.meta.dirname, '../relay/web');
 // Two sensors: one sample is two frames, about two frames per simulated second.
-const PROFILE: BoardProfile = { ...boardProfile('sim'), sensors: ['temperature', 'battery'] };
+const PROFILE: BoardProfile = withDevice(boardProfile('sim'), { sensors: ['temperature', 'battery'] });
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const counterOf = (data: string) => Buffer.from(data, 'base64').readUInt32BE(0);

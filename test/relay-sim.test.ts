@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { boardProfile } from '../boards/index.js';
+import { boardProfile, withDevice } from '../boards/index.js';
 import { parseKeyFile } from '../protocol/index.js';
 import { relayCommands } from '../relay/cli.js';
 import { loadOrCreateKeys } from '../relay/fleet.js';
@@ -37,7 +37,7 @@ describe('sealpost sim', () => {
       durationMs: 40_000,
       keysDir,
       manifestOut,
-      profile: { ...boardProfile('sim'), sensors: ['temperature', 'humidity'] },
+      profile: withDevice(boardProfile('sim'), { sensors: ['temperature', 'humidity'] }),
       speed: 40,
       seed: 5,
       chaos: { meanLinkMs: 10_000, failureRate: 0.2 },

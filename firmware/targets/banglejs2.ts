@@ -1,6 +1,6 @@
 // Firmware entry for banglejs2: the Espruino HAL with this board's radio, crypto
 // backend and sensors, then the device program (built to dist/banglejs2.js).
-import { PROFILE } from '../../boards/banglejs2.js';
+import { DEVICE } from '../../boards/banglejs2.js';
 import { crc32, espruinoClock, storageLog, lockedConsole, readStorageFile } from '../../hal/espruino/base.js';
 import { nativeCcmCrypto } from '../../hal/espruino/crypto-hal.js';
 import { bleRadio } from '../../hal/espruino/radio.js';
@@ -22,5 +22,5 @@ startDevice(
     },
     sensors: { temperature: temperatureSensor(), battery: batterySensor(), acceleration: bangleAcceleration() },
   },
-  PROFILE,
+  DEVICE,
 );

@@ -1,6 +1,6 @@
 // Firmware entry for espruino-linux: the Espruino HAL with this board's radio, crypto
 // backend and sensors, then the device program (built to dist/espruino-linux.js).
-import { PROFILE } from '../../boards/espruino-linux.js';
+import { DEVICE } from '../../boards/espruino-linux.js';
 import { crc32, espruinoClock, storageLog, lockedConsole, readStorageFile } from '../../hal/espruino/base.js';
 import { nativeCcmCrypto } from '../../hal/espruino/crypto-hal.js';
 import { consoleRadio } from '../../hal/espruino/console-radio.js';
@@ -22,7 +22,7 @@ const device = startDevice(
     },
     sensors: { temperature: temperatureSensor() },
   },
-  PROFILE,
+  DEVICE,
 );
 
 // The Linux target's console stays open: `sealpostStatus()` prints the

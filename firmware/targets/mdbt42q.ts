@@ -1,6 +1,6 @@
 // Firmware entry for mdbt42q: the Espruino HAL with this board's radio, crypto
 // backend and sensors, then the device program (built to dist/mdbt42q.js).
-import { PROFILE } from '../../boards/mdbt42q.js';
+import { DEVICE } from '../../boards/mdbt42q.js';
 import { crc32, espruinoClock, storageLog, lockedConsole, readStorageFile } from '../../hal/espruino/base.js';
 import { plainCrypto } from '../../hal/espruino/crypto-hal.js';
 import { bleRadio } from '../../hal/espruino/radio.js';
@@ -21,5 +21,5 @@ startDevice(
     },
     sensors: { temperature: temperatureSensor(), battery_voltage: batteryVoltageSensor() },
   },
-  PROFILE,
+  DEVICE,
 );

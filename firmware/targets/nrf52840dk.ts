@@ -1,6 +1,6 @@
 // Firmware entry for nrf52840dk: the Espruino HAL with this board's radio, crypto
 // backend and sensors, then the device program (built to dist/nrf52840dk.js).
-import { PROFILE } from '../../boards/nrf52840dk.js';
+import { DEVICE } from '../../boards/nrf52840dk.js';
 import { crc32, espruinoClock, flashPages, lockedConsole, readStorageFile } from '../../hal/espruino/base.js';
 import { plainCrypto } from '../../hal/espruino/crypto-hal.js';
 import { bleRadio } from '../../hal/espruino/radio.js';
@@ -22,5 +22,5 @@ startDevice(
     },
     sensors: { temperature: temperatureSensor(), battery_voltage: batteryVoltageSensor() },
   },
-  PROFILE,
+  DEVICE,
 );

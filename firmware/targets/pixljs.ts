@@ -1,6 +1,6 @@
 // Firmware entry for pixljs: the Espruino HAL with this board's radio, crypto
 // backend and sensors, then the device program (built to dist/pixljs.js).
-import { PROFILE } from '../../boards/pixljs.js';
+import { DEVICE } from '../../boards/pixljs.js';
 import { crc32, espruinoClock, storageLog, lockedConsole, readStorageFile } from '../../hal/espruino/base.js';
 import { plainCrypto } from '../../hal/espruino/crypto-hal.js';
 import { bleRadio } from '../../hal/espruino/radio.js';
@@ -21,5 +21,5 @@ startDevice(
     },
     sensors: { temperature: temperatureSensor(), battery: batterySensor() },
   },
-  PROFILE,
+  DEVICE,
 );

@@ -1,6 +1,6 @@
 // Firmware entry for puckjs: the Espruino HAL with this board's radio, crypto
 // backend and sensors, then the device program (built to dist/puckjs.js).
-import { PROFILE } from '../../boards/puckjs.js';
+import { DEVICE } from '../../boards/puckjs.js';
 import { crc32, espruinoClock, storageLog, lockedConsole, readStorageFile } from '../../hal/espruino/base.js';
 import { nativeAesCrypto } from '../../hal/espruino/crypto-hal.js';
 import { bleRadio } from '../../hal/espruino/radio.js';
@@ -22,5 +22,5 @@ startDevice(
     },
     sensors: { temperature: temperatureSensor(), battery: batterySensor(), light: puckLightSensor(), magnetometer: puckMagnetometer() },
   },
-  PROFILE,
+  DEVICE,
 );

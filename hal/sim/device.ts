@@ -97,7 +97,7 @@ export class SimDevice {
     const radio = new SimRadio({ ...this.#opts.radio, setTimeout: scope.setTimeout });
     const bootIndex = ++this.boots;
     const sensors: { [id: string]: Sensor } = {};
-    for (const id of profile.sensors) {
+    for (const id of profile.device.sensors) {
       const model = simSensor(id, { now: () => clock.now(), seed: seed * 1000 + bootIndex * 31 + id.length });
       sensors[id] = {
         sample: () => {
@@ -131,7 +131,7 @@ export class SimDevice {
       scope.powerOff();
       radio.powerOff();
     };
-    this.device = startDevice(hal, profile);
+    this.device = startDevice(hal, profile.device);
     return this.device;
   }
 
