@@ -33,7 +33,7 @@ export default Object.entries(ENTRIES).map(([name, input]) => ({
     typescript({
       tsconfig: './tsconfig.firmware.json',
       compilerOptions: { noEmit: false, outDir: 'dist', declaration: false, sourceMap: false, removeComments: true },
-      include: ['firmware/**/*.ts', 'hal/**/*.ts', 'boards/*.ts', 'protocol/constants.ts', 'protocol/codec.ts', 'protocol/ble.ts', 'protocol/crc32.ts', 'protocol/hex.ts'],
+      include: ['firmware/**/*.ts', 'hal/**/*.ts', 'boards/*.ts', 'protocol/constants.ts', 'protocol/codec.ts', 'protocol/be.ts', 'protocol/ble.ts', 'protocol/crc32.ts', 'protocol/hex.ts'],
       exclude: ['hal/sim/**'],
       noForceEmit: false,
     }),

@@ -8,8 +8,8 @@
 // hoists neither), no comments inside function bodies.
 import type { CounterSource } from '../hal/types.js';
 
-/** First bytes of the counter-log file, written by the factory: "SPc" 1. */
-export const COUNTER_LOG_MAGIC = [0x53, 0x50, 0x63, 0x01];
+/** First word of the counter-log file, big-endian, written by the factory: "SPc" 1. */
+export const COUNTER_LOG_MAGIC = 0x53506301;
 /** Bytes before the first record slot of the counter-log file. */
 export const COUNTER_LOG_HEADER_LEN = 4;
 /** Largest counter-log file: 65535 slots, so a 16-bit boot field never wraps. */
@@ -80,18 +80,17 @@ export interface SlotArea {
   baseBoot: number;
   read(slot: number): Uint8Array;
   write(slot: number, word: Uint8Array): void;
-  /** Flash pages can start a new area when this one is full; the storage log cannot. */
-  canRenew: boolean;
   /**
-   * Starts a new area whose header already records block `n` (so it is
-   * reserved) and `boot`; afterwards open is true, baseN is n, baseBoot is
-   * boot and the slots are empty.
+   * Flash pages only (the storage log cannot start over): starts a new area
+   * whose header already records block `n` (so it is reserved) and `boot`;
+   * afterwards open is true, baseN is n, baseBoot is boot and the slots are
+   * empty.
    */
-  renew(n: number, boot: number): void;
+  renew?(n: number, boot: number): void;
 }
 
 export function checkBlock(K: number): number {
-  if (!isUint32(K) || K < 1) throw new Error('counter store: block expected an integer 1..4294967295, got ' + K);
+  if (!isUint32(K) || K < 1) throw new Error('counter block expected 1..4294967295, got ' + K);
   return K;
 }
 
@@ -129,9 +128,7 @@ export function openCounters(area: SlotArea, K: number): CounterSource {
   }
 
   function reserve(): void {
-    if (lim >= MAX_COUNTER) {
-      throw new Error('counter space exhausted: all 4294967295 counters used; sealing stops, a counter is never reused');
-    }
+    if (lim >= MAX_COUNTER) throw new Error('counter space exhausted');
     if (area.open && slot < area.cap) {
       const s = slot;
       const b16 = boot % 65536;
@@ -142,14 +139,12 @@ export function openCounters(area: SlotArea, K: number): CounterSource {
       word[3] = word[1]! ^ 255;
       area.write(s, word);
       setBlock(area.baseN + slot);
-    } else if (area.canRenew) {
+    } else if (area.renew) {
       area.renew(area.baseN + slot + 1, boot);
       slot = 0;
       setBlock(area.baseN);
     } else {
-      throw new Error(
-        'counter log is full: all ' + area.cap + ' blocks of ' + K + ' counters used; sealing stops, a counter is never reused',
-      );
+      throw new Error('counter log full: ' + area.cap + ' blocks of ' + K + ' counters used');
     }
   }
 
@@ -160,7 +155,7 @@ export function openCounters(area: SlotArea, K: number): CounterSource {
   boot = boot + 1;
   setBlock(area.baseN + slot);
   cur = lim + 1;
-  if (lim < MAX_COUNTER && (area.canRenew || slot < area.cap)) reserve();
+  if (lim < MAX_COUNTER && (area.renew || slot < area.cap)) reserve();
 
   return {
     boot: boot,

@@ -3,6 +3,7 @@
 // slots filled into still-erased bytes. The file is never recreated, so when
 // it is full the device stops sealing rather than reuse a counter.
 import type { CounterSource, LogFileHal } from '../hal/types.js';
+import { get32 } from '../protocol/be.js';
 import { checkBlock, COUNTER_LOG_HEADER_LEN, COUNTER_LOG_MAGIC, COUNTER_LOG_MAX_BYTES, openCounters, SLOT_LEN } from './counter-core.js';
 
 export function createLogCounters(log: LogFileHal, block: number): CounterSource {
@@ -10,8 +11,7 @@ export function createLogCounters(log: LogFileHal, block: number): CounterSource
   if (!(log.size >= COUNTER_LOG_HEADER_LEN + SLOT_LEN && log.size <= COUNTER_LOG_MAX_BYTES)) {
     throw new Error('counter log expected 8..' + COUNTER_LOG_MAX_BYTES + ' bytes, got ' + log.size);
   }
-  const m = log.read(0, COUNTER_LOG_HEADER_LEN);
-  if (m[0] !== COUNTER_LOG_MAGIC[0] || m[1] !== COUNTER_LOG_MAGIC[1] || m[2] !== COUNTER_LOG_MAGIC[2] || m[3] !== COUNTER_LOG_MAGIC[3]) {
+  if (get32(log.read(0, COUNTER_LOG_HEADER_LEN), 0) !== COUNTER_LOG_MAGIC) {
     throw new Error('counter log has no magic 53 50 63 01: provision this device again');
   }
   return openCounters(
@@ -20,15 +20,11 @@ export function createLogCounters(log: LogFileHal, block: number): CounterSource
       open: true,
       baseN: 0,
       baseBoot: 0,
-      canRenew: false,
       read: function (slot: number): Uint8Array {
         return log.read(COUNTER_LOG_HEADER_LEN + slot * SLOT_LEN, SLOT_LEN);
       },
       write: function (slot: number, word: Uint8Array): void {
         log.write(word, COUNTER_LOG_HEADER_LEN + slot * SLOT_LEN);
-      },
-      renew: function (): void {
-        throw new Error('counter log cannot be renewed');
       },
     },
     K,

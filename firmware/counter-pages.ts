@@ -46,7 +46,6 @@ export function createPageCounters(flash: FlashHal, pages: number[], block: numb
     open: false,
     baseN: 0,
     baseBoot: 0,
-    canRenew: true,
     read: function (slot: number): Uint8Array {
       return flash.read(base + slot * SLOT_LEN, SLOT_LEN);
     },

@@ -10,6 +10,8 @@
 // one (the report is lost with it). The device seals a gap report for the
 // pending range when a relay connects (docs/protocol.md section 5.1).
 
+import { get32, put32 } from '../protocol/be.js';
+
 export interface Outbox {
   readonly capacity: number;
   readonly frameSize: number;
@@ -37,10 +39,6 @@ export interface Outbox {
   dropped(): number;
 }
 
-function readCounter(b: Uint8Array, at: number): number {
-  return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
-}
-
 export function createOutbox(capacity: number, frameSize: number): Outbox {
   if (!(capacity >= 2)) throw new Error('outbox capacity expected at least 2 frames, got ' + capacity);
   const ring = new Uint8Array(capacity * frameSize);
@@ -57,7 +55,7 @@ export function createOutbox(capacity: number, frameSize: number): Outbox {
   }
 
   function dropOldest(): void {
-    const c = readCounter(ring, head * frameSize);
+    const c = get32(ring, head * frameSize);
     const covered = reportFirst[head]!;
     if (lostFirst === 0) lostFirst = c;
     if (covered !== 0 && covered < lostFirst) lostFirst = covered;
@@ -78,7 +76,7 @@ export function createOutbox(capacity: number, frameSize: number): Outbox {
       return slot(i) * frameSize;
     },
     counterAt: function (i: number): number {
-      return readCounter(ring, slot(i) * frameSize);
+      return get32(ring, slot(i) * frameSize);
     },
     push: function (counter: number, gapFirst: number): number {
       if (n === capacity) dropOldest();
@@ -86,10 +84,7 @@ export function createOutbox(capacity: number, frameSize: number): Outbox {
       reportFirst[s] = gapFirst;
       n++;
       const at = s * frameSize;
-      ring[at] = (counter >>> 24) & 255;
-      ring[at + 1] = (counter >>> 16) & 255;
-      ring[at + 2] = (counter >>> 8) & 255;
-      ring[at + 3] = counter & 255;
+      put32(ring, at, counter);
       return at;
     },
     makeRoom: function (): void {
@@ -97,7 +92,7 @@ export function createOutbox(capacity: number, frameSize: number): Outbox {
     },
     ack: function (ackN: number): number {
       let freed = 0;
-      while (n > 0 && readCounter(ring, head * frameSize) <= ackN) {
+      while (n > 0 && get32(ring, head * frameSize) <= ackN) {
         head = head + 1 === capacity ? 0 : head + 1;
         n--;
         freed++;

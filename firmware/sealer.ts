@@ -4,6 +4,7 @@
 // ring, so a seal allocates nothing.
 import { ACK_LEN, COUNTER_LEN, DOMAIN_ACK, DOMAIN_UPLINK, FRAME_OVERHEAD, NONCE_LEN, NONCE_SALT_LEN, TAG_LEN } from '../protocol/constants.js';
 import type { Ccm } from '../hal/types.js';
+import { get32 } from '../protocol/be.js';
 
 export interface SealerOptions {
   ccm: Ccm;
@@ -80,5 +81,5 @@ export function createSealer(opts: SealerOptions): Sealer {
 
 /** N of an acknowledgement; only meaningful once ackValid(ack) is true. */
 export function ackCounter(ack: Uint8Array): number {
-  return ((ack[0]! << 24) | (ack[1]! << 16) | (ack[2]! << 8) | ack[3]!) >>> 0;
+  return get32(ack, 0);
 }

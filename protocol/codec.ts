@@ -11,6 +11,8 @@
 //   0x03 gap report     first lost counter (4) || count (3)
 // Unused bytes are zero.
 
+import { get32, put16, put24, put32 } from './be.js';
+
 export const TYPE_SAMPLE = 0x01;
 export const TYPE_ANCHOR = 0x02;
 export const TYPE_GAP = 0x03;
@@ -96,24 +98,6 @@ export function quantize(mul: number, value: number): number {
   return q > 32767 ? 32767 : q < -32767 ? -32767 : q;
 }
 
-function put16(out: Uint8Array, at: number, v: number): void {
-  out[at] = (v >> 8) & 255;
-  out[at + 1] = v & 255;
-}
-
-function put24(out: Uint8Array, at: number, v: number): void {
-  out[at] = (v >>> 16) & 255;
-  out[at + 1] = (v >>> 8) & 255;
-  out[at + 2] = v & 255;
-}
-
-function put32(out: Uint8Array, at: number, v: number): void {
-  out[at] = (v >>> 24) & 255;
-  out[at + 1] = (v >>> 16) & 255;
-  out[at + 2] = (v >>> 8) & 255;
-  out[at + 3] = v & 255;
-}
-
 /** How many readings one sample record holds in a plaintext of `size` bytes. */
 export function readingsPerRecord(size: number): number {
   return Math.floor((size - SAMPLE_HEADER) / ENTRY_SIZE);
@@ -177,10 +161,6 @@ export type Decoded =
 function get16s(b: Uint8Array, at: number): number {
   const v = (b[at]! << 8) | b[at + 1]!;
   return v & 0x8000 ? v - 0x10000 : v;
-}
-
-function get32(b: Uint8Array, at: number): number {
-  return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
 }
 
 /** Decodes an opened plaintext. Malformed records throw with the reason. */

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { createEspruinoAes } from '../hal/sim/espruino-aes.js';
 import { nativeAesCcm, nativeCcm } from '../hal/espruino/crypto.js';
 import { plainCcm } from '../hal/plain/crypto.js';
-import { aes128, expandKey } from '../hal/plain/aes128.js';
+import { aes128, expandKey, sbox } from '../hal/plain/aes128.js';
 import { createSealer, ackCounter } from '../firmware/sealer.js';
 import type { Ccm, CryptoBackend } from '../hal/types.js';
 import { openFrame, makeAck } from '../protocol/index.js';
@@ -105,6 +105,12 @@ describe('sealer set-up', () => {
 });
 
 describe('plain-JS AES-128', () => {
+  it('computes the S-box of FIPS 197 figure 7', () => {
+    const figure7 =
+      'Y3x3e/Jrb8UwAWcr/terdsqCyX36WUfwrdSir5ykcsC3/ZMmNj/3zDSl5fFx2DEVBMcjwxiWBZoHEoDi6yeydQmDLBobblqgUjvWsynjL4RT0QDtIPyxW2rLvjlKTFjP0O+q+0NNM4VF+QJ/UDyfqFGjQI+SnTj1vLbaIRD/89LNDBPsX5dEF8Snfj1kXRlzYIFP3CIqkIhG7rgU3l4L2+AyOgpJBiRcwtOsYpGV5HnnyDdtjdVOqWxW9Opleq4IunglLhymtMbo3XQfS72LinA+tWZIA/YOYTVXuYbBHZ7h+JgRadmOlJseh+nOVSjfjKGJDb/mQmhBmS0PsFS7Fg==';
+    expect(Buffer.from(sbox()).toString('base64')).toBe(figure7);
+  });
+
   it('matches FIPS 197 appendix C.1', () => {
     const out = new Uint8Array(16);
     aes128(hex('000102030405060708090a0b0c0d0e0f'))(hex('00112233445566778899aabbccddeeff'), 0, out, 0);

@@ -1,25 +1,35 @@
 // AES-128 encryption (FIPS 197) in plain JS for boards without AES builtins
 // (MDBT42Q, Pixl.js). Only the forward cipher: CCM never decrypts a block.
-// The S-box is a constant rather than computed at boot (espruino.md: module
-// set-up runs on a 64 MHz core); round keys are expanded once per key.
-// Cross-checked against @noble/ciphers in test/device-crypto.test.ts.
+// The S-box is computed on first use (FIPS 197 section 5.1.1: the inverse
+// in GF(2^8), then the affine map) rather than carried as a table: about 130
+// bytes of bundle instead of 400 for the table as base64 and its decoder,
+// for a one-time cost measured in docs/firmware.md. Round keys are expanded
+// once per key. Cross-checked against @noble/ciphers in
+// test/device-crypto.test.ts.
 import type { BlockModes } from '../types.js';
-
-// FIPS 197 figure 7 as base64: 344 characters of bundle instead of ~900 for
-// an array literal; decoded once at start-up (256 charCodeAt calls).
-const SBOX_B64 =
-  'Y3x3e/Jrb8UwAWcr/terdsqCyX36WUfwrdSir5ykcsC3/ZMmNj/3zDSl5fFx2DEVBMcjwxiWBZoHEoDi6yeydQmDLBobblqgUjvWsynjL4RT0QDtIPyxW2rLvjlKTFjP0O+q+0NNM4VF+QJ/UDyfqFGjQI+SnTj1vLbaIRD/89LNDBPsX5dEF8Snfj1kXRlzYIFP3CIqkIhG7rgU3l4L2+AyOgpJBiRcwtOsYpGV5HnnyDdtjdVOqWxW9Opleq4IunglLhymtMbo3XQfS72LinA+tWZIA/YOYTVXuYbBHZ7h+JgRadmOlJseh+nOVSjfjKGJDb/mQmhBmS0PsFS7Fg==';
-
-declare function atob(data: string): string;
 
 let SBOX: Uint8Array;
 
-/** Decodes the S-box on first use, so a bundle that never runs JS AES neither decodes nor keeps it. */
-function sbox(): Uint8Array {
+/**
+ * Walks p over every nonzero element as powers of the generator 3 while q
+ * walks the inverses (q = 3^-k), so q = p^-1 at every step; the affine map
+ * XORs q with four rotations of itself and 0x63.
+ */
+export function sbox(): Uint8Array {
   if (!SBOX) {
-    const raw = atob(SBOX_B64);
     SBOX = new Uint8Array(256);
-    for (let i = 0; i < 256; i++) SBOX[i] = raw.charCodeAt(i);
+    SBOX[0] = 0x63;
+    let p = 1;
+    let q = 1;
+    do {
+      p = (p ^ (p << 1) ^ (p & 128 ? 0x1b : 0)) & 255;
+      q ^= q << 1;
+      q ^= q << 2;
+      q ^= q << 4;
+      q &= 255;
+      if (q & 128) q ^= 0x09;
+      SBOX[p] = q ^ (q << 1) ^ (q << 2) ^ (q << 3) ^ (q << 4) ^ (q >> 4) ^ (q >> 5) ^ (q >> 6) ^ (q >> 7) ^ 0x63;
+    } while (p !== 1);
   }
   return SBOX;
 }
