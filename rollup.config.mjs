@@ -4,6 +4,7 @@
 import typescript from '@rollup/plugin-typescript';
 import terser from '@rollup/plugin-terser';
 import { fixBareReturns } from './tools/espruino-return.ts';
+import { boardProfile } from './boards/index.ts';
 
 // Espruino 2v29 cannot parse `if(x)return}` (an argument-less return as the
 // whole body of if/else/for right before a brace), which is what terser
@@ -14,6 +15,24 @@ function espruinoReturns() {
     name: 'espruino-returns',
     renderChunk(code) {
       return { code: fixBareReturns(code), map: null };
+    },
+  };
+}
+
+// Fails the build when a board bundle outgrows its profile's bundleBytes
+// (docs/firmware.md, "Bundle size"), the way a size budget should: before
+// anyone flashes it.
+function sizeBudget(board) {
+  const limit = boardProfile(board).bundleBytes;
+  return {
+    name: 'size-budget',
+    generateBundle(_options, bundle) {
+      for (const chunk of Object.values(bundle)) {
+        const size = Buffer.byteLength(chunk.code ?? '', 'utf8');
+        if (limit !== undefined && size > limit) {
+          this.error(`${chunk.fileName} is ${size} bytes, over the ${limit} bytes its board allows (bundleBytes in boards/${board}.ts): make it smaller before flashing it`);
+        }
+      }
     },
   };
 }
@@ -50,5 +69,6 @@ export default Object.entries(ENTRIES).map(([name, input]) => ({
       format: { comments: false, ascii_only: true },
     }),
     espruinoReturns(),
+    ...(BOARDS.includes(name) ? [sizeBudget(name)] : []),
   ],
 }));

@@ -20,6 +20,7 @@ export const PROFILE: BoardProfile = {
   counterStore: { kind: 'storage-log', bytes: 65536 },
   variableBudget: 12000,
   storageBytes: 8388608,
+  bundleBytes: 16384,
   radio: 'ble',
   device: DEVICE,
 };

@@ -22,6 +22,7 @@ export const PROFILE: BoardProfile = {
   counterStore: { kind: 'storage-log', bytes: 8192 },
   variableBudget: 4096,
   storageBytes: 262144,
+  bundleBytes: 16384,
   radio: 'console',
   device: DEVICE,
 };

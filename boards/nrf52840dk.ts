@@ -20,6 +20,7 @@ export const PROFILE: BoardProfile = {
   counterStore: { kind: 'flash-pages' },
   variableBudget: 12500,
   storageBytes: 40960,
+  bundleBytes: 16384,
   radio: 'ble',
   device: DEVICE,
 };

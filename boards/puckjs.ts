@@ -20,6 +20,7 @@ export const PROFILE: BoardProfile = {
   counterStore: { kind: 'storage-log', bytes: 8192 },
   variableBudget: 2630,
   storageBytes: 40960,
+  bundleBytes: 12288,
   radio: 'ble',
   device: DEVICE,
 };

@@ -46,6 +46,12 @@ export interface BoardProfile {
   storageBytes: number;
   /** How frames leave the device: BLE notifications, hex lines on the console, or the Node simulation. */
   radio: 'ble' | 'console' | 'sim';
+  /**
+   * Most bytes the board's minified firmware bundle may take; `npm run build`
+   * fails above it (docs/firmware.md, "Bundle size"). Absent for the Node
+   * simulation, which has no bundle.
+   */
+  bundleBytes?: number;
   /** Sensors, periods, outbox and counter block: the part the firmware carries. */
   device: DeviceSettings;
 }

@@ -7,19 +7,18 @@
  */
 export interface Ccm {
   /**
-   * Encrypts `msg` into `out[at .. at + msg.length)` and writes the 8-byte tag
-   * right after it. `msg` may be empty (acknowledgement tags).
+   * Returns a function that writes counter (4, BE) || ciphertext || tag (8)
+   * into ring[at ..] under the nonce nonceSalt || counter || domain
+   * (docs/protocol.md), for messages of exactly msgLen bytes (0 for ack
+   * tags). Salt, domain and length are fixed per device and use, so the
+   * backend lays them out once here and a frame costs only the counter
+   * stores and the AES work.
    */
-  seal(nonce: Uint8Array, msg: Uint8Array, out: Uint8Array, at: number): void;
-  /**
-   * Optional fast path: returns a function that writes counter (4, BE) ||
-   * ciphertext || tag into ring[at ..] under the nonce nonceSalt || counter
-   * || domain, for messages of exactly msgLen bytes (0 for ack tags). A
-   * backend offers it when knowing salt, domain and length up front saves
-   * work on the interpreter.
-   */
-  framer?(nonceSalt: Uint8Array, msgLen: number, ring: Uint8Array, domain: number): (counter: number, msg: Uint8Array, at: number) => void;
+  framer(nonceSalt: Uint8Array, msgLen: number, ring: Uint8Array, domain: number): Framer;
 }
+
+/** Seals `msg` (exactly the framer's msgLen bytes) under `counter` into ring[at .. at + msgLen + 12). */
+export type Framer = (counter: number, msg: Uint8Array, at: number) => void;
 
 /** The two AES modes CCM is composed from (RFC 3610 section 2). */
 export interface BlockModes {

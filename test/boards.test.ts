@@ -21,6 +21,13 @@ describe('board profiles', () => {
     for (const id of ['mdbt42q', 'pixljs', 'nrf52840dk']) expect(boardProfile(id).crypto).toBe('plain-js');
   });
 
+  it('give every board with a firmware bundle a size budget, 12 KB on the nRF52832 boards', () => {
+    for (const b of BOARDS) {
+      if (b.id === 'sim') expect(b.bundleBytes).toBeUndefined();
+      else expect(b.bundleBytes, b.id).toBeLessThanOrEqual(b.chip === 'nRF52832' ? 12288 : 16384);
+    }
+  });
+
   it('an unknown board id lists the known ones', () => {
     expect(() => boardProfile('arduino')).toThrow('unknown board "arduino": expected one of puckjs, mdbt42q, pixljs, banglejs2, nrf52840dk, espruino-linux, sim');
   });

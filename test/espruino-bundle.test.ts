@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { BOARDS } from '../boards/index.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkSource } from '../tools/espruino-check.js';
@@ -22,6 +23,13 @@ describe('firmware bundles in dist/ (built by npm run build)', () => {
     for (const name of bundles) {
       const findings = checkSource(readFileSync(join(DIST, name), 'utf8'), name);
       expect(findings, `${name}: ${findings.map((f) => `${f.line}:${f.column} ${f.construct}`).join(', ')}`).toEqual([]);
+    }
+  });
+
+  it('every board bundle fits the bundleBytes of its profile (12 KB on nRF52832 boards)', () => {
+    for (const b of BOARDS.filter((p) => p.bundleBytes !== undefined)) {
+      const size = statSync(join(DIST, `${b.id}.js`)).size;
+      expect(size, `${b.id}.js`).toBeLessThanOrEqual(b.bundleBytes!);
     }
   });
 

@@ -7,6 +7,7 @@ import type { BoardProfile } from '../../boards/types.js';
 import { startDevice, type Device } from '../../firmware/device.js';
 import { COUNTER_LOG_NAME, DEVICE_FILE_NAME } from '../../firmware/names.js';
 import { crc32 } from '../../protocol/crc32.js';
+import { DOMAIN_UPLINK } from '../../protocol/constants.js';
 import { nativeAesCrypto, nativeCcmCrypto, plainCrypto } from '../espruino/crypto-hal.js';
 import type { Ccm, CryptoBackend, CryptoHal, Hal, Sensor } from '../types.js';
 import { createLogCounters } from '../../firmware/counter-log.js';
@@ -142,21 +143,14 @@ export class SimDevice {
       ccm: (key, max) => {
         const engine = crypto.ccm(key, max);
         const tapped: Ccm = {
-          seal: (nonce, msg, out, at) => {
-            if (nonce[12] === 1) log.push({ power, counter: new DataView(nonce.buffer, nonce.byteOffset).getUint32(8), plaintext: msg.slice() });
-            engine.seal(nonce, msg, out, at);
-          },
-        };
-        if (engine.framer) {
-          const framer = engine.framer.bind(engine);
-          tapped.framer = (salt, len, ring, domain) => {
-            const frame = framer(salt, len, ring, domain);
+          framer: (salt, len, ring, domain) => {
+            const frame = engine.framer(salt, len, ring, domain);
             return (counter, msg, at) => {
-              if (domain === 1) log.push({ power, counter, plaintext: msg.slice() });
+              if (domain === DOMAIN_UPLINK) log.push({ power, counter, plaintext: msg.slice() });
               frame(counter, msg, at);
             };
-          };
-        }
+          },
+        };
         return tapped;
       },
     };
