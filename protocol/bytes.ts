@@ -41,16 +41,8 @@ function describe(value: unknown): string {
   return typeof value;
 }
 
-export function writeU32BE(out: Uint8Array, offset: number, value: number): void {
-  out[offset] = (value >>> 24) & 0xff;
-  out[offset + 1] = (value >>> 16) & 0xff;
-  out[offset + 2] = (value >>> 8) & 0xff;
-  out[offset + 3] = value & 0xff;
-}
-
-export function readU32BE(bytes: Uint8Array, offset: number): number {
-  return ((bytes[offset]! << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) | bytes[offset + 3]!) >>> 0;
-}
+/** The ES5 helpers of protocol/be.ts, under the host's names. */
+export { put32 as writeU32BE, get32 as readU32BE } from './be.js';
 
 /** Compares in time that depends only on the lengths, never on the contents. */
 export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
