@@ -5,7 +5,6 @@
 // readings from the board's sensors, acks that free and acks that do not,
 // resending, and nothing in Storage created or replaced at run time.
 import { describe, expect, it } from 'vitest';
-import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +15,8 @@ import { initialPageHeader } from '../firmware/counter-pages.js';
 import { FIRMWARE_VERSION } from '../firmware/version.js';
 import { ACK_UUID, decodePlaintext, FRAMES_UUID, INFO_UUID, makeAck, openFrame, SERVICE_UUID, toHex } from '../protocol/index.js';
 import { boardRig, FREE_AREA, PAGE, READINGS } from './helpers/espruino-board.js';
-import { provisionSim } from './helpers/sim-fleet.js';
+import { provisionSim, type Provisioned } from './helpers/sim-fleet.js';
+import { startEspruino, writeStorage } from './helpers/espruino-process.js';
 
 const DIST = new URL('../dist/', import.meta.url).pathname;
 const BLE_BOARDS = BOARDS.filter((b) => b.radio === 'ble');
@@ -30,6 +30,27 @@ const EXPECTED: Record<string, Record<string, number>> = {
   magnetometer: { magnetic_x: READINGS.mag.x / 10, magnetic_y: READINGS.mag.y / 10, magnetic_z: READINGS.mag.z / 10 },
   acceleration: { acceleration: READINGS.accelMag },
 };
+
+/** Every channel the profile's sensors give, with its value through the stand-ins. */
+function expectedReadings(board: BoardProfile): Record<string, number> {
+  return Object.assign({}, ...board.device.sensors.map((s) => EXPECTED[s]));
+}
+
+/** What the factory reads at boot: serial, key check value, firmware version. */
+function bootLine(prov: Provisioned): string {
+  return `sealpost ${prov.serial} kcv ${toHex(prov.kcv)} fw ${FIRMWARE_VERSION}`;
+}
+
+/** The complete-local-name AD structure: "sealpost " and the serial's last 6 characters. */
+function scanResponse(prov: Provisioned): number[] {
+  const name = `sealpost ${prov.serial.slice(-6)}`;
+  return [name.length + 1, 0x09, ...Buffer.from(name, 'latin1')];
+}
+
+/** An ack for counter n under the right key but another device's nonce salt. */
+function forgedAck(prov: Provisioned, n: number): Uint8Array {
+  return makeAck({ sealKey: prov.keys.sealKey, nonceSalt: new Uint8Array(8) }, n);
+}
 
 function provisioned(board: BoardProfile) {
   const prov = provisionSim(`SP-${board.id.toUpperCase()}-0042`, board.frameSize);
@@ -51,7 +72,7 @@ describe('BLE board bundles on stand-ins for the board builtins', () => {
       it('boots: boot line with the key check value, the GATT service, advertising with name and service, console closed after 3 s', () => {
         const { prov, rig } = provisioned(board);
         rig.start();
-        expect(rig.lines).toEqual([`sealpost ${prov.serial} kcv ${toHex(prov.kcv)} fw ${FIRMWARE_VERSION}`]);
+        expect(rig.lines).toEqual([bootLine(prov)]);
 
         expect(rig.gatt).toHaveLength(1);
         const { services, options } = rig.gatt[0]!;
@@ -64,8 +85,7 @@ describe('BLE board bundles on stand-ins for the board builtins', () => {
         expect(JSON.parse(chars[INFO_UUID]!.value as string)).toEqual({ serial: prov.serial, v: 1, f: board.frameSize, b: board.id, fw: FIRMWARE_VERSION });
         expect(options).toEqual({ uart: false, advertise: [SERVICE_UUID] });
         expect(rig.advertising.at(-1)!.options).toMatchObject({ connectable: true, discoverable: true });
-        const name = `sealpost ${prov.serial.slice(-6)}`;
-        expect(rig.scanResponse).toEqual([[name.length + 1, 0x09, ...Buffer.from(name, 'latin1')]]);
+        expect(rig.scanResponse).toEqual([scanResponse(prov)]);
 
         rig.clock.advance(2999);
         expect(rig.console.locked).toBe(false);
@@ -103,13 +123,13 @@ describe('BLE board bundles on stand-ins for the board builtins', () => {
             return d.type === 'sample' ? d.readings.map((r) => [r.name, r.value] as const) : [];
           }),
         );
-        const expected = Object.assign({}, ...board.device.sensors.map((s) => EXPECTED[s]));
+        const expected = expectedReadings(board);
         expect(Object.keys(readings).sort()).toEqual(Object.keys(expected).sort());
         for (const [channel, value] of Object.entries(expected)) expect(readings[channel], channel).toBeCloseTo(value as number, 4);
 
         // A forged ack (another device's salt) frees nothing: counter 1 is sent again.
         const last = Math.max(...firstSeen.keys());
-        rig.writeAck(makeAck({ sealKey: prov.keys.sealKey, nonceSalt: new Uint8Array(8) }, last));
+        rig.writeAck(forgedAck(prov, last));
         const mark = rig.notified.length;
         rig.clock.advance(20_000);
         expect(rig.notified.slice(mark).map((f) => open(f).counter)).toContain(1);
@@ -147,7 +167,7 @@ describe('BLE board bundles on stand-ins for the board builtins', () => {
         const first = open(next.notified[0]!);
         expect(first.counter).toBe(board.device.counterBlock + 1);
         expect(decodePlaintext(first.plaintext)).toMatchObject({ type: 'anchor', boot: 2, reason: 0 });
-        expect(next.lines[0]).toBe(`sealpost ${prov.serial} kcv ${toHex(prov.kcv)} fw ${FIRMWARE_VERSION}`);
+        expect(next.lines[0]).toBe(bootLine(prov));
       });
 
       it('without a device file it says how to provision and neither advertises nor seals', () => {
@@ -205,35 +225,18 @@ describe.runIf(BIN)('BLE board bundles on the real interpreter ($ESPRUINO_BIN)',
     it(`dist/${board.id}.js boots, advertises, sends frames the host opens and honours only a valid ack`, async () => {
       const prov = provisionSim(`SP-${board.id.toUpperCase()}-0042`, board.frameSize);
       const dir = mkdtempSync(join(tmpdir(), 'sealpost-board-'));
-      const bytes = (b: Uint8Array) => `new Uint8Array([${Array.from(b).join(',')}])`;
-      writeFileSync(
-        join(dir, 'setup.js'),
-        `require("Storage").write("sealpost.dev", ${bytes(prov.deviceFile)});\n` +
-          `require("Storage").write("sealpost.ctr", ${bytes(counterLogBytes((board.counterStore as { bytes: number }).bytes))});\n`,
-      );
-      execFileSync(BIN!, ['setup.js'], { cwd: dir, input: '' });
+      writeStorage(BIN!, dir, { 'sealpost.dev': prov.deviceFile, 'sealpost.ctr': counterLogBytes((board.counterStore as { bytes: number }).bytes) });
       const acks: Record<number, string> = {};
       for (let n = 1; n <= 60; n++) acks[n] = toHex(makeAck(prov.keys, n));
-      const forged = toHex(makeAck({ sealKey: prov.keys.sealKey, nonceSalt: new Uint8Array(8) }, 30));
+      const forged = toHex(forgedAck(prov, 30));
       writeFileSync(join(dir, 'fw.js'), prelude(acks, forged) + readFileSync(`${DIST}${board.id}.js`, 'utf8'));
-      const out = await new Promise<string>((resolve, reject) => {
-        const child = spawn(BIN!, ['fw.js'], { cwd: dir });
-        let text = '';
-        const timer = setTimeout(() => (child.kill('SIGKILL'), reject(new Error(`no DONE within 60 s:\n${text}`))), 60_000);
-        child.stdout.on('data', (d: Buffer) => {
-          text += d.toString('latin1');
-          if (/DONE\r?\n/.test(text)) {
-            clearTimeout(timer);
-            child.kill('SIGKILL');
-            resolve(text);
-          }
-        });
-      });
-      const lines = out.replace(/\r/g, '').split('\n').map((l) => l.replace(/^(>|\x1b\[J)+/, ''));
-      expect(lines).toContain(`sealpost ${prov.serial} kcv ${toHex(prov.kcv)} fw ${FIRMWARE_VERSION}`);
+      const session = startEspruino(BIN!, dir, 'fw.js');
+      await session.waitFor((l) => l === 'DONE', 60_000);
+      await session.stop();
+      const lines = session.lines;
+      expect(lines).toContain(bootLine(prov));
       expect(lines).toContain(`GATT ${SERVICE_UUID}/${FRAMES_UUID} ${SERVICE_UUID}/${ACK_UUID} ${SERVICE_UUID}/${INFO_UUID} uart false adv ${SERVICE_UUID}`);
-      const name = `sealpost ${prov.serial.slice(-6)}`;
-      expect(lines).toContain(`SCAN ${[name.length + 1, 9, ...Buffer.from(name, 'latin1')].join(',')}`);
+      expect(lines).toContain(`SCAN ${scanResponse(prov).join(',')}`);
       expect(lines).toEqual(expect.arrayContaining(['LOCK console', 'LOCK loopback true']));
 
       const frames = lines.flatMap((l, i) => (l.startsWith('FRAME ') ? [{ i, f: openFrame(prov.keys, Buffer.from(l.slice(6), 'hex'), board.frameSize) }] : []));
@@ -246,7 +249,7 @@ describe.runIf(BIN)('BLE board bundles on the real interpreter ($ESPRUINO_BIN)',
           return d.type === 'sample' ? d.readings.map((r) => r.name) : [];
         }),
       );
-      expect([...names].sort()).toEqual(Object.keys(Object.assign({}, ...board.device.sensors.map((s) => EXPECTED[s]))).sort());
+      expect([...names].sort()).toEqual(Object.keys(expectedReadings(board)).sort());
 
       const forgedAt = lines.indexOf('FORGED');
       const ackLine = lines.findIndex((l) => l.startsWith('ACK '));

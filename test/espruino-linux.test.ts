@@ -3,66 +3,22 @@
 // device's frames open on the host in order, an ack frees the outbox, and a
 // restart (power loss) continues with fresh counters.
 import { describe, expect, it } from 'vitest';
-import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodePlaintext, keyCheckValue, makeAck, openFrame, toHex } from '../protocol/index.js';
 import { provisionSim } from './helpers/sim-fleet.js';
+import { startEspruino, writeStorage, type Session } from './helpers/espruino-process.js';
+import { counterLogBytes } from '../factory/storage-image.js';
 
 const BIN = process.env.ESPRUINO_BIN;
 const BUNDLE = new URL('../dist/espruino-linux.js', import.meta.url).pathname;
-
-interface Session {
-  lines: string[];
-  send(code: string): void;
-  waitFor(pred: (line: string) => boolean, ms?: number): Promise<string>;
-  stop(): Promise<void>;
-}
-
-function start(dir: string, file: string): Session {
-  const child = spawn(BIN!, [file], { cwd: dir });
-  const lines: string[] = [];
-  const waiters: Array<{ pred: (l: string) => boolean; done: (l: string) => void }> = [];
-  let buf = '';
-  child.stdout.on('data', (d: Buffer) => {
-    buf += d.toString('latin1');
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i).replace(/\r/g, '').replace(/^(>|\x1b\[J)+/, '');
-      buf = buf.slice(i + 1);
-      lines.push(line);
-      for (const w of waiters.splice(0)) (w.pred(line) ? w.done(line) : waiters.push(w));
-    }
-  });
-  return {
-    lines,
-    send: (code) => child.stdin.write(code + '\n'),
-    waitFor: (pred, ms = 10_000) =>
-      new Promise((resolve, reject) => {
-        const hit = lines.find(pred);
-        if (hit) return resolve(hit);
-        const timer = setTimeout(() => reject(new Error(`timed out; output so far:\n${lines.join('\n')}`)), ms);
-        waiters.push({ pred, done: (l) => (clearTimeout(timer), resolve(l)) });
-      }),
-    stop: () =>
-      new Promise((resolve) => {
-        child.on('exit', () => resolve());
-        child.kill('SIGKILL');
-      }),
-  };
-}
 
 describe.runIf(BIN)('the espruino-linux bundle on the real interpreter ($ESPRUINO_BIN)', () => {
   it('seals frames the host opens, frees them on a valid ack, and never reuses a counter across a restart', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sealpost-linux-'));
     const prov = provisionSim('SP-LINUX-T');
-    const bytes = (b: Uint8Array) => `new Uint8Array([${Array.from(b).join(',')}])`;
-    writeFileSync(
-      join(dir, 'setup.js'),
-      `require("Storage").write("sealpost.dev", ${bytes(prov.deviceFile)});\n` + `require("Storage").write("sealpost.ctr", new Uint8Array([0x53,0x50,0x63,1]), 0, 8192);\n`,
-    );
-    execFileSync(BIN!, ['setup.js'], { cwd: dir, input: '' });
+    writeStorage(BIN!, dir, { 'sealpost.dev': prov.deviceFile, 'sealpost.ctr': counterLogBytes(8192) });
     writeFileSync(join(dir, 'fw.js'), readFileSync(BUNDLE, 'utf8'));
     const seen = new Map<number, string>();
     const collect = (s: Session) => {
@@ -76,7 +32,7 @@ describe.runIf(BIN)('the espruino-linux bundle on the real interpreter ($ESPRUIN
       }
     };
 
-    const first = start(dir, 'fw.js');
+    const first = startEspruino(BIN!, dir, 'fw.js');
     await first.waitFor((l) => l.startsWith('sealpost SP-LINUX-T'));
     expect(first.lines).toContain(`sealpost SP-LINUX-T kcv ${toHex(keyCheckValue(prov.keys.sealKey))} fw 0.1.0`);
     first.send('sealpostConnect()');
@@ -94,7 +50,7 @@ describe.runIf(BIN)('the espruino-linux bundle on the real interpreter ($ESPRUIN
     await first.stop();
     collect(first);
 
-    const second = start(dir, 'fw.js');
+    const second = startEspruino(BIN!, dir, 'fw.js');
     second.send('sealpostConnect()');
     await second.waitFor((l) => l.startsWith('FRAME '));
     await new Promise((r) => setTimeout(r, 1500));

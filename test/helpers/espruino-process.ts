@@ -1,0 +1,58 @@
+// Espruino's Linux build (ESPRUINO_BIN, built by hand, README) as a child
+// process for the opt-in real-interpreter tests: Storage set up by a script
+// run first in the same directory (the build keeps its flash in
+// ./espruino.flash), then a session whose console lines arrive cleaned of
+// the prompt and its escape codes.
+import { execFileSync, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface Session {
+  lines: string[];
+  send(code: string): void;
+  waitFor(pred: (line: string) => boolean, ms?: number): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** Writes `files` into the Storage of an interpreter run in `dir`. */
+export function writeStorage(bin: string, dir: string, files: Record<string, Uint8Array>): void {
+  const script = Object.entries(files)
+    .map(([name, b]) => `require("Storage").write(${JSON.stringify(name)}, new Uint8Array([${Array.from(b).join(',')}]));\n`)
+    .join('');
+  writeFileSync(join(dir, 'setup.js'), script);
+  execFileSync(bin, ['setup.js'], { cwd: dir, input: '' });
+}
+
+/** Runs `file` in `dir` on the interpreter; stop() kills it (a power loss). */
+export function startEspruino(bin: string, dir: string, file: string): Session {
+  const child = spawn(bin, [file], { cwd: dir });
+  const lines: string[] = [];
+  const waiters: Array<{ pred: (l: string) => boolean; done: (l: string) => void }> = [];
+  let buf = '';
+  child.stdout.on('data', (d: Buffer) => {
+    buf += d.toString('latin1');
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i).replace(/\r/g, '').replace(/^(>|\x1b\[J)+/, '');
+      buf = buf.slice(i + 1);
+      lines.push(line);
+      for (const w of waiters.splice(0)) (w.pred(line) ? w.done(line) : waiters.push(w));
+    }
+  });
+  return {
+    lines,
+    send: (code) => child.stdin.write(code + '\n'),
+    waitFor: (pred, ms = 10_000) =>
+      new Promise((resolve, reject) => {
+        const hit = lines.find(pred);
+        if (hit) return resolve(hit);
+        const timer = setTimeout(() => reject(new Error(`timed out; output so far:\n${lines.join('\n')}`)), ms);
+        waiters.push({ pred, done: (l) => (clearTimeout(timer), resolve(l)) });
+      }),
+    stop: () =>
+      new Promise((resolve) => {
+        child.on('exit', () => resolve());
+        child.kill('SIGKILL');
+      }),
+  };
+}
