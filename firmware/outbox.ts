@@ -10,8 +10,6 @@
 // one (the report is lost with it). The device seals a gap report for the
 // pending range when a relay connects (docs/protocol.md section 5.1).
 
-import { get32, put32 } from '../protocol/be.js';
-
 export interface Outbox {
   readonly capacity: number;
   readonly frameSize: number;
@@ -42,6 +40,10 @@ export interface Outbox {
 export function createOutbox(capacity: number, frameSize: number): Outbox {
   if (!(capacity >= 2)) throw new Error('outbox capacity expected at least 2 frames, got ' + capacity);
   const ring = new Uint8Array(capacity * frameSize);
+  // Counters go in and out through a DataView: one native call instead of a
+  // JS helper's four shifted byte accesses, on every frame (docs/firmware.md,
+  // "DataView for counters").
+  const view = new DataView(ring.buffer);
   const reportFirst = new Uint32Array(capacity);
   let head = 0;
   let n = 0;
@@ -55,7 +57,7 @@ export function createOutbox(capacity: number, frameSize: number): Outbox {
   }
 
   function dropOldest(): void {
-    const c = get32(ring, head * frameSize);
+    const c = view.getUint32(head * frameSize);
     const covered = reportFirst[head]!;
     if (lostFirst === 0) lostFirst = c;
     if (covered !== 0 && covered < lostFirst) lostFirst = covered;
@@ -76,7 +78,7 @@ export function createOutbox(capacity: number, frameSize: number): Outbox {
       return slot(i) * frameSize;
     },
     counterAt: function (i: number): number {
-      return get32(ring, slot(i) * frameSize);
+      return view.getUint32(slot(i) * frameSize);
     },
     push: function (counter: number, gapFirst: number): number {
       if (n === capacity) dropOldest();
@@ -84,7 +86,7 @@ export function createOutbox(capacity: number, frameSize: number): Outbox {
       reportFirst[s] = gapFirst;
       n++;
       const at = s * frameSize;
-      put32(ring, at, counter);
+      view.setUint32(at, counter);
       return at;
     },
     makeRoom: function (): void {
@@ -92,7 +94,7 @@ export function createOutbox(capacity: number, frameSize: number): Outbox {
     },
     ack: function (ackN: number): number {
       let freed = 0;
-      while (n > 0 && get32(ring, head * frameSize) <= ackN) {
+      while (n > 0 && view.getUint32(head * frameSize) <= ackN) {
         head = head + 1 === capacity ? 0 : head + 1;
         n--;
         freed++;
