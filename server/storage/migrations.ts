@@ -12,6 +12,15 @@
 //                        upper bound its boot start estimate is taken from
 //   readings.boot8/uptime24  the raw sample header, kept so a sample whose
 //                        boot has no anchor yet can be resolved later
+//   devices.keys_wrapped the device's seal key and nonce salt, derived once
+//                        (registry import, or server start for older rows) and
+//                        sealed with AES-256-GCM under a key-encryption key
+//                        derived from the ingest private key (docs/server.md,
+//                        "Wrapped device keys"); NULL until derived
+//   boots.time_source /  'relay' when the boot start estimate rests on a relay's
+//   readings.time_source (clamped) receive time, 'server' when only on the
+//                        server's clock (docs/server.md, "Time clamp")
+//   api_tokens.hash      SHA-256 of the bearer token; the token itself is never stored
 
 export interface Migration {
   version: number;
@@ -195,6 +204,36 @@ export const MIGRATIONS: Migration[] = [
         detected_at BIGINT NOT NULL
       );
       CREATE INDEX gaps_by_serial ON gaps (serial, first);
+    `,
+  },
+  {
+    version: 2,
+    name: 'API tokens, wrapped device keys, time sources',
+    sqlite: `
+      CREATE TABLE api_tokens (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('read', 'admin')),
+        hash BLOB NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        last_used INTEGER
+      );
+      ALTER TABLE devices ADD COLUMN keys_wrapped BLOB;
+      ALTER TABLE boots ADD COLUMN time_source TEXT NOT NULL DEFAULT 'relay' CHECK (time_source IN ('relay', 'server'));
+      ALTER TABLE readings ADD COLUMN time_source TEXT CHECK (time_source IN ('relay', 'server'));
+      UPDATE readings SET time_source = 'relay' WHERE time IS NOT NULL;
+    `,
+    postgres: `
+      CREATE TABLE api_tokens (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('read', 'admin')),
+        hash BYTEA NOT NULL UNIQUE,
+        created_at BIGINT NOT NULL,
+        last_used BIGINT
+      );
+      ALTER TABLE devices ADD COLUMN keys_wrapped BYTEA;
+      ALTER TABLE boots ADD COLUMN time_source TEXT NOT NULL DEFAULT 'relay' CHECK (time_source IN ('relay', 'server'));
+      ALTER TABLE readings ADD COLUMN time_source TEXT CHECK (time_source IN ('relay', 'server'));
+      UPDATE readings SET time_source = 'relay' WHERE time IS NOT NULL;
     `,
   },
 ];
