@@ -95,8 +95,10 @@ export default fp(
     app.decorateRequest('auth', null);
 
     app.addHook('onRequest', async (request) => {
-      const route = request.routeOptions.url;
-      if (route !== undefined && OPEN.has(`${request.method} ${route}`)) return;
+      // An unmatched request is judged by its path: GET / with the dashboard
+      // turned off is still open, and answers 404 rather than 401.
+      const route = request.routeOptions.url ?? request.url.split('?')[0]!;
+      if (OPEN.has(`${request.method} ${route}`)) return;
       const now = app.clock();
       const refuse = (e: HttpError) => {
         failures?.fail(request.ip, now);
