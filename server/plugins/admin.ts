@@ -12,7 +12,7 @@ export default fp(
       const { serial } = request.params;
       try {
         const r = await revokeDevice(app.storage, serial, app.clock());
-        request.log.info({ serial, token: request.auth!.name, outcome: r }, 'device revoked over HTTP');
+        request.log.info({ serial, tokenName: request.auth!.name, outcome: r }, 'device revoked over HTTP');
         return { serial, status: 'revoked', changed: r === 'revoked' };
       } catch (e) {
         if (e instanceof RegistryError) throw new HttpError(404, e.message);
