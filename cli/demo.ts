@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import { loadOrCreateKeys } from '../relay/fleet.js';
 import { formatSummary, runSimFleet } from '../relay/sim-run.js';
 import { importManifest, makeConfig, startServer, type RunningServer } from '../server/index.js';
+import { createToken } from '../server/tokens.js';
 
 function whole(name: string, value: string | undefined, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;
@@ -64,9 +65,17 @@ export async function runDemo(args: string[]): Promise<number> {
     throw e;
   }
   const base = server.url.replace(/\/+$/, '');
+  // Reads need a token (docs/api.md, "Authentication"). Only its hash is kept, so a
+  // second run cannot show the first run's token: it replaces it with a new one.
+  const storage = server.app.storage;
+  const replaced = await storage.deleteToken('demo');
+  const { token } = await createToken(storage, 'demo', 'read');
+  const auth = { authorization: `Bearer ${token}` };
   console.log(`sealpost demo in ${show(dir)}: SQLite database ${show(config.db)}, keys in ${show(keys.dir)}`);
   console.log(`ingest server on ${base}`);
-  console.log(`dashboard:  ${base}/`);
+  // The token rides in the URL fragment, which the browser never sends: the server never sees or logs it.
+  console.log(`dashboard:  ${base}/#token=${token}`);
+  console.log(`read token "demo"${replaced ? ' (replaces the previous run\'s)' : ''}: ${token}  (for the API: Authorization: Bearer ...)`);
   console.log(`relay page: ${base}/relay (Web Bluetooth, for real devices)`);
   console.log(`${devices} simulated devices at ${speed}x real time; Ctrl-C to stop${duration ? ` (or after ${duration} s)` : ''}`);
   console.log('');
@@ -95,6 +104,7 @@ export async function runDemo(args: string[]): Promise<number> {
       drainMs: 30_000,
       signal: abort.signal,
       print: (line) => console.log(line),
+      token,
       onManifest: async (path, text) => {
         const outcome = await importManifest(server.app.storage, text, { trusted, ingestKeyIds: [keys.ingestPublic.id] });
         console.log(`registry: imported batch ${outcome.batch} (${show(path)}) into the server`);
@@ -102,11 +112,11 @@ export async function runDemo(args: string[]): Promise<number> {
     });
     console.log('');
     console.log(formatSummary(summary));
-    const list = (await (await fetch(`${base}/v1/devices`)).json()) as { devices: Array<{ serial: string; frames: number; gaps: number; lost: number }> };
+    const list = (await (await fetch(`${base}/v1/devices`, { headers: auth })).json()) as { devices: Array<{ serial: string; frames: number; gaps: number; lost: number }> };
     const ours = list.devices.filter((d) => summary.devices.some((s) => s.serial === d.serial));
     let readings = 0;
     for (const d of ours) {
-      const r = (await (await fetch(`${base}/v1/devices/${encodeURIComponent(d.serial)}/readings?format=json`)).json()) as { readings: unknown[] };
+      const r = (await (await fetch(`${base}/v1/devices/${encodeURIComponent(d.serial)}/readings?format=json`, { headers: auth })).json()) as { readings: unknown[] };
       readings += r.readings.length;
     }
     const frames = ours.reduce((n, d) => n + d.frames, 0);
@@ -114,7 +124,9 @@ export async function runDemo(args: string[]): Promise<number> {
     const lost = ours.reduce((n, d) => n + d.lost, 0);
     console.log('');
     console.log(`summary: ${ours.length} devices, ${frames} frames stored, ${readings} readings, ${gaps} gaps (${lost} frames lost), ${list.devices.length} devices in the registry`);
-    console.log(`dashboard: ${base}/  (the database stays in ${show(config.db)}; sealpost server --db ${show(config.db)} --ingest-key ${show(keys.ingestPrivatePath)} serves it again)`);
+    console.log(
+      `dashboard: ${base}/#token=${token}  (the database stays in ${show(config.db)}; sealpost server --db ${show(config.db)} --ingest-key ${show(keys.ingestPrivatePath)} serves it again, and the token "demo" still signs in)`,
+    );
     return summary.rejected === 0 ? 0 : 1;
   } finally {
     process.off('SIGINT', stop);

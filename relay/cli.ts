@@ -31,7 +31,11 @@ const SIM_HELP = `${SIM_USAGE}
   --mean-link D       the relay drops each link after about D (default never)
   --status-every D    real time between status lines, 0 for none (default 5s)
   --wait D            real time to wait for the manifest import (default 10m; 0: do not wait)
-  --drain D           simulated time after the run for the last acks (default 60s)`;
+  --drain D           simulated time after the run for the last acks (default 60s)
+
+  SEALPOST_TOKEN      (environment) a read API token (sealpost token create --role read --name sim):
+                      lets sim wait for the manifest import and report what the server stored;
+                      uploads need none`;
 
 /** "90", "90s", "1500ms", "15m", "2h" -> ms. */
 export function parseDuration(text: string, flag: string): number {
@@ -128,6 +132,8 @@ async function runSim(args: string[]): Promise<number> {
       drainMs: str('drain') === undefined ? 60_000 : parseDuration(str('drain')!, '--drain'),
       signal: abort.signal,
       print: (line) => console.log(line),
+      // From the environment, not a flag: a flag would show in the process list.
+      ...(process.env.SEALPOST_TOKEN ? { token: process.env.SEALPOST_TOKEN } : {}),
     };
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;

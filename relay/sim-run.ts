@@ -36,6 +36,8 @@ export interface SimRunOptions {
   signal?: AbortSignal;
   print: (line: string) => void;
   fetch?: typeof fetch;
+  /** A read API token (sealpost token create): lets the run wait for the import and report what the server stored. */
+  token?: string;
   /** Called with the signed manifest once written, before the fleet waits for its import (the demo imports it here). */
   onManifest?: (path: string, text: string) => Promise<void>;
 }
@@ -83,8 +85,8 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener('abort', done, { once: true });
   });
 
-async function getJson(f: typeof fetch, url: string): Promise<{ status: number; body: unknown }> {
-  const res = await f(url, { signal: AbortSignal.timeout(5000) });
+async function getJson(f: typeof fetch, url: string, token: string | undefined): Promise<{ status: number; body: unknown }> {
+  const res = await f(url, { signal: AbortSignal.timeout(5000), ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}) });
   const text = await res.text();
   let body: unknown;
   try {
@@ -103,8 +105,14 @@ async function waitForImport(o: SimRunOptions, serial: string, manifest: string,
   for (;;) {
     let state: string;
     try {
-      const r = await getJson(f, url);
+      const r = await getJson(f, url, o.token);
       if (r.status === 200) return true;
+      if (r.status === 401) {
+        // The server's reads need a token (docs/api.md, "Authentication"); without one the run cannot see the import.
+        const why = o.token ? 'refused the token in SEALPOST_TOKEN' : 'needs a read token to say whether it knows the fleet (set SEALPOST_TOKEN to one from sealpost token create --role read --name sim)';
+        o.print(`${o.server} ${why}; relaying without waiting for the import`);
+        return true;
+      }
       state = r.status === 404 ? 'not imported yet' : `answers ${r.status}`;
     } catch (e) {
       state = `not reachable (${(e as Error).message})`;
@@ -265,7 +273,7 @@ export async function runSimFleet(o: SimRunOptions): Promise<SimRunSummary> {
       powerUps: sim.boots,
     };
     try {
-      const r = await getJson(f, `${o.server.replace(/\/+$/, '')}/v1/devices/${encodeURIComponent(serial)}`);
+      const r = await getJson(f, `${o.server.replace(/\/+$/, '')}/v1/devices/${encodeURIComponent(serial)}`, o.token);
       const b = r.body as { frames?: number; settled?: number; gaps?: number; lost?: number };
       if (r.status === 200) sum.server = { frames: b.frames ?? 0, settled: b.settled ?? 0, gaps: b.gaps ?? 0, lost: b.lost ?? 0 };
     } catch {

@@ -3,7 +3,7 @@
 // and startServer(). It resolves once every plugin has booted, so a bad
 // configuration fails here with a ConfigError.
 import type { Server as HttpsServer } from 'node:https';
-import Fastify, { type FastifyHttpsOptions, type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyHttpsOptions, type FastifyInstance, type FastifyPluginAsync, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { KeyFile } from '../protocol/index.js';
 import type { ServerConfig } from './config.js';
 import { CORE_PLUGINS, OPTIONAL_PLUGINS } from './plugins/index.js';
@@ -26,10 +26,29 @@ export interface BuildOptions {
   plugins?: FastifyPluginAsync[];
 }
 
+/**
+ * fastify's request serializer (method, url, host, address, port: no headers,
+ * so never the Authorization header), with anything shaped like an API token
+ * cut out of the URL, in case a client put one there.
+ */
+const TOKEN_IN_TEXT = /spt_[A-Za-z0-9_-]{20,}/g;
+const logRequest = (req: FastifyRequest) => ({
+  method: req.method,
+  url: req.url.replace(TOKEN_IN_TEXT, 'spt_(redacted)'),
+  host: req.host,
+  remoteAddress: req.ip,
+  remotePort: req.socket?.remotePort,
+});
+
+function withSerializers(logger: FastifyServerOptions['logger']): FastifyServerOptions['logger'] {
+  if (logger === null || typeof logger !== 'object') return logger;
+  return { ...logger, serializers: { req: logRequest, ...logger.serializers } } as FastifyServerOptions['logger'];
+}
+
 export async function buildServer(options: BuildOptions): Promise<FastifyInstance> {
   const { config } = options;
   const base: FastifyServerOptions = {
-    logger: options.logger ?? { level: config.logLevel },
+    logger: withSerializers(options.logger ?? { level: config.logLevel }),
     bodyLimit: config.limits.bodyBytes,
     // A client gets 30 s to send a whole request (fastify's default is no limit).
     requestTimeout: 30_000,
@@ -42,11 +61,14 @@ export async function buildServer(options: BuildOptions): Promise<FastifyInstanc
   await app.register(p.context, { config, ...(options.now ? { now: options.now } : {}) });
   await app.register(p.errors);
   await app.register(p.storage, options.storage ? { storage: options.storage } : {});
+  // Before every route: default deny (server/plugins/auth.ts).
+  await app.register(p.auth);
   await app.register(p.keys, { ingestKeys: options.ingestKeys });
   await app.register(p.events);
   await app.register(p.rateLimit);
   await app.register(p.uplink);
   await app.register(p.devices);
+  await app.register(p.admin);
   for (const o of OPTIONAL_PLUGINS) if (o.enabled(config)) await app.register(o.plugin);
   for (const plugin of options.plugins ?? []) await app.register(plugin);
   try {

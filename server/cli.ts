@@ -1,4 +1,4 @@
-// `sealpost server` and `sealpost registry`: parse arguments, call
+// `sealpost server`, `sealpost registry` and `sealpost token`: parse arguments, call
 // server/start.ts and server/registry.ts, print, return an exit code
 // (style.md rule 12). Errors are thrown with a message for the operator;
 // cli/main.ts prints them.
@@ -10,6 +10,7 @@ import { loadIngestKeyIds, loadTrustedKeys } from './keys.js';
 import { formatTable, importManifest, revokeDevice } from './registry.js';
 import { startServer } from './start.js';
 import { describeDb, isPostgresUrl, openStorage } from './storage/index.js';
+import { createToken, listTokens, revokeToken } from './tokens.js';
 
 const CONFIG_OPTIONS = {
   config: { type: 'string' },
@@ -137,6 +138,76 @@ async function runRegistry(args: string[]): Promise<number> {
   return 0;
 }
 
+const TOKEN_USAGE = [
+  'sealpost token create --role read|admin --name NAME (--config FILE | --db PATH|URL)',
+  'sealpost token list [--json] (--config FILE | --db PATH|URL)',
+  'sealpost token revoke NAME (--config FILE | --db PATH|URL)',
+].join('\n       ');
+
+const iso = (t: number | null) => (t === null ? 'never' : new Date(t).toISOString());
+
+async function runToken(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: { config: CONFIG_OPTIONS.config, db: CONFIG_OPTIONS.db, json: { type: 'boolean' }, role: { type: 'string' }, name: { type: 'string' } },
+    strict: true,
+    allowPositionals: true,
+  });
+  const [action, ...rest] = positionals;
+  if (action === undefined || !['create', 'list', 'revoke'].includes(action)) throw new ConfigError(`usage: ${TOKEN_USAGE}`);
+  if (action === 'revoke' && rest.length !== 1) throw new ConfigError(`say which token: sealpost token revoke NAME (sealpost token list shows the names)`);
+  if (action !== 'revoke' && rest.length > 0) throw new ConfigError(`unexpected argument "${rest[0]}"; usage: ${TOKEN_USAGE}`);
+  if (action === 'create') {
+    if (values.role === undefined) throw new ConfigError('say which role: --role read (reads the API and the dashboard) or --role admin (also manages the fleet)');
+    if (values.name === undefined) throw new ConfigError('say whose token it is: --name NAME, e.g. --name dashboard-alice (1 to 64 of A-Z a-z 0-9 . _ -)');
+  } else if (values.role !== undefined || values.name !== undefined) {
+    throw new ConfigError(`--role and --name belong to token create; usage: ${TOKEN_USAGE}`);
+  }
+  if (values.config === undefined && values.db === undefined) {
+    throw new ConfigError("say which database: --config FILE (the server's config) or --db PATH|postgres://URL");
+  }
+  const config = loadConfig(flagsOf(values));
+  if (action !== 'create' && !isPostgresUrl(config.db) && !existsSync(config.db)) {
+    throw new ConfigError(`database ${config.db} does not exist (check --db / the config)`);
+  }
+  let storage: Awaited<ReturnType<typeof openStorage>>;
+  try {
+    storage = await openStorage(config.db, { sqliteSynchronous: config.sqliteSynchronous, poolSize: 2 });
+  } catch (e) {
+    throw new ConfigError(`cannot open the database ${describeDb(config.db)}: ${(e as Error).message}`);
+  }
+  try {
+    if (action === 'create') {
+      const t = await createToken(storage, values.name!, values.role!);
+      console.log(`created ${t.role} token ${t.name}:`);
+      console.log('');
+      console.log(`  ${t.token}`);
+      console.log('');
+      console.log('It will not be shown again: only its hash is stored. Send it as');
+      console.log(`  Authorization: Bearer ${t.token}`);
+      console.log('or paste it into the dashboard\'s sign-in form.');
+    } else if (action === 'revoke') {
+      await revokeToken(storage, rest[0]!);
+      console.log(`revoked token ${rest[0]}: requests with it get 401 from now on`);
+    } else {
+      const tokens = await listTokens(storage);
+      if (values.json) {
+        console.log(JSON.stringify(tokens.map((t) => ({ name: t.name, role: t.role, created: iso(t.createdAt), last_used: t.lastUsed === null ? null : iso(t.lastUsed) })), null, 2));
+      } else if (tokens.length === 0) {
+        console.log('no tokens; create one with: sealpost token create --role read --name NAME');
+      } else {
+        const head = ['name', 'role', 'created', 'last used'];
+        const rows = tokens.map((t) => [t.name, t.role, iso(t.createdAt), iso(t.lastUsed)]);
+        const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+        for (const r of [head, ...rows]) console.log(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+      }
+    }
+  } finally {
+    await storage.close();
+  }
+  return 0;
+}
+
 export const serverCommands: Record<string, Command> = {
   server: {
     summary: 'run the ingest server (HTTP API, registry, readings store)',
@@ -147,5 +218,10 @@ export const serverCommands: Record<string, Command> = {
     summary: 'import signed batch manifests, revoke devices, list the registry',
     usage: REGISTRY_USAGE,
     run: runRegistry,
+  },
+  token: {
+    summary: 'create, list and revoke API tokens (bearer tokens for the read API and the dashboard)',
+    usage: TOKEN_USAGE,
+    run: runToken,
   },
 };

@@ -39,6 +39,8 @@ export interface ServerConfig {
   tls: { cert: string; key: string } | null;
   limits: Limits;
   rateLimit: { relay: BucketSpec | null; ip: BucketSpec | null };
+  /** API tokens (server/plugins/auth.ts): file keys rate_limit.read and rate_limit.auth_failures. */
+  auth: { read: BucketSpec | null; failuresPerMinute: number | null };
   /** Devices whose derived keys stay cached. */
   keyCache: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -67,6 +69,9 @@ export const DEFAULTS: ServerConfig = {
   limits: DEFAULT_LIMITS,
   // relay: frames per second; ip: requests per second.
   rateLimit: { relay: { perSecond: 2_000, burst: 10_000 }, ip: { perSecond: 100, burst: 200 } },
+  // read: requests per second per API token (a dashboard's first load of 24 devices is about 50);
+  // 401s per client address per minute before the address gets 429 without a database lookup.
+  auth: { read: { perSecond: 50, burst: 500 }, failuresPerMinute: 30 },
   keyCache: 50_000,
   logLevel: 'info',
   trustProxy: false,
@@ -160,12 +165,17 @@ export function checkConfig(raw: unknown, baseDir = process.cwd(), where = 'conf
     if (l.readings_per_query !== undefined) c.limits.readingsPerQuery = int(l.readings_per_query, `${where}: limits.readings_per_query`, 1, 10_000_000);
   }
   if (o.rate_limit !== undefined) {
-    if (o.rate_limit === null || o.rate_limit === false) c.rateLimit = { relay: null, ip: null };
-    else {
+    if (o.rate_limit === null || o.rate_limit === false) {
+      c.rateLimit = { relay: null, ip: null };
+      c.auth = { read: null, failuresPerMinute: null };
+    } else {
       const r = obj(o.rate_limit, `${where}: rate_limit`);
-      known(r, ['relay', 'ip'], `${where}: rate_limit`);
+      known(r, ['relay', 'ip', 'read', 'auth_failures'], `${where}: rate_limit`);
       if (r.relay !== undefined) c.rateLimit.relay = bucket(r.relay, `${where}: rate_limit.relay`);
       if (r.ip !== undefined) c.rateLimit.ip = bucket(r.ip, `${where}: rate_limit.ip`);
+      if (r.read !== undefined) c.auth.read = bucket(r.read, `${where}: rate_limit.read`);
+      const af = r.auth_failures;
+      if (af !== undefined) c.auth.failuresPerMinute = af === null || af === false ? null : int(af, `${where}: rate_limit.auth_failures`, 1, 1e9);
     }
   }
   if (o.key_cache !== undefined) c.keyCache = int(o.key_cache, `${where}: key_cache`, 1, 10_000_000);

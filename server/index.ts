@@ -9,3 +9,4 @@ export { RegistryError, formatTable, importManifest, revokeDevice, type ImportOu
 export { OPTIONAL_PLUGINS, type OptionalPlugin } from './plugins/index.js';
 export { openStorage, isPostgresUrl } from './storage/index.js';
 export type { Storage, DeviceRow, DeviceSummary, GapRow, StoredFrame, StoredReading } from './storage/types.js';
+export { TokenError, TokenVerifier, createToken, listTokens, revokeToken, type CreatedToken, type TokenInfo, type TokenRole } from './tokens.js';

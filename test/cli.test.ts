@@ -3,6 +3,21 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { openStorage } from '../server/index.js';
+import { TokenVerifier } from '../server/tokens.js';
+
+/** The token in the dashboard URL a demo run printed, checked against the demo's database. */
+async function demoToken(stdout: string, db: string): Promise<string> {
+  const m = /^dashboard: {2}http:\/\/127\.0\.0\.1:\d+\/#token=(spt_[A-Za-z0-9_-]{43})$/m.exec(stdout);
+  expect(m, stdout).not.toBeNull();
+  const storage = await openStorage(db);
+  try {
+    expect(await new TokenVerifier(storage).verify(m![1]!)).toEqual({ name: 'demo', role: 'read' });
+  } finally {
+    await storage.close();
+  }
+  return m![1]!;
+}
 
 const BIN = new URL('../bin/sealpost.mjs', import.meta.url).pathname;
 const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
@@ -23,7 +38,7 @@ describe('sealpost command line', () => {
     expect(r.stderr).toContain('usage: sealpost COMMAND');
   });
 
-  it('demo: keys, devices, a real server on SQLite, the relayed fleet, and a summary of what reached the database', () => {
+  it('demo: keys, devices, a real server on SQLite, a read token in the dashboard URL, the relayed fleet, and a summary of what reached the database', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sealpost-demo-'));
     const r = run('demo', '--dir', dir, '--devices', '2', '--port', '0', '--duration', '4', '--speed', '3');
     expect(r.stderr).toBe('');
@@ -35,10 +50,19 @@ describe('sealpost command line', () => {
     expect(Number(m![1])).toBeGreaterThan(20);
     expect(Number(m![2])).toBeGreaterThan(10);
     expect(existsSync(join(dir, 'sealpost.db'))).toBe(true);
-    // A second run adds a new batch to the same registry and keys.
+    const first = await demoToken(r.stdout, join(dir, 'sealpost.db'));
+    // A second run adds a new batch to the same registry and keys, with a new token in place of the first.
     const again = run('demo', '--dir', dir, '--devices', '1', '--port', '0', '--duration', '2', '--speed', '3');
     expect(again.status).toBe(0);
     expect(again.stdout).toMatch(/summary: 1 devices, \d+ frames stored, \d+ readings, \d+ gaps \(\d+ frames lost\), 3 devices in the registry/);
+    expect(again.stdout).toContain(`read token "demo" (replaces the previous run's): spt_`);
+    expect(await demoToken(again.stdout, join(dir, 'sealpost.db'))).not.toBe(first);
+    const storage = await openStorage(join(dir, 'sealpost.db'));
+    try {
+      expect(await new TokenVerifier(storage).verify(first)).toBeUndefined();
+    } finally {
+      await storage.close();
+    }
   });
 
   it('demo: bad arguments name the argument and what is expected', () => {

@@ -2,8 +2,10 @@
 // loopback, SQLite file): devices registered from a signed manifest, sealed
 // frames posted over HTTP with readings spread over the last hours, an outbox
 // overflow and a reboot that lost frames, one device never seen and one
-// revoked. The test reads the page as a user would, checks that it loads
-// nothing from anywhere but the server, and saves test/output/dashboard.png.
+// revoked. The test reads the page as a user would: it signs in with an API
+// token (the form, the `#token=` fragment, refusal and sign-out), checks that
+// it loads nothing from anywhere but the server and no data before sign-in,
+// and saves test/output/dashboard.png and dashboard-signin.png.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,6 +14,7 @@ import type { Page } from 'playwright-core';
 import { ANCHOR_BOOT, type Reading } from '../protocol/index.js';
 import { buildServer, checkConfig, importManifest, makeConfig, revokeDevice, type Storage } from '../server/index.js';
 import { dashboardAssets } from '../server/plugins/dashboard.js';
+import { createToken, revokeToken } from '../server/tokens.js';
 import { launchChromium, type Chromium } from './helpers/chromium.js';
 import { SimDevice, body, makeFleet, testDb, type Fleet, type TestDb } from './helpers/server.js';
 
@@ -30,6 +33,7 @@ describe('dashboard', () => {
   const external: string[] = [];
   const local: string[] = [];
   const problems: string[] = [];
+  let token: string;
   const expected = { frames: [0, 0], battery1: 0, voltage2: 0, lost2: [0, 0] };
 
   async function post(frames: { d: SimDevice; frame: Uint8Array; rx: number }[]): Promise<void> {
@@ -109,6 +113,7 @@ describe('dashboard', () => {
       logger: false,
     });
     url = await app.listen({ host: '127.0.0.1', port: 0 });
+    token = (await createToken(storage, 'dashboard-test', 'read')).token;
     browser = await launchChromium({ width: 1280, height: 900 });
     const origin = new URL(url).origin;
     await browser.context.route('**/*', (route) => {
@@ -123,6 +128,8 @@ describe('dashboard', () => {
     page = await browser.context.newPage();
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
     page.on('console', (m) => {
+      // A refused token is a 401 the browser reports as a failed resource; the sign-in tests expect those.
+      if (m.type() === 'error' && /status of 401/.test(m.text())) return;
       if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`);
     });
   });
@@ -145,9 +152,34 @@ describe('dashboard', () => {
     }
   });
 
-  it('says what to do when no device is registered yet', async () => {
+  it('asks for a token on first visit, explains how to get one, and fetches no data before', async () => {
+    local.length = 0;
     await page.goto(`${url}/`);
+    await page.waitForSelector('#signin:not([hidden]) #token-input');
+    expect(await page.textContent('#signin')).toContain('sealpost token create --role read --name NAME');
+    expect(await page.isHidden('#data')).toBe(true);
+    expect(await page.isHidden('#who')).toBe(true);
+    expect(local.filter((p) => p.startsWith('/v1/'))).toEqual([]);
+    mkdirSync(OUTPUT, { recursive: true });
+    await page.screenshot({ path: join(OUTPUT, 'dashboard-signin.png') });
+  });
+
+  it('refuses a wrong token with a message and keeps nothing of it', async () => {
+    await page.fill('#token-input', `spt_${'A'.repeat(43)}`);
+    await page.click('#signin-button');
+    await page.waitForSelector('#signin-message:has-text("That token was refused")');
+    expect(await page.textContent('#signin-message')).toMatch(/^That token was refused: the token is not valid/);
+    expect(await page.evaluate(() => sessionStorage.getItem('sealpost.token'))).toBeNull();
+    expect(await page.isHidden('#data')).toBe(true);
+    expect(local.filter((p) => p.startsWith('/v1/'))).toEqual(['/v1/session']);
+  });
+
+  it('says what to do when no device is registered yet', async () => {
+    await page.fill('#token-input', token);
+    await page.click('#signin-button');
     await page.waitForSelector('body[data-loaded="true"]');
+    expect(await page.textContent('#who')).toMatch(/^signed in as dashboard-test \(read\)\s*Sign out$/);
+    expect(await page.evaluate(() => sessionStorage.getItem('sealpost.token'))).toBe(token);
     expect(await page.textContent('#devices')).toContain('No devices yet. Import a signed batch manifest with sealpost registry import MANIFEST');
     expect(await page.textContent('#charts')).toContain('Charts appear here once devices are registered');
   });
@@ -193,12 +225,69 @@ describe('dashboard', () => {
     // Everything came from the server itself.
     expect(external).toEqual([]);
     expect(new Set(local)).toEqual(
-      new Set(['/', '/dashboard/style.css', '/dashboard/app.js', '/dashboard/icon.svg', '/v1/devices', `/v1/devices/${a}/readings`, `/v1/devices/${a}/gaps`, `/v1/devices/${b}/readings`, `/v1/devices/${b}/gaps`]),
+      new Set([
+        '/',
+        '/dashboard/style.css',
+        '/dashboard/app.js',
+        '/dashboard/icon.svg',
+        '/v1/session',
+        '/v1/devices',
+        `/v1/devices/${a}/readings`,
+        `/v1/devices/${a}/gaps`,
+        `/v1/devices/${b}/readings`,
+        `/v1/devices/${b}/gaps`,
+      ]),
     );
+    // The reload kept the session: signed in from sessionStorage, no form.
+    expect(await page.textContent('#who-name')).toBe('dashboard-test');
+    expect(await page.isHidden('#signin')).toBe(true);
     expect(problems).toEqual([]);
 
     mkdirSync(OUTPUT, { recursive: true });
     await page.screenshot({ path: join(OUTPUT, 'dashboard.png'), fullPage: true });
+  });
+
+  it('takes a token from the #token= fragment and leaves none in the address', async () => {
+    const tab = await browser.context.newPage();
+    try {
+      local.length = 0;
+      await tab.goto(`${url}/?range=7d#token=${token}`);
+      await tab.waitForSelector('body[data-loaded="true"]');
+      expect(tab.url()).toBe(`${url}/?range=7d`);
+      expect(await tab.evaluate(() => location.href)).not.toContain('spt_');
+      expect(await tab.evaluate(() => sessionStorage.getItem('sealpost.token'))).toBe(token);
+      expect(await tab.textContent('#who-name')).toBe('dashboard-test');
+      expect(await tab.locator('#devices tbody tr').count()).toBe(4);
+    } finally {
+      await tab.close();
+    }
+  });
+
+  it('signs out on a 401 (a revoked token) with a message, and on the sign-out button', async () => {
+    const other = await createToken(storage, 'dashboard-short', 'read');
+    const tab = await browser.context.newPage();
+    try {
+      await tab.goto(`${url}/#token=${other.token}`);
+      await tab.waitForSelector('body[data-loaded="true"]');
+      await revokeToken(storage, 'dashboard-short');
+      await tab.selectOption('#range', '6h'); // refreshes now
+      await tab.waitForSelector('#signin:not([hidden])');
+      expect(await tab.textContent('#signin-message')).toMatch(/^Signed out: the token is not valid/);
+      expect(await tab.evaluate(() => sessionStorage.getItem('sealpost.token'))).toBeNull();
+      expect(await tab.isHidden('#data')).toBe(true);
+      expect(await tab.textContent('#devices')).toBe('');
+
+      await tab.fill('#token-input', token);
+      await tab.click('#signin-button');
+      await tab.waitForSelector('body[data-loaded="true"]');
+      await tab.click('#signout');
+      await tab.waitForSelector('#signin:not([hidden])');
+      expect(await tab.textContent('#signin-message')).toBe('Signed out. The token is forgotten in this tab.');
+      expect(await tab.evaluate(() => sessionStorage.getItem('sealpost.token'))).toBeNull();
+      expect(await tab.textContent('#charts')).toBe('');
+    } finally {
+      await tab.close();
+    }
   });
 
   it('serves the page with a content security policy and revalidates assets by ETag', async () => {

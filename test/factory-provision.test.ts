@@ -22,6 +22,7 @@ import {
   type ManifestBody,
 } from '../protocol/index.js';
 import { importManifest, makeConfig, startServer } from '../server/index.js';
+import { createToken } from '../server/tokens.js';
 import { encodeJournalRow, parseJournal } from '../factory/journal.js';
 import { provisionBatch, type ProvisionRequest } from '../factory/provision.js';
 import { createSender } from '../factory/sender.js';
@@ -184,7 +185,8 @@ describe('a batch of 1,000 devices', () => {
     try {
       const outcome = await importManifest(server.app.storage, readFileSync(join(batchDir, 'manifest.json'), 'utf8'), { trusted: [keys.factoryPub], ingestKeyIds: [keys.ingestPub.id] });
       expect(outcome).toMatchObject({ status: 'imported', batch: 'SP-000001-SP-001000' });
-      const list = (await (await fetch(new URL('/v1/devices', server.url))).json()) as { devices: unknown[] };
+      const { token } = await createToken(server.app.storage, 'factory-check', 'read');
+      const list = (await (await fetch(new URL('/v1/devices', server.url), { headers: { authorization: `Bearer ${token}` } })).json()) as { devices: unknown[] };
       expect(list.devices).toHaveLength(1000);
       // The device side: exactly the bytes flashed into Storage as sealpost.dev.
       const d = decodeDeviceFile(new Uint8Array(readFileSync(join(batchDir, 'devices', 'SP-000500.dev'))));

@@ -108,7 +108,7 @@ describe('MQTT publishing', () => {
       const again = await s.post(body('relay-m', now, [{ serial: d.serial, frames: frames.map((frame) => ({ frame, rx: now })) }]));
       expect(again.json.devices[0].duplicates).toBe(2);
       await waitFor('both acknowledged', () => s.app.mqtt.stats().published === 2);
-      const status = await s.app.inject({ url: '/v1/mqtt' });
+      const status = await s.app.inject({ url: '/v1/mqtt', headers: s.auth });
       expect(status.json()).toMatchObject({ connected: true, topic_prefix: prefix, qos: 1, queued: 0, inflight: 0, dropped: 0, published: 2 });
       expect(on(d.serial).length).toBe(2);
     } finally {
@@ -171,7 +171,7 @@ describe('MQTT publishing', () => {
           expect(r.status).toBe(200);
           expect(((await r.json()) as { devices: { accepted: number }[] }).devices[0]!.accepted).toBe(4);
           expect(ms).toBeLessThan(1000);
-          const status = await (await fetch(`${address}/v1/mqtt`)).json();
+          const status = await (await fetch(`${address}/v1/mqtt`, { headers: s.auth })).json();
           expect(status).toMatchObject({ connected: false, queued: 3, dropped: 2, published: 0 });
         } finally {
           const t1 = performance.now();

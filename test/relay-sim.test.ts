@@ -10,6 +10,7 @@ import { parseKeyFile } from '../protocol/index.js';
 import { relayCommands } from '../relay/cli.js';
 import { loadOrCreateKeys } from '../relay/fleet.js';
 import { formatSummary, runSimFleet } from '../relay/sim-run.js';
+import { createToken } from '../server/tokens.js';
 import { IngestServer } from './helpers/relay-server.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sealpost-relay-sim-'));
@@ -28,6 +29,7 @@ describe('sealpost sim', () => {
       mkdtempSync(join(dir, 'server-')),
     );
     await server.start({ rateLimit: { relay: null, ip: null } });
+    const { token } = await createToken(server.running.app.storage, 'sim', 'read');
     const lines: string[] = [];
     const manifestOut = join(dir, 'fleet.manifest.json');
     let imported = false;
@@ -44,6 +46,7 @@ describe('sealpost sim', () => {
       statusEveryMs: 200,
       waitImportMs: 20_000,
       drainMs: 60_000,
+      token,
       print: (line) => {
         lines.push(line);
         if (line.startsWith('waiting for') && !imported) {
@@ -71,6 +74,46 @@ describe('sealpost sim', () => {
     const table = formatSummary(summary);
     expect(table).toContain('3 devices');
     expect(table.split('\n')[0]).toMatch(/^serial +power-ups +sealed +samples +stored +settled +gaps +lost$/);
+  });
+
+  it('without a read token, says how to get one and relays without waiting; the server stores everything', { timeout: 60_000 }, async () => {
+    const keysDir = join(dir, 'keys-nt');
+    const keys = loadOrCreateKeys(keysDir);
+    const ingestPrivate = parseKeyFile(readFileSync(keys.created!.ingestPrivate, 'utf8'), 'ingest-private');
+    const factoryPublic = parseKeyFile(readFileSync(keys.created!.factoryPublic, 'utf8'), 'factory-public');
+    const server = new IngestServer(
+      { ingest: { privateFile: ingestPrivate, publicFile: keys.ingestPublic }, factory: { privateFile: keys.factoryPrivate, publicFile: factoryPublic } },
+      mkdtempSync(join(dir, 'server-nt-')),
+    );
+    await server.start({ rateLimit: { relay: null, ip: null } });
+    const lines: string[] = [];
+    try {
+      const summary = await runSimFleet({
+        server: server.url,
+        devices: 1,
+        durationMs: 10_000,
+        keysDir,
+        profile: withDevice(boardProfile('sim'), { sensors: ['temperature'] }),
+        // Slower than the test above: the relay's timeouts are simulated time, and a loaded machine stretches real time.
+        speed: 10,
+        seed: 7,
+        chaos: { meanLinkMs: 0, failureRate: 0 },
+        statusEveryMs: 0,
+        waitImportMs: 20_000,
+        drainMs: 60_000,
+        print: (line) => lines.push(line),
+        onManifest: async (_path, text) => server.import(text),
+      });
+      expect(lines.join('\n')).toContain('needs a read token to say whether it knows the fleet (set SEALPOST_TOKEN to one from sealpost token create --role read --name sim); relaying without waiting');
+      expect(summary.rejected, JSON.stringify(summary)).toBe(0);
+      expect(summary.unacknowledged, JSON.stringify(summary)).toBe(0);
+      // Without a token the summary has no server columns, and says so with '?'.
+      expect(summary.devices[0]!.server).toBeUndefined();
+      const stored = await server.running.app.storage.frames(summary.devices[0]!.serial);
+      expect(stored.length).toBe(summary.devices[0]!.sealed);
+    } finally {
+      await server.stop();
+    }
   });
 
   it('refuses bad arguments with exit code 2 and says which', async () => {

@@ -178,7 +178,7 @@ describe.each(RUNS)('fuzzing POST /v1/uplink on %s', (backend, BODIES) => {
     expect(statuses.get(400)).toBeGreaterThan(BODIES / 10);
 
     // Still healthy: the read API answers and every device's watermark is consistent.
-    const list = await s.app.inject({ url: '/v1/devices' });
+    const list = await s.app.inject({ url: '/v1/devices', headers: s.auth });
     expect(list.statusCode).toBe(200);
     for (const d of list.json().devices) {
       const stored = await storage.frames(d.serial);

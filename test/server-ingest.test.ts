@@ -154,12 +154,12 @@ describe.each(BACKENDS)('ingest server on %s', (backend) => {
     expect(await send([1, 2, 3, 5])).toBe(3); // 4 missing
     f.push(d.gap(4, 1)); // 6: the device dropped 4
     expect(await send([6])).toBe(6);
-    let gaps = await s.app.inject({ url: `/v1/devices/${d.serial}/gaps` });
+    let gaps = await s.app.inject({ url: `/v1/devices/${d.serial}/gaps`, headers: s.auth });
     expect(gaps.json().gaps).toEqual([{ first: 4, last: 4, count: 1, kind: 'outbox-overflow', detected_at: now }]);
 
     // Frame 4 turns up after all (another relay had it): stored, and the gap closes.
     expect(await send([4])).toBe(6);
-    gaps = await s.app.inject({ url: `/v1/devices/${d.serial}/gaps` });
+    gaps = await s.app.inject({ url: `/v1/devices/${d.serial}/gaps`, headers: s.auth });
     expect(gaps.json().gaps).toEqual([]);
 
     // Power loss: 7..9 never arrive; the boot anchor at 10 settles them.
@@ -170,7 +170,7 @@ describe.each(BACKENDS)('ingest server on %s', (backend) => {
     f.push(d.gap(14, 2)); // 13: a gap report ahead of the watermark
     expect(await send([8, 11, 13])).toBe(6);
     expect(await send([10])).toBe(11);
-    gaps = await s.app.inject({ url: `/v1/devices/${d.serial}/gaps` });
+    gaps = await s.app.inject({ url: `/v1/devices/${d.serial}/gaps`, headers: s.auth });
     expect(gaps.json().gaps.map((g: any) => [g.first, g.last, g.kind])).toEqual([
       [7, 7, 'power-loss'],
       [9, 9, 'power-loss'],
@@ -179,7 +179,7 @@ describe.each(BACKENDS)('ingest server on %s', (backend) => {
     expect(await send([12])).toBe(15);
     f.push(d.sample(8, 20, [])); // 14, arrives although reported lost
     expect(await send([14])).toBe(15);
-    gaps = await s.app.inject({ url: `/v1/devices/${d.serial}/gaps` });
+    gaps = await s.app.inject({ url: `/v1/devices/${d.serial}/gaps`, headers: s.auth });
     expect(gaps.json().gaps.map((g: any) => [g.first, g.last])).toEqual([
       [7, 7],
       [9, 9],
@@ -262,30 +262,30 @@ describe.each(BACKENDS)('ingest server on %s', (backend) => {
     const d = fresh();
     const T = s.clock.now;
     await post(T, [at(d, [d.anchor(1, 0, ANCHOR_BOOT), d.sample(1, 10, [{ channel: 2, value: 50 }]), d.sample(1, 20, [{ channel: 2, value: 49.5 }]), d.sample(1, 20, [{ channel: 3, value: 3.1 }])], T + 30_000)]);
-    const list = (await s.app.inject({ url: '/v1/devices' })).json().devices;
+    const list = (await s.app.inject({ url: '/v1/devices', headers: s.auth })).json().devices;
     expect(list.find((x: any) => x.serial === d.serial)).toMatchObject({ board: 'puckjs', status: 'active', battery: 49.5, frames: 4, settled: 4, gaps: 0, last_seen: T });
-    const one = await s.app.inject({ url: `/v1/devices/${d.serial}` });
+    const one = await s.app.inject({ url: `/v1/devices/${d.serial}`, headers: s.auth });
     expect(one.json()).toMatchObject({ serial: d.serial, frames: 4 });
 
-    const all = (await s.app.inject({ url: `/v1/devices/${d.serial}/readings` })).json();
+    const all = (await s.app.inject({ url: `/v1/devices/${d.serial}/readings`, headers: s.auth })).json();
     expect(all.readings.map((r: any) => [r.counter, r.name, r.value, r.time])).toEqual([
       [2, 'battery', 50, T - 10_000],
       [3, 'battery', 49.5, T],
       [4, 'battery_voltage', 3.1, T],
     ]);
     const iso = new Date(T - 5_000).toISOString();
-    const from = (await s.app.inject({ url: `/v1/devices/${d.serial}/readings?from=${iso}` })).json();
+    const from = (await s.app.inject({ url: `/v1/devices/${d.serial}/readings?from=${iso}`, headers: s.auth })).json();
     expect(from.readings.length).toBe(2);
     expect(from.readings.every((r: any) => r.time >= T - 5_000)).toBe(true);
-    const to = (await s.app.inject({ url: `/v1/devices/${d.serial}/readings?to=${T - 5_000}&limit=5` })).json();
+    const to = (await s.app.inject({ url: `/v1/devices/${d.serial}/readings?to=${T - 5_000}&limit=5`, headers: s.auth })).json();
     expect(to.readings.map((r: any) => r.counter)).toEqual([2]);
-    const csv = await s.app.inject({ url: `/v1/devices/${d.serial}/readings?format=csv` });
+    const csv = await s.app.inject({ url: `/v1/devices/${d.serial}/readings?format=csv`, headers: s.auth });
     expect(csv.headers['content-type']).toBe('text/csv; charset=utf-8');
     const lines = csv.body.trim().split('\n');
     expect(lines[0]).toBe('serial,counter,idx,time,time_ms,boot,uptime,channel,name,unit,value');
     expect(lines[3]).toBe(`${d.serial},4,0,${new Date(T).toISOString()},${T},1,20,3,battery_voltage,V,3.1`);
 
-    const bad = async (url: string) => (await s.app.inject({ url })).json();
+    const bad = async (url: string) => (await s.app.inject({ url, headers: s.auth })).json();
     expect(await bad(`/v1/devices/${d.serial}/readings?from=yesterday`)).toMatchObject({ statusCode: 400, message: expect.stringMatching(/^querystring\/from must be an ISO 8601 time/) });
     expect((await bad(`/v1/devices/${d.serial}/readings?from=2026-11-27T10:00:00`)).statusCode).toBe(400);
     expect((await bad(`/v1/devices/${d.serial}/readings?from=${T}&to=${T - 1}`)).message).toBe('querystring/from must not be later than querystring/to');

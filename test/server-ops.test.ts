@@ -11,6 +11,7 @@ import { Writable } from 'node:stream';
 import { ANCHOR_BOOT, encodeKeyFile, newIngestKey } from '../protocol/index.js';
 import { main } from '../cli/main.js';
 import { ConfigError, buildServer, checkConfig, loadConfig, makeConfig, openStorage, startServer, type Storage } from '../server/index.js';
+import { createToken } from '../server/tokens.js';
 import { SimDevice, b64, body, makeFleet, manifestFor, testServer, type Fleet } from './helpers/server.js';
 import { writeConfig, writeFleetFiles, type FleetFiles } from './helpers/server-files.js';
 
@@ -125,8 +126,9 @@ describe('sealpost registry and server commands', () => {
     const server = await startServer(config);
     try {
       expect(server.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      const { token } = await createToken(server.app.storage, 'tls-check', 'read');
       const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-        const req = request(`${server.url}/v1/devices`, { ca: readFileSync(cert) }, (res) => {
+        const req = request(`${server.url}/v1/devices`, { ca: readFileSync(cert), headers: { authorization: `Bearer ${token}` } }, (res) => {
           let text = '';
           res.on('data', (c) => (text += c));
           res.on('end', () => resolve({ status: res.statusCode!, text }));
@@ -173,8 +175,8 @@ describe('logs and errors', () => {
     expect((await s.post(body('relay-log', T, [{ serial: d.serial, frames: [...frames, bad].map((frame) => ({ frame, rx: T })) }]))).status).toBe(200);
     expect((await s.post(body('relay-log', T, [{ serial: d.serial, frames: frames.map((frame) => ({ frame, rx: T })) }]))).status).toBe(200);
     expect((await s.post({ relay: { id: 'x', time: 1 }, devices: [{ serial: d.serial, frames: [{ data: 7, rx: 1 }] }] })).status).toBe(400);
-    await s.app.inject({ url: `/v1/devices/${d.serial}/readings?format=csv` });
-    await s.app.inject({ url: '/v1/devices/NOPE/gaps' });
+    await s.app.inject({ url: `/v1/devices/${d.serial}/readings?format=csv`, headers: s.auth });
+    await s.app.inject({ url: '/v1/devices/NOPE/gaps', headers: s.auth });
     await s.close();
 
     // A storage failure: the client learns nothing about it, the log has it.
@@ -182,7 +184,7 @@ describe('logs and errors', () => {
     broken.transaction = async () => {
       throw new Error('SQLITE_IOERR: disk I/O error in /var/lib/sealpost/secret-path.db');
     };
-    const b = await testServer(broken, fleet, { logger: { level: 'trace', stream }, importFleet: false });
+    const b = await testServer(broken, fleet, { logger: { level: 'trace', stream }, importFleet: false, token: false });
     const r = await b.post(body('relay-log', T, [{ serial: d.serial, frames: [{ frame: frames[0]!, rx: T }] }]));
     expect(r.status).toBe(500);
     expect(r.json).toEqual({ error: 'Internal Server Error', message: expect.stringMatching(/^internal error \(request [\w-]+\); the server log has the details$/), statusCode: 500 });

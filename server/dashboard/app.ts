@@ -2,6 +2,13 @@
 // with uPlot by esbuild). It reads the JSON API of docs/api.md with relative
 // URLs and builds the page with DOM calls only: every string from the server
 // goes in as text (textContent, attributes), never as HTML.
+//
+// Reads need an API token (docs/api.md, "Authentication"). The page asks for
+// one before it fetches anything, keeps it in sessionStorage only (this tab,
+// gone when it closes), and sends it as `Authorization: Bearer` from the one
+// fetch helper, getJson. A token may also arrive in the URL fragment
+// (`#token=...`, as `sealpost demo` prints it): fragments never reach the
+// server, and the page removes it from the address at once.
 import uPlot from 'uplot';
 
 interface Device {
@@ -132,10 +139,58 @@ const isoTime = (t: number): string => new Date(t).toLocaleString(undefined, { d
 const shortTime = (t: number): string => new Date(t).toLocaleString(undefined, { month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit' });
 const pretty = (name: string): string => (name.charAt(0).toUpperCase() + name.slice(1)).replace(/_/g, ' ');
 
+// ---- session ----
+
+const TOKEN_KEY = 'sealpost.token';
+
+/** The server refused the token (401): the page signs out and asks again. */
+class SignedOut extends Error {}
+
+const session = {
+  token: null as string | null,
+};
+
+function storedToken(): string | null {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY);
+  } catch {
+    return null; // storage blocked: the token lives in this page only
+  }
+}
+
+function keepToken(token: string | null): void {
+  session.token = token;
+  try {
+    if (token === null) sessionStorage.removeItem(TOKEN_KEY);
+    else sessionStorage.setItem(TOKEN_KEY, token);
+  } catch {
+    // storage blocked: session.token still holds it until the page closes
+  }
+}
+
+/** Takes `#token=...` out of the address (history.replaceState: no reload, no history entry) and returns it. */
+function tokenFromFragment(): string | null {
+  const m = /(?:^#|&)token=([^&]*)/.exec(location.hash);
+  if (!m) return null;
+  history.replaceState(null, '', location.pathname + location.search);
+  const t = decodeURIComponent(m[1]!).trim();
+  return t === '' ? null : t;
+}
+
 // ---- data ----
 
 async function getJson<T>(path: string): Promise<T> {
-  const r = await fetch(path, { headers: { accept: 'application/json' }, cache: 'no-store' });
+  if (session.token === null) throw new SignedOut('not signed in');
+  const r = await fetch(path, { headers: { accept: 'application/json', authorization: `Bearer ${session.token}` }, cache: 'no-store' });
+  if (r.status === 401) {
+    let why = 'the server refused the token';
+    try {
+      why = ((await r.json()) as { message?: string }).message ?? why;
+    } catch {
+      // not JSON: keep the plain reason
+    }
+    throw new SignedOut(why);
+  }
   if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
   return (await r.json()) as T;
 }
@@ -506,10 +561,8 @@ function setStatus(ok: boolean, text: string): void {
 }
 
 async function renderFooter(): Promise<void> {
-  const parts: Child[] = [`Refreshes every ${REFRESH_S} s`, ' · ', 'API: '];
-  const api = h('a', {}, 'v1/devices');
-  api.href = 'v1/devices';
-  parts.push(api);
+  // The API needs the token in a header, which a plain link cannot send.
+  const parts: Child[] = [`Refreshes every ${REFRESH_S} s`, ' · ', 'API: ', h('code', {}, 'v1/devices'), ' with ', h('code', {}, 'Authorization: Bearer TOKEN')];
   if (state.mqtt) {
     try {
       const m = await getJson<{ connected: boolean; broker: string; published: number; queued: number; dropped: number }>('v1/mqtt');
@@ -523,6 +576,7 @@ async function renderFooter(): Promise<void> {
 
 async function refresh(): Promise<void> {
   clearTimeout(state.timer);
+  if (session.token === null) return;
   try {
     const r = await getJson<{ devices: Device[] }>('v1/devices');
     state.devices = r.devices;
@@ -533,9 +587,63 @@ async function refresh(): Promise<void> {
     setStatus(true, `updated ${new Date().toLocaleTimeString()}`);
     document.body.dataset.loaded = 'true';
   } catch (e) {
+    if (e instanceof SignedOut) {
+      signOut(`Signed out: ${e.message}`);
+      return;
+    }
     setStatus(false, `cannot reach the server (${(e as Error).message}); retrying`);
   }
   state.timer = setTimeout(() => void refresh(), REFRESH_S * 1000);
+}
+
+/** Forgets the data shown, so nothing of it stays on screen after signing out. */
+function clearData(): void {
+  for (const card of state.cards.values()) for (const c of card.charts.values()) c.plot.destroy();
+  state.cards.clear();
+  state.data.clear();
+  state.devices = [];
+  for (const id of ['summary', 'devices', 'charts', 'footer']) replaceChildren(byId(id));
+  delete document.body.dataset.loaded;
+}
+
+function showSignIn(message: string): void {
+  byId('data').hidden = true;
+  byId('who').hidden = true;
+  byId('signin').hidden = false;
+  byId('signin-message').textContent = message;
+  setStatus(false, 'not signed in');
+  document.body.dataset.signedIn = 'false';
+  (byId('token-input') as HTMLInputElement).focus();
+}
+
+function signOut(message: string): void {
+  clearTimeout(state.timer);
+  keepToken(null);
+  clearData();
+  showSignIn(message);
+}
+
+/** Checks the token with GET v1/session, then shows who is signed in and starts the refresh loop. */
+async function signIn(token: string): Promise<void> {
+  keepToken(token);
+  try {
+    const who = await getJson<{ name: string; role: string }>('v1/session');
+    byId('who-name').textContent = who.name;
+    byId('who-role').textContent = who.role;
+  } catch (e) {
+    if (e instanceof SignedOut) signOut(`That token was refused: ${e.message}`);
+    else {
+      keepToken(null);
+      showSignIn(`Cannot reach the server (${(e as Error).message}); try again.`);
+    }
+    return;
+  }
+  byId('signin').hidden = true;
+  byId('signin-message').textContent = '';
+  byId('who').hidden = false;
+  byId('data').hidden = false;
+  document.body.dataset.signedIn = 'true';
+  void refresh();
 }
 
 function resizeCharts(): void {
@@ -565,7 +673,20 @@ function start(): void {
     clearTimeout(pending);
     pending = setTimeout(resizeCharts, 150);
   });
-  void refresh();
+
+  const input = byId('token-input') as HTMLInputElement;
+  byId('signin-form').addEventListener('submit', (ev) => {
+    ev.preventDefault(); // nothing is submitted anywhere (the CSP has form-action 'none')
+    const token = input.value.trim();
+    input.value = '';
+    if (token === '') showSignIn('Paste a token first.');
+    else void signIn(token);
+  });
+  byId('signout').addEventListener('click', () => signOut('Signed out. The token is forgotten in this tab.'));
+
+  const token = tokenFromFragment() ?? storedToken();
+  if (token === null) showSignIn('');
+  else void signIn(token);
 }
 
 start();

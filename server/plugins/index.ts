@@ -8,6 +8,8 @@
 // the core, before any plugins passed to buildServer({ plugins }).
 import type { FastifyPluginAsync } from 'fastify';
 import type { ServerConfig } from '../config.js';
+import admin from './admin.js';
+import auth from './auth.js';
 import context from './context.js';
 import dashboard, { dashboardConfig } from './dashboard.js';
 import devices from './devices.js';
@@ -27,7 +29,7 @@ export interface OptionalPlugin {
   plugin: FastifyPluginAsync;
 }
 
-export const CORE_PLUGINS = { context, errors, storage, keys, events, rateLimit, uplink, devices };
+export const CORE_PLUGINS = { context, errors, storage, auth, keys, events, rateLimit, uplink, devices, admin };
 
 export const OPTIONAL_PLUGINS: OptionalPlugin[] = [
   { name: 'dashboard', enabled: (config) => dashboardConfig(config).enabled, plugin: dashboard },

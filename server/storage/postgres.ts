@@ -13,7 +13,7 @@
 // URL reaches `pg`): the tables then live in that schema, created if needed.
 import pg from 'pg';
 import { MIGRATIONS } from './migrations.js';
-import { batchFromRow, deviceFromRow, frameFromRow, gapFromRow, readingFromRow, summaryFromRow, type Row } from './rows.js';
+import { batchFromRow, deviceFromRow, frameFromRow, gapFromRow, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
 import type {
   Anchor,
   BatchRow,
@@ -24,6 +24,7 @@ import type {
   NewFrame,
   NewGap,
   NewReading,
+  NewToken,
   PendingSample,
   Range,
   ReadingsQuery,
@@ -31,6 +32,7 @@ import type {
   Storage,
   StoredFrame,
   StoredReading,
+  TokenInfo,
   Tx,
 } from './types.js';
 
@@ -373,6 +375,33 @@ export class PostgresStorage implements Storage {
 
   async batches(): Promise<BatchRow[]> {
     return (await this.all('SELECT * FROM batches ORDER BY batch')).map(batchFromRow);
+  }
+
+  async insertToken(t: NewToken): Promise<boolean> {
+    const r = await this.pool.query('INSERT INTO api_tokens (name, role, hash, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING', [
+      t.name,
+      t.role,
+      buf(t.hash),
+      t.createdAt,
+    ]);
+    return r.rowCount === 1;
+  }
+
+  async tokens(): Promise<TokenInfo[]> {
+    return (await this.all('SELECT name, role, created_at, last_used FROM api_tokens ORDER BY name COLLATE "C"')).map(tokenFromRow);
+  }
+
+  async tokenByHash(hash: Uint8Array): Promise<TokenInfo | undefined> {
+    const r = (await this.all('SELECT name, role, created_at, last_used FROM api_tokens WHERE hash = $1', [buf(hash)]))[0];
+    return r ? tokenFromRow(r) : undefined;
+  }
+
+  async deleteToken(name: string): Promise<boolean> {
+    return (await this.pool.query('DELETE FROM api_tokens WHERE name = $1', [name])).rowCount === 1;
+  }
+
+  async touchToken(name: string, at: number): Promise<void> {
+    await this.pool.query('UPDATE api_tokens SET last_used = $1 WHERE name = $2 AND (last_used IS NULL OR last_used < $1)', [at, name]);
   }
 
   async migrations(): Promise<number[]> {

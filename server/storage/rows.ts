@@ -1,7 +1,7 @@
 // Row mappers shared by both backends: snake_case columns to the typed rows of
 // types.ts. Numbers go through Number() because PostgreSQL's driver hands
 // some aggregates over as strings unless told otherwise.
-import type { BatchRow, DeviceRow, DeviceStatus, DeviceSummary, GapKind, GapRow, StoredFrame, StoredReading } from './types.js';
+import type { BatchRow, DeviceRow, DeviceStatus, DeviceSummary, GapKind, GapRow, StoredFrame, StoredReading, TokenInfo, TokenRole } from './types.js';
 
 export type Row = Record<string, unknown>;
 
@@ -97,4 +97,8 @@ export function frameFromRow(r: Row): StoredFrame {
     rx: Number(r.rx),
     received: Number(r.received),
   };
+}
+
+export function tokenFromRow(r: Row): TokenInfo {
+  return { name: r.name as string, role: r.role as TokenRole, createdAt: Number(r.created_at), lastUsed: r.last_used === null ? null : Number(r.last_used) };
 }

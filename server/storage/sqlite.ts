@@ -22,7 +22,7 @@
 // same file.
 import Database from 'better-sqlite3';
 import { MIGRATIONS } from './migrations.js';
-import { batchFromRow, deviceFromRow, frameFromRow, gapFromRow, readingFromRow, summaryFromRow, type Row } from './rows.js';
+import { batchFromRow, deviceFromRow, frameFromRow, gapFromRow, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
 import type {
   Anchor,
   BatchRow,
@@ -33,6 +33,7 @@ import type {
   NewFrame,
   NewGap,
   NewReading,
+  NewToken,
   PendingSample,
   Range,
   ReadingsQuery,
@@ -40,6 +41,7 @@ import type {
   Storage,
   StoredFrame,
   StoredReading,
+  TokenInfo,
   Tx,
 } from './types.js';
 
@@ -142,6 +144,11 @@ export class SqliteStorage implements Storage {
       frames: p('SELECT * FROM frames WHERE serial = ? ORDER BY counter'),
       batches: p('SELECT * FROM batches ORDER BY batch'),
       migrations: p('SELECT version FROM schema_migrations ORDER BY version'),
+      insertToken: p('INSERT INTO api_tokens (name, role, hash, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING'),
+      tokens: p('SELECT name, role, created_at, last_used FROM api_tokens ORDER BY name'),
+      tokenByHash: p('SELECT name, role, created_at, last_used FROM api_tokens WHERE hash = ?'),
+      deleteToken: p('DELETE FROM api_tokens WHERE name = ?'),
+      touchToken: p('UPDATE api_tokens SET last_used = ? WHERE name = ? AND (last_used IS NULL OR last_used < ?)'),
     };
     this.tx = this.makeTx();
   }
@@ -372,6 +379,29 @@ export class SqliteStorage implements Storage {
 
   async batches(): Promise<BatchRow[]> {
     return (this.s.batches!.all() as Row[]).map(batchFromRow);
+  }
+
+  // Token writes go through transaction(): they join the next group commit
+  // instead of running inside whichever group happens to be open.
+  async insertToken(t: NewToken): Promise<boolean> {
+    return this.transaction(async () => this.s.insertToken!.run(t.name, t.role, asBuffer(t.hash), t.createdAt).changes === 1);
+  }
+
+  async tokens(): Promise<TokenInfo[]> {
+    return (this.s.tokens!.all() as Row[]).map(tokenFromRow);
+  }
+
+  async tokenByHash(hash: Uint8Array): Promise<TokenInfo | undefined> {
+    const r = this.s.tokenByHash!.get(asBuffer(hash)) as Row | undefined;
+    return r ? tokenFromRow(r) : undefined;
+  }
+
+  async deleteToken(name: string): Promise<boolean> {
+    return this.transaction(async () => this.s.deleteToken!.run(name).changes === 1);
+  }
+
+  async touchToken(name: string, at: number): Promise<void> {
+    await this.transaction(async () => this.s.touchToken!.run(at, name, at));
   }
 
   async migrations(): Promise<number[]> {

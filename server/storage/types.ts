@@ -170,6 +170,25 @@ export interface NewDevice {
   registeredAt: number;
 }
 
+/** An API token as stored (server/tokens.ts): never the token itself, only its SHA-256. */
+export type TokenRole = 'read' | 'admin';
+
+export interface NewToken {
+  name: string;
+  role: TokenRole;
+  /** SHA-256 of the token (32 bytes). */
+  hash: Uint8Array;
+  createdAt: number;
+}
+
+/** What `token list` shows: no token, no hash. */
+export interface TokenInfo {
+  name: string;
+  role: TokenRole;
+  createdAt: number;
+  lastUsed: number | null;
+}
+
 export interface ReadingsQuery {
   from?: number;
   to?: number;
@@ -222,6 +241,17 @@ export interface Storage {
   gaps(serial: string): Promise<GapRow[]>;
   frames(serial: string): Promise<StoredFrame[]>;
   batches(): Promise<BatchRow[]>;
+  // API tokens (server/tokens.ts). Writes outside `transaction` are single statements.
+  /** Inserts a token; false when the name is taken (nothing changed). */
+  insertToken(row: NewToken): Promise<boolean>;
+  /** Every token by name, without hashes. */
+  tokens(): Promise<TokenInfo[]>;
+  /** The token whose SHA-256 is `hash`. */
+  tokenByHash(hash: Uint8Array): Promise<TokenInfo | undefined>;
+  /** Deletes the token; false when no token has that name. */
+  deleteToken(name: string): Promise<boolean>;
+  /** Sets last_used (only ever later: a slower node never moves it back). */
+  touchToken(name: string, at: number): Promise<void>;
   /** Applied migration versions, ascending. */
   migrations(): Promise<number[]>;
   close(): Promise<void>;

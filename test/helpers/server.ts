@@ -24,6 +24,7 @@ import {
 } from '../../protocol/index.js';
 import { buildServer, importManifest, makeConfig, openStorage, type ServerConfig, type Storage } from '../../server/index.js';
 import type { FastifyInstance } from 'fastify';
+import { createToken } from '../../server/tokens.js';
 
 export const BACKENDS = ['sqlite', 'postgres'] as const;
 export type Backend = (typeof BACKENDS)[number];
@@ -155,14 +156,23 @@ export interface TestServer {
   fleet: Fleet;
   clock: { now: number };
   post(payload: unknown): Promise<{ status: number; json: any; headers: Record<string, unknown> }>;
+  /** A read token made through the token store for this server, and its header. */
+  token: string;
+  auth: { authorization: string };
   close(): Promise<void>;
+}
+
+/** A new read token in `storage` with a unique name; returns the token and its Authorization header. */
+export async function readToken(storage: Storage, role: 'read' | 'admin' = 'read'): Promise<{ token: string; name: string; auth: { authorization: string } }> {
+  const t = await createToken(storage, `test-${role}-${randomBytes(4).toString('hex')}`, role);
+  return { token: t.token, name: t.name, auth: { authorization: `Bearer ${t.token}` } };
 }
 
 /** An in-process server (fastify.inject) on `storage`, with `fleet` imported. */
 export async function testServer(
   storage: Storage,
   fleet: Fleet,
-  options: { config?: Partial<ServerConfig>; logger?: any; importFleet?: boolean } = {},
+  options: { config?: Partial<ServerConfig>; logger?: any; importFleet?: boolean; token?: boolean } = {},
 ): Promise<TestServer> {
   if (options.importFleet !== false) {
     await importManifest(storage, fleet.manifest, { trusted: [fleet.factory.publicFile], ingestKeyIds: [fleet.ingest.privateFile.id] });
@@ -175,11 +185,15 @@ export async function testServer(
     now: () => clock.now,
     logger: options.logger ?? false,
   });
+  // A storage that refuses every write (a failure test) gets no token.
+  const { token, auth } = options.token === false ? { token: '', auth: { authorization: '' } } : await readToken(storage);
   return {
     app,
     storage,
     fleet,
     clock,
+    token,
+    auth,
     post: async (payload) => {
       const r = await app.inject({ method: 'POST', url: '/v1/uplink', payload: payload as object });
       let json: unknown;
