@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Command } from '../cli/command.js';
 import { ConfigError, loadConfig, type ConfigFlags } from './config.js';
-import { loadIngestKeyIds, loadTrustedKeys } from './keys.js';
+import { Keyring, loadIngestKeysForImport, loadTrustedKeys } from './keys.js';
 import { formatTable, importManifest, revokeDevice } from './registry.js';
 import { startServer } from './start.js';
 import { describeDb, isPostgresUrl, openStorage } from './storage/index.js';
@@ -104,7 +104,7 @@ async function runRegistry(args: string[]): Promise<number> {
     }
   }
   const trusted = action === 'import' ? loadTrustedKeys(config.trust) : [];
-  const ingestKeyIds = action === 'import' ? loadIngestKeyIds(config.ingestKeys) : [];
+  const ingestKeys = action === 'import' ? loadIngestKeysForImport(config.ingestKeys) : { ids: [], privateKeys: [] };
 
   let storage: Awaited<ReturnType<typeof openStorage>>;
   try {
@@ -114,7 +114,8 @@ async function runRegistry(args: string[]): Promise<number> {
   }
   try {
     if (action === 'import') {
-      const o = await importManifest(storage, manifest, { trusted, ingestKeyIds });
+      const keyring = ingestKeys.privateKeys.length > 0 ? new Keyring(ingestKeys.privateKeys, 1) : undefined;
+      const o = await importManifest(storage, manifest, { trusted, ingestKeyIds: ingestKeys.ids, ...(keyring ? { keyring } : {}) });
       if (o.status === 'unchanged') {
         console.log(`batch ${o.batch} was already imported from this manifest: nothing changed`);
       } else {
@@ -122,6 +123,13 @@ async function runRegistry(args: string[]): Promise<number> {
         console.log(
           `imported batch ${o.batch}: ${o.added} devices registered${present} (board ${o.board}, frame size ${o.frameSize}, ingest key ${o.ingestKeyId}, signed by ${o.factoryKeyId})`,
         );
+        if (o.wrapped < o.devices) {
+          console.log(
+            `${o.devices - o.wrapped} of them are stored without wrapped keys: this machine holds only the public key of ${o.ingestKeyId}. ` +
+              'The server derives and wraps them when it next starts (or, at the latest, on each device\'s first frame); ' +
+              'to do it now, import with --ingest-key naming the private key file.',
+          );
+        }
       }
     } else if (action === 'revoke') {
       const r = await revokeDevice(storage, target!);

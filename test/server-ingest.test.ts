@@ -282,8 +282,8 @@ describe.each(BACKENDS)('ingest server on %s', (backend) => {
     const csv = await s.app.inject({ url: `/v1/devices/${d.serial}/readings?format=csv` });
     expect(csv.headers['content-type']).toBe('text/csv; charset=utf-8');
     const lines = csv.body.trim().split('\n');
-    expect(lines[0]).toBe('serial,counter,idx,time,time_ms,boot,uptime,channel,name,unit,value');
-    expect(lines[3]).toBe(`${d.serial},4,0,${new Date(T).toISOString()},${T},1,20,3,battery_voltage,V,3.1`);
+    expect(lines[0]).toBe('serial,counter,idx,time,time_ms,boot,uptime,channel,name,unit,value,time_source');
+    expect(lines[3]).toBe(`${d.serial},4,0,${new Date(T).toISOString()},${T},1,20,3,battery_voltage,V,3.1,server`);
 
     const bad = async (url: string) => (await s.app.inject({ url })).json();
     expect(await bad(`/v1/devices/${d.serial}/readings?from=yesterday`)).toMatchObject({ statusCode: 400, message: expect.stringMatching(/^querystring\/from must be an ISO 8601 time/) });

@@ -36,6 +36,7 @@ export default fp(
         storage: app.storage,
         keyring: app.keyring,
         now: app.clock(),
+        maxRelayDelay: app.config.maxRelayDelay * 1000,
         onReuse: (serial, counter) =>
           request.log.error({ serial, counter }, 'counter reused with different content: the device broke its never-reuse rule'),
       });
