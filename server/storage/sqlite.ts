@@ -90,6 +90,9 @@ export class SqliteStorage implements Storage {
     const p = (sql: string) => db.prepare(sql);
     this.s = {
       device: p('SELECT * FROM devices WHERE serial = ?'),
+      // One statement for a request's devices: a third cheaper than one lookup per serial at 100
+      // serials (bench/junk-uplink.ts), which is what a request naming many serials costs first.
+      devicesIn: p('SELECT * FROM devices WHERE serial IN (SELECT value FROM json_each(?)) ORDER BY serial'),
       insertFrame: p(
         `INSERT INTO frames (serial, counter, frame, type, content, relay, relay_time, rx, received)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (serial, counter) DO NOTHING`,
@@ -175,14 +178,7 @@ export class SqliteStorage implements Storage {
   private makeTx(): Tx {
     const s = this.s;
     return {
-      lockDevices: async (serials) => {
-        const out: DeviceRow[] = [];
-        for (const serial of serials) {
-          const r = s.device!.get(serial) as Row | undefined;
-          if (r) out.push(deviceFromRow(r));
-        }
-        return out;
-      },
+      lockDevices: async (serials) => (serials.length === 0 ? [] : (s.devicesIn!.all(JSON.stringify(serials)) as Row[]).map(deviceFromRow)),
       insertFrames: async (rows: NewFrame[]) => {
         const out = new Array<boolean>(rows.length);
         for (let i = 0; i < rows.length; i++) {
