@@ -96,7 +96,8 @@ export async function runDemo(args: string[]): Promise<number> {
       signal: abort.signal,
       print: (line) => console.log(line),
       onManifest: async (path, text) => {
-        const outcome = await importManifest(server.app.storage, text, { trusted, ingestKeyIds: [keys.ingestPublic.id] });
+        // The server's keyring: the demo holds the private key, so import wraps the device keys at once.
+        const outcome = await importManifest(server.app.storage, text, { trusted, ingestKeyIds: [keys.ingestPublic.id], keyring: server.app.keyring });
         console.log(`registry: imported batch ${outcome.batch} (${show(path)}) into the server`);
       },
     });

@@ -13,7 +13,10 @@ import { addressKey } from '../server/auth-throttle.js';
 import { checkConfig, ConfigError } from '../server/config.js';
 import { clampRx } from '../server/ingest.js';
 import { Keyring, REASON_UNWRAP, WRAPPED_LENGTH, registryKek, unwrapDeviceKeys } from '../server/keys.js';
-import { importManifest, type Storage } from '../server/index.js';
+import { importManifest, openStorage, type Storage } from '../server/index.js';
+import { main } from '../cli/main.js';
+import { rmSync } from 'node:fs';
+import { writeFleetFiles } from './helpers/server-files.js';
 import { BACKENDS, SimDevice, b64, body, makeFleet, manifestFor, testDb, testServer, type Fleet, type TestDb, type TestServer } from './helpers/server.js';
 
 const WINDOW_S = 3_600;
@@ -283,6 +286,35 @@ describe.each(BACKENDS)('the server edge on %s', (backend) => {
     for (const secret of [kek, fleet.ingest.privateFile.key, donor.keys.sealKey, donor.keys.nonceSalt, victim.keys.sealKey, donorRow.keysWrapped!]) {
       expect(text).not.toContain(Buffer.from(secret).toString('hex'));
       expect(text).not.toContain(Buffer.from(secret).toString('base64'));
+    }
+  });
+});
+
+describe('sealpost registry import and wrapped keys', () => {
+  it('wraps every device when given the private key file, and says nothing more', async () => {
+    const fleet = makeFleet(3);
+    const files = writeFleetFiles(fleet);
+    const out: string[] = [];
+    const log = vi.spyOn(console, 'log').mockImplementation((...a) => void out.push(a.join(' ')));
+    try {
+      const code = await main(['registry', 'import', files.manifest, '--db', files.db, '--trust', files.factoryPub, '--ingest-key', files.ingestKey]);
+      expect(code).toBe(0);
+    } finally {
+      log.mockRestore();
+    }
+    expect(out).toEqual([
+      `imported batch B-0001: 3 devices registered (board puckjs, frame size 20, ingest key ${fleet.ingest.publicFile.id}, signed by ${fleet.factory.publicFile.id})`,
+    ]);
+    const storage = await openStorage(files.db);
+    try {
+      const kek = registryKek(fleet.ingest.privateFile.key, fleet.ingest.privateFile.id);
+      for (const dev of fleet.devices) {
+        const row = (await storage.device(dev.serial))!;
+        expect(unwrapDeviceKeys(kek, row, row.keysWrapped!)).toEqual({ sealKey: dev.sealKey, nonceSalt: dev.nonceSalt });
+      }
+    } finally {
+      await storage.close();
+      rmSync(files.dir, { recursive: true, force: true });
     }
   });
 });
