@@ -3,7 +3,7 @@
 // sections 5 and 6; docs/server.md, "Ingest").
 //
 // Per frame: strict base64, the device's fixed frame size, openFrame with the
-// device's re-derived keys, decodePlaintext. Anything wrong with one frame is
+// device's keys (unwrapped from its row, server/keys.ts), decodePlaintext. Anything wrong with one frame is
 // a rejection of that frame with a reason; the request still succeeds.
 // Per device (its row locked): frames are inserted idempotently by
 // (serial, counter); anchors, boot start estimates and readings follow
@@ -132,11 +132,12 @@ export interface IngestContext {
 }
 
 /**
- * A relay's receive time is a hint (docs/protocol.md sections 5.2 and 11): it
- * is clamped into [now - maxDelay, now]. A frame is never received before the
- * server received it, and a claim older than the window is replaced by the
- * window's edge, so a lying relay moves a boot's start estimate by at most
- * maxDelay. `source` says whether the bound is the relay's claim or the clamp.
+ * A relay's receive time is a hint (docs/protocol.md sections 5.2 and 11;
+ * docs/server.md, "Time clamp"): it is clamped into [now - maxDelay, now]. A
+ * relay cannot have received a frame after the server did, and a claim older
+ * than the window is replaced by the window's edge, so a lying relay moves a
+ * boot's start estimate by at most maxDelay. `source` says whether the bound
+ * is the relay's claim or the clamp.
  */
 export function clampRx(rx: number, now: number, maxDelay: number): { bound: number; source: TimeSource } {
   const earliest = now - maxDelay;
