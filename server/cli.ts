@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Command } from '../cli/command.js';
 import { ConfigError, loadConfig, type ConfigFlags } from './config.js';
-import { Keyring, loadIngestKeysForImport, loadTrustedKeys } from './keys.js';
+import { Keyring, loadIngestKeysForImport, loadTrustedKeys, wrapPendingDevices } from './keys.js';
 import { formatTable, importManifest, revokeDevice } from './registry.js';
 import { startServer } from './start.js';
 import { describeDb, isPostgresUrl, openStorage } from './storage/index.js';
@@ -130,6 +130,12 @@ async function runRegistry(args: string[]): Promise<number> {
               'to do it now, import with --ingest-key naming the private key file.',
           );
         }
+      }
+      if (keyring) {
+        // Rows of earlier imports (or from before wrapping) that are still unwrapped: wrap them now too.
+        const older = await wrapPendingDevices(storage, keyring);
+        if (older.wrapped > 0) console.log(`also wrapped the keys of ${older.wrapped} registry rows imported earlier without them`);
+        if (older.failed.length > 0) console.log(`${older.failed.length} registry rows have an enc no key can be derived from: ${older.failed.slice(0, 5).join(', ')}`);
       }
     } else if (action === 'revoke') {
       const r = await revokeDevice(storage, target!);

@@ -15,7 +15,8 @@ import { clampRx } from '../server/ingest.js';
 import { Keyring, REASON_UNWRAP, WRAPPED_LENGTH, registryKek, unwrapDeviceKeys } from '../server/keys.js';
 import { importManifest, openStorage, type Storage } from '../server/index.js';
 import { main } from '../cli/main.js';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { writeFleetFiles } from './helpers/server-files.js';
 import { BACKENDS, SimDevice, b64, body, makeFleet, manifestFor, testDb, testServer, type Fleet, type TestDb, type TestServer } from './helpers/server.js';
 
@@ -291,19 +292,27 @@ describe.each(BACKENDS)('the server edge on %s', (backend) => {
 });
 
 describe('sealpost registry import and wrapped keys', () => {
-  it('wraps every device when given the private key file, and says nothing more', async () => {
-    const fleet = makeFleet(3);
-    const files = writeFleetFiles(fleet);
-    const out: string[] = [];
-    const log = vi.spyOn(console, 'log').mockImplementation((...a) => void out.push(a.join(' ')));
-    try {
-      const code = await main(['registry', 'import', files.manifest, '--db', files.db, '--trust', files.factoryPub, '--ingest-key', files.ingestKey]);
-      expect(code).toBe(0);
-    } finally {
-      log.mockRestore();
-    }
-    expect(out).toEqual([
+  it('wraps every device when given the private key file, older unwrapped rows included', async () => {
+    const fleet = makeFleet(5);
+    const first = { ...fleet, devices: fleet.devices.slice(0, 2) };
+    const files = writeFleetFiles({ ...first, manifest: manifestFor(fleet, first.devices, 'B-0000') });
+    const second = join(files.dir, 'B-0001.json');
+    writeFileSync(second, manifestFor(fleet, fleet.devices.slice(2), 'B-0001'));
+    const run = async (...args: string[]) => {
+      const out: string[] = [];
+      const log = vi.spyOn(console, 'log').mockImplementation((...a) => void out.push(a.join(' ')));
+      try {
+        expect(await main(['registry', 'import', ...args, '--db', files.db, '--trust', files.factoryPub])).toBe(0);
+      } finally {
+        log.mockRestore();
+      }
+      return out;
+    };
+    // An operator machine with the public key only, then one with the private key.
+    expect((await run(files.manifest, '--ingest-key', files.ingestPub))[1]).toMatch(/^2 of them are stored without wrapped keys/);
+    expect(await run(second, '--ingest-key', files.ingestKey)).toEqual([
       `imported batch B-0001: 3 devices registered (board puckjs, frame size 20, ingest key ${fleet.ingest.publicFile.id}, signed by ${fleet.factory.publicFile.id})`,
+      'also wrapped the keys of 2 registry rows imported earlier without them',
     ]);
     const storage = await openStorage(files.db);
     try {
