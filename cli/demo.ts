@@ -106,7 +106,8 @@ export async function runDemo(args: string[]): Promise<number> {
       print: (line) => console.log(line),
       token,
       onManifest: async (path, text) => {
-        const outcome = await importManifest(server.app.storage, text, { trusted, ingestKeyIds: [keys.ingestPublic.id] });
+        // The server's keyring: the demo holds the private key, so import wraps the device keys at once.
+        const outcome = await importManifest(server.app.storage, text, { trusted, ingestKeyIds: [keys.ingestPublic.id], keyring: server.app.keyring });
         console.log(`registry: imported batch ${outcome.batch} (${show(path)}) into the server`);
       },
     });

@@ -7,6 +7,7 @@ import Fastify, { type FastifyHttpsOptions, type FastifyInstance, type FastifyPl
 import type { KeyFile } from '../protocol/index.js';
 import type { ServerConfig } from './config.js';
 import { CORE_PLUGINS, OPTIONAL_PLUGINS } from './plugins/index.js';
+import { wrapRegistryAtStart } from './plugins/keys.js';
 import { formatSchemaError } from './schemas.js';
 import type { Storage } from './storage/types.js';
 
@@ -77,5 +78,7 @@ export async function buildServer(options: BuildOptions): Promise<FastifyInstanc
     await app.close().catch(() => undefined);
     throw e;
   }
+  // Before anyone can listen: no request may need a public-key operation (docs/server.md, "Wrapped device keys").
+  await wrapRegistryAtStart(app);
   return app;
 }

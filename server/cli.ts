@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Command } from '../cli/command.js';
 import { ConfigError, loadConfig, type ConfigFlags } from './config.js';
-import { loadIngestKeyIds, loadTrustedKeys } from './keys.js';
+import { Keyring, loadIngestKeysForImport, loadTrustedKeys, wrapPendingDevices } from './keys.js';
 import { formatTable, importManifest, revokeDevice } from './registry.js';
 import { startServer } from './start.js';
 import { describeDb, isPostgresUrl, openStorage } from './storage/index.js';
@@ -105,7 +105,7 @@ async function runRegistry(args: string[]): Promise<number> {
     }
   }
   const trusted = action === 'import' ? loadTrustedKeys(config.trust) : [];
-  const ingestKeyIds = action === 'import' ? loadIngestKeyIds(config.ingestKeys) : [];
+  const ingestKeys = action === 'import' ? loadIngestKeysForImport(config.ingestKeys) : { ids: [], privateKeys: [] };
 
   let storage: Awaited<ReturnType<typeof openStorage>>;
   try {
@@ -115,7 +115,8 @@ async function runRegistry(args: string[]): Promise<number> {
   }
   try {
     if (action === 'import') {
-      const o = await importManifest(storage, manifest, { trusted, ingestKeyIds });
+      const keyring = ingestKeys.privateKeys.length > 0 ? new Keyring(ingestKeys.privateKeys, 1) : undefined;
+      const o = await importManifest(storage, manifest, { trusted, ingestKeyIds: ingestKeys.ids, ...(keyring ? { keyring } : {}) });
       if (o.status === 'unchanged') {
         console.log(`batch ${o.batch} was already imported from this manifest: nothing changed`);
       } else {
@@ -123,6 +124,19 @@ async function runRegistry(args: string[]): Promise<number> {
         console.log(
           `imported batch ${o.batch}: ${o.added} devices registered${present} (board ${o.board}, frame size ${o.frameSize}, ingest key ${o.ingestKeyId}, signed by ${o.factoryKeyId})`,
         );
+        if (o.wrapped < o.devices) {
+          console.log(
+            `${o.devices - o.wrapped} of them are stored without wrapped keys: this machine holds only the public key of ${o.ingestKeyId}. ` +
+              'The server derives and wraps them when it next starts (or, at the latest, on each device\'s first frame); ' +
+              'to do it now, import with --ingest-key naming the private key file.',
+          );
+        }
+      }
+      if (keyring) {
+        // Rows of earlier imports (or from before wrapping) that are still unwrapped: wrap them now too.
+        const older = await wrapPendingDevices(storage, keyring);
+        if (older.wrapped > 0) console.log(`also wrapped the keys of ${older.wrapped} registry rows imported earlier without them`);
+        if (older.failed.length > 0) console.log(`${older.failed.length} registry rows have an enc no key can be derived from: ${older.failed.slice(0, 5).join(', ')}`);
       }
     } else if (action === 'revoke') {
       const r = await revokeDevice(storage, target!);

@@ -48,6 +48,10 @@ export interface ServerConfig {
   trustProxy: boolean;
   sqliteSynchronous: 'FULL' | 'NORMAL';
   pgPoolSize: number;
+  /** Seconds before the server's receive time a relay's rx is still believed (docs/server.md, "Time clamp"). */
+  maxRelayDelay: number;
+  /** Frames failing authentication: throttled per address, alerted per serial (docs/server.md, "Failed authentications"). */
+  failedAuth: { ip: BucketSpec | null; serial: BucketSpec | null };
   /** Checked settings of optional plugins, by section name. */
   sections: Record<string, unknown>;
 }
@@ -77,6 +81,9 @@ export const DEFAULTS: ServerConfig = {
   trustProxy: false,
   sqliteSynchronous: 'FULL',
   pgPoolSize: 10,
+  maxRelayDelay: 7 * 86_400,
+  // Failed frames per second and burst; ip throttles the address, serial only raises an alert.
+  failedAuth: { ip: { perSecond: 10, burst: 1_000 }, serial: { perSecond: 1, burst: 100 } },
   sections: {},
 };
 
@@ -133,7 +140,7 @@ function bucket(v: unknown, where: string): BucketSpec | null {
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-const TOP = ['db', 'listen', 'ingest_keys', 'trust', 'tls', 'limits', 'rate_limit', 'key_cache', 'log_level', 'trust_proxy', 'sqlite_synchronous', 'pg_pool_size'];
+const TOP = ['db', 'listen', 'ingest_keys', 'trust', 'tls', 'limits', 'rate_limit', 'key_cache', 'log_level', 'trust_proxy', 'sqlite_synchronous', 'pg_pool_size', 'max_relay_delay', 'failed_auth'];
 
 /**
  * Checks a raw configuration document (snake_case, as in the file) and merges
@@ -192,6 +199,17 @@ export function checkConfig(raw: unknown, baseDir = process.cwd(), where = 'conf
     c.sqliteSynchronous = o.sqlite_synchronous as 'FULL' | 'NORMAL';
   }
   if (o.pg_pool_size !== undefined) c.pgPoolSize = int(o.pg_pool_size, `${where}: pg_pool_size`, 1, 1000);
+  // Time clamp and failed-authentication throttle (issue #10, items 3 and 4).
+  if (o.max_relay_delay !== undefined) c.maxRelayDelay = int(o.max_relay_delay, `${where}: max_relay_delay (seconds)`, 0, 10 * 365 * 86_400);
+  if (o.failed_auth !== undefined) {
+    if (o.failed_auth === null || o.failed_auth === false) c.failedAuth = { ip: null, serial: null };
+    else {
+      const f = obj(o.failed_auth, `${where}: failed_auth`);
+      known(f, ['ip', 'serial'], `${where}: failed_auth`);
+      if (f.ip !== undefined) c.failedAuth.ip = bucket(f.ip, `${where}: failed_auth.ip`);
+      if (f.serial !== undefined) c.failedAuth.serial = bucket(f.serial, `${where}: failed_auth.serial`);
+    }
+  }
   for (const [name, checker] of Object.entries(SECTIONS)) {
     if (o[name] !== undefined) c.sections[name] = checker(o[name], `${where}: ${name}`, baseDir);
   }

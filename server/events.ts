@@ -19,6 +19,8 @@ export interface ReadingEvent {
   value: number | null;
   /** Wall time (ms since 1970), or null until the boot has a time anchor. */
   time: number | null;
+  /** 'relay' when the time rests on a relay's receive time, 'server' when only on the server's clock (clamped); null with time. */
+  timeSource: 'relay' | 'server' | null;
   boot: number | null;
   /** Seconds since the boot, or null until the boot has a time anchor. */
   uptime: number | null;

@@ -3,7 +3,7 @@
 // sections 5 and 6; docs/server.md, "Ingest").
 //
 // Per frame: strict base64, the device's fixed frame size, openFrame with the
-// device's re-derived keys, decodePlaintext. Anything wrong with one frame is
+// device's keys (unwrapped from its row, server/keys.ts), decodePlaintext. Anything wrong with one frame is
 // a rejection of that frame with a reason; the request still succeeds.
 // Per device (its row locked): frames are inserted idempotently by
 // (serial, counter); anchors, boot start estimates and readings follow
@@ -26,7 +26,7 @@ import {
 import { DeviceKeyError, type Keyring } from './keys.js';
 import { mergeRanges, rangesOf, subtractRanges } from './ranges.js';
 import type { ReadingEvent, RetimeEvent, UplinkEvent } from './events.js';
-import type { Anchor, DeviceRow, NewFrame, NewGap, NewReading, Range, ResolvedSample, Storage, Tx } from './storage/types.js';
+import type { Anchor, BootStart, DeviceRow, NewFrame, NewGap, NewReading, Range, ResolvedSample, Storage, TimeSource, Tx } from './storage/types.js';
 
 export interface UplinkFrame {
   data: string;
@@ -58,6 +58,8 @@ export interface IngestResult {
   uplinks: UplinkEvent[];
   /** Frames whose counter was reused with different content: a device fault to report. */
   reused: { serial: string; counter: number }[];
+  /** Frames that failed authentication, per serial (the failed-authentication throttle counts them). */
+  failedAuth: Map<string, number>;
 }
 
 export const REASONS = {
@@ -94,8 +96,10 @@ interface Candidate {
   typeCode: number;
   content: string;
   rx: number;
-  /** min(rx, server receive time): a frame cannot have been sealed later. */
+  /** rx clamped into [now - max relay delay, now] (clampRx): a frame cannot have been sealed later. */
   bound: number;
+  /** 'relay' when rx was inside the window, 'server' when clamped. */
+  source: TimeSource;
   // filled in for samples once placed in a boot
   boot?: number;
   uptime?: number;
@@ -120,12 +124,31 @@ export interface IngestContext {
   storage: Storage;
   keyring: Keyring;
   now: number;
+  /** max_relay_delay in ms: how far before the server's receive time a relay's rx is believed (section 5.2). */
+  maxRelayDelay: number;
   onReuse?: (serial: string, counter: number) => void;
+  /** A registered device whose keys cannot be had (reason says why; never key material). */
+  onKeyProblem?: (serial: string, ingestKeyId: string, reason: string) => void;
+}
+
+/**
+ * A relay's receive time is a hint (docs/protocol.md sections 5.2 and 11;
+ * docs/server.md, "Time clamp"): it is clamped into [now - maxDelay, now]. A
+ * relay cannot have received a frame after the server did, and a claim older
+ * than the window is replaced by the window's edge, so a lying relay moves a
+ * boot's start estimate by at most maxDelay. `source` says whether the bound
+ * is the relay's claim or the clamp.
+ */
+export function clampRx(rx: number, now: number, maxDelay: number): { bound: number; source: TimeSource } {
+  const earliest = now - maxDelay;
+  if (rx > now) return { bound: now, source: 'server' };
+  if (rx < earliest) return { bound: earliest, source: 'server' };
+  return { bound: rx, source: 'relay' };
 }
 
 /** Stores one uplink request; returns the response body and what to announce. */
 export async function ingestUplink(body: UplinkBody, ctx: IngestContext): Promise<IngestResult> {
-  const { storage, keyring, now } = ctx;
+  const { storage, keyring, now, maxRelayDelay } = ctx;
   // Only well-formed serials reach the database; anything else is simply not registered.
   const serials = [...new Set(body.devices.map((d) => d.serial))].filter(isSerial).sort();
 
@@ -133,6 +156,7 @@ export async function ingestUplink(body: UplinkBody, ctx: IngestContext): Promis
     const results: DeviceResult[] = body.devices.map((d) => ({ serial: d.serial, ack: null, accepted: 0, duplicates: 0, rejected: [] }));
     const stats = new Map<string, Stats>();
     const work = new Map<string, DeviceWork>();
+    const newlyWrapped: { serial: string; keysWrapped: Uint8Array }[] = [];
     for (const row of await tx.lockDevices(serials)) {
       let keys: DeviceKeys | undefined;
       let problem: string | undefined;
@@ -141,14 +165,19 @@ export async function ingestUplink(body: UplinkBody, ctx: IngestContext): Promis
         keyring.forget(row.serial);
       } else {
         try {
-          keys = keyring.deviceKeys(row);
+          const got = keyring.deviceKeys(row);
+          keys = got.keys;
+          if (got.wrapped) newlyWrapped.push({ serial: row.serial, keysWrapped: got.wrapped });
         } catch (e) {
           if (!(e instanceof DeviceKeyError)) throw e;
           problem = e.message;
+          ctx.onKeyProblem?.(row.serial, row.ingestKeyId, e.message);
         }
       }
       work.set(row.serial, { row: { ...row }, keys, problem, seen: new Map(), fresh: [], authenticated: false });
     }
+    // A row imported without the private key: derived just now, stored so it is never derived again.
+    if (newlyWrapped.length > 0) await tx.setKeysWrapped(newlyWrapped);
 
     const candidates: Candidate[] = [];
     const reused: { serial: string; counter: number }[] = [];
@@ -165,11 +194,18 @@ export async function ingestUplink(body: UplinkBody, ctx: IngestContext): Promis
         if (readU32BE(bytes, 0) === 0) return reject(entry, index, REASONS.counterZero);
         let counter: number;
         let plaintext: Uint8Array;
+        // A junk frame fails by two exceptions (OpenSSL's in ccmDecrypt, then AuthenticationError)
+        // whose stacks nobody reads; capturing them was about a third of a junk frame's cost
+        // (bench/junk-uplink.ts). openFrame's arguments are checked above, so nothing else throws.
+        const stackLimit = Error.stackTraceLimit;
+        Error.stackTraceLimit = 0;
         try {
           ({ counter, plaintext } = openFrame(w.keys, bytes, w.row.frameSize));
         } catch (e) {
           if (e instanceof AuthenticationError) return reject(entry, index, REASONS.authentication);
           throw e;
+        } finally {
+          Error.stackTraceLimit = stackLimit;
         }
         w.authenticated = true;
         const earlier = w.seen.get(counter);
@@ -201,7 +237,7 @@ export async function ingestUplink(body: UplinkBody, ctx: IngestContext): Promis
           typeCode: plaintext[0]!,
           content,
           rx: frame.rx,
-          bound: Math.min(frame.rx, now),
+          ...clampRx(frame.rx, now, maxRelayDelay),
         };
         w.seen.set(counter, c);
         candidates.push(c);
@@ -279,6 +315,11 @@ export async function ingestUplink(body: UplinkBody, ctx: IngestContext): Promis
   }
   for (const u of reused) ctx.onReuse?.(u.serial, u.counter);
 
+  const failedAuth = new Map<string, number>();
+  for (const r of results) {
+    const n = r.rejected.filter((x) => x.reason === REASONS.authentication).length;
+    if (n > 0) failedAuth.set(r.serial, (failedAuth.get(r.serial) ?? 0) + n);
+  }
   const uplinks: UplinkEvent[] = [];
   for (const [serial, s] of stats) {
     uplinks.push({ serial, relay: body.relay.id, ...s, settled: work.get(serial)?.row.settled ?? 0 });
@@ -293,12 +334,14 @@ export async function ingestUplink(body: UplinkBody, ctx: IngestContext): Promis
       unit: r.unit,
       value: r.value,
       time: r.time,
+      timeSource: r.timeSource,
       boot: r.boot,
       uptime: r.uptime,
     })),
     retimed,
     uplinks,
     reused,
+    failedAuth,
   };
 }
 
@@ -319,21 +362,25 @@ async function settleDevice(tx: Tx, w: DeviceWork, now: number, readings: NewRea
   d.lastSeen = Math.max(d.lastSeen ?? 0, now);
 
   // Anchors (section 5.1, 0x02); a boot anchor settles everything below it (section 6).
-  const anchors: (Anchor & { bound: number })[] = [];
+  const anchors: (Anchor & { bound: number; source: TimeSource })[] = [];
   for (const c of fresh) {
     if (!isType(c, 'anchor')) continue;
-    anchors.push({ counter: c.counter, boot: c.decoded.boot, uptime: c.decoded.uptime, reason: c.decoded.reason, bound: c.bound });
+    anchors.push({ counter: c.counter, boot: c.decoded.boot, uptime: c.decoded.uptime, reason: c.decoded.reason, bound: c.bound, source: c.source });
     if (c.decoded.reason === ANCHOR_BOOT) d.bootFloor = Math.max(d.bootFloor, c.counter);
   }
   if (anchors.length > 0) await tx.insertAnchors(serial, anchors);
 
-  // Boot start estimates (section 5.2): min over the boot's frames of bound - uptime.
-  const candidates = new Map<number, { start: number; anchorCounter: number }>();
-  const note = (boot: number, start: number, anchorCounter: number) => {
+  // Boot start estimates (section 5.2): min over the boot's frames of bound - uptime,
+  // remembering whether the minimum rests on a relay's claim or on the clamp (a tie
+  // goes to the relay: its claim agrees with the server's bound).
+  const candidates = new Map<number, BootStart & { anchorCounter: number }>();
+  const note = (boot: number, start: number, source: TimeSource, anchorCounter: number) => {
     const c = candidates.get(boot);
-    if (!c || start < c.start) candidates.set(boot, { start, anchorCounter: c ? Math.min(c.anchorCounter, anchorCounter) : anchorCounter });
+    if (!c || start < c.start || (start === c.start && source === 'relay')) {
+      candidates.set(boot, { start, source, anchorCounter: c ? Math.min(c.anchorCounter, anchorCounter) : anchorCounter });
+    }
   };
-  for (const a of anchors) note(a.boot, a.bound - a.uptime * 1000, a.counter);
+  for (const a of anchors) note(a.boot, a.bound - a.uptime * 1000, a.source, a.counter);
 
   const samples = fresh.filter((c) => isType(c, 'sample')) as (Candidate & { decoded: Extract<Decoded, { type: 'sample' }> })[];
   if (samples.length > 0) {
@@ -347,12 +394,12 @@ async function settleDevice(tx: Tx, w: DeviceWork, now: number, readings: NewRea
       if (!a) continue;
       s.boot = a.boot;
       s.uptime = sampleUptime(s.decoded.uptime24, a.uptime);
-      note(a.boot, s.bound - s.uptime * 1000, a.counter);
+      note(a.boot, s.bound - s.uptime * 1000, s.source, a.counter);
     }
   }
 
   // Samples stored earlier without an anchor, placed now by the new anchors.
-  const resolved: (Omit<ResolvedSample, 'time'> & { time?: number })[] = [];
+  const resolved: Omit<ResolvedSample, 'time' | 'timeSource'>[] = [];
   const byBoot8 = new Map<number, Anchor[]>();
   for (const a of anchors) {
     const list = byBoot8.get(a.boot % 256) ?? [];
@@ -366,22 +413,24 @@ async function settleDevice(tx: Tx, w: DeviceWork, now: number, readings: NewRea
       if (!a) continue;
       const uptime = sampleUptime(p.uptime24, a.uptime);
       resolved.push({ counter: p.counter, boot: a.boot, uptime });
-      note(a.boot, p.bound - uptime * 1000, a.counter);
+      // The stored bound equals the relay's rx unless it was clamped.
+      note(a.boot, p.bound - uptime * 1000, p.bound === p.rx ? 'relay' : 'server', a.counter);
     }
   }
 
-  const starts = new Map<number, number>();
+  const starts = new Map<number, BootStart>();
   if (candidates.size > 0) {
     const existing = await tx.bootStarts(serial, [...candidates.keys()]);
     for (const [boot, c] of candidates) {
       const old = existing.get(boot);
+      const next: BootStart = { start: c.start, source: c.source };
       if (old === undefined) {
-        await tx.saveBoot(serial, boot, c.start, c.anchorCounter, true);
-        starts.set(boot, c.start);
-      } else if (c.start < old) {
-        await tx.saveBoot(serial, boot, c.start, c.anchorCounter, false);
-        await tx.retimeBoot(serial, boot, c.start);
-        starts.set(boot, c.start);
+        await tx.saveBoot(serial, boot, next, c.anchorCounter, true);
+        starts.set(boot, next);
+      } else if (c.start < old.start) {
+        await tx.saveBoot(serial, boot, next, c.anchorCounter, false);
+        await tx.retimeBoot(serial, boot, next);
+        starts.set(boot, next);
         retimed.push({ serial, boot, start: c.start });
       } else {
         starts.set(boot, old);
@@ -391,16 +440,22 @@ async function settleDevice(tx: Tx, w: DeviceWork, now: number, readings: NewRea
   if (resolved.length > 0) {
     await tx.resolveSamples(
       serial,
-      resolved.map((r) => ({ counter: r.counter, boot: r.boot, uptime: r.uptime, time: starts.get(r.boot)! + r.uptime * 1000 })),
+      resolved.map((r) => {
+        const b = starts.get(r.boot)!;
+        return { counter: r.counter, boot: r.boot, uptime: r.uptime, time: b.start + r.uptime * 1000, timeSource: b.source };
+      }),
     );
     for (const boot of new Set(resolved.map((r) => r.boot))) {
-      if (!retimed.some((e) => e.serial === serial && e.boot === boot)) retimed.push({ serial, boot, start: starts.get(boot)! });
+      const b = starts.get(boot)!;
+      if (!retimed.some((e) => e.serial === serial && e.boot === boot)) retimed.push({ serial, boot, start: b.start });
     }
   }
 
   for (const s of samples) {
     const placed = s.boot !== undefined;
-    const time = placed ? starts.get(s.boot!)! + s.uptime! * 1000 : null;
+    const start = placed ? starts.get(s.boot!)! : undefined;
+    const time = start ? start.start + s.uptime! * 1000 : null;
+    const timeSource = start ? start.source : null;
     s.decoded.readings.forEach((r, idx) => {
       readings.push({
         serial,
@@ -416,6 +471,7 @@ async function settleDevice(tx: Tx, w: DeviceWork, now: number, readings: NewRea
         boot: placed ? s.boot! : null,
         uptime: placed ? s.uptime! : null,
         time,
+        timeSource,
       });
       if (r.channel === BATTERY_CHANNEL && r.value !== null && s.counter > d.batteryCounter) {
         d.battery = r.value;

@@ -1,14 +1,19 @@
 // The ingest key ring and the per-device key cache (design brief, "Who holds
-// what"; docs/protocol.md sections 2 and 9). The server holds one or more
-// X25519 ingest private keys, by key id, so new batches can move to a new key
-// while old devices keep working. A device's seal key and nonce salt are
-// re-derived from its registry row with HPKE SetupBaseR on first use and kept
-// in a bounded LRU: the cache is a memo of a pure function of (key, serial,
-// enc), so several ingest nodes never need to share it.
+// what" and "Trust at the server's edge"; docs/protocol.md sections 2 and 9;
+// docs/server.md, "Wrapped device keys"). The server holds one or more X25519
+// ingest private keys, by key id, so new batches can move to a new key while
+// old devices keep working. A device's seal key and nonce salt are derived
+// from its registry row with HPKE SetupBaseR ONCE (registry import, server
+// start, or at worst its first frame) and stored in the row wrapped with
+// AES-256-GCM under a key-encryption key derived from the ingest private key;
+// the request path only unwraps (symmetric), so a request naming many serials
+// costs no public-key work. Unwrapped keys stay in a bounded LRU: a memo of a
+// pure function of (key, serial, enc), so several ingest nodes never share it.
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { equalBytes, parseKeyFile, recoverDeviceKeys, type DeviceKeys, type KeyFile } from '../protocol/index.js';
 import { Lru } from './lru.js';
-import type { DeviceRow } from './storage/types.js';
+import type { DeviceRow, Storage, UnwrappedDevice } from './storage/types.js';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -83,23 +88,112 @@ export function loadIngestKeyIds(files: readonly string[]): string[] {
   });
 }
 
+/**
+ * Ingest keys from files that may be private or public (`registry import`):
+ * every id, and the private keys among them (which let the import wrap).
+ */
+export function loadIngestKeysForImport(files: readonly string[]): { ids: string[]; privateKeys: KeyFile[] } {
+  const ids: string[] = [];
+  const privateKeys: KeyFile[] = [];
+  for (const file of files) {
+    const text = readKeyText(file);
+    try {
+      ids.push(parseKeyFile(text, 'ingest-public', file).id);
+    } catch {
+      checkPrivateKeyMode(file);
+      const key = parse(file, 'ingest-private');
+      ids.push(key.id);
+      privateKeys.push(key);
+    }
+  }
+  return { ids, privateKeys };
+}
+
 /** Why a device's keys are not available; the frame is rejected with this reason. */
 export class DeviceKeyError extends Error {}
+
+// Wrapped device keys (docs/server.md, "Wrapped device keys"; docs/decisions.md).
+//   KEK  = HKDF-SHA256(ikm = ingest private key, salt = KEK_SALT, info = ingest key id, 32)  (RFC 5869)
+//   blob = 0x01 || nonce (12, random) || AES-256-GCM(KEK, nonce, seal_key (16) || nonce_salt (8), ad) (24) || tag (16)
+//   ad   = WRAP_LABEL || 0x00 || 0x01 || len(serial) || serial || len(key id) || key id || enc (32)
+// A random 96-bit nonce per row is safe far beyond any fleet: NIST SP 800-38D
+// section 8.3 allows 2^32 invocations per key with random nonces. The ad binds
+// the blob to its row, so a blob copied to another row (or a row whose enc or
+// key id was changed) fails to open instead of giving another device's keys.
+export const KEK_SALT = 'sealpost/v1 registry kek';
+const WRAP_LABEL = 'sealpost/v1 wrapped device keys';
+const WRAP_FORMAT = 0x01;
+const WRAP_NONCE = 12;
+const WRAP_TAG = 16;
+const SEAL_KEY_LEN = 16;
+const NONCE_SALT_LEN = 8;
+/** Bytes of a wrapped blob: format, nonce, sealed keys, tag. */
+export const WRAPPED_LENGTH = 1 + WRAP_NONCE + SEAL_KEY_LEN + NONCE_SALT_LEN + WRAP_TAG;
+
+/** The registry key-encryption key of one ingest key. */
+export function registryKek(ingestPrivateKey: Uint8Array, keyId: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', ingestPrivateKey, Buffer.from(KEK_SALT, 'utf8'), Buffer.from(keyId, 'utf8'), 32));
+}
+
+type WrapRow = Pick<DeviceRow, 'serial' | 'ingestKeyId' | 'enc'>;
+
+function wrapAd(row: WrapRow): Buffer {
+  const serial = Buffer.from(row.serial, 'utf8');
+  const keyId = Buffer.from(row.ingestKeyId, 'utf8');
+  return Buffer.concat([Buffer.from(WRAP_LABEL, 'utf8'), Buffer.from([0, WRAP_FORMAT, serial.length]), serial, Buffer.from([keyId.length]), keyId, row.enc]);
+}
+
+export function wrapDeviceKeys(kek: Uint8Array, row: WrapRow, keys: DeviceKeys, random: (n: number) => Uint8Array = randomBytes): Uint8Array {
+  const nonce = random(WRAP_NONCE);
+  const cipher = createCipheriv('aes-256-gcm', kek, nonce, { authTagLength: WRAP_TAG });
+  cipher.setAAD(wrapAd(row));
+  const sealed = Buffer.concat([cipher.update(keys.sealKey), cipher.update(keys.nonceSalt), cipher.final()]);
+  return new Uint8Array(Buffer.concat([Buffer.from([WRAP_FORMAT]), nonce, sealed, cipher.getAuthTag()]));
+}
+
+/** The keys in a wrapped blob, or undefined when it does not open (wrong KEK, altered or moved blob). */
+export function unwrapDeviceKeys(kek: Uint8Array, row: WrapRow, blob: Uint8Array): DeviceKeys | undefined {
+  if (blob.length !== WRAPPED_LENGTH || blob[0] !== WRAP_FORMAT) return undefined;
+  const b = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
+  const decipher = createDecipheriv('aes-256-gcm', kek, b.subarray(1, 1 + WRAP_NONCE), { authTagLength: WRAP_TAG });
+  decipher.setAAD(wrapAd(row));
+  decipher.setAuthTag(b.subarray(WRAPPED_LENGTH - WRAP_TAG));
+  const plain = decipher.update(b.subarray(1 + WRAP_NONCE, WRAPPED_LENGTH - WRAP_TAG));
+  try {
+    decipher.final();
+  } catch {
+    return undefined;
+  }
+  return { sealKey: new Uint8Array(plain.subarray(0, SEAL_KEY_LEN)), nonceSalt: new Uint8Array(plain.subarray(SEAL_KEY_LEN)) };
+}
+
+export const REASON_UNWRAP = 'stored device keys do not open (altered registry row, or a different ingest private key under the same id); see the server log';
+export const REASON_DERIVE = 'device keys cannot be derived from its registry row';
 
 interface CachedKeys {
   enc: Uint8Array;
   keyId: string;
+  keys: DeviceKeys | undefined;
+  /** Why keys is undefined: remembered so a bad row costs its public-key operation once per cache lifetime. */
+  problem?: string;
+}
+
+export interface DeviceKeysResult {
   keys: DeviceKeys;
+  /** Set when the keys were derived just now (the row had none wrapped): store it in the row. */
+  wrapped?: Uint8Array;
 }
 
 export class Keyring {
   private readonly privateKeys = new Map<string, Uint8Array>();
+  private readonly keks = new Map<string, Buffer>();
   private readonly cache: Lru<string, CachedKeys>;
 
   constructor(ingestKeys: readonly KeyFile[], cacheSize = 50_000) {
     for (const k of ingestKeys) {
       if (k.kind !== 'ingest-private') throw new ConfigError(`key ${k.id} is a ${k.kind} key, expected an ingest-private key`);
       this.privateKeys.set(k.id, k.key);
+      this.keks.set(k.id, registryKek(k.key, k.id));
     }
     this.cache = new Lru(cacheSize);
   }
@@ -108,20 +202,55 @@ export class Keyring {
     return [...this.privateKeys.keys()];
   }
 
-  /** The device's seal key and nonce salt; throws DeviceKeyError with a reason. */
-  deviceKeys(row: DeviceRow): DeviceKeys {
-    const hit = this.cache.get(row.serial);
-    if (hit && hit.keyId === row.ingestKeyId && equalBytes(hit.enc, row.enc)) return hit.keys;
+  holds(keyId: string): boolean {
+    return this.privateKeys.has(keyId);
+  }
+
+  /**
+   * Derives a row's keys with HPKE (the one public-key operation a device ever
+   * costs) and wraps them for storage; throws DeviceKeyError with a reason.
+   */
+  deriveAndWrap(row: UnwrappedDevice): { keys: DeviceKeys; wrapped: Uint8Array } {
     const privateKey = this.privateKeys.get(row.ingestKeyId);
     if (!privateKey) throw new DeviceKeyError(`ingest key ${row.ingestKeyId} is not loaded on this server`);
     let keys: DeviceKeys;
     try {
       keys = recoverDeviceKeys(privateKey, row.enc, row.serial);
     } catch {
-      throw new DeviceKeyError('device keys cannot be derived from its registry row');
+      throw new DeviceKeyError(REASON_DERIVE);
     }
-    this.cache.set(row.serial, { enc: row.enc, keyId: row.ingestKeyId, keys });
-    return keys;
+    return { keys, wrapped: wrapDeviceKeys(this.keks.get(row.ingestKeyId)!, row, keys) };
+  }
+
+  /**
+   * The device's seal key and nonce salt: from the cache, else unwrapped from
+   * the row (symmetric only), else (a row not wrapped yet) derived once and
+   * returned wrapped for the caller to store. Throws DeviceKeyError with a reason.
+   */
+  deviceKeys(row: DeviceRow): DeviceKeysResult {
+    const hit = this.cache.get(row.serial);
+    if (hit && hit.keyId === row.ingestKeyId && equalBytes(hit.enc, row.enc)) {
+      if (hit.keys) return { keys: hit.keys };
+      throw new DeviceKeyError(hit.problem!);
+    }
+    const kek = this.keks.get(row.ingestKeyId);
+    if (!kek) throw new DeviceKeyError(`ingest key ${row.ingestKeyId} is not loaded on this server`);
+    if (row.keysWrapped) {
+      const keys = unwrapDeviceKeys(kek, row, row.keysWrapped);
+      // Not cached: the row may be repaired, and unwrapping is cheap.
+      if (!keys) throw new DeviceKeyError(REASON_UNWRAP);
+      this.cache.set(row.serial, { enc: row.enc, keyId: row.ingestKeyId, keys });
+      return { keys };
+    }
+    let derived: { keys: DeviceKeys; wrapped: Uint8Array };
+    try {
+      derived = this.deriveAndWrap(row);
+    } catch (e) {
+      if (e instanceof DeviceKeyError) this.cache.set(row.serial, { enc: row.enc, keyId: row.ingestKeyId, keys: undefined, problem: e.message });
+      throw e;
+    }
+    this.cache.set(row.serial, { enc: row.enc, keyId: row.ingestKeyId, keys: derived.keys });
+    return derived;
   }
 
   /** Drops a device from the cache (revoked devices). */
@@ -132,4 +261,39 @@ export class Keyring {
   cached(serial: string): boolean {
     return this.cache.has(serial);
   }
+}
+
+/** Rows read and wrapped per transaction at server start. */
+const WRAP_BATCH = 500;
+
+/**
+ * Wraps the keys of every row of an ingest key this keyring holds whose
+ * keys_wrapped is still NULL (rows from before wrapping, or imported on a
+ * machine without the private key). Runs at server start, before listening:
+ * derivation happens outside any transaction, and each batch is written in
+ * one short transaction that leaves a row another process wrapped meanwhile
+ * untouched. Returns counts only; no key material leaves this function.
+ */
+export async function wrapPendingDevices(storage: Storage, keyring: Keyring, batch = WRAP_BATCH): Promise<{ wrapped: number; failed: string[] }> {
+  let after = '';
+  let wrapped = 0;
+  const failed: string[] = [];
+  for (;;) {
+    const rows = await storage.transaction((tx) => tx.unwrappedDevices(keyring.keyIds, after, batch));
+    if (rows.length === 0) break;
+    const out: { serial: string; keysWrapped: Uint8Array }[] = [];
+    for (const row of rows) {
+      try {
+        out.push({ serial: row.serial, keysWrapped: keyring.deriveAndWrap(row).wrapped });
+      } catch (e) {
+        if (!(e instanceof DeviceKeyError)) throw e;
+        failed.push(row.serial);
+      }
+    }
+    await storage.transaction((tx) => tx.setKeysWrapped(out));
+    wrapped += out.length;
+    after = rows[rows.length - 1]!.serial;
+    if (rows.length < batch) break;
+  }
+  return { wrapped, failed };
 }

@@ -1,9 +1,15 @@
 // The device registry (design brief, "Who holds what"; docs/protocol.md
 // section 10): batches come in as manifests signed by a trusted factory key
 // and are imported in one transaction or not at all. The registry holds no
-// secret: serial, enc, ingest key id and public metadata.
+// secret it can open itself: serial, enc, ingest key id, public metadata, and
+// the device keys wrapped under a key only the ingest private key gives
+// (docs/server.md, "Wrapped device keys"). An importer holding the private key
+// derives and wraps each new device's keys (before the transaction, so the
+// public-key work never holds the database's write lock); one with only the
+// public key imports the rows unwrapped and the server wraps them at start.
 import { createHash } from 'node:crypto';
 import { checkSerial, equalBytes, fromHex, verifyManifest, type KeyFile } from '../protocol/index.js';
+import { DeviceKeyError, type Keyring } from './keys.js';
 import type { DeviceSummary, Storage } from './storage/types.js';
 
 export class RegistryError extends Error {
@@ -18,6 +24,8 @@ export interface ImportOptions {
   trusted: KeyFile[];
   /** Ingest key ids this server holds; a batch for another key is refused. */
   ingestKeyIds: string[];
+  /** The ingest private keys, when this machine holds them: new rows are stored with their keys wrapped. */
+  keyring?: Keyring;
   now?: number;
 }
 
@@ -34,6 +42,8 @@ export interface ImportOutcome {
   added: number;
   /** Devices already registered with the same enc (left as they were). */
   present: number;
+  /** Devices of this manifest whose keys are now stored wrapped (the rest are wrapped at the server's next start). */
+  wrapped: number;
 }
 
 export async function importManifest(storage: Storage, text: string, options: ImportOptions): Promise<ImportOutcome> {
@@ -67,7 +77,22 @@ export async function importManifest(storage: Storage, text: string, options: Im
     devices: body.devices.length,
     added: 0,
     present: 0,
+    wrapped: 0,
   };
+  const encs = new Map(body.devices.map((d) => [d.serial, fromHex(`enc of ${d.serial}`, d.enc)]));
+  // Derive and wrap outside the transaction: about a millisecond of X25519 per device.
+  const wraps = new Map<string, Uint8Array>();
+  const keyring = options.keyring;
+  if (keyring?.holds(body.ingest_key_id) && !(await storage.transaction((tx) => tx.batch(body.batch)))) {
+    for (const d of body.devices) {
+      try {
+        wraps.set(d.serial, keyring.deriveAndWrap({ serial: d.serial, enc: encs.get(d.serial)!, ingestKeyId: body.ingest_key_id }).wrapped);
+      } catch (e) {
+        if (!(e instanceof DeviceKeyError)) throw e;
+        throw new RegistryError(`manifest refused, nothing changed: device ${d.serial}: ${e.message} (its enc is not a usable X25519 public key)`);
+      }
+    }
+  }
   return storage.transaction(async (tx) => {
     const existing = await tx.batch(body.batch);
     if (existing) {
@@ -76,7 +101,6 @@ export async function importManifest(storage: Storage, text: string, options: Im
         `manifest refused, nothing changed: batch ${body.batch} was already imported from a different manifest (body sha256 ${existing.manifestSha256.slice(0, 16)}..., this one ${sha.slice(0, 16)}...)`,
       );
     }
-    const encs = new Map(body.devices.map((d) => [d.serial, fromHex(`enc of ${d.serial}`, d.enc)]));
     const rows = await tx.devicesBySerial(body.devices.map((d) => d.serial));
     const conflicts = rows.filter((r) => !equalBytes(r.enc, encs.get(r.serial)!));
     if (conflicts.length > 0) {
@@ -110,9 +134,14 @@ export async function importManifest(storage: Storage, text: string, options: Im
         frameSize: body.frame_size,
         batch: body.batch,
         registeredAt: now,
+        keysWrapped: wraps.get(d.serial) ?? null,
       })),
     );
-    return { ...outcome, added: fresh.length, present: present.size };
+    // Rows already registered (same enc, same key) that are not wrapped yet.
+    const unwrapped = rows.filter((r) => r.keysWrapped === null && r.ingestKeyId === body.ingest_key_id && wraps.has(r.serial));
+    await tx.setKeysWrapped(unwrapped.map((r) => ({ serial: r.serial, keysWrapped: wraps.get(r.serial)! })));
+    const wrapped = fresh.filter((d) => wraps.has(d.serial)).length + rows.filter((r) => r.keysWrapped !== null || wraps.has(r.serial)).length;
+    return { ...outcome, added: fresh.length, present: present.size, wrapped };
   });
 }
 

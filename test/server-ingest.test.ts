@@ -17,6 +17,7 @@ import {
   type DeviceKeys,
 } from '../protocol/index.js';
 import { buildServer, importManifest, makeConfig, revokeDevice, type ReadingEvent, type RetimeEvent, type Storage } from '../server/index.js';
+import { WRAPPED_LENGTH, registryKek, unwrapDeviceKeys } from '../server/keys.js';
 import { BACKENDS, SimDevice, b64, body, makeFleet, manifestFor, testDb, testServer, type Fleet, type TestDb, type TestServer } from './helpers/server.js';
 
 const ackN = (keys: DeviceKeys, ack: string | null): number | null => (ack === null ? null : verifyAck(keys, new Uint8Array(Buffer.from(ack, 'base64'))));
@@ -282,8 +283,8 @@ describe.each(BACKENDS)('ingest server on %s', (backend) => {
     const csv = await s.app.inject({ url: `/v1/devices/${d.serial}/readings?format=csv`, headers: s.auth });
     expect(csv.headers['content-type']).toBe('text/csv; charset=utf-8');
     const lines = csv.body.trim().split('\n');
-    expect(lines[0]).toBe('serial,counter,idx,time,time_ms,boot,uptime,channel,name,unit,value');
-    expect(lines[3]).toBe(`${d.serial},4,0,${new Date(T).toISOString()},${T},1,20,3,battery_voltage,V,3.1`);
+    expect(lines[0]).toBe('serial,counter,idx,time,time_ms,boot,uptime,channel,name,unit,value,time_source');
+    expect(lines[3]).toBe(`${d.serial},4,0,${new Date(T).toISOString()},${T},1,20,3,battery_voltage,V,3.1,server`);
 
     const bad = async (url: string) => (await s.app.inject({ url, headers: s.auth })).json();
     expect(await bad(`/v1/devices/${d.serial}/readings?from=yesterday`)).toMatchObject({ statusCode: 400, message: expect.stringMatching(/^querystring\/from must be an ISO 8601 time/) });
@@ -399,7 +400,7 @@ describe.each(BACKENDS)('ingest server on %s', (backend) => {
     const frames = await storage.frames(d.serial);
     const everything = JSON.stringify({
       devices: await storage.devices(),
-      row: { ...row, enc: toHex(row.enc) },
+      row: { ...row, enc: toHex(row.enc), keysWrapped: toHex(row.keysWrapped!) },
       frames: frames.map((f) => ({ ...f, frame: toHex(f.frame) })),
       readings: await storage.readings(d.serial, { limit: 100 }),
       batches: await storage.batches(),
@@ -424,11 +425,29 @@ describe.each(BACKENDS)('ingest server on %s', (backend) => {
       recoverDeviceKeys(fleet.ingest.publicFile.key, row.enc, d.serial),
       recoverDeviceKeys(newIngestKey().privateFile.key, row.enc, d.serial),
     ];
+    // The wrapped keys (docs/server.md, "Wrapped device keys"): every public value as the
+    // key-encryption key, or as its HKDF input, opens nothing; the blob itself is no key either.
+    const wrapped = row.keysWrapped!;
+    expect(wrapped.length).toBe(WRAPPED_LENGTH);
+    const keyId = fleet.ingest.privateFile.id;
+    const kekGuesses = [
+      registryKek(fleet.ingest.publicFile.key, keyId),
+      registryKek(row.enc, keyId),
+      registryKek(newIngestKey().privateFile.key, keyId),
+      registryKek(new Uint8Array(32), keyId),
+      Buffer.from(fleet.ingest.publicFile.key),
+      Buffer.from(row.enc),
+      Buffer.from(wrapped.subarray(wrapped.length - 32)),
+    ];
+    for (const kek of kekGuesses) expect(unwrapDeviceKeys(kek, row, wrapped)).toBeUndefined();
+    guesses.push({ sealKey: wrapped.slice(13, 29), nonceSalt: wrapped.slice(29, 37) }, { sealKey: wrapped.slice(1, 17), nonceSalt: wrapped.slice(17, 25) });
     for (const keys of guesses) {
       for (const f of frames) expect(() => openFrame(keys, f.frame, row.frameSize)).toThrow(AuthenticationError);
     }
     const keys = recoverDeviceKeys(fleet.ingest.privateFile.key, row.enc, d.serial);
     for (const f of frames) expect(openFrame(keys, f.frame, row.frameSize).counter).toBe(f.counter);
+    // With the ingest private key, the wrapped keys open and are the device's.
+    expect(unwrapDeviceKeys(registryKek(fleet.ingest.privateFile.key, keyId), row, wrapped)).toEqual(keys);
   });
 
   it('keeps the watermark right when two ingest nodes take the same device concurrently', async () => {

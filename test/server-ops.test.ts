@@ -46,7 +46,10 @@ describe('sealpost registry and server commands', () => {
     expect(first.err).toBe('');
     expect(first.code).toBe(0);
     expect(first.out).toBe(
-      `imported batch B-0001: 3 devices registered (board puckjs, frame size 20, ingest key ${fleet.ingest.publicFile.id}, signed by ${fleet.factory.publicFile.id})`,
+      `imported batch B-0001: 3 devices registered (board puckjs, frame size 20, ingest key ${fleet.ingest.publicFile.id}, signed by ${fleet.factory.publicFile.id})\n` +
+        `3 of them are stored without wrapped keys: this machine holds only the public key of ${fleet.ingest.publicFile.id}. ` +
+        "The server derives and wraps them when it next starts (or, at the latest, on each device's first frame); " +
+        'to do it now, import with --ingest-key naming the private key file.',
     );
     const again = await sealpost('registry', 'import', files.manifest, ...flags);
     expect(again.out).toBe('batch B-0001 was already imported from this manifest: nothing changed');

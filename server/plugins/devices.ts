@@ -64,6 +64,7 @@ const readingSchema = {
     counter: { type: 'integer' },
     idx: { type: 'integer' },
     time: { type: ['integer', 'null'] },
+    time_source: { type: ['string', 'null'] },
     boot: { type: ['integer', 'null'] },
     uptime: { type: ['integer', 'null'] },
     channel: { type: 'integer' },
@@ -73,7 +74,7 @@ const readingSchema = {
   },
 } as const;
 
-const CSV_HEADER = 'serial,counter,idx,time,time_ms,boot,uptime,channel,name,unit,value\n';
+const CSV_HEADER = 'serial,counter,idx,time,time_ms,boot,uptime,channel,name,unit,value,time_source\n';
 
 function csvField(v: string): string {
   return /[",\n\r]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
@@ -83,7 +84,7 @@ function toCsv(rows: StoredReading[]): string {
   let out = CSV_HEADER;
   for (const r of rows) {
     const iso = r.time === null ? '' : new Date(r.time).toISOString();
-    out += `${r.serial},${r.counter},${r.idx},${iso},${r.time ?? ''},${r.boot ?? ''},${r.uptime ?? ''},${r.channel},${csvField(r.name)},${csvField(r.unit)},${r.value ?? ''}\n`;
+    out += `${r.serial},${r.counter},${r.idx},${iso},${r.time ?? ''},${r.boot ?? ''},${r.uptime ?? ''},${r.channel},${csvField(r.name)},${csvField(r.unit)},${r.value ?? ''},${r.timeSource ?? ''}\n`;
   }
   return out;
 }
@@ -144,6 +145,7 @@ export default fp(
             counter: r.counter,
             idx: r.idx,
             time: r.time,
+            time_source: r.timeSource,
             boot: r.boot,
             uptime: r.uptime,
             channel: r.channel,

@@ -1,9 +1,15 @@
 // sealpost-keys: the ingest private keys (already loaded and permission-
 // checked by the caller, see server/start.ts) and the device key cache.
-// Only key ids are ever logged.
+// Before the server listens, every registry row of a held ingest key that
+// has no wrapped keys yet gets them (wrapRegistryAtStart, called by
+// buildServer once every plugin is ready: it can take minutes for a large
+// old registry, longer than fastify's plugin timeout allows a plugin to
+// boot; docs/server.md, "Wrapped device keys"), so the request path never
+// needs a public-key operation. Only key ids and counts are ever logged.
 import fp from 'fastify-plugin';
+import type { FastifyInstance } from 'fastify';
 import type { KeyFile } from '../../protocol/index.js';
-import { ConfigError, Keyring } from '../keys.js';
+import { ConfigError, Keyring, wrapPendingDevices } from '../keys.js';
 
 export interface KeysOptions {
   ingestKeys: KeyFile[];
@@ -18,5 +24,20 @@ export default fp<KeysOptions>(
     app.decorate('keyring', keyring);
     app.log.info({ ingestKeys: keyring.keyIds }, 'ingest keys loaded');
   },
-  { name: 'sealpost-keys', fastify: '5.x', dependencies: ['sealpost-context'] },
+  { name: 'sealpost-keys', fastify: '5.x', dependencies: ['sealpost-context', 'sealpost-storage'] },
 );
+
+/** Wraps the keys of registry rows that have none; logs counts. Never throws. */
+export async function wrapRegistryAtStart(app: FastifyInstance): Promise<void> {
+  const started = performance.now();
+  try {
+    const { wrapped, failed } = await wrapPendingDevices(app.storage, app.keyring);
+    if (wrapped > 0) app.log.info({ wrapped, ms: Math.round(performance.now() - started) }, 'device keys derived and wrapped for registry rows that had none');
+    if (failed.length > 0) {
+      app.log.error({ count: failed.length, serials: failed.slice(0, 10) }, 'device keys cannot be derived from these registry rows (bad enc); their frames are rejected');
+    }
+  } catch (e) {
+    // Not fatal: a row still unwrapped is derived once, on its first frame, and stored then.
+    app.log.error({ err: e }, 'wrapping device keys at start failed; rows without wrapped keys are derived on their first frame instead');
+  }
+}

@@ -4,6 +4,7 @@
 // transaction and the committed result is announced on app.events.
 import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { FailedAuthThrottle } from '../auth-throttle.js';
 import { HttpError } from '../http-error.js';
 import { ingestUplink, type UplinkBody } from '../ingest.js';
 import { uplinkSchema } from '../schemas.js';
@@ -22,7 +23,15 @@ export default fp(
       if (wait > 0) throw tooMany(`address ${request.ip}`, wait);
     };
 
-    app.post<{ Body: UplinkBody }>('/v1/uplink', { schema: uplinkSchema(limits), onRequest: ipLimit }, async (request) => {
+    // Frames failing authentication (docs/server.md, "Failed authentications"): an address in
+    // debt is refused here, before the body is read, so before any database or crypto work.
+    const failedAuth = new FailedAuthThrottle(app.config.failedAuth);
+    const failedAuthGate = async (request: FastifyRequest, _reply: FastifyReply) => {
+      const wait = failedAuth.wait(request.ip);
+      if (wait > 0) throw tooMany(`frames failing authentication from address ${request.ip}`, wait);
+    };
+
+    app.post<{ Body: UplinkBody }>('/v1/uplink', { schema: uplinkSchema(limits), onRequest: [ipLimit, failedAuthGate] }, async (request) => {
       const body = request.body;
       let total = 0;
       for (const d of body.devices) total += d.frames.length;
@@ -36,9 +45,17 @@ export default fp(
         storage: app.storage,
         keyring: app.keyring,
         now: app.clock(),
+        maxRelayDelay: app.config.maxRelayDelay * 1000,
         onReuse: (serial, counter) =>
           request.log.error({ serial, counter }, 'counter reused with different content: the device broke its never-reuse rule'),
+        onKeyProblem: (serial, ingestKeyId, reason) => request.log.error({ serial, ingestKeyId, reason }, 'device keys unavailable: its frames are rejected'),
       });
+      for (const a of failedAuth.record(request.ip, result.failedAuth)) {
+        request.log.warn(
+          { serial: a.serial, failed: a.failed, address: request.ip },
+          'frames naming this serial keep failing authentication (junk sent in its name?); its genuine frames are still accepted, failing addresses are throttled',
+        );
+      }
 
       const events = app.events;
       try {

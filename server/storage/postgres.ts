@@ -17,6 +17,7 @@ import { batchFromRow, deviceFromRow, frameFromRow, gapFromRow, readingFromRow, 
 import type {
   Anchor,
   BatchRow,
+  BootStart,
   DeviceRow,
   DeviceSummary,
   GapRow,
@@ -33,6 +34,7 @@ import type {
   StoredFrame,
   StoredReading,
   TokenInfo,
+  TimeSource,
   Tx,
 } from './types.js';
 
@@ -185,40 +187,55 @@ export class PostgresStorage implements Storage {
         )[0] as unknown as Anchor | undefined,
       pendingSamples: async (serial, boot8, above) =>
         (await rows(
-          `SELECT counter, MIN(uptime24) AS uptime24, MIN(bound) AS bound FROM readings
-           WHERE serial = $1 AND boot IS NULL AND boot8 = $2 AND counter > $3 GROUP BY counter ORDER BY counter`,
+          `SELECT r.counter AS counter, MIN(r.uptime24) AS uptime24, MIN(r.bound) AS bound, MIN(f.rx) AS rx FROM readings r
+           JOIN frames f ON f.serial = r.serial AND f.counter = r.counter
+           WHERE r.serial = $1 AND r.boot IS NULL AND r.boot8 = $2 AND r.counter > $3 GROUP BY r.counter ORDER BY r.counter`,
           [serial, boot8, above],
         )) as unknown as PendingSample[],
       resolveSamples: async (serial, resolved: ResolvedSample[]) => {
         if (resolved.length === 0) return;
         await c.query(
-          `UPDATE readings r SET boot = u.boot, uptime = u.uptime, time = u.time
-           FROM unnest($2::bigint[], $3::int[], $4::bigint[], $5::bigint[]) AS u(counter, boot, uptime, time)
+          `UPDATE readings r SET boot = u.boot, uptime = u.uptime, time = u.time, time_source = u.time_source
+           FROM unnest($2::bigint[], $3::int[], $4::bigint[], $5::bigint[], $6::text[]) AS u(counter, boot, uptime, time, time_source)
            WHERE r.serial = $1 AND r.counter = u.counter`,
-          [serial, resolved.map((r) => r.counter), resolved.map((r) => r.boot), resolved.map((r) => r.uptime), resolved.map((r) => r.time)],
+          [
+            serial,
+            resolved.map((r) => r.counter),
+            resolved.map((r) => r.boot),
+            resolved.map((r) => r.uptime),
+            resolved.map((r) => r.time),
+            resolved.map((r) => r.timeSource),
+          ],
         );
       },
       bootStarts: async (serial, boots) => {
-        const out = new Map<number, number>();
+        const out = new Map<number, BootStart>();
         if (boots.length === 0) return out;
-        for (const r of await rows('SELECT boot, start FROM boots WHERE serial = $1 AND boot = ANY($2::int[])', [serial, boots])) {
-          out.set(r.boot as number, r.start as number);
+        for (const r of await rows('SELECT boot, start, time_source FROM boots WHERE serial = $1 AND boot = ANY($2::int[])', [serial, boots])) {
+          out.set(r.boot as number, { start: r.start as number, source: r.time_source as TimeSource });
         }
         return out;
       },
       saveBoot: async (serial, boot, start, anchorCounter, isNew) => {
-        if (isNew) await c.query('INSERT INTO boots (serial, boot, start, anchor_counter) VALUES ($1, $2, $3, $4)', [serial, boot, start, anchorCounter]);
-        else await c.query('UPDATE boots SET start = $1 WHERE serial = $2 AND boot = $3', [start, serial, boot]);
+        if (isNew) {
+          await c.query('INSERT INTO boots (serial, boot, start, anchor_counter, time_source) VALUES ($1, $2, $3, $4, $5)', [
+            serial,
+            boot,
+            start.start,
+            anchorCounter,
+            start.source,
+          ]);
+        } else await c.query('UPDATE boots SET start = $1, time_source = $2 WHERE serial = $3 AND boot = $4', [start.start, start.source, serial, boot]);
       },
       retimeBoot: async (serial, boot, start) => {
-        await c.query('UPDATE readings SET time = $1 + uptime * 1000 WHERE serial = $2 AND boot = $3', [start, serial, boot]);
+        await c.query('UPDATE readings SET time = $1 + uptime * 1000, time_source = $2 WHERE serial = $3 AND boot = $4', [start.start, start.source, serial, boot]);
       },
       insertReadings: async (r: NewReading[]) => {
         if (r.length === 0) return;
         await c.query(
-          `INSERT INTO readings (serial, counter, idx, channel, name, unit, value, boot8, uptime24, bound, boot, uptime, time)
+          `INSERT INTO readings (serial, counter, idx, channel, name, unit, value, boot8, uptime24, bound, boot, uptime, time, time_source)
            SELECT * FROM unnest($1::text[], $2::bigint[], $3::smallint[], $4::smallint[], $5::text[], $6::text[], $7::float8[],
-             $8::smallint[], $9::int[], $10::bigint[], $11::int[], $12::bigint[], $13::bigint[])
+             $8::smallint[], $9::int[], $10::bigint[], $11::int[], $12::bigint[], $13::bigint[], $14::text[])
            ON CONFLICT DO NOTHING`,
           [
             r.map((x) => x.serial),
@@ -234,6 +251,7 @@ export class PostgresStorage implements Storage {
             r.map((x) => x.boot),
             r.map((x) => x.uptime),
             r.map((x) => x.time),
+            r.map((x) => x.timeSource),
           ],
         );
       },
@@ -281,13 +299,39 @@ export class PostgresStorage implements Storage {
       insertDevices: async (d: NewDevice[]) => {
         if (d.length === 0) return;
         await c.query(
-          `INSERT INTO devices (serial, enc, ingest_key_id, board, frame_size, batch, registered_at)
-           SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[], $5::int[], $6::text[], $7::bigint[])`,
-          [d.map((x) => x.serial), d.map((x) => buf(x.enc)), d.map((x) => x.ingestKeyId), d.map((x) => x.board), d.map((x) => x.frameSize), d.map((x) => x.batch), d.map((x) => x.registeredAt)],
+          `INSERT INTO devices (serial, enc, ingest_key_id, board, frame_size, batch, registered_at, keys_wrapped)
+           SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[], $5::int[], $6::text[], $7::bigint[], $8::bytea[])`,
+          [
+            d.map((x) => x.serial),
+            d.map((x) => buf(x.enc)),
+            d.map((x) => x.ingestKeyId),
+            d.map((x) => x.board),
+            d.map((x) => x.frameSize),
+            d.map((x) => x.batch),
+            d.map((x) => x.registeredAt),
+            d.map((x) => (x.keysWrapped ? buf(x.keysWrapped) : null)),
+          ],
         );
       },
       setStatus: async (serial, status, at) => {
         await c.query('UPDATE devices SET status = $1, revoked_at = $2 WHERE serial = $3', [status, status === 'revoked' ? at : null, serial]);
+      },
+      unwrappedDevices: async (ingestKeyIds, after, limit) =>
+        ingestKeyIds.length === 0
+          ? []
+          : (
+              await rows(
+                'SELECT serial, enc, ingest_key_id FROM devices WHERE keys_wrapped IS NULL AND serial > $2 AND ingest_key_id = ANY($1::text[]) ORDER BY serial LIMIT $3',
+                [ingestKeyIds, after, limit],
+              )
+            ).map((r) => ({ serial: r.serial as string, enc: new Uint8Array(r.enc as Buffer), ingestKeyId: r.ingest_key_id as string })),
+      setKeysWrapped: async (w) => {
+        if (w.length === 0) return;
+        await c.query(
+          `UPDATE devices d SET keys_wrapped = u.k FROM unnest($1::text[], $2::bytea[]) AS u(serial, k)
+           WHERE d.serial = u.serial AND d.keys_wrapped IS NULL`,
+          [w.map((x) => x.serial), w.map((x) => buf(x.keysWrapped))],
+        );
       },
     };
   }
@@ -358,7 +402,7 @@ export class PostgresStorage implements Storage {
     args.push(q.limit);
     return (
       await this.all(
-        `SELECT serial, counter, idx, channel, name, unit, value, boot, uptime, time FROM readings
+        `SELECT serial, counter, idx, channel, name, unit, value, boot, uptime, time, time_source FROM readings
          WHERE ${where.join(' AND ')} ORDER BY counter, idx LIMIT $${args.length}`,
         args,
       )

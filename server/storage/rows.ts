@@ -1,7 +1,7 @@
 // Row mappers shared by both backends: snake_case columns to the typed rows of
 // types.ts. Numbers go through Number() because PostgreSQL's driver hands
 // some aggregates over as strings unless told otherwise.
-import type { BatchRow, DeviceRow, DeviceStatus, DeviceSummary, GapKind, GapRow, StoredFrame, StoredReading, TokenInfo, TokenRole } from './types.js';
+import type { BatchRow, DeviceRow, DeviceStatus, DeviceSummary, GapKind, GapRow, StoredFrame, StoredReading, TimeSource, TokenInfo, TokenRole } from './types.js';
 
 export type Row = Record<string, unknown>;
 
@@ -24,6 +24,7 @@ export function deviceFromRow(r: Row): DeviceRow {
     gapHi: Number(r.gap_hi),
     battery: r.battery === null ? null : Number(r.battery),
     batteryCounter: Number(r.battery_counter),
+    keysWrapped: r.keys_wrapped === null || r.keys_wrapped === undefined ? null : new Uint8Array(r.keys_wrapped as Buffer),
   };
 }
 
@@ -82,6 +83,7 @@ export function readingFromRow(r: Row): StoredReading {
     boot: r.boot === null ? null : Number(r.boot),
     uptime: r.uptime === null ? null : Number(r.uptime),
     time: r.time === null ? null : Number(r.time),
+    timeSource: r.time === null ? null : ((r.time_source ?? 'relay') as TimeSource),
   };
 }
 

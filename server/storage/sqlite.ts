@@ -26,6 +26,7 @@ import { batchFromRow, deviceFromRow, frameFromRow, gapFromRow, readingFromRow, 
 import type {
   Anchor,
   BatchRow,
+  BootStart,
   DeviceRow,
   DeviceSummary,
   GapRow,
@@ -42,6 +43,7 @@ import type {
   StoredFrame,
   StoredReading,
   TokenInfo,
+  TimeSource,
   Tx,
 } from './types.js';
 
@@ -90,6 +92,9 @@ export class SqliteStorage implements Storage {
     const p = (sql: string) => db.prepare(sql);
     this.s = {
       device: p('SELECT * FROM devices WHERE serial = ?'),
+      // One statement for a request's devices: a third cheaper than one lookup per serial at 100
+      // serials (bench/junk-uplink.ts), which is what a request naming many serials costs first.
+      devicesIn: p('SELECT * FROM devices WHERE serial IN (SELECT value FROM json_each(?)) ORDER BY serial'),
       insertFrame: p(
         `INSERT INTO frames (serial, counter, frame, type, content, relay, relay_time, rx, received)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (serial, counter) DO NOTHING`,
@@ -101,17 +106,18 @@ export class SqliteStorage implements Storage {
         'SELECT counter, boot, uptime, reason FROM anchors WHERE serial = ? AND counter < ? AND boot % 256 = ? ORDER BY counter DESC LIMIT 1',
       ),
       pending: p(
-        `SELECT counter, MIN(uptime24) AS uptime24, MIN(bound) AS bound FROM readings
-         WHERE serial = ? AND boot IS NULL AND boot8 = ? AND counter > ? GROUP BY counter ORDER BY counter`,
+        `SELECT r.counter AS counter, MIN(r.uptime24) AS uptime24, MIN(r.bound) AS bound, MIN(f.rx) AS rx FROM readings r
+         JOIN frames f ON f.serial = r.serial AND f.counter = r.counter
+         WHERE r.serial = ? AND r.boot IS NULL AND r.boot8 = ? AND r.counter > ? GROUP BY r.counter ORDER BY r.counter`,
       ),
-      resolve: p('UPDATE readings SET boot = ?, uptime = ?, time = ? WHERE serial = ? AND counter = ?'),
-      bootStart: p('SELECT start FROM boots WHERE serial = ? AND boot = ?'),
-      insertBoot: p('INSERT INTO boots (serial, boot, start, anchor_counter) VALUES (?, ?, ?, ?)'),
-      updateBoot: p('UPDATE boots SET start = ? WHERE serial = ? AND boot = ?'),
-      retime: p('UPDATE readings SET time = ? + uptime * 1000 WHERE serial = ? AND boot = ?'),
+      resolve: p('UPDATE readings SET boot = ?, uptime = ?, time = ?, time_source = ? WHERE serial = ? AND counter = ?'),
+      bootStart: p('SELECT start, time_source FROM boots WHERE serial = ? AND boot = ?'),
+      insertBoot: p('INSERT INTO boots (serial, boot, start, anchor_counter, time_source) VALUES (?, ?, ?, ?, ?)'),
+      updateBoot: p('UPDATE boots SET start = ?, time_source = ? WHERE serial = ? AND boot = ?'),
+      retime: p('UPDATE readings SET time = ? + uptime * 1000, time_source = ? WHERE serial = ? AND boot = ?'),
       insertReading: p(
-        `INSERT INTO readings (serial, counter, idx, channel, name, unit, value, boot8, uptime24, bound, boot, uptime, time)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+        `INSERT INTO readings (serial, counter, idx, channel, name, unit, value, boot8, uptime24, bound, boot, uptime, time, time_source)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
       ),
       islands: p(ISLANDS),
       gapsOverlapping: p('SELECT * FROM gaps WHERE serial = ? AND first <= ? AND first + count - 1 >= ? ORDER BY first'),
@@ -127,9 +133,10 @@ export class SqliteStorage implements Storage {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       insertDevice: p(
-        `INSERT INTO devices (serial, enc, ingest_key_id, board, frame_size, batch, registered_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO devices (serial, enc, ingest_key_id, board, frame_size, batch, registered_at, keys_wrapped)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
+      setKeysWrapped: p('UPDATE devices SET keys_wrapped = ? WHERE serial = ? AND keys_wrapped IS NULL'),
       setStatus: p('UPDATE devices SET status = ?, revoked_at = ? WHERE serial = ?'),
       devices: p(
         `SELECT d.*, g.n AS gaps, g.lost AS lost FROM devices d
@@ -178,14 +185,7 @@ export class SqliteStorage implements Storage {
   private makeTx(): Tx {
     const s = this.s;
     return {
-      lockDevices: async (serials) => {
-        const out: DeviceRow[] = [];
-        for (const serial of serials) {
-          const r = s.device!.get(serial) as Row | undefined;
-          if (r) out.push(deviceFromRow(r));
-        }
-        return out;
-      },
+      lockDevices: async (serials) => (serials.length === 0 ? [] : (s.devicesIn!.all(JSON.stringify(serials)) as Row[]).map(deviceFromRow)),
       insertFrames: async (rows: NewFrame[]) => {
         const out = new Array<boolean>(rows.length);
         for (let i = 0; i < rows.length; i++) {
@@ -209,26 +209,26 @@ export class SqliteStorage implements Storage {
       anchorFor: async (serial, below, boot8) => s.anchorFor!.get(serial, below, boot8) as Anchor | undefined,
       pendingSamples: async (serial, boot8, above) => s.pending!.all(serial, boot8, above) as PendingSample[],
       resolveSamples: async (serial, rows: ResolvedSample[]) => {
-        for (const r of rows) s.resolve!.run(r.boot, r.uptime, r.time, serial, r.counter);
+        for (const r of rows) s.resolve!.run(r.boot, r.uptime, r.time, r.timeSource, serial, r.counter);
       },
       bootStarts: async (serial, boots) => {
-        const out = new Map<number, number>();
+        const out = new Map<number, BootStart>();
         for (const b of boots) {
-          const r = s.bootStart!.get(serial, b) as { start: number } | undefined;
-          if (r) out.set(b, r.start);
+          const r = s.bootStart!.get(serial, b) as { start: number; time_source: TimeSource } | undefined;
+          if (r) out.set(b, { start: r.start, source: r.time_source });
         }
         return out;
       },
       saveBoot: async (serial, boot, start, anchorCounter, isNew) => {
-        if (isNew) s.insertBoot!.run(serial, boot, start, anchorCounter);
-        else s.updateBoot!.run(start, serial, boot);
+        if (isNew) s.insertBoot!.run(serial, boot, start.start, anchorCounter, start.source);
+        else s.updateBoot!.run(start.start, start.source, serial, boot);
       },
       retimeBoot: async (serial, boot, start) => {
-        s.retime!.run(start, serial, boot);
+        s.retime!.run(start.start, start.source, serial, boot);
       },
       insertReadings: async (rows: NewReading[]) => {
         for (const r of rows) {
-          s.insertReading!.run(r.serial, r.counter, r.idx, r.channel, r.name, r.unit, r.value, r.boot8, r.uptime24, r.bound, r.boot, r.uptime, r.time);
+          s.insertReading!.run(r.serial, r.counter, r.idx, r.channel, r.name, r.unit, r.value, r.boot8, r.uptime24, r.bound, r.boot, r.uptime, r.time, r.timeSource);
         }
       },
       storedRanges: async (serial, lo, hi) => s.islands!.all(serial, lo, hi) as Range[],
@@ -258,10 +258,25 @@ export class SqliteStorage implements Storage {
         s.insertBatch!.run(b.batch, b.factoryKeyId, b.ingestKeyId, b.board, b.frameSize, b.created, b.manifestSha256, b.devices, b.importedAt);
       },
       insertDevices: async (rows: NewDevice[]) => {
-        for (const d of rows) s.insertDevice!.run(d.serial, asBuffer(d.enc), d.ingestKeyId, d.board, d.frameSize, d.batch, d.registeredAt);
+        for (const d of rows) {
+          s.insertDevice!.run(d.serial, asBuffer(d.enc), d.ingestKeyId, d.board, d.frameSize, d.batch, d.registeredAt, d.keysWrapped ? asBuffer(d.keysWrapped) : null);
+        }
       },
       setStatus: async (serial, status, at) => {
         s.setStatus!.run(status, status === 'revoked' ? at : null, serial);
+      },
+      unwrappedDevices: async (ingestKeyIds, after, limit) => {
+        if (ingestKeyIds.length === 0) return [];
+        const rows = this.db
+          .prepare(
+            `SELECT serial, enc, ingest_key_id FROM devices
+             WHERE keys_wrapped IS NULL AND serial > ? AND ingest_key_id IN (${ingestKeyIds.map(() => '?').join(', ')}) ORDER BY serial LIMIT ?`,
+          )
+          .all(after, ...ingestKeyIds, limit) as Row[];
+        return rows.map((r) => ({ serial: r.serial as string, enc: new Uint8Array(r.enc as Buffer), ingestKeyId: r.ingest_key_id as string }));
+      },
+      setKeysWrapped: async (rows) => {
+        for (const r of rows) s.setKeysWrapped!.run(asBuffer(r.keysWrapped), r.serial);
       },
     };
   }
@@ -357,7 +372,7 @@ export class SqliteStorage implements Storage {
       if (q.from !== undefined) where.push('time >= ?');
       if (q.to !== undefined) where.push('time <= ?');
       stmt = this.db.prepare(
-        `SELECT serial, counter, idx, channel, name, unit, value, boot, uptime, time FROM readings
+        `SELECT serial, counter, idx, channel, name, unit, value, boot, uptime, time, time_source FROM readings
          WHERE ${where.join(' AND ')} ORDER BY counter, idx LIMIT ?`,
       );
       this.readingQueries.set(key, stmt);

@@ -5,6 +5,12 @@
 // server/ingest.ts and server/registry.ts, and only the SQL differs per backend.
 
 export type DeviceStatus = 'active' | 'revoked';
+/**
+ * What a time rests on (docs/server.md, "Time clamp"): 'relay' when the boot
+ * start estimate came from a relay's receive time inside the clamp window,
+ * 'server' when that claim was clamped and only the server's clock remains.
+ */
+export type TimeSource = 'relay' | 'server';
 export type GapKind = 'outbox-overflow' | 'power-loss';
 
 /** A registry row plus the per-device ingest state kept next to it. */
@@ -34,6 +40,11 @@ export interface DeviceRow {
   /** Latest battery reading (%), by counter, and the counter it came from. */
   battery: number | null;
   batteryCounter: number;
+  /**
+   * Seal key and nonce salt, AES-256-GCM under the registry key-encryption
+   * key (docs/server.md, "Wrapped device keys"); null until derived once.
+   */
+  keysWrapped: Uint8Array | null;
 }
 
 /** What GET /v1/devices and `registry list` show. */
@@ -91,11 +102,13 @@ export interface NewReading {
   value: number | null;
   boot8: number;
   uptime24: number;
-  /** min(relay rx, server receive time) of the frame: an upper bound of its wall time. */
+  /** The relay rx clamped into [server receive time - max_relay_delay, server receive time]: an upper bound of its wall time. */
   bound: number;
   boot: number | null;
   uptime: number | null;
   time: number | null;
+  /** Null while time is null. */
+  timeSource: TimeSource | null;
 }
 
 export interface StoredReading {
@@ -109,6 +122,8 @@ export interface StoredReading {
   boot: number | null;
   uptime: number | null;
   time: number | null;
+  /** Whether time rests on a relay's receive time or only on the server's clock; null while time is null. */
+  timeSource: TimeSource | null;
 }
 
 /** A pending sample frame (its boot had no anchor when it arrived). */
@@ -116,6 +131,8 @@ export interface PendingSample {
   counter: number;
   uptime24: number;
   bound: number;
+  /** The relay's claimed receive time of the frame (bound differs from it when it was clamped). */
+  rx: number;
 }
 
 export interface ResolvedSample {
@@ -123,6 +140,7 @@ export interface ResolvedSample {
   boot: number;
   uptime: number;
   time: number;
+  timeSource: TimeSource;
 }
 
 /** Inclusive range of counters. */
@@ -168,6 +186,21 @@ export interface NewDevice {
   frameSize: number;
   batch: string;
   registeredAt: number;
+  /** Wrapped at import when the importer holds the ingest private key, else null (wrapped at server start). */
+  keysWrapped?: Uint8Array | null;
+}
+
+/** A row whose keys are still to be wrapped. */
+export interface UnwrappedDevice {
+  serial: string;
+  enc: Uint8Array;
+  ingestKeyId: string;
+}
+
+/** A boot's start estimate and what it rests on. */
+export interface BootStart {
+  start: number;
+  source: TimeSource;
 }
 
 /** An API token as stored (server/tokens.ts): never the token itself, only its SHA-256. */
@@ -209,10 +242,10 @@ export interface Tx {
   anchorFor(serial: string, below: number, boot8: number): Promise<Anchor | undefined>;
   pendingSamples(serial: string, boot8: number, above: number): Promise<PendingSample[]>;
   resolveSamples(serial: string, rows: ResolvedSample[]): Promise<void>;
-  bootStarts(serial: string, boots: number[]): Promise<Map<number, number>>;
-  saveBoot(serial: string, boot: number, start: number, anchorCounter: number, isNew: boolean): Promise<void>;
-  /** Sets time = start + uptime * 1000 on every resolved reading of the boot. */
-  retimeBoot(serial: string, boot: number, start: number): Promise<void>;
+  bootStarts(serial: string, boots: number[]): Promise<Map<number, BootStart>>;
+  saveBoot(serial: string, boot: number, start: BootStart, anchorCounter: number, isNew: boolean): Promise<void>;
+  /** Sets time = start + uptime * 1000 and time_source on every resolved reading of the boot. */
+  retimeBoot(serial: string, boot: number, start: BootStart): Promise<void>;
   insertReadings(rows: NewReading[]): Promise<void>;
   /** Islands of stored counters within [lo, hi], ascending. */
   storedRanges(serial: string, lo: number, hi: number): Promise<Range[]>;
@@ -228,6 +261,10 @@ export interface Tx {
   insertBatch(row: BatchRow): Promise<void>;
   insertDevices(rows: NewDevice[]): Promise<void>;
   setStatus(serial: string, status: DeviceStatus, at: number): Promise<void>;
+  /** Up to `limit` rows of these ingest keys whose keys_wrapped is NULL and serial > after, by serial. */
+  unwrappedDevices(ingestKeyIds: string[], after: string, limit: number): Promise<UnwrappedDevice[]>;
+  /** Sets keys_wrapped where it is still NULL (a row wrapped meanwhile keeps its value). */
+  setKeysWrapped(rows: { serial: string; keysWrapped: Uint8Array }[]): Promise<void>;
 }
 
 export interface Storage {

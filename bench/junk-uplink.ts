@@ -1,0 +1,276 @@
+// What a junk uplink costs the server (issue #10, item 4).
+//
+//   npx tsx bench/junk-uplink.ts [--devices 100000] [--key-cache 1000] [--requests 3000]
+//       [--serials 100] [--concurrency 8] [--backend sqlite|postgres] [--pg URL]
+//       [--throttle off|on|both] [--wrap bench|server] [--profile DIR]
+//
+// An attacker knows serials (public, sequential) and sends requests that each
+// name `serials` registered devices with one junk frame apiece: random bytes of
+// the right size (F = 20), which fail authentication. The fleet is larger than
+// the server's key cache (`key_cache`, small on purpose), so every serial is a
+// cache miss. Before wrapped keys, each miss cost an HPKE SetupBaseR (X25519);
+// now it costs an AES-256-GCM unwrap of the row's keys_wrapped.
+//
+// The registry rows are written through the storage API with real enc values
+// (factory/sender.ts, the factory's HPKE sender). With `--wrap bench` (the
+// default) this process also stores each row's wrapped keys, as `registry
+// import` with the private key would; with `--wrap server` it leaves them NULL
+// and the server wraps them at start (timed: the one-off migration cost). On a
+// tree without wrapped keys (the base commit) the column is simply left alone.
+//
+// The server runs as its own process (bin/sealpost.mjs server). Its CPU time
+// (utime + stime from /proc/PID/stat, 10 ms ticks) over the timed requests,
+// divided by the requests, is the figure. `--throttle off` disables the
+// failed-authentication throttle (the work per request); `on` keeps its
+// defaults and reports what one attacking address gets: how many requests
+// were looked at (200) and how many were refused before any work (429).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent, createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { encodeKeyFile, newIngestKey, type DeviceKeys } from '../protocol/index.js';
+import { createSender } from '../factory/sender.js';
+import { openStorage } from '../server/index.js';
+import type { NewDevice } from '../server/storage/types.js';
+
+const BIN = new URL('../bin/sealpost.mjs', import.meta.url).pathname;
+
+const { values } = parseArgs({
+  options: {
+    devices: { type: 'string', default: '100000' },
+    'key-cache': { type: 'string', default: '1000' },
+    requests: { type: 'string', default: '3000' },
+    serials: { type: 'string', default: '100' },
+    concurrency: { type: 'string', default: '8' },
+    backend: { type: 'string', default: 'sqlite' },
+    pg: { type: 'string', default: process.env.SEALPOST_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
+    throttle: { type: 'string', default: 'both' },
+    wrap: { type: 'string', default: 'bench' },
+    profile: { type: 'string' },
+  },
+  strict: true,
+});
+const DEVICES = Number(values.devices);
+const KEY_CACHE = Number(values['key-cache']);
+const REQUESTS = Number(values.requests);
+const SERIALS = Number(values.serials);
+const CONCURRENCY = Number(values.concurrency);
+const BACKEND = values.backend as 'sqlite' | 'postgres';
+const FRAME_SIZE = 20;
+
+// Present only on trees with wrapped device keys (not on the base commit).
+type Wrap = (kek: Uint8Array, row: { serial: string; ingestKeyId: string; enc: Uint8Array }, keys: DeviceKeys) => Uint8Array;
+const keysModule = (await import('../server/keys.js')) as Record<string, unknown>;
+const wrapDeviceKeys = keysModule.wrapDeviceKeys as Wrap | undefined;
+const registryKek = keysModule.registryKek as ((k: Uint8Array, id: string) => Uint8Array) | undefined;
+const HAS_WRAPPING = wrapDeviceKeys !== undefined && registryKek !== undefined;
+
+const serialOf = (i: number) => `SP-J${String(i + 1).padStart(7, '0')}`;
+
+/** Clock ticks (utime + stime) the process has used; fields 14 and 15 of /proc/PID/stat (proc(5)). */
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+const TICK_MS = 10; // USER_HZ is 100 on Linux (sysconf(_SC_CLK_TCK))
+
+function post(agent: Agent, port: number, body: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { agent, host: '127.0.0.1', port, path: '/v1/uplink', method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode!, text: Buffer.concat(chunks).toString() }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts the server and waits until it answers anything (reads may need a token). */
+async function startServer(config: string, port: number): Promise<{ child: ChildProcess; startMs: number }> {
+  const t = performance.now();
+  const profile = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : [];
+  const child = spawn(process.execPath, [...profile, BIN, 'server', '--config', config], { stdio: ['ignore', 'inherit', 'inherit'] });
+  let exited: number | null = null;
+  child.on('exit', (code) => (exited = code ?? -1));
+  for (let i = 0; i < 6000; i++) {
+    if (exited !== null) throw new Error(`server exited with ${exited}`);
+    const up = await new Promise<boolean>((resolve) => {
+      const req = request({ host: '127.0.0.1', port, path: '/v1/devices', agent: false }, (res) => {
+        res.resume();
+        resolve(true);
+      });
+      req.on('error', () => resolve(false));
+      req.end();
+    });
+    if (up) return { child, startMs: performance.now() - t };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('server did not start within 600 s');
+}
+
+/** Request bodies: each names SERIALS random registered serials, one junk frame each. */
+function junkBodies(n: number): string[] {
+  const now = Date.now();
+  return Array.from({ length: n }, (_, r) => {
+    const picked = new Set<number>();
+    while (picked.size < SERIALS) picked.add(Math.floor(Math.random() * DEVICES));
+    const devices = [...picked].map((i) => `{"serial":"${serialOf(i)}","frames":[{"data":"${randomBytes(FRAME_SIZE).toString('base64')}","rx":${now}}]}`);
+    return `{"relay":{"id":"junk-${r % 4}","time":${now}},"devices":[${devices.join(',')}]}`;
+  });
+}
+
+interface Outcome {
+  ok: number;
+  refused: number;
+  failedFrames: number;
+  cpuMs: number;
+  seconds: number;
+}
+
+async function drive(port: number, pid: number, bodies: string[]): Promise<Outcome> {
+  const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  const out: Outcome = { ok: 0, refused: 0, failedFrames: 0, cpuMs: 0, seconds: 0 };
+  let next = 0;
+  const ticks = cpuTicks(pid);
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < bodies.length) {
+        const r = await post(agent, port, bodies[next++]!);
+        if (r.status === 429) {
+          out.refused++;
+          continue;
+        }
+        if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.text.slice(0, 300)}`);
+        out.ok++;
+        for (const d of JSON.parse(r.text).devices) {
+          for (const x of d.rejected) {
+            if (x.reason !== 'frame authentication failed') throw new Error(`unexpected rejection: ${JSON.stringify(x)}`);
+            out.failedFrames++;
+          }
+          if (d.accepted !== 0) throw new Error('a junk frame was accepted');
+        }
+      }
+    }),
+  );
+  out.seconds = (performance.now() - start) / 1000;
+  out.cpuMs = (cpuTicks(pid) - ticks) * TICK_MS;
+  agent.destroy();
+  return out;
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'sealpost-junk-'));
+  const schema = `sp_junk_${randomBytes(4).toString('hex')}`;
+  let db = join(dir, 'junk.db');
+  if (BACKEND === 'postgres') {
+    const u = new URL(values.pg!);
+    u.searchParams.set('schema', schema);
+    db = u.toString();
+  }
+  const children: ChildProcess[] = [];
+  try {
+    const ingest = newIngestKey();
+    const keyId = ingest.privateFile.id;
+    const sender = createSender(ingest.publicFile.key);
+    const kek = HAS_WRAPPING && values.wrap === 'bench' ? registryKek!(ingest.privateFile.key, keyId) : undefined;
+    let t = performance.now();
+    const storage = await openStorage(db);
+    const now = Date.now();
+    await storage.transaction(async (tx) =>
+      tx.insertBatch({
+        batch: 'JUNK',
+        factoryKeyId: 'fk-0000000000000000',
+        ingestKeyId: keyId,
+        board: 'puckjs',
+        frameSize: FRAME_SIZE,
+        created: new Date(now).toISOString(),
+        manifestSha256: '0'.repeat(64),
+        devices: DEVICES,
+        importedAt: now,
+      }),
+    );
+    for (let i = 0; i < DEVICES; i += 2000) {
+      const rows: NewDevice[] = [];
+      for (let j = i; j < Math.min(DEVICES, i + 2000); j++) {
+        const serial = serialOf(j);
+        const dev = sender(serial);
+        const row = { serial, enc: dev.enc, ingestKeyId: keyId, board: 'puckjs', frameSize: FRAME_SIZE, batch: 'JUNK', registeredAt: now };
+        rows.push(kek ? { ...row, keysWrapped: wrapDeviceKeys!(kek, row, dev) } : row);
+      }
+      await storage.transaction((tx) => tx.insertDevices(rows));
+    }
+    await storage.close();
+    const provisionS = (performance.now() - t) / 1000;
+    const keyFile = join(dir, 'ingest.key');
+    writeFileSync(keyFile, encodeKeyFile(ingest.privateFile), { mode: 0o600 });
+
+    console.log(
+      `sealpost junk-uplink bench: ${BACKEND}, ${DEVICES} registered devices (rows written in ${provisionS.toFixed(1)} s, ` +
+        `${HAS_WRAPPING ? (kek ? 'keys wrapped by the bench' : 'keys left for the server to wrap') : 'tree without wrapped keys'}), ` +
+        `key_cache ${KEY_CACHE}, ${REQUESTS} requests x ${SERIALS} serials x 1 junk frame, ${CONCURRENCY} connections, ${cpus().length} CPUs, node ${process.version}`,
+    );
+    const modes = values.throttle === 'both' ? ['off', 'on'] : [values.throttle!];
+    for (const mode of modes) {
+      if (mode === 'on' && !HAS_WRAPPING) {
+        console.log('throttle on: this tree has no failed-authentication throttle; skipped');
+        continue;
+      }
+      const port = await freePort();
+      const config = join(dir, `sealpost-${mode}.json`);
+      const settings: Record<string, unknown> = { db, listen: `127.0.0.1:${port}`, ingest_keys: [keyFile], rate_limit: false, log_level: 'warn', key_cache: KEY_CACHE };
+      if (HAS_WRAPPING && mode === 'off') settings.failed_auth = false;
+      writeFileSync(config, JSON.stringify(settings));
+      t = performance.now();
+      const { child, startMs } = await startServer(config, port);
+      children.push(child);
+      if (HAS_WRAPPING && !kek && mode === modes[0]) console.log(`server start, wrapping every row first: ${(startMs / 1000).toFixed(1)} s`);
+      // Warm-up (JIT, statement caches) only without the throttle: with it, the first requests are the attack.
+      if (mode === 'off') await drive(port, child.pid!, junkBodies(Math.min(200, REQUESTS)));
+      const r = await drive(port, child.pid!, junkBodies(REQUESTS));
+      const perRequest = r.cpuMs / REQUESTS;
+      console.log(
+        [
+          `throttle ${mode.padEnd(3)}:`,
+          `server CPU ${perRequest.toFixed(3)} ms per request (${r.cpuMs} ms over ${REQUESTS} requests in ${r.seconds.toFixed(2)} s),`,
+          `${r.ok} looked at (200, ${r.failedFrames} frames failed authentication), ${r.refused} refused with 429 before any work;`,
+          `${Math.round(r.failedFrames / r.seconds)} junk frames/s reached the crypto`,
+        ].join(' '),
+      );
+      child.kill('SIGTERM');
+      await new Promise((res) => (child.exitCode === null ? child.once('exit', res) : res(null)));
+    }
+  } finally {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+    if (BACKEND === 'postgres') {
+      const admin = new pg.Client({ connectionString: values.pg });
+      await admin.connect();
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await admin.end();
+    }
+  }
+}
+
+await main();
