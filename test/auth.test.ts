@@ -168,7 +168,7 @@ describe.each(BACKENDS)('the API edge on %s', (backend) => {
     for (const url of reads()) expect((await get(url, s.auth)).statusCode, url).toBe(200);
     const csv = await get(`/v1/devices/${serial}/readings?format=csv`, s.auth);
     expect(csv.headers['content-type']).toBe('text/csv; charset=utf-8');
-    expect(csv.body.split('\n')[1]).toMatch(new RegExp(`^${serial},2,0,.*,temperature,°C,20.5$`));
+    expect(csv.body.split('\n')[1]).toMatch(new RegExp(`^${serial},2,0,.*,temperature,°C,20.5,(relay|server)$`));
     expect((await get('/v1/devices', s.auth)).json().devices.map((d: { serial: string }) => d.serial)).toContain(serial);
   });
 

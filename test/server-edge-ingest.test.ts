@@ -81,7 +81,7 @@ describe.each(BACKENDS)('the server edge on %s', (backend) => {
   const fresh = () => new SimDevice(fleet.devices[next++]!);
   const at = (d: SimDevice, frames: Uint8Array[], rx: number) => ({ serial: d.serial, frames: frames.map((frame) => ({ frame, rx })) });
   const post = (devices: ReturnType<typeof at>[]) => s.post(body('relay-a', s.clock.now, devices));
-  const readings = async (serial: string) => (await s.app.inject({ url: `/v1/devices/${serial}/readings` })).json().readings as any[];
+  const readings = async (serial: string) => (await s.app.inject({ url: `/v1/devices/${serial}/readings`, headers: s.auth })).json().readings as any[];
 
   beforeAll(async () => {
     db = await testDb(backend);
@@ -136,7 +136,7 @@ describe.each(BACKENDS)('the server edge on %s', (backend) => {
     }
     const stored = await storage.readings(d.serial, { limit: 10 });
     expect(stored.map((r) => r.timeSource)).toEqual(['server', 'server', 'server']);
-    const csv = (await s.app.inject({ url: `/v1/devices/${d.serial}/readings?format=csv` })).body.trim().split('\n');
+    const csv = (await s.app.inject({ url: `/v1/devices/${d.serial}/readings?format=csv`, headers: s.auth })).body.trim().split('\n');
     expect(csv[0]!.endsWith(',time_source')).toBe(true);
     expect(csv.slice(1).every((l) => l.endsWith(',server'))).toBe(true);
     // The honest device of the same request keeps its relay-based times.
