@@ -11,6 +11,7 @@ import { relayCommands } from '../relay/cli.js';
 import { loadOrCreateKeys } from '../relay/fleet.js';
 import { formatSummary, runSimFleet } from '../relay/sim-run.js';
 import { IngestServer } from './helpers/relay-server.js';
+import { NO_RATE_LIMIT } from '../server/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sealpost-relay-sim-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -27,7 +28,7 @@ describe('sealpost sim', () => {
       { ingest: { privateFile: ingestPrivate, publicFile: keys.ingestPublic }, factory: { privateFile: keys.factoryPrivate, publicFile: factoryPublic } },
       mkdtempSync(join(dir, 'server-')),
     );
-    await server.start({ rateLimit: { relay: null, ip: null } });
+    await server.start({ rateLimit: NO_RATE_LIMIT });
     const lines: string[] = [];
     const manifestOut = join(dir, 'fleet.manifest.json');
     let imported = false;

@@ -11,6 +11,7 @@ import type { ServerConfig } from '../config.js';
 import context from './context.js';
 import dashboard, { dashboardConfig } from './dashboard.js';
 import devices from './devices.js';
+import edge from './edge.js';
 import errors from './errors.js';
 import events from './events.js';
 import keys from './keys.js';
@@ -27,7 +28,7 @@ export interface OptionalPlugin {
   plugin: FastifyPluginAsync;
 }
 
-export const CORE_PLUGINS = { context, errors, storage, keys, events, rateLimit, uplink, devices };
+export const CORE_PLUGINS = { context, errors, edge, storage, keys, events, rateLimit, uplink, devices };
 
 export const OPTIONAL_PLUGINS: OptionalPlugin[] = [
   { name: 'dashboard', enabled: (config) => dashboardConfig(config).enabled, plugin: dashboard },

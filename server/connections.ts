@@ -1,0 +1,159 @@
+// Connection limits (issue #10, item 5; docs/server.md, "Connection limits").
+//
+// Measured before: 21,000 half-sent requests exhausted the server's file
+// descriptors, and slow headers were held 60 s, slow bodies 86 s, although
+// docs/api.md promised 408 after 30 s. Node checks headersTimeout and
+// requestTimeout only every `connectionsCheckingInterval` (30 s by default,
+// lib/_http_server.js), so a limit of 30 s fired at 30 to 60 s; and fastify
+// sets no headersTimeout of its own, so Node's 60 s applied. Here the server
+// is made with every timeout explicit and the check every second at most,
+// and three caps bound what a client can hold open:
+//
+// - per source address (IPv6: per /64), counted on the server's
+//   'connection' event; an excess socket is destroyed at once, before TLS or
+//   HTTP parsing cost anything;
+// - in all (`server.maxConnections`: Node closes the accepted descriptor in
+//   C++ before a JS socket exists), below the process's descriptor limit so
+//   the database, logs and key files always get one;
+// - per keep-alive connection: keepAliveTimeout and maxRequestsPerSocket.
+import { readFileSync } from 'node:fs';
+import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttps } from 'node:https';
+import type { Socket } from 'node:net';
+import type { FastifyBaseLogger } from 'fastify';
+import type { ServerConfig } from './config.js';
+import { addressKey } from './rate-limit.js';
+
+/** Descriptors kept for everything that is not a client socket (database, WAL, logs, key files, pools). */
+const FD_RESERVE = 256;
+/** The automatic cap stops here: about 10 KB of memory per idle connection (bench/idle-connections.ts). */
+const AUTO_MAX = 50_000;
+/** Without a readable limit (not Linux). */
+const FALLBACK_MAX = 10_000;
+
+/**
+ * The soft RLIMIT_NOFILE of this process from /proc/self/limits, or null
+ * where that file does not exist. Node raises the soft limit to the hard one
+ * at start (src/node.cc, PlatformInit), so this is what the server can use.
+ */
+export function fileDescriptorLimit(read: () => string = () => readFileSync('/proc/self/limits', 'utf8')): number | null {
+  let text: string;
+  try {
+    text = read();
+  } catch {
+    return null;
+  }
+  const m = /^Max open files\s+(\d+|unlimited)\s/m.exec(text);
+  if (!m) return null;
+  return m[1] === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(m[1]);
+}
+
+export interface ConnectionCap {
+  max: number;
+  fdLimit: number | null;
+  /** Set when the configured cap leaves too few descriptors. */
+  warning?: string;
+}
+
+/** The global cap: as configured, or automatic from the descriptor limit. */
+export function connectionCap(configured: number | null, fdLimit: number | null): ConnectionCap {
+  if (configured !== null) {
+    if (fdLimit !== null && configured > fdLimit - FD_RESERVE) {
+      return {
+        max: configured,
+        fdLimit,
+        warning:
+          `connections.max (${configured}) is above the file-descriptor limit (${fdLimit}) minus ${FD_RESERVE} for the database and logs: ` +
+          `a connection flood can leave the server unable to open files. Lower connections.max, or raise the limit (ulimit -n, LimitNOFILE= in systemd)`,
+      };
+    }
+    return { max: configured, fdLimit };
+  }
+  if (fdLimit === null) return { max: FALLBACK_MAX, fdLimit };
+  return { max: Math.max(16, Math.min(AUTO_MAX, fdLimit - Math.max(FD_RESERVE, Math.floor(fdLimit / 10)))), fdLimit };
+}
+
+/** Counts connections per source address and refuses the excess; one per buildServer, shared by every listening socket. */
+export class ConnectionGuard {
+  private readonly open = new Map<string, number>();
+  /** Connections refused since start, by cause. */
+  readonly refused = { perAddress: 0, total: 0 };
+  private readonly logged = { perAddress: { at: -Infinity, count: 0 }, total: { at: -Infinity, count: 0 } };
+
+  constructor(
+    readonly max: number,
+    readonly perAddress: number | null,
+    private readonly log: () => FastifyBaseLogger | undefined,
+    private readonly clock: () => number = () => performance.now(),
+  ) {}
+
+  /** Open connections from one address key. */
+  count(key: string): number {
+    return this.open.get(key) ?? 0;
+  }
+
+  attach(server: Server): void {
+    server.maxConnections = this.max;
+    server.on('drop', (data?: { remoteAddress?: string }) => this.note('total', data?.remoteAddress ?? 'unknown'));
+    if (this.perAddress === null) return;
+    const cap = this.perAddress;
+    server.on('connection', (socket: Socket) => {
+      const key = addressKey(socket.remoteAddress ?? 'unknown');
+      const n = this.open.get(key) ?? 0;
+      if (n >= cap) {
+        socket.destroy();
+        this.note('perAddress', key);
+        return;
+      }
+      this.open.set(key, n + 1);
+      socket.once('close', () => {
+        const left = (this.open.get(key) ?? 1) - 1;
+        if (left <= 0) this.open.delete(key);
+        else this.open.set(key, left);
+      });
+    });
+  }
+
+  /** Counts a refusal; logs the first at once, then at most one line a minute per cause, with the count. */
+  private note(cause: 'perAddress' | 'total', address: string): void {
+    this.refused[cause]++;
+    const l = this.logged[cause];
+    l.count++;
+    const now = this.clock();
+    if (now - l.at < 60_000) return;
+    const why =
+      cause === 'perAddress'
+        ? `connection refused: ${address} has ${this.perAddress} connections open (connections.per_address)`
+        : `connection refused: ${this.max} connections open (connections.max)`;
+    this.log()?.warn({ refused: l.count, refusedTotal: this.refused[cause] }, why);
+    l.at = now;
+    l.count = 0;
+  }
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/**
+ * A fastify serverFactory: an HTTP or HTTPS server with the configured
+ * timeouts and the guard's caps. Node answers a request whose headers or
+ * whole body are late with a bare `408 Request Timeout` and closes the
+ * connection.
+ */
+export function makeServerFactory(config: ServerConfig, guard: ConnectionGuard, tls?: { cert: string | Buffer; key: string | Buffer }) {
+  const { headersMs, requestMs, keepAliveMs } = config.timeouts;
+  const options = {
+    headersTimeout: headersMs,
+    requestTimeout: requestMs,
+    // A late request is noticed at most this long after its limit (Node's default is 30 s).
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(headersMs / 4))),
+  };
+  return (handler: Handler): Server => {
+    // A TLS handshake comes before any header: bound it like the headers
+    // (tls.createServer's handshakeTimeout is 120 s by default).
+    const server = tls ? createHttps({ ...tls, ...options, handshakeTimeout: headersMs }, handler) : createHttp(options, handler);
+    server.keepAliveTimeout = keepAliveMs;
+    server.maxRequestsPerSocket = config.connections.requestsPerSocket;
+    guard.attach(server);
+    return server;
+  };
+}
