@@ -36,6 +36,8 @@ export interface SimRunOptions {
   signal?: AbortSignal;
   print: (line: string) => void;
   fetch?: typeof fetch;
+  /** Sent with every upload as X-Sealpost-Relay-Key (a server with relay_keys needs it). */
+  relayKey?: string;
   /** Called with the signed manifest once written, before the fleet waits for its import (the demo imports it here). */
   onManifest?: (path: string, text: string) => Promise<void>;
 }
@@ -185,6 +187,7 @@ export async function runSimFleet(o: SimRunOptions): Promise<SimRunSummary> {
       if (level !== 'info') logs.push(message);
     },
     ...(o.fetch ? { fetch: o.fetch } : {}),
+    ...(o.relayKey !== undefined ? { relayKey: o.relayKey } : {}),
   });
   const boot = seededRandom(o.seed + 1);
   for (const sim of fleet.devices) clock.setTimeout(() => sim.boot(), Math.round(boot() * 1000));

@@ -5,7 +5,7 @@
 import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
 import type { KeyFile } from '../protocol/index.js';
 import type { ServerConfig } from './config.js';
-import { ConnectionGuard, connectionCap, fileDescriptorLimit, makeServerFactory } from './connections.js';
+import { ConnectionGuard, clientErrorHandler, connectionCap, fileDescriptorLimit, makeServerFactory } from './connections.js';
 import { CORE_PLUGINS, OPTIONAL_PLUGINS } from './plugins/index.js';
 import { formatSchemaError } from './schemas.js';
 import type { Storage } from './storage/types.js';
@@ -35,11 +35,11 @@ export async function buildServer(options: BuildOptions): Promise<FastifyInstanc
   const base: FastifyServerOptions = {
     logger: options.logger ?? { level: config.logLevel },
     bodyLimit: config.limits.bodyBytes,
-    // fastify takes a hop count too (proxy-addr), though its types omit it.
-    trustProxy: config.trustProxy as FastifyServerOptions['trustProxy'],
+    trustProxy: config.trustProxy,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: true, allErrors: false } },
     schemaErrorFormatter: formatSchemaError,
     serverFactory: makeServerFactory(config, guard, options.https),
+    clientErrorHandler: clientErrorHandler(config),
   };
   // `https: true` only tells fastify to print https:// URLs; the factory made the TLS server.
   const app = Fastify({ ...base, ...(options.https ? { https: true } : {}) } as FastifyServerOptions) as unknown as FastifyInstance;

@@ -53,8 +53,8 @@ export interface ServerConfig {
   /** Devices whose derived keys stay cached. */
   keyCache: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-  /** Passed to fastify: behind a reverse proxy that sets X-Forwarded-For, true (trust every hop), a hop count, or the proxies' addresses/CIDRs. */
-  trustProxy: boolean | number | string[];
+  /** Passed to fastify: behind a reverse proxy that sets X-Forwarded-For, true (trust every hop) or the proxies' addresses/CIDRs. */
+  trustProxy: boolean | string[];
   sqliteSynchronous: 'FULL' | 'NORMAL';
   pgPoolSize: number;
   /** Checked settings of optional plugins, by section name. */
@@ -174,8 +174,9 @@ const seconds = (v: unknown, where: string, min: number, max: number): number =>
 function checkEdge(o: Record<string, unknown>, c: ServerConfig, where: string): void {
   if (o.trust_proxy !== undefined) {
     const t = o.trust_proxy;
-    const ok = typeof t === 'boolean' || (typeof t === 'number' && Number.isInteger(t) && t >= 1 && t <= 10) || (Array.isArray(t) && t.length > 0 && t.every((a) => typeof a === 'string' && /^[0-9A-Fa-f:.]+(\/\d{1,3})?$/.test(a)));
-    if (!ok) fail(`${where}: trust_proxy`, `must be true, false, a number of proxy hops (1 to 10), or a list of the proxies' addresses or CIDRs (e.g. ["127.0.0.1", "10.0.0.0/8"]), got ${JSON.stringify(t)}`);
+    // No hop counts: fastify 5.12 trusts no header with one (it cannot check the peer).
+    const ok = typeof t === 'boolean' || (Array.isArray(t) && t.length > 0 && t.every((a) => typeof a === 'string' && /^[0-9A-Fa-f:.]+(\/\d{1,3})?$/.test(a)));
+    if (!ok) fail(`${where}: trust_proxy`, `must be true, false, or a list of the proxies' addresses or CIDRs (e.g. ["127.0.0.1", "10.0.0.0/8"]), got ${JSON.stringify(t)}`);
     c.trustProxy = t as ServerConfig['trustProxy'];
   }
   if (o.timeouts !== undefined) {

@@ -131,6 +131,41 @@ export class ConnectionGuard {
   }
 }
 
+/**
+ * fastify's clientErrorHandler: a late request gets 408 with the usual error
+ * body naming the limits; other client errors as fastify answers them (400,
+ * 431), then the socket is closed. Runs with `this` = the fastify instance.
+ */
+export function clientErrorHandler(config: ServerConfig) {
+  const h = config.timeouts.headersMs / 1000;
+  const r = config.timeouts.requestMs / 1000;
+  const timeout = JSON.stringify({
+    error: 'Request Timeout',
+    message: `the request was not received in time: its headers must arrive within ${h} s (timeouts.headers_s) and all of it within ${r} s (timeouts.request_s); send it again`,
+    statusCode: 408,
+  });
+  return function (this: { log: FastifyBaseLogger }, err: NodeJS.ErrnoException, socket: Socket): void {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    let head: string;
+    let body: string;
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      head = '408 Request Timeout';
+      body = timeout;
+    } else if (err.code === 'HPE_HEADER_OVERFLOW') {
+      head = '431 Request Header Fields Too Large';
+      body = '{"error":"Request Header Fields Too Large","message":"the request headers are larger than the server accepts (16 KB)","statusCode":431}';
+    } else {
+      head = '400 Bad Request';
+      body = '{"error":"Bad Request","message":"the request is not valid HTTP/1.1","statusCode":400}';
+    }
+    this.log.trace({ err }, 'client error');
+    if (socket.writable) {
+      socket.write(`HTTP/1.1 ${head}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    }
+    socket.destroy();
+  };
+}
+
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
 /**
