@@ -12,9 +12,11 @@
 // - per source address (IPv6: per /64), counted on the server's
 //   'connection' event; an excess socket is destroyed at once, before TLS or
 //   HTTP parsing cost anything;
-// - in all (`server.maxConnections`: Node closes the accepted descriptor in
-//   C++ before a JS socket exists), below the process's descriptor limit so
-//   the database, logs and key files always get one;
+// - in all, below the process's descriptor limit so the database, logs and
+//   key files always get one: at the cap the connection with the oldest
+//   useful activity is closed for the newcomer (ConnectionGuard), and
+//   `server.maxConnections` a little above it is the backstop (Node closes
+//   the accepted descriptor before a JS socket exists);
 // - per keep-alive connection: keepAliveTimeout and maxRequestsPerSocket.
 import { readFileSync } from 'node:fs';
 import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -73,12 +75,30 @@ export function connectionCap(configured: number | null, fdLimit: number | null)
   return { max: Math.max(16, Math.min(AUTO_MAX, fdLimit - Math.max(FD_RESERVE, Math.floor(fdLimit / 10)))), fdLimit };
 }
 
-/** Counts connections per source address and refuses the excess; one per buildServer, shared by every listening socket. */
+/** Sockets above connections.max that Node itself closes unaccepted, should nothing be evictable. */
+const BACKSTOP = 64;
+
+/**
+ * Counts connections per source address and refuses the excess; one per
+ * buildServer, shared by every listening socket.
+ *
+ * At the global cap a new connection is not refused: the connection whose
+ * last completed response is oldest, or that never completed one, is closed
+ * to make room. A flood of idle or half-sent connections from many addresses
+ * (a botnet, or carrier-grade NAT on the attacker's side) would otherwise
+ * keep every slot and shut new relays out for as long as it lasts; with
+ * eviction the flood loses its oldest sockets to every newcomer, while a
+ * relay that keeps getting answers stays at the young end. (The same idea as
+ * Apache's mod_reqtimeout and nginx's reset of timed-out connections, made
+ * to act at the cap instead of after a fixed time.)
+ */
 export class ConnectionGuard {
   private readonly open = new Map<string, number>();
-  /** Connections refused since start, by cause. */
-  readonly refused = { perAddress: 0, total: 0 };
-  private readonly logged = { perAddress: { at: -Infinity, count: 0 }, total: { at: -Infinity, count: 0 } };
+  /** Every open socket by "address|port", oldest useful activity first (Map keeps insertion order). */
+  private readonly byActivity = new Map<string, Socket>();
+  /** Connections refused or closed since start, by cause. */
+  readonly refused = { perAddress: 0, evicted: 0, total: 0 };
+  private readonly logged = { perAddress: { at: -Infinity, count: 0 }, evicted: { at: -Infinity, count: 0 }, total: { at: -Infinity, count: 0 } };
 
   constructor(
     readonly max: number,
@@ -92,39 +112,67 @@ export class ConnectionGuard {
     return this.open.get(key) ?? 0;
   }
 
+  /** Open connections over every listening socket. */
+  get size(): number {
+    return this.byActivity.size;
+  }
+
   attach(server: Server): void {
-    server.maxConnections = this.max;
+    server.maxConnections = this.max + BACKSTOP;
     server.on('drop', (data?: { remoteAddress?: string }) => this.note('total', data?.remoteAddress ?? 'unknown'));
-    if (this.perAddress === null) return;
     const cap = this.perAddress;
     server.on('connection', (socket: Socket) => {
       const key = addressKey(socket.remoteAddress ?? 'unknown');
-      const n = this.open.get(key) ?? 0;
-      if (n >= cap) {
-        socket.destroy();
-        this.note('perAddress', key);
-        return;
+      if (cap !== null) {
+        const n = this.open.get(key) ?? 0;
+        if (n >= cap) {
+          socket.destroy();
+          this.note('perAddress', key);
+          return;
+        }
+        this.open.set(key, n + 1);
       }
-      this.open.set(key, n + 1);
+      // The raw socket and, under TLS, the TLSSocket of a request share this id.
+      const id = `${socket.remoteAddress}|${socket.remotePort}`;
+      this.byActivity.set(id, socket);
       socket.once('close', () => {
+        if (this.byActivity.get(id) === socket) this.byActivity.delete(id);
+        if (cap === null) return;
         const left = (this.open.get(key) ?? 1) - 1;
         if (left <= 0) this.open.delete(key);
         else this.open.set(key, left);
+      });
+      while (this.byActivity.size > this.max) {
+        const [oldId, oldest] = this.byActivity.entries().next().value as [string, Socket];
+        this.byActivity.delete(oldId);
+        oldest.destroy();
+        this.note('evicted', oldest.remoteAddress ?? 'unknown');
+      }
+    });
+    // A completed response moves its connection to the young end.
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const id = `${req.socket.remoteAddress}|${req.socket.remotePort}`;
+      res.once('finish', () => {
+        const s = this.byActivity.get(id);
+        if (s === undefined) return;
+        this.byActivity.delete(id);
+        this.byActivity.set(id, s);
       });
     });
   }
 
   /** Counts a refusal; logs the first at once, then at most one line a minute per cause, with the count. */
-  private note(cause: 'perAddress' | 'total', address: string): void {
+  private note(cause: 'perAddress' | 'evicted' | 'total', address: string): void {
     this.refused[cause]++;
     const l = this.logged[cause];
     l.count++;
     const now = this.clock();
     if (now - l.at < 60_000) return;
-    const why =
-      cause === 'perAddress'
-        ? `connection refused: ${address} has ${this.perAddress} connections open (connections.per_address)`
-        : `connection refused: ${this.max} connections open (connections.max)`;
+    const why = {
+      perAddress: `connection refused: ${address} has ${this.perAddress} connections open (connections.per_address)`,
+      evicted: `connection closed to make room: ${this.max} connections open (connections.max); the one with the oldest activity goes`,
+      total: `connection refused: more than ${this.max + BACKSTOP} connections open (connections.max)`,
+    }[cause];
     this.log()?.warn({ refused: l.count, refusedTotal: this.refused[cause] }, why);
     l.at = now;
     l.count = 0;
