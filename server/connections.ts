@@ -28,7 +28,7 @@ import { addressKey } from './rate-limit.js';
 
 /** Descriptors kept for everything that is not a client socket (database, WAL, logs, key files, pools). */
 const FD_RESERVE = 256;
-/** The automatic cap stops here: about 10 KB of memory per idle connection (bench/idle-connections.ts). */
+/** The automatic cap stops here: an idle or half-sent connection costs the server 12 to 25 KB (bench/idle-connections.ts), so about 1 GB at the cap. */
 const AUTO_MAX = 50_000;
 /** Without a readable limit (not Linux). */
 const FALLBACK_MAX = 10_000;
