@@ -15,7 +15,11 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { main } from '../cli/main.js';
 import { ANCHOR_BOOT } from '../protocol/index.js';
+import { boardProfile } from '../boards/index.js';
 import { fetchUploader } from '../relay/core.js';
+import { relayCommands } from '../relay/cli.js';
+import { loadOrCreateKeys } from '../relay/fleet.js';
+import { runSimFleet } from '../relay/sim-run.js';
 import {
   ConfigError,
   NO_RATE_LIMIT,
@@ -32,6 +36,7 @@ import {
 } from '../server/index.js';
 import { connectionCap } from '../server/connections.js';
 import { addressKey } from '../server/rate-limit.js';
+import { IngestServer } from './helpers/relay-server.js';
 import { SimDevice, b64, body, makeFleet, testServer, type Fleet } from './helpers/server.js';
 import { writeConfig, writeFleetFiles } from './helpers/server-files.js';
 
@@ -306,6 +311,59 @@ describe('relay keys', () => {
       await s.close();
     }
     expect(hashRelayKey(k.key)).toBe(k.entry.sha256);
+  });
+
+  it('sealpost sim with a relay key uploads to a server that requires one; without it every upload is refused', { timeout: 60_000 }, async () => {
+    const k = newRelayKey('sim-app');
+    const keysDir = join(dir, 'sim-keys');
+    const keys = loadOrCreateKeys(keysDir);
+    const { parseKeyFile } = await import('../protocol/index.js');
+    const server = new IngestServer(
+      {
+        ingest: { privateFile: parseKeyFile(readFileSync(keys.created!.ingestPrivate, 'utf8'), 'ingest-private'), publicFile: keys.ingestPublic },
+        factory: { privateFile: keys.factoryPrivate, publicFile: parseKeyFile(readFileSync(keys.created!.factoryPublic, 'utf8'), 'factory-public') },
+      },
+      mkdtempSync(join(dir, 'sim-server-')),
+    );
+    await server.start({ rateLimit: NO_RATE_LIMIT, relayKeys: [k.entry] });
+    try {
+      const run = (relayKey: string | undefined, seed: number) =>
+        runSimFleet({
+          server: server.url,
+          devices: 1,
+          durationMs: 8_000,
+          keysDir,
+          profile: boardProfile('sim'),
+          speed: 20,
+          seed,
+          chaos: { meanLinkMs: 0, failureRate: 0 },
+          statusEveryMs: 0,
+          waitImportMs: 0,
+          drainMs: 10_000,
+          print: () => undefined,
+          onManifest: async (_path, text) => server.import(text),
+          ...(relayKey !== undefined ? { relayKey } : {}),
+        });
+      const withKey = await run(k.key, 1);
+      expect(withKey.uploads).toBeGreaterThan(0);
+      expect(withKey.failedUploads).toBe(0);
+      expect(withKey.accepted).toBeGreaterThan(0);
+      expect(withKey.unacknowledged).toBe(0);
+      const without = await run(undefined, 2);
+      expect(without.uploads).toBeGreaterThan(0);
+      expect(without.failedUploads).toBe(without.uploads);
+      expect(without.accepted).toBe(0);
+    } finally {
+      await server.stop();
+    }
+    // The CLI flag is checked like the others.
+    const error = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    try {
+      expect(await relayCommands.sim!.run(['--server', 'http://127.0.0.1:1', '--relay-key', 'has space'])).toBe(2);
+      expect(error.mock.calls.flat().join('\n')).toContain('--relay-key must be the key `sealpost relay-key new NAME` printed');
+    } finally {
+      error.mockRestore();
+    }
   });
 });
 
