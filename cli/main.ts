@@ -7,6 +7,7 @@ import { main as checkBundle } from '../tools/espruino-check-cli.js';
 import type { Command } from './command.js';
 import { factoryCommands } from '../factory/cli.js';
 import { serverCommands } from '../server/cli.js';
+import { relayKeyCommands } from '../server/relay-key-cli.js';
 import { relayCommands } from '../relay/cli.js';
 
 export type { Command } from './command.js';
@@ -14,6 +15,7 @@ export type { Command } from './command.js';
 export const COMMANDS: Record<string, Command> = {
   ...factoryCommands,
   ...serverCommands,
+  ...relayKeyCommands,
   ...relayCommands,
   demo: {
     summary: 'the whole path on this machine: keys, simulated devices, ingest server on SQLite, relay, dashboard (until Ctrl-C)',

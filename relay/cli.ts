@@ -12,7 +12,7 @@ class UsageError extends Error {}
 
 const SIM_USAGE =
   'sealpost sim --server URL [--devices N] [--duration D] [--keys DIR] [--manifest-out FILE] [--speed X] [--seed N] ' +
-  '[--sensors LIST] [--queue FILE] [--fail-rate R] [--mean-link D] [--status-every D] [--wait D] [--drain D]';
+  '[--sensors LIST] [--queue FILE] [--fail-rate R] [--mean-link D] [--status-every D] [--wait D] [--drain D] [--relay-key KEY]';
 
 const SIM_HELP = `${SIM_USAGE}
 
@@ -32,6 +32,9 @@ const SIM_HELP = `${SIM_USAGE}
   --status-every D    real time between status lines, 0 for none (default 5s)
   --wait D            real time to wait for the manifest import (default 10m; 0: do not wait)
   --drain D           simulated time after the run for the last acks (default 60s)
+  --relay-key KEY     sent with every upload as X-Sealpost-Relay-Key, for a server with relay_keys
+                      (sealpost relay-key new NAME makes one); SEALPOST_RELAY_KEY works too and
+                      keeps the key out of the process list
 
   SEALPOST_TOKEN      (environment) a read API token (sealpost token create --role read --name sim):
                       lets sim wait for the manifest import and report what the server stored;
@@ -66,6 +69,13 @@ function profileWith(sensors: string | undefined): BoardProfile {
   return withDevice(sim, { sensors: list as SensorId[] });
 }
 
+function relayKeyOption(key: string | undefined): { relayKey?: string } {
+  if (key === undefined) return {};
+  // Printable ASCII without spaces: it goes into an HTTP header as is.
+  if (!/^[\x21-\x7e]{1,256}$/.test(key)) throw new UsageError('--relay-key must be the key `sealpost relay-key new NAME` printed (printable characters, no spaces)');
+  return { relayKey: key };
+}
+
 async function runSim(args: string[]): Promise<number> {
   let values: Record<string, string | boolean | undefined>;
   try {
@@ -88,6 +98,7 @@ async function runSim(args: string[]): Promise<number> {
         'status-every': { type: 'string' },
         wait: { type: 'string' },
         drain: { type: 'string' },
+        'relay-key': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -130,6 +141,7 @@ async function runSim(args: string[]): Promise<number> {
       statusEveryMs: str('status-every') === undefined ? 5000 : parseDuration(str('status-every')!, '--status-every'),
       waitImportMs: str('wait') === undefined ? 600_000 : parseDuration(str('wait')!, '--wait'),
       drainMs: str('drain') === undefined ? 60_000 : parseDuration(str('drain')!, '--drain'),
+      ...relayKeyOption(str('relay-key') ?? process.env.SEALPOST_RELAY_KEY),
       signal: abort.signal,
       print: (line) => console.log(line),
       // From the environment, not a flag: a flag would show in the process list.

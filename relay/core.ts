@@ -1172,6 +1172,8 @@ export interface FetchUploaderOptions {
   /** Answers longer than this are not read (their json() rejects). Default 1 MiB. */
   maxResponseBytes?: number;
   headers?: Record<string, string>;
+  /** Sent as X-Sealpost-Relay-Key, for a server that lists relay keys (docs/api.md, "Relay keys"). */
+  relayKey?: string;
 }
 
 /**
@@ -1185,7 +1187,7 @@ export function fetchUploader(base: string | (() => string), options: FetchUploa
     const root = (typeof base === 'function' ? base() : base).replace(/\/+$/, '');
     const res = await f(`${root}/v1/uplink`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', ...options.headers },
+      headers: { 'content-type': 'application/json', ...options.headers, ...(options.relayKey !== undefined ? { 'x-sealpost-relay-key': options.relayKey } : {}) },
       body: JSON.stringify(body),
       ...(signal ? { signal } : {}),
     });

@@ -38,6 +38,8 @@ export interface SimRunOptions {
   fetch?: typeof fetch;
   /** A read API token (sealpost token create): lets the run wait for the import and report what the server stored. */
   token?: string;
+  /** Sent with every upload as X-Sealpost-Relay-Key (a server with relay_keys needs it). */
+  relayKey?: string;
   /** Called with the signed manifest once written, before the fleet waits for its import (the demo imports it here). */
   onManifest?: (path: string, text: string) => Promise<void>;
 }
@@ -193,6 +195,7 @@ export async function runSimFleet(o: SimRunOptions): Promise<SimRunSummary> {
       if (level !== 'info') logs.push(message);
     },
     ...(o.fetch ? { fetch: o.fetch } : {}),
+    ...(o.relayKey !== undefined ? { relayKey: o.relayKey } : {}),
   });
   const boot = seededRandom(o.seed + 1);
   for (const sim of fleet.devices) clock.setTimeout(() => sim.boot(), Math.round(boot() * 1000));

@@ -49,6 +49,8 @@ export interface SimRelayOptions {
   relay?: Partial<Omit<RelayOptions, 'clock' | 'upload' | 'store' | 'relayId' | 'random'>>;
   log?: RelayLog;
   fetch?: typeof fetch;
+  /** Sent with every upload as X-Sealpost-Relay-Key. */
+  relayKey?: string;
 }
 
 export interface SimRelayStats {
@@ -153,7 +155,10 @@ export class SimRelay {
 
   #upload(body: UplinkRequest, signal?: AbortSignal): Promise<UploadResponse> {
     this.stats.uploads++;
-    const real = fetchUploader(() => this.#server, this.#o.fetch ? { fetch: this.#o.fetch } : {});
+    const real = fetchUploader(() => this.#server, {
+      ...(this.#o.fetch ? { fetch: this.#o.fetch } : {}),
+      ...(this.#o.relayKey !== undefined ? { relayKey: this.#o.relayKey } : {}),
+    });
     const c = this.#chaos;
     let failure: UploadFailure | undefined;
     if (c.failureRate > 0 && c.failures.length > 0 && this.#uploadRandom() < c.failureRate) {

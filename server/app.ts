@@ -2,10 +2,10 @@
 // plugins (server/plugins/index.ts) without listening, for tests, the demo
 // and startServer(). It resolves once every plugin has booted, so a bad
 // configuration fails here with a ConfigError.
-import type { Server as HttpsServer } from 'node:https';
-import Fastify, { type FastifyHttpsOptions, type FastifyInstance, type FastifyPluginAsync, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { KeyFile } from '../protocol/index.js';
 import type { ServerConfig } from './config.js';
+import { ConnectionGuard, clientErrorHandler, connectionCap, fileDescriptorLimit, makeServerFactory } from './connections.js';
 import { CORE_PLUGINS, OPTIONAL_PLUGINS } from './plugins/index.js';
 import { wrapRegistryAtStart } from './plugins/keys.js';
 import { formatSchemaError } from './schemas.js';
@@ -48,19 +48,32 @@ function withSerializers(logger: FastifyServerOptions['logger']): FastifyServerO
 
 export async function buildServer(options: BuildOptions): Promise<FastifyInstance> {
   const { config } = options;
+  // Timeouts and connection caps live on the Node server (server/connections.ts).
+  const cap = connectionCap(config.connections.max, fileDescriptorLimit());
+  let log: FastifyInstance['log'] | undefined;
+  const guard = new ConnectionGuard(cap.max, config.connections.perAddress, () => log);
   const base: FastifyServerOptions = {
     logger: withSerializers(options.logger ?? { level: config.logLevel }),
     bodyLimit: config.limits.bodyBytes,
-    // A client gets 30 s to send a whole request (fastify's default is no limit).
-    requestTimeout: 30_000,
     trustProxy: config.trustProxy,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: true, allErrors: false } },
     schemaErrorFormatter: formatSchemaError,
+    serverFactory: makeServerFactory(config, guard, options.https),
+    clientErrorHandler: clientErrorHandler(config),
   };
-  const app = (options.https ? Fastify({ ...base, https: options.https } as FastifyHttpsOptions<HttpsServer>) : Fastify(base)) as unknown as FastifyInstance;
+  // `https: true` only tells fastify to print https:// URLs; the factory made the TLS server.
+  const app = Fastify({ ...base, ...(options.https ? { https: true } : {}) } as FastifyServerOptions) as unknown as FastifyInstance;
+  log = app.log;
+  const { headersMs, requestMs, keepAliveMs } = config.timeouts;
+  app.log.info(
+    { max: cap.max, perAddress: config.connections.perAddress, fdLimit: cap.fdLimit, headersMs, requestMs, keepAliveMs, requestsPerSocket: config.connections.requestsPerSocket },
+    'connection limits',
+  );
+  if (cap.warning) app.log.warn(cap.warning);
   const p = CORE_PLUGINS;
   await app.register(p.context, { config, ...(options.now ? { now: options.now } : {}) });
   await app.register(p.errors);
+  await app.register(p.edge, { tls: options.https !== undefined, connections: guard });
   await app.register(p.storage, options.storage ? { storage: options.storage } : {});
   // Before every route: default deny (server/plugins/auth.ts).
   await app.register(p.auth);

@@ -16,9 +16,8 @@
 // Addresses are keyed by IPv4 address or by IPv6 /64 (RFC 4291 section 2.5.4:
 // the interface identifier is the low 64 bits, so one subscriber usually holds
 // a whole /64 and could otherwise rotate through 2^64 keys).
-import { isIP } from 'node:net';
 import { Lru } from './lru.js';
-import type { BucketSpec } from './rate-limit.js';
+import { addressKey, type BucketSpec } from './rate-limit.js';
 
 interface DebtBucket {
   tokens: number;
@@ -63,20 +62,6 @@ class DebtBuckets {
   }
 }
 
-/** An IPv4 address as is; an IPv6 address by its /64 prefix; IPv4-mapped IPv6 as IPv4. */
-export function addressKey(ip: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  if (mapped) return mapped[1]!;
-  if (isIP(ip) !== 6) return ip;
-  const [head, tail] = ip.split('::') as [string, string | undefined];
-  const left = head === '' ? [] : head.split(':');
-  const right = tail === undefined || tail === '' ? [] : tail.split(':');
-  const groups = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
-  return `${groups
-    .slice(0, 4)
-    .map((g) => parseInt(g, 16).toString(16))
-    .join(':')}::/64`;
-}
 
 /** Alerts for one serial at most this often. */
 const ALERT_EVERY_MS = 60_000;

@@ -10,7 +10,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isPostgresUrl } from './storage/index.js';
 import { ConfigError } from './keys.js';
-import type { BucketSpec } from './rate-limit.js';
+import type { BucketSpec, RateSpec } from './rate-limit.js';
+import { RELAY_KEY_NAME, RELAY_KEY_NAME_RULE, type RelayKeyEntry } from './relay-keys.js';
 import { checkDashboardConfig } from './plugins/dashboard.js';
 import { checkMqttConfig } from './plugins/mqtt.js';
 import { checkRelayPageConfig } from './plugins/relay-page.js';
@@ -38,14 +39,24 @@ export interface ServerConfig {
   trust: string[];
   tls: { cert: string; key: string } | null;
   limits: Limits;
-  rateLimit: { relay: BucketSpec | null; ip: BucketSpec | null };
   /** API tokens (server/plugins/auth.ts): file keys rate_limit.read and rate_limit.auth_failures. */
   auth: { read: BucketSpec | null; failuresPerMinute: number | null };
+  // -- the server's edge (docs/server.md, "Connection limits", "Rate limits", "Headers and hosts")
+  /** Node's headersTimeout, requestTimeout (both answer 408) and keepAliveTimeout, in ms. */
+  timeouts: { headersMs: number; requestMs: number; keepAliveMs: number };
+  /** Open connections in all (null: from the file-descriptor limit), per source address (null: no cap), requests per keep-alive connection. */
+  connections: { max: number | null; perAddress: number | null; requestsPerSocket: number };
+  /** Token buckets per source address and per relay key; a null bucket is off. */
+  rateLimit: { address: RateSpec; relayKey: RateSpec };
+  /** Hashed relay keys; null: uploads need none. */
+  relayKeys: RelayKeyEntry[] | null;
+  /** Host names (lowercase, no port) the server answers to; null: any. */
+  allowedHosts: string[] | null;
   /** Devices whose derived keys stay cached. */
   keyCache: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-  /** Passed to fastify: true when behind a reverse proxy that sets X-Forwarded-For. */
-  trustProxy: boolean;
+  /** Passed to fastify: behind a reverse proxy that sets X-Forwarded-For, true (trust every hop) or the proxies' addresses/CIDRs. */
+  trustProxy: boolean | string[];
   sqliteSynchronous: 'FULL' | 'NORMAL';
   pgPoolSize: number;
   /** Seconds before the server's receive time a relay's rx is still believed (docs/server.md, "Time clamp"). */
@@ -71,8 +82,17 @@ export const DEFAULTS: ServerConfig = {
   trust: [],
   tls: null,
   limits: DEFAULT_LIMITS,
-  // relay: frames per second; ip: requests per second.
-  rateLimit: { relay: { perSecond: 2_000, burst: 10_000 }, ip: { perSecond: 100, burst: 200 } },
+  // 30 s to send a whole request, as docs/api.md has always promised.
+  timeouts: { headersMs: 30_000, requestMs: 30_000, keepAliveMs: 5_000 },
+  // 256 per address leaves room for a carrier-grade NAT address shared by a
+  // few hundred phones, each with a connection or two (docs/server.md).
+  connections: { max: null, perAddress: 256, requestsPerSocket: 1_000 },
+  rateLimit: {
+    address: { requests: { perSecond: 100, burst: 200 }, frames: { perSecond: 2_000, burst: 10_000 } },
+    relayKey: { requests: { perSecond: 1_000, burst: 2_000 }, frames: { perSecond: 20_000, burst: 100_000 } },
+  },
+  relayKeys: null,
+  allowedHosts: null,
   // read: requests per second per API token (a dashboard's first load of 24 devices is about 50);
   // 401s per client address per minute before the address gets 429 without a database lookup.
   auth: { read: { perSecond: 50, burst: 500 }, failuresPerMinute: 30 },
@@ -86,6 +106,9 @@ export const DEFAULTS: ServerConfig = {
   failedAuth: { ip: { perSecond: 10, burst: 1_000 }, serial: { perSecond: 1, burst: 100 } },
   sections: {},
 };
+
+/** Rate limits off (tests, benchmarks): `makeConfig({ rateLimit: NO_RATE_LIMIT })`. */
+export const NO_RATE_LIMIT: ServerConfig['rateLimit'] = { address: { requests: null, frames: null }, relayKey: { requests: null, frames: null } };
 
 type Checker = (value: unknown, where: string, baseDir: string) => unknown;
 
@@ -140,7 +163,119 @@ function bucket(v: unknown, where: string): BucketSpec | null {
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-const TOP = ['db', 'listen', 'ingest_keys', 'trust', 'tls', 'limits', 'rate_limit', 'key_cache', 'log_level', 'trust_proxy', 'sqlite_synchronous', 'pg_pool_size', 'max_relay_delay', 'failed_auth'];
+const TOP = ['db', 'listen', 'ingest_keys', 'trust', 'tls', 'limits', 'rate_limit', 'key_cache', 'log_level', 'trust_proxy', 'sqlite_synchronous', 'pg_pool_size',
+  'max_relay_delay', 'failed_auth', 'timeouts', 'connections', 'relay_keys', 'allowed_hosts'];
+
+/** One rate-limit scope: {"requests": bucket|null, "frames": bucket|null}, or null/false for both off. */
+function rateSpec(v: unknown, where: string, base: RateSpec): RateSpec {
+  if (v === null || v === false) return { requests: null, frames: null };
+  const o = obj(v, where);
+  known(o, ['requests', 'frames'], where);
+  return {
+    requests: o.requests === undefined ? base.requests : bucket(o.requests, `${where}.requests`),
+    frames: o.frames === undefined ? base.frames : bucket(o.frames, `${where}.frames`),
+  };
+}
+
+const seconds = (v: unknown, where: string, min: number, max: number): number => {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) fail(where, `must be a number of seconds from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  return Math.round((v as number) * 1000);
+};
+
+/** The edge settings: timeouts, connections, rate_limit, relay_keys, allowed_hosts, trust_proxy. */
+function checkEdge(o: Record<string, unknown>, c: ServerConfig, where: string): void {
+  if (o.trust_proxy !== undefined) {
+    const t = o.trust_proxy;
+    // No hop counts: fastify 5.12 trusts no header with one (it cannot check the peer).
+    const ok = typeof t === 'boolean' || (Array.isArray(t) && t.length > 0 && t.every((a) => typeof a === 'string' && /^[0-9A-Fa-f:.]+(\/\d{1,3})?$/.test(a)));
+    if (!ok) fail(`${where}: trust_proxy`, `must be true, false, or a list of the proxies' addresses or CIDRs (e.g. ["127.0.0.1", "10.0.0.0/8"]), got ${JSON.stringify(t)}`);
+    c.trustProxy = t as ServerConfig['trustProxy'];
+  }
+  if (o.timeouts !== undefined) {
+    const t = obj(o.timeouts, `${where}: timeouts`);
+    known(t, ['headers_s', 'request_s', 'keep_alive_s'], `${where}: timeouts`);
+    if (t.headers_s !== undefined) c.timeouts.headersMs = seconds(t.headers_s, `${where}: timeouts.headers_s`, 1, 600);
+    if (t.request_s !== undefined) c.timeouts.requestMs = seconds(t.request_s, `${where}: timeouts.request_s`, 1, 3600);
+    if (t.keep_alive_s !== undefined) c.timeouts.keepAliveMs = seconds(t.keep_alive_s, `${where}: timeouts.keep_alive_s`, 1, 600);
+  }
+  if (c.timeouts.headersMs > c.timeouts.requestMs) {
+    fail(`${where}: timeouts.headers_s`, `(${c.timeouts.headersMs / 1000}) must not exceed timeouts.request_s (${c.timeouts.requestMs / 1000}): the headers are part of the request`);
+  }
+  const explicitPerAddress = o.connections !== undefined && (o.connections as Record<string, unknown>)?.per_address !== undefined;
+  if (o.connections !== undefined) {
+    const n = obj(o.connections, `${where}: connections`);
+    known(n, ['max', 'per_address', 'requests_per_socket'], `${where}: connections`);
+    if (n.max !== undefined) c.connections.max = n.max === null ? null : int(n.max, `${where}: connections.max`, 16, 10_000_000);
+    if (n.per_address !== undefined) c.connections.perAddress = n.per_address === null ? null : int(n.per_address, `${where}: connections.per_address`, 1, 10_000_000);
+    if (n.requests_per_socket !== undefined) c.connections.requestsPerSocket = int(n.requests_per_socket, `${where}: connections.requests_per_socket`, 1, 10_000_000);
+  }
+  // Behind a proxy every connection comes from the proxy: a per-address cap
+  // would cap the proxy, so it is off unless set explicitly.
+  if (c.trustProxy !== false && !explicitPerAddress) c.connections.perAddress = null;
+  if (o.rate_limit !== undefined) {
+    if (o.rate_limit === null || o.rate_limit === false) {
+      c.rateLimit = structuredClone(NO_RATE_LIMIT);
+      c.auth = { read: null, failuresPerMinute: null };
+    } else {
+      const r = obj(o.rate_limit, `${where}: rate_limit`);
+      for (const old of ['relay', 'ip']) {
+        if (r[old] !== undefined) {
+          fail(
+            `${where}: rate_limit.${old}`,
+            `is no longer a setting: limits are per source address and per relay key, in requests and frames per second. Write ` +
+              `"rate_limit": {"address": {"requests": {"per_second": 100, "burst": 200}, "frames": {"per_second": 2000, "burst": 10000}}, ` +
+              `"relay_key": {"requests": {...}, "frames": {...}}} (docs/server.md, "Rate limits")`,
+          );
+        }
+      }
+      known(r, ['address', 'relay_key', 'read', 'auth_failures'], `${where}: rate_limit`);
+      if (r.address !== undefined) c.rateLimit.address = rateSpec(r.address, `${where}: rate_limit.address`, c.rateLimit.address);
+      if (r.relay_key !== undefined) c.rateLimit.relayKey = rateSpec(r.relay_key, `${where}: rate_limit.relay_key`, c.rateLimit.relayKey);
+      // API tokens (server/plugins/auth.ts): reads per token, 401s per address and minute.
+      if (r.read !== undefined) c.auth.read = bucket(r.read, `${where}: rate_limit.read`);
+      const af = r.auth_failures;
+      if (af !== undefined) c.auth.failuresPerMinute = af === null || af === false ? null : int(af, `${where}: rate_limit.auth_failures`, 1, 1e9);
+    }
+  }
+  if (o.relay_keys !== undefined && o.relay_keys !== null) {
+    const w = `${where}: relay_keys`;
+    if (!Array.isArray(o.relay_keys) || o.relay_keys.length === 0) {
+      fail(w, 'must be a list of {"name", "sha256"} entries made by `sealpost relay-key new NAME` (leave it out to accept uploads without a relay key)');
+    }
+    c.relayKeys = (o.relay_keys as unknown[]).map((e, i) => {
+      const k = obj(e, `${w}[${i}]`);
+      known(k, ['name', 'sha256'], `${w}[${i}]`);
+      if (typeof k.name !== 'string' || !RELAY_KEY_NAME.test(k.name)) fail(`${w}[${i}].name`, `must be ${RELAY_KEY_NAME_RULE}, got ${JSON.stringify(k.name)}`);
+      if (typeof k.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(k.sha256)) {
+        fail(`${w}[${i}].sha256`, 'must be the 64 lowercase hex digits of the key\'s SHA-256, as `sealpost relay-key new NAME` prints (never the key itself)');
+      }
+      return { name: k.name as string, sha256: k.sha256 as string };
+    });
+    const names = new Set<string>();
+    const hashes = new Set<string>();
+    for (const k of c.relayKeys) {
+      if (names.has(k.name)) fail(w, `names "${k.name}" twice; each key needs its own name`);
+      if (hashes.has(k.sha256)) fail(w, `lists the key of "${k.name}" twice`);
+      names.add(k.name);
+      hashes.add(k.sha256);
+    }
+  }
+  if (o.allowed_hosts !== undefined && o.allowed_hosts !== null) {
+    const w = `${where}: allowed_hosts`;
+    if (!Array.isArray(o.allowed_hosts) || o.allowed_hosts.length === 0) fail(w, 'must be a list of host names or addresses (e.g. ["ingest.example.org", "127.0.0.1"]); leave it out to answer any Host');
+    c.allowedHosts = (o.allowed_hosts as unknown[]).map((h, i) => {
+      if (typeof h !== 'string' || !/^(\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*|[A-Za-z0-9]([A-Za-z0-9.-]{0,252}))$/.test(h)) {
+        fail(`${w}[${i}]`, `must be a host name or address without scheme or port (e.g. "ingest.example.org", "127.0.0.1", "::1"), got ${JSON.stringify(h)}`);
+      }
+      return normalHost(h as string);
+    });
+  }
+}
+
+/** A host as compared against allowed_hosts: lowercase, no brackets, no trailing dot. */
+export function normalHost(host: string): string {
+  return host.toLowerCase().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '');
+}
 
 /**
  * Checks a raw configuration document (snake_case, as in the file) and merges
@@ -171,28 +306,10 @@ export function checkConfig(raw: unknown, baseDir = process.cwd(), where = 'conf
     if (l.frames_per_request !== undefined) c.limits.framesPerRequest = int(l.frames_per_request, `${where}: limits.frames_per_request`, 1, 1_000_000);
     if (l.readings_per_query !== undefined) c.limits.readingsPerQuery = int(l.readings_per_query, `${where}: limits.readings_per_query`, 1, 10_000_000);
   }
-  if (o.rate_limit !== undefined) {
-    if (o.rate_limit === null || o.rate_limit === false) {
-      c.rateLimit = { relay: null, ip: null };
-      c.auth = { read: null, failuresPerMinute: null };
-    } else {
-      const r = obj(o.rate_limit, `${where}: rate_limit`);
-      known(r, ['relay', 'ip', 'read', 'auth_failures'], `${where}: rate_limit`);
-      if (r.relay !== undefined) c.rateLimit.relay = bucket(r.relay, `${where}: rate_limit.relay`);
-      if (r.ip !== undefined) c.rateLimit.ip = bucket(r.ip, `${where}: rate_limit.ip`);
-      if (r.read !== undefined) c.auth.read = bucket(r.read, `${where}: rate_limit.read`);
-      const af = r.auth_failures;
-      if (af !== undefined) c.auth.failuresPerMinute = af === null || af === false ? null : int(af, `${where}: rate_limit.auth_failures`, 1, 1e9);
-    }
-  }
   if (o.key_cache !== undefined) c.keyCache = int(o.key_cache, `${where}: key_cache`, 1, 10_000_000);
   if (o.log_level !== undefined) {
     if (!LOG_LEVELS.includes(o.log_level as ServerConfig['logLevel'])) fail(`${where}: log_level`, `must be one of ${LOG_LEVELS.join(', ')}`);
     c.logLevel = o.log_level as ServerConfig['logLevel'];
-  }
-  if (o.trust_proxy !== undefined) {
-    if (typeof o.trust_proxy !== 'boolean') fail(`${where}: trust_proxy`, 'must be true or false');
-    c.trustProxy = o.trust_proxy as boolean;
   }
   if (o.sqlite_synchronous !== undefined) {
     if (o.sqlite_synchronous !== 'FULL' && o.sqlite_synchronous !== 'NORMAL') fail(`${where}: sqlite_synchronous`, 'must be "FULL" or "NORMAL"');
@@ -210,6 +327,7 @@ export function checkConfig(raw: unknown, baseDir = process.cwd(), where = 'conf
       if (f.serial !== undefined) c.failedAuth.serial = bucket(f.serial, `${where}: failed_auth.serial`);
     }
   }
+  checkEdge(o, c, where);
   for (const [name, checker] of Object.entries(SECTIONS)) {
     if (o[name] !== undefined) c.sections[name] = checker(o[name], `${where}: ${name}`, baseDir);
   }
@@ -218,12 +336,13 @@ export function checkConfig(raw: unknown, baseDir = process.cwd(), where = 'conf
 
 /** Rules that span settings. */
 function checkCoherence(c: ServerConfig, where: string): ServerConfig {
-  const relay = c.rateLimit.relay;
-  if (relay && relay.burst < c.limits.framesPerRequest) {
-    fail(
-      `${where}: rate_limit.relay.burst`,
-      `(${relay.burst}) must be at least limits.frames_per_request (${c.limits.framesPerRequest}), or a full request could never pass`,
-    );
+  for (const [scope, spec] of [['address', c.rateLimit.address.frames], ['relay_key', c.rateLimit.relayKey.frames]] as const) {
+    if (spec && spec.burst < c.limits.framesPerRequest) {
+      fail(
+        `${where}: rate_limit.${scope}.frames.burst`,
+        `(${spec.burst}) must be at least limits.frames_per_request (${c.limits.framesPerRequest}), or a full request could never pass`,
+      );
+    }
   }
   return c;
 }

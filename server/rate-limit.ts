@@ -1,13 +1,25 @@
-// Token buckets keyed by a string (relay id, client IP). A bucket holds up to
-// `burst` tokens and refills at `perSecond`; a request takes `cost` tokens or
-// is told how long to wait. Buckets live in a bounded LRU per node: with
-// several ingest nodes each enforces its own share, which is enough to keep
-// one misbehaving relay from crowding out the others.
+// Token buckets keyed by a string (a source address, a relay key's name). A
+// bucket holds up to `burst` tokens and refills at `perSecond`; a request
+// takes `cost` tokens or is told how long to wait. Buckets live in a bounded
+// LRU per node: with several ingest nodes each enforces its own share, which
+// is enough to keep one misbehaving client from crowding out the others.
+//
+// What is charged (docs/server.md, "Rate limits"): per source address and per
+// relay key, one token per request and one per frame, from separate buckets,
+// so a client can neither flood small requests nor few huge ones. `relay.id`
+// in the body is chosen by the client and is never a key here.
+import { isIPv6 } from 'node:net';
 import { Lru } from './lru.js';
 
 export interface BucketSpec {
   perSecond: number;
   burst: number;
+}
+
+/** The two buckets of one scope (address, relay key); null turns one off. */
+export interface RateSpec {
+  requests: BucketSpec | null;
+  frames: BucketSpec | null;
 }
 
 interface Bucket {
@@ -44,4 +56,59 @@ export class TokenBuckets {
     }
     return (Math.min(cost, burst) - b.tokens) / perSecond;
   }
+}
+
+/** A refusal: which bucket, and the seconds to wait. */
+export interface Refusal {
+  what: 'requests' | 'frames';
+  spec: BucketSpec;
+  wait: number;
+}
+
+/** The request and frame buckets of one scope. */
+export class RateLimiter {
+  readonly requests: TokenBuckets | null;
+  readonly frames: TokenBuckets | null;
+
+  constructor(spec: RateSpec, clock?: () => number) {
+    this.requests = spec.requests ? new TokenBuckets(spec.requests, 100_000, clock) : null;
+    this.frames = spec.frames ? new TokenBuckets(spec.frames, 100_000, clock) : null;
+  }
+
+  /** Charges one request; null when allowed. */
+  request(key: string): Refusal | null {
+    const wait = this.requests?.take(key, 1) ?? 0;
+    return wait > 0 ? { what: 'requests', spec: this.requests!.spec, wait } : null;
+  }
+
+  /** Charges `count` frames (at least 1: an empty request still costs); null when allowed. */
+  frameCost(key: string, count: number): Refusal | null {
+    const wait = this.frames?.take(key, Math.max(1, count)) ?? 0;
+    return wait > 0 ? { what: 'frames', spec: this.frames!.spec, wait } : null;
+  }
+}
+
+/**
+ * The key of a source address for limits and connection caps: an IPv4
+ * address as is (also when it arrives IPv4-mapped, `::ffff:a.b.c.d`, from a
+ * dual-stack listener), an IPv6 address by its /64 prefix, since one
+ * subscriber is given a whole /64 (RFC 6177 section 2; RFC 7381 section
+ * 4.1.1 recommends /64 per end site at least) and could otherwise take a new
+ * address per request.
+ */
+export function addressKey(ip: string): string {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
+  if (mapped) return mapped[1]!;
+  if (!isIPv6(ip)) return ip;
+  const zone = ip.indexOf('%');
+  const bare = zone >= 0 ? ip.slice(0, zone) : ip;
+  const [head = '', tail = ''] = bare.split('::');
+  const h = head === '' ? [] : head.split(':');
+  const t = bare.includes('::') ? (tail === '' ? [] : tail.split(':')) : [];
+  // An embedded IPv4 tail (::1.2.3.4) counts as two groups; only the first four matter.
+  const groups = bare.includes('::') ? [...h, ...Array(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t] : h;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => (parseInt(g, 16) || 0).toString(16))
+    .join(':')}::/64`;
 }

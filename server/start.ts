@@ -6,6 +6,8 @@ import { buildServer, type BuildOptions } from './app.js';
 import { ConfigError, type ServerConfig } from './config.js';
 import { loadIngestKeys } from './keys.js';
 
+const LISTEN_BACKLOG = 4096;
+
 export interface RunningServer {
   app: FastifyInstance;
   /** e.g. "https://127.0.0.1:8443" */
@@ -26,7 +28,11 @@ export async function startServer(config: ServerConfig, options: Omit<BuildOptio
   const https = config.tls ? { cert: readPem(config.tls.cert, 'certificate'), key: readPem(config.tls.key, 'key') } : undefined;
   const app = await buildServer({ ...options, config, ingestKeys, ...(https ? { https } : {}) });
   try {
-    const url = await app.listen({ host: config.listen.host, port: config.listen.port });
+    // A flood that reconnects thousands of sockets at once (all timed out
+    // together) overflows Node's default accept queue of 511; dropped SYNs
+    // are retried after 1, 3, 7 s, which good clients feel as latency
+    // (bench/idle-connections.ts). The kernel caps this at net.core.somaxconn.
+    const url = await app.listen({ host: config.listen.host, port: config.listen.port, backlog: LISTEN_BACKLOG });
     return { app, url, close: () => app.close() };
   } catch (e) {
     await app.close().catch(() => undefined);

@@ -24,7 +24,7 @@ import { decodePlaintext, type Decoded } from '../protocol/index.js';
 import { FileQueueStore } from '../relay/file-queue.js';
 import { makeSimFleet, sampleMoments } from '../relay/fleet.js';
 import { SimRelay } from '../relay/sim.js';
-import type { GapRow, StoredFrame, StoredReading } from '../server/index.js';
+import { NO_RATE_LIMIT, type GapRow, type StoredFrame, type StoredReading } from '../server/index.js';
 import { IngestServer, newKeySet } from './helpers/relay-server.js';
 
 const SEED = Number(process.env.SEALPOST_CHAOS_SEED ?? 20261127);
@@ -79,7 +79,7 @@ describe('chaos: a relayed fleet under link drops, failed uploads, a server rest
     // The server's rate limits refill in real time while the relay's clock
     // runs about 60 times faster, which would throttle the simulated fleet
     // to a fraction of what it seals: off here (429 has unit tests).
-    const serverConfig = { rateLimit: { relay: null, ip: null } };
+    const serverConfig = { rateLimit: NO_RATE_LIMIT };
     await server.start(serverConfig);
     await server.import(fleet.manifest);
     const logs: string[] = [];

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Page } from 'playwright-core';
 import { ANCHOR_BOOT, type Reading } from '../protocol/index.js';
-import { buildServer, checkConfig, importManifest, makeConfig, revokeDevice, type Storage } from '../server/index.js';
+import { NO_RATE_LIMIT, buildServer, checkConfig, importManifest, makeConfig, revokeDevice, type Storage } from '../server/index.js';
 import { dashboardAssets } from '../server/plugins/dashboard.js';
 import { createToken, revokeToken } from '../server/tokens.js';
 import { launchChromium, type Chromium } from './helpers/chromium.js';
@@ -107,7 +107,7 @@ describe('dashboard', () => {
     storage = await db.open();
     fleet = makeFleet(4, { frameSize: 32 });
     app = await buildServer({
-      config: makeConfig({ logLevel: 'silent', rateLimit: { relay: null, ip: null } }),
+      config: makeConfig({ logLevel: 'silent', rateLimit: NO_RATE_LIMIT }),
       ingestKeys: [fleet.ingest.privateFile],
       storage,
       logger: false,

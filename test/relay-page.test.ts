@@ -24,7 +24,7 @@ import { makeSimFleet, type SimFleet } from '../relay/fleet.js';
 import { MemoryQueueStore } from '../relay/memory-queue.js';
 import { DeviceSession, RECONNECT_DELAYS_MS, type SessionHost } from '../relay/web/session.js';
 import type { BluetoothDevice } from '../relay/web/web-bluetooth.js';
-import { buildServer, checkConfig } from '../server/index.js';
+import { NO_RATE_LIMIT, buildServer, checkConfig } from '../server/index.js';
 import { relayPageAssets } from '../server/plugins/relay-page.js';
 import { launchChromium, type Chromium } from './helpers/chromium.js';
 import { IngestServer, newKeySet, type FleetKeySet } from './helpers/relay-server.js';
@@ -107,7 +107,7 @@ describe('relay page', () => {
   beforeAll(async () => {
     keys = newKeySet();
     server = new IngestServer(keys);
-    await server.start({ rateLimit: { relay: null, ip: null } });
+    await server.start({ rateLimit: NO_RATE_LIMIT });
     url = server.url;
     clock = new VirtualClock();
     fleet = makeSimFleet({

@@ -12,6 +12,7 @@ import { loadOrCreateKeys } from '../relay/fleet.js';
 import { formatSummary, runSimFleet } from '../relay/sim-run.js';
 import { createToken } from '../server/tokens.js';
 import { IngestServer } from './helpers/relay-server.js';
+import { NO_RATE_LIMIT } from '../server/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sealpost-relay-sim-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -28,7 +29,7 @@ describe('sealpost sim', () => {
       { ingest: { privateFile: ingestPrivate, publicFile: keys.ingestPublic }, factory: { privateFile: keys.factoryPrivate, publicFile: factoryPublic } },
       mkdtempSync(join(dir, 'server-')),
     );
-    await server.start({ rateLimit: { relay: null, ip: null } });
+    await server.start({ rateLimit: NO_RATE_LIMIT });
     const { token } = await createToken(server.running.app.storage, 'sim', 'read');
     const lines: string[] = [];
     const manifestOut = join(dir, 'fleet.manifest.json');
@@ -85,7 +86,7 @@ describe('sealpost sim', () => {
       { ingest: { privateFile: ingestPrivate, publicFile: keys.ingestPublic }, factory: { privateFile: keys.factoryPrivate, publicFile: factoryPublic } },
       mkdtempSync(join(dir, 'server-nt-')),
     );
-    await server.start({ rateLimit: { relay: null, ip: null } });
+    await server.start({ rateLimit: NO_RATE_LIMIT });
     const lines: string[] = [];
     try {
       const summary = await runSimFleet({

@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { ANCHOR_BOOT, provisionDevice } from '../protocol/index.js';
-import { addressKey } from '../server/auth-throttle.js';
+import { addressKey } from '../server/rate-limit.js';
 import { checkConfig, ConfigError } from '../server/config.js';
 import { clampRx } from '../server/ingest.js';
 import { Keyring, REASON_UNWRAP, WRAPPED_LENGTH, registryKek, unwrapDeviceKeys } from '../server/keys.js';

@@ -16,7 +16,7 @@ import {
   verifyAck,
   type DeviceKeys,
 } from '../protocol/index.js';
-import { buildServer, importManifest, makeConfig, revokeDevice, type ReadingEvent, type RetimeEvent, type Storage } from '../server/index.js';
+import { NO_RATE_LIMIT, buildServer, importManifest, makeConfig, revokeDevice, type ReadingEvent, type RetimeEvent, type Storage } from '../server/index.js';
 import { WRAPPED_LENGTH, registryKek, unwrapDeviceKeys } from '../server/keys.js';
 import { BACKENDS, SimDevice, b64, body, makeFleet, manifestFor, testDb, testServer, type Fleet, type TestDb, type TestServer } from './helpers/server.js';
 
@@ -325,12 +325,12 @@ describe.each(BACKENDS)('ingest server on %s', (backend) => {
     expect(huge.json().statusCode).toBe(413);
   });
 
-  it('limits frames per request (413) and rate-limits per relay and per address (429 with Retry-After)', async () => {
+  it('limits frames per request (413) and rate-limits per address in requests and frames, whatever relay.id says (429 with Retry-After)', async () => {
     const limited = await buildServer({
       config: makeConfig({
         logLevel: 'silent',
         limits: { bodyBytes: 1_048_576, devicesPerRequest: 100, framesPerDevice: 500, framesPerRequest: 10, readingsPerQuery: 1000 },
-        rateLimit: { relay: { perSecond: 1, burst: 12 }, ip: { perSecond: 1, burst: 3 } },
+        rateLimit: { address: { requests: { perSecond: 1, burst: 3 }, frames: { perSecond: 1, burst: 12 } }, relayKey: { requests: null, frames: null } },
       }),
       ingestKeys: [fleet.ingest.privateFile],
       storage,
@@ -345,11 +345,13 @@ describe.each(BACKENDS)('ingest server on %s', (backend) => {
       expect(big.statusCode).toBe(413);
       expect(big.json().message).toBe('the request carries 11 frames; the limit is 10 per request');
       expect((await req('relay-1', 10)).statusCode).toBe(200);
-      const slow = await req('relay-1', 10);
+      const slow = await req('relay-2', 10); // a new relay id: same address, same buckets
       expect(slow.statusCode).toBe(429);
       expect(slow.headers['retry-after']).toBe('8');
-      expect(slow.json().message).toBe('rate limit for relay relay-1 exceeded; retry after 8 s');
-      expect((await req('relay-2', 1)).statusCode).toBe(429); // the address has spent its 3 requests
+      expect(slow.json().message).toBe('rate limit for address 10.0.0.1 exceeded (1 frames per second, bursts of 12); retry after 8 s');
+      const requests = await req('relay-3', 1); // the address has spent its 3 requests
+      expect(requests.statusCode).toBe(429);
+      expect(requests.json().message).toMatch(/^rate limit for address 10\.0\.0\.1 exceeded \(1 requests per second, bursts of 3\); retry after 1 s$/);
       const other = await req('relay-2', 1, '10.0.0.2');
       expect(other.statusCode).toBe(200);
     } finally {
@@ -452,7 +454,7 @@ describe.each(BACKENDS)('ingest server on %s', (backend) => {
 
   it('keeps the watermark right when two ingest nodes take the same device concurrently', async () => {
     const second = backend === 'postgres' ? await db.open() : storage;
-    const node2 = await buildServer({ config: makeConfig({ logLevel: 'silent', rateLimit: { relay: null, ip: null } }), ingestKeys: [fleet.ingest.privateFile], storage: second, logger: false });
+    const node2 = await buildServer({ config: makeConfig({ logLevel: 'silent', rateLimit: NO_RATE_LIMIT }), ingestKeys: [fleet.ingest.privateFile], storage: second, logger: false });
     try {
       const d = fresh();
       const frames = Array.from({ length: 120 }, (_, i) => d.sample(0, i, [{ channel: 1, value: i }]));

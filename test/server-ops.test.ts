@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { ANCHOR_BOOT, encodeKeyFile, newIngestKey } from '../protocol/index.js';
 import { main } from '../cli/main.js';
-import { ConfigError, buildServer, checkConfig, loadConfig, makeConfig, openStorage, startServer, type Storage } from '../server/index.js';
+import { ConfigError, NO_RATE_LIMIT, buildServer, checkConfig, loadConfig, makeConfig, openStorage, startServer, type Storage } from '../server/index.js';
 import { createToken } from '../server/tokens.js';
 import { SimDevice, b64, body, makeFleet, manifestFor, testServer, type Fleet } from './helpers/server.js';
 import { writeConfig, writeFleetFiles, type FleetFiles } from './helpers/server-files.js';
@@ -101,13 +101,13 @@ describe('sealpost registry and server commands', () => {
     expect(bad({ listen: 'localhost' })).toThrow('sealpost.json: listen must be HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080), got "localhost"');
     expect(bad({ listen: '[::1]:99999' })).toThrow('port must be 0..65535');
     expect(bad({ limits: { frames_per_device: 0 } })).toThrow('sealpost.json: limits.frames_per_device must be a whole number from 1 to 100000, got 0');
-    expect(bad({ rate_limit: { relay: { per_second: 10, burst: 100 } } })).toThrow(
-      'sealpost.json: rate_limit.relay.burst (100) must be at least limits.frames_per_request (5000), or a full request could never pass',
+    expect(bad({ rate_limit: { address: { frames: { per_second: 10, burst: 100 } } } })).toThrow(
+      'sealpost.json: rate_limit.address.frames.burst (100) must be at least limits.frames_per_request (5000), or a full request could never pass',
     );
     expect(bad({ ingest_keys: 'k.key' })).toThrow('sealpost.json: ingest_keys must be a list of file paths');
     expect(bad({ log_level: 'loud' })).toThrow('log_level must be one of fatal, error, warn, info, debug, trace, silent');
     const c = checkConfig({ db: 'data/sp.db', listen: '[::1]:8443', ingest_keys: ['k.key'], rate_limit: false }, '/etc/sealpost');
-    expect(c).toMatchObject({ db: '/etc/sealpost/data/sp.db', listen: { host: '::1', port: 8443 }, ingestKeys: ['/etc/sealpost/k.key'], rateLimit: { relay: null, ip: null } });
+    expect(c).toMatchObject({ db: '/etc/sealpost/data/sp.db', listen: { host: '::1', port: 8443 }, ingestKeys: ['/etc/sealpost/k.key'], rateLimit: NO_RATE_LIMIT });
     expect(() => loadConfig({ tlsCert: 'c.pem' })).toThrow('--tls-cert and --tls-key go together');
     await expect(buildServer({ config: makeConfig({ db: join(files.dir, 'y.db') }), ingestKeys: [], logger: false })).rejects.toThrow(ConfigError);
     const noKey = await sealpost('server', '--db', join(files.dir, 'y.db'), '--listen', '127.0.0.1:0');

@@ -5,7 +5,7 @@ import fp from 'fastify-plugin';
 import type { ServerConfig } from '../config.js';
 import type { IngestEvents } from '../events.js';
 import type { Keyring } from '../keys.js';
-import type { TokenBuckets } from '../rate-limit.js';
+import type { RateLimiter } from '../rate-limit.js';
 import type { Storage } from '../storage/types.js';
 
 declare module 'fastify' {
@@ -20,8 +20,8 @@ declare module 'fastify' {
     keyring: Keyring;
     /** Committed readings and uplinks (sealpost-events). */
     events: IngestEvents;
-    /** Token buckets, or null when disabled (sealpost-rate-limit). */
-    rateLimits: { relay: TokenBuckets | null; ip: TokenBuckets | null };
+    /** Request and frame buckets per source address and per relay key (sealpost-rate-limit). */
+    rateLimits: { address: RateLimiter; relayKey: RateLimiter };
   }
 }
 

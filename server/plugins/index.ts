@@ -13,6 +13,7 @@ import auth from './auth.js';
 import context from './context.js';
 import dashboard, { dashboardConfig } from './dashboard.js';
 import devices from './devices.js';
+import edge from './edge.js';
 import errors from './errors.js';
 import events from './events.js';
 import keys from './keys.js';
@@ -29,7 +30,7 @@ export interface OptionalPlugin {
   plugin: FastifyPluginAsync;
 }
 
-export const CORE_PLUGINS = { context, errors, storage, auth, keys, events, rateLimit, uplink, devices, admin };
+export const CORE_PLUGINS = { context, errors, edge, storage, auth, keys, events, rateLimit, uplink, devices, admin };
 
 export const OPTIONAL_PLUGINS: OptionalPlugin[] = [
   { name: 'dashboard', enabled: (config) => dashboardConfig(config).enabled, plugin: dashboard },

@@ -1,12 +1,13 @@
-// sealpost-rate-limit: token buckets per relay id (cost: frames) and per
-// client IP (cost: requests), from the config; a disabled bucket is null.
+// sealpost-rate-limit: token buckets per source address and per relay key,
+// each counting requests and frames (server/rate-limit.ts); from the config,
+// a disabled bucket is off.
 import fp from 'fastify-plugin';
-import { TokenBuckets } from '../rate-limit.js';
+import { RateLimiter } from '../rate-limit.js';
 
 export default fp(
   async (app) => {
-    const { relay, ip } = app.config.rateLimit;
-    app.decorate('rateLimits', { relay: relay ? new TokenBuckets(relay) : null, ip: ip ? new TokenBuckets(ip) : null });
+    const { address, relayKey } = app.config.rateLimit;
+    app.decorate('rateLimits', { address: new RateLimiter(address), relayKey: new RateLimiter(relayKey) });
   },
   { name: 'sealpost-rate-limit', fastify: '5.x', dependencies: ['sealpost-context'] },
 );

@@ -1,45 +1,97 @@
 // sealpost-uplink: POST /v1/uplink (docs/api.md). Validation by schema (400),
-// body size by fastify's bodyLimit (413), frames per request (413), rate
-// limits (429 with Retry-After), then server/ingest.ts does the work in one
-// transaction and the committed result is announced on app.events.
+// body size by fastify's bodyLimit (413), frames per request (413), relay
+// keys (401) and rate limits (429 with Retry-After), then server/ingest.ts
+// does the work in one transaction and the committed result is announced on
+// app.events.
 import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { FailedAuthThrottle } from '../auth-throttle.js';
 import { HttpError } from '../http-error.js';
 import { ingestUplink, type UplinkBody } from '../ingest.js';
+import { addressKey, type Refusal } from '../rate-limit.js';
+import { RELAY_KEY_HEADER } from '../relay-keys.js';
 import { uplinkSchema } from '../schemas.js';
 
-function tooMany(what: string, seconds: number): HttpError {
-  const wait = Math.max(1, Math.ceil(seconds));
-  return new HttpError(429, `rate limit for ${what} exceeded; retry after ${wait} s`, { 'retry-after': String(wait) });
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The relay key's name when relay keys are configured (set by the edge hook of POST /v1/uplink). */
+    relayKeyName?: string;
+  }
+}
+
+function tooMany(who: string, r: Refusal): HttpError {
+  const wait = Math.max(1, Math.ceil(r.wait));
+  return new HttpError(
+    429,
+    `rate limit for ${who} exceeded (${r.spec.perSecond} ${r.what} per second, bursts of ${r.spec.burst}); retry after ${wait} s`,
+    { 'retry-after': String(wait) },
+  );
 }
 
 export default fp(
   async (app) => {
     const limits = app.config.limits;
+    const rate = app.rateLimits;
 
-    const ipLimit = async (request: FastifyRequest, _reply: FastifyReply) => {
-      const wait = app.rateLimits.ip?.take(request.ip) ?? 0;
-      if (wait > 0) throw tooMany(`address ${request.ip}`, wait);
+    // ---- edge hooks (connection-level trust: relay keys, rate limits) ----
+    // Before the body is read: one request from the source address, then the
+    // relay key (401 without a known one), then one request from that key.
+    // relay.id is only a label; the client chooses it, so it keys nothing.
+    const edgeOnRequest = async (request: FastifyRequest, _reply: FastifyReply) => {
+      const address = addressKey(request.ip);
+      const byAddress = rate.address.request(address);
+      if (byAddress) throw tooMany(`address ${address}`, byAddress);
+      if (app.relayKeys) {
+        const name = app.relayKeys.nameOf(request.headers[RELAY_KEY_HEADER]);
+        if (name === null) {
+          const given = request.headers[RELAY_KEY_HEADER] !== undefined;
+          throw new HttpError(
+            401,
+            given
+              ? 'the X-Sealpost-Relay-Key header holds no key this server knows; uploads need a relay key listed in the server\'s relay_keys'
+              : 'uploads to this server need a relay key: send it in the X-Sealpost-Relay-Key header (the operator makes one with `sealpost relay-key new NAME`)',
+            // RFC 9110 section 15.5.2: a 401 names the scheme that would work.
+            { 'www-authenticate': 'SealpostRelayKey realm="uplink"' },
+          );
+        }
+        request.relayKeyName = name;
+        const byKey = rate.relayKey.request(name);
+        if (byKey) throw tooMany(`relay key ${name}`, byKey);
+      }
     };
+    /** After validation: the frames, from the address's and the relay key's frame buckets. */
+    const edgeChargeFrames = (request: FastifyRequest, frames: number) => {
+      const address = addressKey(request.ip);
+      const byAddress = rate.address.frameCost(address, frames);
+      if (byAddress) throw tooMany(`address ${address}`, byAddress);
+      if (request.relayKeyName !== undefined) {
+        const byKey = rate.relayKey.frameCost(request.relayKeyName, frames);
+        if (byKey) throw tooMany(`relay key ${request.relayKeyName}`, byKey);
+      }
+    };
+    // ---- end of edge hooks ----
 
     // Frames failing authentication (docs/server.md, "Failed authentications"): an address in
     // debt is refused here, before the body is read, so before any database or crypto work.
     const failedAuth = new FailedAuthThrottle(app.config.failedAuth);
     const failedAuthGate = async (request: FastifyRequest, _reply: FastifyReply) => {
-      const wait = failedAuth.wait(request.ip);
-      if (wait > 0) throw tooMany(`frames failing authentication from address ${request.ip}`, wait);
+      const seconds = failedAuth.wait(request.ip);
+      if (seconds > 0) {
+        const wait = Math.max(1, Math.ceil(seconds));
+        throw new HttpError(429, `too many frames failing authentication from address ${addressKey(request.ip)}; retry after ${wait} s`, {
+          'retry-after': String(wait),
+        });
+      }
     };
 
-    app.post<{ Body: UplinkBody }>('/v1/uplink', { schema: uplinkSchema(limits), onRequest: [ipLimit, failedAuthGate] }, async (request) => {
+    app.post<{ Body: UplinkBody }>('/v1/uplink', { schema: uplinkSchema(limits), onRequest: [edgeOnRequest, failedAuthGate] }, async (request) => {
       const body = request.body;
       let total = 0;
       for (const d of body.devices) total += d.frames.length;
       if (total > limits.framesPerRequest) {
         throw new HttpError(413, `the request carries ${total} frames; the limit is ${limits.framesPerRequest} per request`);
       }
-      const wait = app.rateLimits.relay?.take(body.relay.id, Math.max(1, total)) ?? 0;
-      if (wait > 0) throw tooMany(`relay ${body.relay.id}`, wait);
+      edgeChargeFrames(request, total);
 
       const result = await ingestUplink(body, {
         storage: app.storage,
@@ -65,13 +117,13 @@ export default fp(
       } catch (e) {
         request.log.error({ err: e }, 'an event listener failed');
       }
-      request.log.debug({ relay: body.relay.id, uplinks: result.uplinks }, 'uplink stored');
+      request.log.debug({ relay: body.relay.id, relayKey: request.relayKeyName, uplinks: result.uplinks }, 'uplink stored');
       return { devices: result.devices };
     });
   },
   {
     name: 'sealpost-uplink',
     fastify: '5.x',
-    dependencies: ['sealpost-context', 'sealpost-errors', 'sealpost-storage', 'sealpost-keys', 'sealpost-events', 'sealpost-rate-limit'],
+    dependencies: ['sealpost-context', 'sealpost-errors', 'sealpost-storage', 'sealpost-keys', 'sealpost-events', 'sealpost-rate-limit', 'sealpost-edge'],
   },
 );

@@ -36,5 +36,8 @@ export function describeDb(db: string): string {
 /** Opens the database and applies pending migrations. */
 export async function openStorage(db: string, options: OpenOptions = {}): Promise<Storage> {
   if (isPostgresUrl(db)) return PostgresStorage.open(db, options);
-  return new SqliteStorage(sqlitePath(db), options.sqliteSynchronous ? { synchronous: options.sqliteSynchronous } : {});
+  return new SqliteStorage(sqlitePath(db), {
+    ...(options.sqliteSynchronous ? { synchronous: options.sqliteSynchronous } : {}),
+    ...(options.onWarning ? { onWarning: options.onWarning } : {}),
+  });
 }

@@ -21,6 +21,7 @@
 // busy_timeout let `sealpost registry` write while a server runs on the
 // same file.
 import Database from 'better-sqlite3';
+import { chmodSync, closeSync, openSync, statSync } from 'node:fs';
 import { MIGRATIONS } from './migrations.js';
 import { batchFromRow, deviceFromRow, frameFromRow, gapFromRow, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
 import type {
@@ -65,6 +66,42 @@ interface Pending {
   reject: (error: unknown) => void;
 }
 
+/**
+ * Database files are for the server's user only (issue #10, item 7): the
+ * registry holds no secret, but frames, readings and relay metadata are the
+ * fleet's data. SQLite creates its -wal and -shm files with the mode of the
+ * database file (os_unix.c, findCreateFileMode), so creating that file 0600
+ * before SQLite opens it covers all three; an existing file that group or
+ * others can read is restricted, with a warning. In-memory and URI
+ * databases are left alone.
+ */
+export function restrictDbFiles(path: string, warn: (message: string) => void): void {
+  if (path === '' || path === ':memory:' || path.startsWith('file:')) return;
+  let fd: number;
+  try {
+    // 'a' creates the file if missing (with mode 0600) and never truncates.
+    fd = openSync(path, 'a', 0o600);
+  } catch {
+    return; // better-sqlite3 reports the real problem (missing directory, permissions) next.
+  }
+  closeSync(fd);
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    let mode: number;
+    try {
+      mode = statSync(file).mode & 0o777;
+    } catch {
+      continue;
+    }
+    if ((mode & 0o077) === 0) continue;
+    try {
+      chmodSync(file, mode & 0o700);
+      warn(`database file ${file} was accessible to group or others (mode ${mode.toString(8).padStart(4, '0')}); restricted it to the owner (chmod 600)`);
+    } catch (e) {
+      warn(`database file ${file} is accessible to group or others (mode ${mode.toString(8).padStart(4, '0')}) and cannot be restricted (${(e as NodeJS.ErrnoException).code}); run: chmod 600 ${file}`);
+    }
+  }
+}
+
 /** Most transactions committed together (one fsync). */
 const MAX_GROUP = 64;
 
@@ -78,7 +115,8 @@ export class SqliteStorage implements Storage {
   private readonly readingQueries = new Map<string, Stmt>();
   private readonly tx: Tx;
 
-  constructor(path: string, options: { synchronous?: 'FULL' | 'NORMAL'; readonly?: boolean } = {}) {
+  constructor(path: string, options: { synchronous?: 'FULL' | 'NORMAL'; readonly?: boolean; onWarning?: (message: string) => void } = {}) {
+    if (!options.readonly) restrictDbFiles(path, options.onWarning ?? ((m) => process.emitWarning(m)));
     this.db = new Database(path, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
     this.db.pragma('busy_timeout = 5000');
     if (!options.readonly) {

@@ -22,7 +22,7 @@ import {
   type ProvisionedDevice,
   type Reading,
 } from '../../protocol/index.js';
-import { buildServer, importManifest, makeConfig, openStorage, type ServerConfig, type Storage } from '../../server/index.js';
+import { NO_RATE_LIMIT, buildServer, importManifest, makeConfig, openStorage, type ServerConfig, type Storage } from '../../server/index.js';
 import type { FastifyInstance } from 'fastify';
 import { createToken } from '../../server/tokens.js';
 
@@ -179,7 +179,7 @@ export async function testServer(
   }
   const clock = { now: Date.UTC(2026, 10, 27, 12, 0, 0) };
   const app = await buildServer({
-    config: makeConfig({ logLevel: 'silent', rateLimit: { relay: null, ip: null }, ...options.config }),
+    config: makeConfig({ logLevel: 'silent', rateLimit: NO_RATE_LIMIT, ...options.config }),
     ingestKeys: [fleet.ingest.privateFile],
     storage,
     now: () => clock.now,
