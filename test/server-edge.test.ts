@@ -374,7 +374,7 @@ describe('headers and hosts', () => {
       const d = fresh();
       const ok = await s.post(body('r', T, [{ serial: d.serial, frames: [{ frame: d.sample(0, 1, []), rx: T }] }]));
       const limited = await s.post(body('r', T, [{ serial: d.serial, frames: [{ frame: d.sample(0, 2, []), rx: T }] }]));
-      const missing = await s.app.inject({ url: '/v1/nothing-here' });
+      const missing = await s.app.inject({ url: '/v1/nothing-here', headers: s.auth });
       expect([ok.status, limited.status, missing.statusCode]).toEqual([200, 429, 404]);
       for (const h of [ok.headers, limited.headers, missing.headers]) {
         expect(h['x-content-type-options']).toBe('nosniff');

@@ -78,7 +78,7 @@ export default fp(
       const seconds = failedAuth.wait(request.ip);
       if (seconds > 0) {
         const wait = Math.max(1, Math.ceil(seconds));
-        throw new HttpError(429, `too many frames failing authentication from address ${addressKey(request.ip)}; retry after ${wait} s`, {
+        throw new HttpError(429, `rate limit for frames failing authentication from address ${addressKey(request.ip)} exceeded; retry after ${wait} s`, {
           'retry-after': String(wait),
         });
       }
