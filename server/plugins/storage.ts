@@ -20,6 +20,8 @@ export default fp<StorageOptions>(
         storage = await openStorage(app.config.db, {
           sqliteSynchronous: app.config.sqliteSynchronous,
           poolSize: app.config.pgPoolSize,
+          readPoolSize: app.config.pgReadPoolSize,
+          sqliteReadWorkers: app.config.sqliteReadWorkers,
           onError: (e) => app.log.error({ err: e }, 'database connection error'),
           onWarning: (message) => app.log.warn(message),
         });

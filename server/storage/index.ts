@@ -6,6 +6,7 @@ import { SqliteStorage } from './sqlite.js';
 import type { Storage } from './types.js';
 
 export type { Storage } from './types.js';
+export { ReadsUnavailableError } from './types.js';
 export { SqliteStorage } from './sqlite.js';
 export { PostgresStorage } from './postgres.js';
 
@@ -19,6 +20,8 @@ export function sqlitePath(db: string): string {
 
 export interface OpenOptions extends PostgresOptions {
   sqliteSynchronous?: 'FULL' | 'NORMAL';
+  /** SQLite read worker threads (default 1; docs/server.md, "Reads"). */
+  sqliteReadWorkers?: number;
 }
 
 /** The database setting fit for a log line or a message: a URL loses its password. */
@@ -36,5 +39,9 @@ export function describeDb(db: string): string {
 /** Opens the database and applies pending migrations. */
 export async function openStorage(db: string, options: OpenOptions = {}): Promise<Storage> {
   if (isPostgresUrl(db)) return PostgresStorage.open(db, options);
-  return new SqliteStorage(sqlitePath(db), options.sqliteSynchronous ? { synchronous: options.sqliteSynchronous } : {});
+  return new SqliteStorage(sqlitePath(db), {
+    ...(options.sqliteSynchronous ? { synchronous: options.sqliteSynchronous } : {}),
+    ...(options.sqliteReadWorkers !== undefined ? { readWorkers: options.sqliteReadWorkers } : {}),
+    ...(options.onError ? { onError: options.onError } : {}),
+  });
 }

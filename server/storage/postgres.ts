@@ -11,7 +11,13 @@
 //
 // The URL may carry `?schema=NAME` (a sealpost extension, removed before the
 // URL reaches `pg`): the tables then live in that schema, created if needed.
+//
+// Reads outside a transaction (the read API's pages, device lookups) use a
+// pool of their own (`readPoolSize`, config pg_read_pool_size), so 48
+// clients paging through readings wait for each other, never for the
+// connections that uploads need (docs/server.md, "Reads").
 import pg from 'pg';
+import { encodePage } from '../wire.js';
 import { MIGRATIONS } from './migrations.js';
 import { batchFromRow, deviceFromRow, frameFromRow, gapFromRow, readingFromRow, summaryFromRow, type Row } from './rows.js';
 import type {
@@ -19,11 +25,15 @@ import type {
   BatchRow,
   DeviceRow,
   DeviceSummary,
+  DevicesQuery,
+  EncodedPage,
   GapRow,
+  GapsQuery,
   NewDevice,
   NewFrame,
   NewGap,
   NewReading,
+  PageRequest,
   PendingSample,
   Range,
   ReadingsQuery,
@@ -55,6 +65,8 @@ const buf = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.from(b.b
 
 export interface PostgresOptions {
   poolSize?: number;
+  /** Connections of the read pool (default 4). */
+  readPoolSize?: number;
   onError?: (error: Error) => void;
   /** Told about settings that weaken what an ack promises. */
   onWarning?: (message: string) => void;
@@ -73,23 +85,23 @@ export function parsePostgresUrl(url: string): { connectionString: string; schem
 export class PostgresStorage implements Storage {
   readonly backend = 'postgres' as const;
   private readonly pool: pg.Pool;
+  private readonly readPool: pg.Pool;
   private readonly schema: string | undefined;
 
-  private constructor(pool: pg.Pool, schema: string | undefined) {
+  private constructor(pool: pg.Pool, readPool: pg.Pool, schema: string | undefined) {
     this.pool = pool;
+    this.readPool = readPool;
     this.schema = schema;
   }
 
   static async open(url: string, options: PostgresOptions = {}): Promise<PostgresStorage> {
     const { connectionString, schema } = parsePostgresUrl(url);
-    const pool = new pg.Pool({
-      connectionString,
-      max: options.poolSize ?? 10,
-      types: TYPES,
-      ...(schema ? { options: `-c search_path=${schema}` } : {}),
-    });
+    const settings = { connectionString, types: TYPES, ...(schema ? { options: `-c search_path=${schema}` } : {}) };
+    const pool = new pg.Pool({ ...settings, max: options.poolSize ?? 10 });
+    const readPool = new pg.Pool({ ...settings, max: options.readPoolSize ?? 4 });
     pool.on('error', (e) => options.onError?.(e));
-    const storage = new PostgresStorage(pool, schema);
+    readPool.on('error', (e) => options.onError?.(e));
+    const storage = new PostgresStorage(pool, readPool, schema);
     try {
       await storage.migrate();
       // An ack promises the frames are durable: with synchronous_commit off a
@@ -97,7 +109,7 @@ export class PostgresStorage implements Storage {
       const sc = (await pool.query('SHOW synchronous_commit')).rows[0]?.synchronous_commit;
       if (sc === 'off') options.onWarning?.('PostgreSQL synchronous_commit is off: acknowledged frames can be lost if the database host crashes; set it to on');
     } catch (e) {
-      await pool.end();
+      await Promise.all([pool.end(), readPool.end()]);
       throw e;
     }
     return storage;
@@ -314,8 +326,9 @@ export class PostgresStorage implements Storage {
     }
   }
 
+  /** A read outside any transaction, on the read pool. */
   private async all(text: string, values?: unknown[]): Promise<Row[]> {
-    return (await this.pool.query(text, values)).rows as Row[];
+    return (await this.readPool.query(text, values)).rows as Row[];
   }
 
   async device(serial: string): Promise<DeviceRow | undefined> {
@@ -342,9 +355,24 @@ export class PostgresStorage implements Storage {
     ).map(summaryFromRow);
   }
 
+  async devicesPage(q: DevicesQuery): Promise<DeviceSummary[]> {
+    return (
+      await this.all(
+        `SELECT d.serial, d.board, d.batch, d.status, d.frame_size, d.ingest_key_id, d.registered_at, d.frames, d.last_seen, d.settled, d.battery,
+         (SELECT COUNT(*) FROM gaps WHERE serial = d.serial) AS gaps, (SELECT SUM(count) FROM gaps WHERE serial = d.serial) AS lost
+         FROM devices d WHERE d.serial > $1 ORDER BY d.serial LIMIT $2`,
+        [q.after ?? '', q.limit],
+      )
+    ).map(summaryFromRow);
+  }
+
   async readings(serial: string, q: ReadingsQuery): Promise<StoredReading[]> {
-    const where = ['serial = $1'];
-    const args: unknown[] = [serial];
+    // The row comparison is an index condition on the primary key (serial,
+    // counter, idx): a page starts at its cursor and reads `limit` rows in
+    // order (EXPLAIN: Index Scan using readings_pkey). With from/to the
+    // planner may pick readings_by_time instead when that range is narrow.
+    const where = ['serial = $1', '(counter, idx) > ($2, $3)'];
+    const args: unknown[] = [serial, q.after?.counter ?? -1, q.after?.idx ?? -1];
     if (q.from !== undefined) {
       args.push(q.from);
       where.push(`time >= $${args.length}`);
@@ -363,8 +391,20 @@ export class PostgresStorage implements Storage {
     ).map(readingFromRow);
   }
 
-  async gaps(serial: string): Promise<GapRow[]> {
-    return (await this.all('SELECT * FROM gaps WHERE serial = $1 ORDER BY first', [serial])).map(gapFromRow);
+  async gaps(serial: string, q?: GapsQuery): Promise<GapRow[]> {
+    if (q === undefined) return (await this.all('SELECT * FROM gaps WHERE serial = $1 ORDER BY first, id', [serial])).map(gapFromRow);
+    return (
+      await this.all('SELECT * FROM gaps WHERE serial = $1 AND (first, id) > ($2, $3) ORDER BY first, id LIMIT $4', [
+        serial,
+        q.after?.first ?? -1,
+        q.after?.id ?? -1,
+        q.limit,
+      ])
+    ).map(gapFromRow);
+  }
+
+  async readPage(request: PageRequest): Promise<EncodedPage> {
+    return encodePage(this, request);
   }
 
   async frames(serial: string): Promise<StoredFrame[]> {
@@ -380,6 +420,6 @@ export class PostgresStorage implements Storage {
   }
 
   async close(): Promise<void> {
-    await this.pool.end();
+    await Promise.all([this.pool.end(), this.readPool.end()]);
   }
 }
