@@ -7,5 +7,5 @@ export { IngestEvents, type ReadingEvent, type RetimeEvent, type UplinkEvent } f
 export { ingestUplink, REASONS, type DeviceResult, type UplinkBody } from './ingest.js';
 export { RegistryError, formatTable, importManifest, revokeDevice, type ImportOutcome } from './registry.js';
 export { OPTIONAL_PLUGINS, type OptionalPlugin } from './plugins/index.js';
-export { openStorage, isPostgresUrl } from './storage/index.js';
-export type { Storage, DeviceRow, DeviceSummary, GapRow, StoredFrame, StoredReading } from './storage/types.js';
+export { openStorage, isPostgresUrl, SqliteStorage, PostgresStorage, ReadsUnavailableError } from './storage/index.js';
+export type { Storage, DeviceRow, DeviceSummary, GapRow, StoredFrame, StoredReading, NewReading, PageRequest, EncodedPage } from './storage/types.js';

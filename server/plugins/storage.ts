@@ -3,7 +3,7 @@
 // "nodes" on one database) is used as is and left open on close.
 import fp from 'fastify-plugin';
 import { ConfigError } from '../keys.js';
-import { describeDb, openStorage } from '../storage/index.js';
+import { SqliteStorage, describeDb, openStorage } from '../storage/index.js';
 import type { Storage } from '../storage/types.js';
 
 export interface StorageOptions {
@@ -32,6 +32,7 @@ export default fp<StorageOptions>(
     const opened = storage;
     app.decorate('storage', opened);
     if (owned) app.addHook('onClose', async () => opened.close());
+    if (opened instanceof SqliteStorage) opened.readWorkers?.warm();
     app.log.info({ backend: opened.backend, db: owned ? db : '(given)', migrations: await opened.migrations() }, 'storage ready');
   },
   { name: 'sealpost-storage', fastify: '5.x', dependencies: ['sealpost-context'] },

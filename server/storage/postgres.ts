@@ -97,8 +97,9 @@ export class PostgresStorage implements Storage {
   static async open(url: string, options: PostgresOptions = {}): Promise<PostgresStorage> {
     const { connectionString, schema } = parsePostgresUrl(url);
     const settings = { connectionString, types: TYPES, ...(schema ? { options: `-c search_path=${schema}` } : {}) };
-    const pool = new pg.Pool({ ...settings, max: options.poolSize ?? 10 });
-    const readPool = new pg.Pool({ ...settings, max: options.readPoolSize ?? 4 });
+    // The names show in pg_stat_activity, so an operator can tell the two pools apart.
+    const pool = new pg.Pool({ ...settings, max: options.poolSize ?? 10, application_name: 'sealpost' });
+    const readPool = new pg.Pool({ ...settings, max: options.readPoolSize ?? 4, application_name: 'sealpost-read' });
     pool.on('error', (e) => options.onError?.(e));
     readPool.on('error', (e) => options.onError?.(e));
     const storage = new PostgresStorage(pool, readPool, schema);

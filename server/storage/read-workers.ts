@@ -53,6 +53,11 @@ export class ReadWorkers {
     this.maxQueued = options.maxQueued ?? MAX_QUEUED_READS;
   }
 
+  /** Reads waiting or running now. */
+  get pending(): number {
+    return this.queued;
+  }
+
   /** The live worker threads (tests use this to crash one). */
   threads(): Worker[] {
     return this.slots.filter((s): s is Slot => s !== null).map((s) => s.worker);
@@ -86,6 +91,12 @@ export class ReadWorkers {
     });
     this.slots[i] = slot;
     return slot;
+  }
+
+  /** Starts every worker now (tsx compiles the worker's modules in about half a second), so the first read does not wait. */
+  warm(): void {
+    if (this.closed) return;
+    for (let i = 0; i < this.slots.length; i++) if (!this.slots[i]) this.start(i);
   }
 
   /** Runs `op` on the least busy worker. */
