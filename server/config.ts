@@ -46,9 +46,9 @@ export interface ServerConfig {
   trustProxy: boolean;
   sqliteSynchronous: 'FULL' | 'NORMAL';
   pgPoolSize: number;
-  /** Reads off the ingest path (docs/server.md, "Reads"): PostgreSQL read pool connections, SQLite read worker threads. */
+  /** Reads off the ingest path (docs/server.md, "Reads"): read worker threads, and PostgreSQL read pool connections. */
+  readWorkers: number;
   pgReadPoolSize: number;
-  sqliteReadWorkers: number;
   /** Checked settings of optional plugins, by section name. */
   sections: Record<string, unknown>;
 }
@@ -75,8 +75,8 @@ export const DEFAULTS: ServerConfig = {
   trustProxy: false,
   sqliteSynchronous: 'FULL',
   pgPoolSize: 10,
+  readWorkers: 1,
   pgReadPoolSize: 4,
-  sqliteReadWorkers: 1,
   sections: {},
 };
 
@@ -133,7 +133,7 @@ function bucket(v: unknown, where: string): BucketSpec | null {
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-const TOP = ['db', 'listen', 'ingest_keys', 'trust', 'tls', 'limits', 'rate_limit', 'key_cache', 'log_level', 'trust_proxy', 'sqlite_synchronous', 'pg_pool_size', 'pg_read_pool_size', 'sqlite_read_workers'];
+const TOP = ['db', 'listen', 'ingest_keys', 'trust', 'tls', 'limits', 'rate_limit', 'key_cache', 'log_level', 'trust_proxy', 'sqlite_synchronous', 'pg_pool_size', 'read_workers', 'pg_read_pool_size'];
 
 /**
  * Checks a raw configuration document (snake_case, as in the file) and merges
@@ -194,7 +194,7 @@ export function checkConfig(raw: unknown, baseDir = process.cwd(), where = 'conf
   }
   if (o.pg_pool_size !== undefined) c.pgPoolSize = int(o.pg_pool_size, `${where}: pg_pool_size`, 1, 1000);
   if (o.pg_read_pool_size !== undefined) c.pgReadPoolSize = int(o.pg_read_pool_size, `${where}: pg_read_pool_size`, 1, 1000);
-  if (o.sqlite_read_workers !== undefined) c.sqliteReadWorkers = int(o.sqlite_read_workers, `${where}: sqlite_read_workers`, 0, 64);
+  if (o.read_workers !== undefined) c.readWorkers = int(o.read_workers, `${where}: read_workers`, 0, 64);
   for (const [name, checker] of Object.entries(SECTIONS)) {
     if (o[name] !== undefined) c.sections[name] = checker(o[name], `${where}: ${name}`, baseDir);
   }

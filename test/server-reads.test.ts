@@ -334,7 +334,7 @@ describe('the SQLite read worker', () => {
     expect(crashed.headers['retry-after']).toBe('1');
     expect(crashed.json()).toEqual({
       error: 'Service Unavailable',
-      message: 'the SQLite read worker stopped unexpectedly (exit code 1); a new one starts with the next read: retry',
+      message: 'the read worker stopped unexpectedly (exit code 1); a new one starts with the next read: retry',
       statusCode: 503,
     });
 
@@ -375,9 +375,9 @@ describe('read settings', () => {
     );
     expect(bad({ limits: { page_max: 0 } })).toThrow('sealpost.json: limits.page_max must be a whole number from 1 to 100000, got 0');
     expect(bad({ pg_read_pool_size: 0 })).toThrow('sealpost.json: pg_read_pool_size must be a whole number from 1 to 1000, got 0');
-    expect(bad({ sqlite_read_workers: 100 })).toThrow('sealpost.json: sqlite_read_workers must be a whole number from 0 to 64, got 100');
-    expect(checkConfig({ limits: { page_max: 500 }, pg_read_pool_size: 2, sqlite_read_workers: 2 })).toMatchObject({ limits: { pageMax: 500 }, pgReadPoolSize: 2, sqliteReadWorkers: 2 });
-    expect(checkConfig({})).toMatchObject({ limits: { pageMax: 10_000 }, pgReadPoolSize: 4, sqliteReadWorkers: 1 });
+    expect(bad({ read_workers: 100 })).toThrow('sealpost.json: read_workers must be a whole number from 0 to 64, got 100');
+    expect(checkConfig({ limits: { page_max: 500 }, pg_read_pool_size: 2, read_workers: 2 })).toMatchObject({ limits: { pageMax: 500 }, pgReadPoolSize: 2, readWorkers: 2 });
+    expect(checkConfig({})).toMatchObject({ limits: { pageMax: 10_000 }, pgReadPoolSize: 4, readWorkers: 1 });
   });
 
   it('pages by limits.page_max when it is below the default page of 1,000', async () => {

@@ -20,8 +20,6 @@ export function sqlitePath(db: string): string {
 
 export interface OpenOptions extends PostgresOptions {
   sqliteSynchronous?: 'FULL' | 'NORMAL';
-  /** SQLite read worker threads (default 1; docs/server.md, "Reads"). */
-  sqliteReadWorkers?: number;
 }
 
 /** The database setting fit for a log line or a message: a URL loses its password. */
@@ -41,7 +39,7 @@ export async function openStorage(db: string, options: OpenOptions = {}): Promis
   if (isPostgresUrl(db)) return PostgresStorage.open(db, options);
   return new SqliteStorage(sqlitePath(db), {
     ...(options.sqliteSynchronous ? { synchronous: options.sqliteSynchronous } : {}),
-    ...(options.sqliteReadWorkers !== undefined ? { readWorkers: options.sqliteReadWorkers } : {}),
+    ...(options.readWorkers !== undefined ? { readWorkers: options.readWorkers } : {}),
     ...(options.onError ? { onError: options.onError } : {}),
   });
 }

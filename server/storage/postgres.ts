@@ -12,12 +12,15 @@
 // The URL may carry `?schema=NAME` (a sealpost extension, removed before the
 // URL reaches `pg`): the tables then live in that schema, created if needed.
 //
-// Reads outside a transaction (the read API's pages, device lookups) use a
-// pool of their own (`readPoolSize`, config pg_read_pool_size), so 48
-// clients paging through readings wait for each other, never for the
-// connections that uploads need (docs/server.md, "Reads").
+// Reads outside a transaction never use the ingest pool: the read API's
+// pages run on a read worker thread (server/storage/read-workers.ts) with a
+// pool of its own (`readPoolSize`, config pg_read_pool_size), so 48 clients
+// paging through readings wait for each other, never for the connections or
+// the event loop that uploads need; point lookups (a device before its
+// readings) use a second small pool here (docs/server.md, "Reads").
 import pg from 'pg';
 import { encodePage } from '../wire.js';
+import { ReadWorkers } from './read-workers.js';
 import { MIGRATIONS } from './migrations.js';
 import { batchFromRow, deviceFromRow, frameFromRow, gapFromRow, readingFromRow, summaryFromRow, type Row } from './rows.js';
 import type {
@@ -67,6 +70,10 @@ export interface PostgresOptions {
   poolSize?: number;
   /** Connections of the read pool (default 4). */
   readPoolSize?: number;
+  /** Read worker threads (default 1); 0 reads on this thread. */
+  readWorkers?: number;
+  /** Open for reads only: no migrations (a read worker; the server migrated). */
+  readOnly?: boolean;
   onError?: (error: Error) => void;
   /** Told about settings that weaken what an ack promises. */
   onWarning?: (message: string) => void;
@@ -87,11 +94,14 @@ export class PostgresStorage implements Storage {
   private readonly pool: pg.Pool;
   private readonly readPool: pg.Pool;
   private readonly schema: string | undefined;
+  /** The read workers, or null when reads run on this thread. */
+  readonly readWorkers: ReadWorkers | null;
 
-  private constructor(pool: pg.Pool, readPool: pg.Pool, schema: string | undefined) {
+  private constructor(pool: pg.Pool, readPool: pg.Pool, schema: string | undefined, readWorkers: ReadWorkers | null) {
     this.pool = pool;
     this.readPool = readPool;
     this.schema = schema;
+    this.readWorkers = readWorkers;
   }
 
   static async open(url: string, options: PostgresOptions = {}): Promise<PostgresStorage> {
@@ -102,7 +112,13 @@ export class PostgresStorage implements Storage {
     const readPool = new pg.Pool({ ...settings, max: options.readPoolSize ?? 4, application_name: 'sealpost-read' });
     pool.on('error', (e) => options.onError?.(e));
     readPool.on('error', (e) => options.onError?.(e));
-    const storage = new PostgresStorage(pool, readPool, schema);
+    const workers = options.readWorkers ?? 1;
+    const readWorkers =
+      workers > 0
+        ? new ReadWorkers(url, { size: workers, readPoolSize: options.readPoolSize ?? 4, ...(options.onError ? { onError: options.onError } : {}) })
+        : null;
+    const storage = new PostgresStorage(pool, readPool, schema, readWorkers);
+    if (options.readOnly) return storage;
     try {
       await storage.migrate();
       // An ack promises the frames are durable: with synchronous_commit off a
@@ -110,6 +126,7 @@ export class PostgresStorage implements Storage {
       const sc = (await pool.query('SHOW synchronous_commit')).rows[0]?.synchronous_commit;
       if (sc === 'off') options.onWarning?.('PostgreSQL synchronous_commit is off: acknowledged frames can be lost if the database host crashes; set it to on');
     } catch (e) {
+      await readWorkers?.close();
       await Promise.all([pool.end(), readPool.end()]);
       throw e;
     }
@@ -357,6 +374,7 @@ export class PostgresStorage implements Storage {
   }
 
   async devicesPage(q: DevicesQuery): Promise<DeviceSummary[]> {
+    if (this.readWorkers) return this.readWorkers.run('devicesPage', [q]);
     return (
       await this.all(
         `SELECT d.serial, d.board, d.batch, d.status, d.frame_size, d.ingest_key_id, d.registered_at, d.frames, d.last_seen, d.settled, d.battery,
@@ -372,6 +390,7 @@ export class PostgresStorage implements Storage {
     // counter, idx): a page starts at its cursor and reads `limit` rows in
     // order (EXPLAIN: Index Scan using readings_pkey). With from/to the
     // planner may pick readings_by_time instead when that range is narrow.
+    if (this.readWorkers) return this.readWorkers.run('readings', [serial, q]);
     const where = ['serial = $1', '(counter, idx) > ($2, $3)'];
     const args: unknown[] = [serial, q.after?.counter ?? -1, q.after?.idx ?? -1];
     if (q.from !== undefined) {
@@ -394,6 +413,7 @@ export class PostgresStorage implements Storage {
 
   async gaps(serial: string, q?: GapsQuery): Promise<GapRow[]> {
     if (q === undefined) return (await this.all('SELECT * FROM gaps WHERE serial = $1 ORDER BY first, id', [serial])).map(gapFromRow);
+    if (this.readWorkers) return this.readWorkers.run('gaps', [serial, q]);
     return (
       await this.all('SELECT * FROM gaps WHERE serial = $1 AND (first, id) > ($2, $3) ORDER BY first, id LIMIT $4', [
         serial,
@@ -405,6 +425,7 @@ export class PostgresStorage implements Storage {
   }
 
   async readPage(request: PageRequest): Promise<EncodedPage> {
+    if (this.readWorkers) return this.readWorkers.run('page', [request]);
     return encodePage(this, request);
   }
 
@@ -421,6 +442,7 @@ export class PostgresStorage implements Storage {
   }
 
   async close(): Promise<void> {
+    await this.readWorkers?.close();
     await Promise.all([this.pool.end(), this.readPool.end()]);
   }
 }

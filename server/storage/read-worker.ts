@@ -1,15 +1,19 @@
-// A SQLite read worker (docs/server.md, "Reads"): its own read-only
-// connection to the database file, in its own thread, so a read that scans
-// and encodes 10,000 rows never holds the event loop that answers uplinks.
-// WAL lets it read committed data while the main thread writes; each
-// statement reads one snapshot, so a page never shows half a transaction.
+// A read worker (docs/server.md, "Reads"): its own connections to the
+// database, in its own thread, so a read that fetches, parses and encodes
+// 10,000 rows never holds the event loop that answers uplinks. SQLite: one
+// read-only connection (WAL lets it read committed data while the main
+// thread writes). PostgreSQL: the read pool (pg_read_pool_size connections),
+// several pages at once. Either way a page is one statement, one snapshot,
+// so it never shows half a transaction.
 // Messages: {id, op: 'page' | 'readings' | 'devicesPage' | 'gaps', args};
 // answers {id, ok: true, value} or {id, ok: false, message}. A page's body is
 // transferred, not copied.
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { encodePage } from '../wire.js';
+import { PostgresStorage } from './postgres.js';
 import { SqliteStorage } from './sqlite.js';
-import type { PageRequest } from './types.js';
+import type { PageRequest, Storage } from './types.js';
 
 export interface ReadMessage {
   id: number;
@@ -17,10 +21,37 @@ export interface ReadMessage {
   args: unknown[];
 }
 
+/** The read worker thread's nice value (0 normal, 19 lowest). */
+const READ_NICE = 10;
+
+export interface ReadWorkerData {
+  /** A SQLite file path or a postgres:// URL. */
+  db: string;
+  readPoolSize: number;
+}
+
 const port = parentPort!;
-const storage = new SqliteStorage((workerData as { path: string }).path, { readonly: true, readWorkers: 0 });
+const { db, readPoolSize } = workerData as ReadWorkerData;
+
+// On Linux the nice value is per thread (setpriority(2), NOTES: "under the
+// current Linux/NPTL implementation of POSIX threads, the nice value is a
+// per-thread attribute"), so this lowers only this thread: when reads and
+// uploads want the same CPU, the event loop that answers uploads goes first.
+// Elsewhere it may lower the whole process or fail; then it is left alone.
+if (process.platform === 'linux') {
+  try {
+    setPriority(READ_NICE);
+  } catch {
+    // not permitted here: reads keep the normal priority
+  }
+}
+// A failure to open is thrown here, ends the thread, and fails the reads waiting for it with the reason.
+const opening: Promise<Storage> = /^postgres(ql)?:\/\//i.test(db)
+  ? PostgresStorage.open(db, { readOnly: true, readPoolSize, readWorkers: 0 })
+  : Promise.resolve(new SqliteStorage(db, { readonly: true, readWorkers: 0 }));
 
 async function answer(m: ReadMessage): Promise<void> {
+  const storage = await opening;
   try {
     if (m.op === 'page') {
       const page = await encodePage(storage, m.args[0] as PageRequest);
@@ -39,3 +70,4 @@ async function answer(m: ReadMessage): Promise<void> {
 }
 
 port.on('message', (m: ReadMessage) => void answer(m));
+await opening;

@@ -1,6 +1,7 @@
-// The SQLite read workers (docs/server.md, "Reads"): `size` threads, each with
-// its own read-only connection (server/storage/read-worker.ts), started on
-// the first read and restarted after a crash.
+// The read workers (docs/server.md, "Reads"): `size` threads, each with its
+// own connections to the database (server/storage/read-worker.ts: a
+// read-only SQLite connection, or the PostgreSQL read pool), started at
+// server start or on the first read, and restarted after a crash.
 //
 // - Bounded: at most `maxQueued` reads wait or run at once; one more is
 //   refused at once with ReadsUnavailableError (503 + Retry-After) instead of
@@ -12,7 +13,7 @@
 //   close() ends every worker.
 import { Worker } from 'node:worker_threads';
 import { ReadsUnavailableError } from './types.js';
-import type { ReadMessage } from './read-worker.js';
+import type { ReadMessage, ReadWorkerData } from './read-worker.js';
 
 const ENTRY = new URL('./read-worker.mjs', import.meta.url);
 
@@ -28,6 +29,8 @@ interface Slot {
 
 export interface ReadWorkersOptions {
   size: number;
+  /** PostgreSQL connections per worker. */
+  readPoolSize?: number;
   maxQueued?: number;
   /** Told when a worker dies unexpectedly. */
   onError?: (error: Error) => void;
@@ -46,7 +49,7 @@ export class ReadWorkers {
   private readonly maxQueued: number;
 
   constructor(
-    private readonly path: string,
+    private readonly db: string,
     private readonly options: ReadWorkersOptions,
   ) {
     this.slots = Array.from({ length: Math.max(1, options.size) }, () => null);
@@ -64,7 +67,7 @@ export class ReadWorkers {
   }
 
   private start(i: number): Slot {
-    const worker = new Worker(ENTRY, { workerData: { path: this.path } });
+    const worker = new Worker(ENTRY, { workerData: { db: this.db, readPoolSize: this.options.readPoolSize ?? 4 } satisfies ReadWorkerData });
     const slot: Slot = { worker, inflight: new Map() };
     this.started++;
     let failure: Error | undefined;
@@ -83,7 +86,7 @@ export class ReadWorkers {
       if (this.slots[i] === slot) this.slots[i] = null;
       const why = this.closed
         ? 'the database is closing'
-        : `the SQLite read worker stopped unexpectedly (${failure ? failure.message : `exit code ${code}`}); a new one starts with the next read: retry`;
+        : `the read worker stopped unexpectedly (${failure ? failure.message : `exit code ${code}`}); a new one starts with the next read: retry`;
       if (!this.closed) this.options.onError?.(new Error(why));
       for (const w of slot.inflight.values()) w.reject(new ReadsUnavailableError(why));
       this.queued -= slot.inflight.size;
