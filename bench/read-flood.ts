@@ -17,14 +17,20 @@
 //   pages   follow next_cursor with limit=`limit` (the maximum page, 10,000)
 //   csv     one `format=csv` request, streamed
 //   single  one `?limit=100000` request (the API before paging; use with --root)
-// Every reader checks it got every reading once, in order. Reported: the
+// Every reader checks it got every reading once, in order. The readers run
+// in a thread of their own at nice 10 (bench/read-flood-readers.ts): in a
+// deployment they are other machines, and here their JSON parsing must
+// neither delay the uplink client's event loop (which would inflate the
+// latencies it measures) nor outrank the server for the 2 cores. Reported: the
 // uplink latency alone and during the flood (p50, p99, max), the flood's
 // duration and read rate, and the server's peak RSS during the flood.
 import { readFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
+import { Worker } from 'node:worker_threads';
 import { ANCHOR_BOOT, encodeAnchor, encodeSample, sealFrame, type ProvisionedDevice } from '../protocol/index.js';
+import type { ReadersData } from './read-flood-readers.js';
 import { DEFAULT_PG, benchDb, freePort, importFleet, pct, post, startServer, stopServer, writeConfig, type Backend, type BenchDb } from './harness.js';
 
 const { values } = parseArgs({
@@ -85,65 +91,14 @@ function kb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   return m ? Number(m[1]) : 0;
 }
 
-function get(agent: Agent, port: number, path: string, headers: Record<string, string>, onData?: (c: Buffer) => void): Promise<{ status: number; text: string }> {
+/** Runs the readers in their thread; resolves with the number of requests they made. */
+function readInThread(data: ReadersData): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request({ agent, host: '127.0.0.1', port, path, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => (onData ? onData(c) : chunks.push(c)));
-      res.on('end', () => (res.complete ? resolve({ status: res.statusCode!, text: Buffer.concat(chunks).toString() }) : reject(new Error(`${path}: response cut short`))));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
+    const worker = new Worker(new URL('./read-flood-readers.mjs', import.meta.url), { workerData: data });
+    worker.once('message', (m: { requests?: number; error?: string }) => (m.error !== undefined ? reject(new Error(m.error)) : resolve(m.requests!)));
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`reader thread exited with ${code}`)));
   });
-}
-
-/** One reader: every reading of `serial`, checked to come once and in order. Returns the number of requests. */
-async function readAll(port: number, serial: string, headers: Record<string, string>): Promise<number> {
-  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-  const base = `/v1/devices/${serial}/readings`;
-  let seen = 0;
-  let lastCounter = 0;
-  const check = (counter: number) => {
-    if (counter <= lastCounter) throw new Error(`reading ${counter} after ${lastCounter}`);
-    lastCounter = counter;
-    seen++;
-  };
-  let requests = 0;
-  try {
-    if (MODE === 'csv') {
-      let rest = '';
-      let header = true;
-      await get(agent, port, `${base}?format=csv`, headers, (c) => {
-        const lines = (rest + c.toString()).split('\n');
-        rest = lines.pop()!;
-        for (const line of lines) {
-          if (header) header = false;
-          else check(Number(line.split(',')[1]));
-        }
-      });
-      requests = 1;
-    } else if (MODE === 'single') {
-      const r = await get(agent, port, `${base}?limit=${READINGS}`, headers);
-      if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.text.slice(0, 200)}`);
-      for (const x of JSON.parse(r.text).readings) check(x.counter);
-      requests = 1;
-    } else {
-      let cursor: string | null = null;
-      do {
-        const r = await get(agent, port, `${base}?limit=${LIMIT}${cursor ? `&cursor=${cursor}` : ''}`, headers);
-        if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.text.slice(0, 200)}`);
-        const page = JSON.parse(r.text) as { readings: { counter: number }[]; next_cursor: string | null };
-        for (const x of page.readings) check(x.counter);
-        cursor = page.next_cursor;
-        requests++;
-      } while (cursor !== null);
-    }
-  } finally {
-    agent.destroy();
-  }
-  if (seen !== READINGS) throw new Error(`a reader got ${seen} readings, expected ${READINGS}`);
-  return requests;
 }
 
 async function run(backend: Backend): Promise<void> {
@@ -198,7 +153,7 @@ async function run(backend: Backend): Promise<void> {
     let peak = 0;
     const sampler = setInterval(() => (peak = Math.max(peak, kb(pid, 'VmRSS'))), 100);
     const floodStart = performance.now();
-    const requests = await Promise.all(Array.from({ length: READERS }, () => readAll(port, devices[0]!.serial, headers)));
+    const requests = await readInThread({ port, serial: devices[0]!.serial, headers, mode: MODE, readers: READERS, readings: READINGS, limit: LIMIT });
     const floodEnd = performance.now();
     clearInterval(sampler);
     peak = Math.max(peak, kb(pid, 'VmRSS'));
@@ -212,7 +167,7 @@ async function run(backend: Backend): Promise<void> {
     const seconds = (floodEnd - floodStart) / 1000;
     const f = (xs: number[]) => (xs.length === 0 ? 'n/a' : `p50 ${pct(xs, 0.5).toFixed(0)} ms, p99 ${pct(xs, 0.99).toFixed(0)} ms, max ${Math.max(...xs).toFixed(0)} ms (${xs.length} requests)`);
     console.log(`${backend}, mode ${MODE}${values.root ? ` (server from ${values.root})` : ''}${values.settings !== '{}' ? `, settings ${values.settings}` : ''}:`);
-    console.log(`  flood: ${READERS} readers x ${READINGS} readings in ${seconds.toFixed(1)} s (${requests.reduce((a, b) => a + b, 0)} requests, ${Math.round((READERS * READINGS) / seconds).toLocaleString('en-US')} readings/s)`);
+    console.log(`  flood: ${READERS} readers x ${READINGS} readings in ${seconds.toFixed(1)} s (${requests} requests, ${Math.round((READERS * READINGS) / seconds).toLocaleString('en-US')} readings/s)`);
     console.log(`  uplink alone:        ${f(alone)}`);
     console.log(`  uplink during flood: ${f(during)}${failures.length ? `; ${failures.length} FAILED, e.g. ${failures[0]}` : ''}`);
     console.log(`  server RSS: ${Math.round(seededRss / 1024)} MB before the flood, peak ${Math.round(peak / 1024)} MB during it (VmHWM ${Math.round(hwm / 1024)} MB)`);

@@ -25,7 +25,7 @@
 // workers (server/storage/read-workers.ts): threads with their own read-only
 // connections, so a large read never holds the event loop that answers
 // uplinks. A `:memory:` database lives in this connection only and cannot
-// be opened by another thread: it reads in-process (tests, the demo).
+// be opened by another thread: it reads in-process (tests).
 import Database from 'better-sqlite3';
 import { encodePage } from '../wire.js';
 import { ReadWorkers } from './read-workers.js';
@@ -104,7 +104,8 @@ export class SqliteStorage implements Storage {
   constructor(path: string, options: SqliteOptions = {}) {
     this.db = new Database(path, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
     const workers = options.readWorkers ?? 1;
-    this.readWorkers = workers > 0 && !this.db.memory ? new ReadWorkers(path, { size: workers, ...(options.onError ? { onError: options.onError } : {}) }) : null;
+    // '' is a temporary database private to this connection, like :memory:.
+    this.readWorkers = workers > 0 && !this.db.memory && path !== '' ? new ReadWorkers(path, { size: workers, ...(options.onError ? { onError: options.onError } : {}) }) : null;
     this.db.pragma('busy_timeout = 5000');
     if (!options.readonly) {
       this.db.pragma('journal_mode = WAL');
