@@ -14,33 +14,11 @@
 // response is checked: status 200, every frame accepted, and the ack verifies
 // and covers the batch. A warm-up round sends each device's first batch
 // (first contact: HPKE key recovery on the server) and is reported apart.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, createServer, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir, cpus } from 'node:os';
-import { join } from 'node:path';
+import { Agent } from 'node:http';
+import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
-import {
-  ANCHOR_BOOT,
-  ANCHOR_CONNECT,
-  encodeAnchor,
-  encodeKeyFile,
-  encodeManifest,
-  encodeSample,
-  newFactoryKey,
-  newIngestKey,
-  provisionDevice,
-  sealFrame,
-  signManifest,
-  verifyAck,
-  type ProvisionedDevice,
-} from '../protocol/index.js';
-import { importManifest, openStorage } from '../server/index.js';
-
-const BIN = new URL('../bin/sealpost.mjs', import.meta.url).pathname;
+import { ANCHOR_BOOT, ANCHOR_CONNECT, encodeAnchor, encodeSample, sealFrame, verifyAck, type ProvisionedDevice } from '../protocol/index.js';
+import { DEFAULT_PG, benchDb, importFleet, pct, post, freePort, startServer, stopServer, writeConfig } from './harness.js';
 
 const { values } = parseArgs({
   options: {
@@ -49,7 +27,7 @@ const { values } = parseArgs({
     frames: { type: 'string', default: '200000' },
     batch: { type: 'string', default: '50' },
     concurrency: { type: 'string', default: '16' },
-    pg: { type: 'string', default: process.env.SEALPOST_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
+    pg: { type: 'string', default: DEFAULT_PG },
     profile: { type: 'string' },
   },
   strict: true,
@@ -91,21 +69,6 @@ function makeJobs(devices: ProvisionedDevice[]): Job[][] {
   return rounds;
 }
 
-function post(agent: Agent, port: number, body: string): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { agent, host: '127.0.0.1', port, path: '/v1/uplink', method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode!, text: Buffer.concat(chunks).toString() }));
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 async function drive(port: number, jobs: Job[]): Promise<{ seconds: number; latencies: number[] }> {
   const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
   const latencies: number[] = [];
@@ -131,81 +94,16 @@ async function drive(port: number, jobs: Job[]): Promise<{ seconds: number; late
   return { seconds, latencies };
 }
 
-/** A loopback port that was free a moment ago. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** Starts the server process and waits until it answers. */
-async function startServer(config: string, port: number): Promise<ChildProcess> {
-  const profile = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : [];
-  const child = spawn(process.execPath, [...profile, BIN, 'server', '--config', config], { stdio: ['ignore', 'inherit', 'inherit'] });
-  let exited: number | null = null;
-  child.on('exit', (code) => (exited = code ?? -1));
-  for (let i = 0; i < 300; i++) {
-    if (exited !== null) throw new Error(`server exited with ${exited}`);
-    const up = await new Promise<boolean>((resolve) => {
-      const req = request({ host: '127.0.0.1', port, path: '/v1/devices', agent: false }, (res) => {
-        res.resume();
-        // Reads need a token the bench does not have: 401 means the server is up and deciding.
-        resolve(res.statusCode === 401);
-      });
-      req.on('error', () => resolve(false));
-      req.end();
-    });
-    if (up) return child;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('server did not start within 30 s');
-}
-
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
-
 async function run(backend: 'sqlite' | 'postgres'): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'sealpost-bench-'));
-  const schema = `sp_bench_${randomBytes(4).toString('hex')}`;
-  let db = join(dir, 'bench.db');
-  if (backend === 'postgres') {
-    const u = new URL(values.pg!);
-    u.searchParams.set('schema', schema);
-    db = u.toString();
-  }
-  let child: ChildProcess | undefined;
+  const bench = benchDb(backend, values.pg);
+  let child: Awaited<ReturnType<typeof startServer>> | undefined;
   try {
-    const ingest = newIngestKey();
-    const factory = newFactoryKey();
-    const devices = Array.from({ length: DEVICES }, (_, i) => provisionDevice(ingest.publicFile.key, `SP-B${String(i + 1).padStart(6, '0')}`));
-    const manifest = encodeManifest(
-      signManifest(
-        {
-          batch: 'BENCH',
-          created: new Date().toISOString(),
-          board: 'puckjs',
-          frame_size: 20,
-          ingest_key_id: ingest.publicFile.id,
-          devices: devices.map((d) => ({ serial: d.serial, enc: Buffer.from(d.enc).toString('hex') })),
-        },
-        factory.privateFile,
-      ),
-    );
-    const storage = await openStorage(db);
-    await importManifest(storage, manifest, { trusted: [factory.publicFile], ingestKeyIds: [ingest.publicFile.id] });
-    await storage.close();
-    const keyFile = join(dir, 'ingest.key');
-    writeFileSync(keyFile, encodeKeyFile(ingest.privateFile), { mode: 0o600 });
-    const config = join(dir, 'sealpost.json');
+    const { devices, keyFile } = await importFleet(bench, DEVICES);
     const port = await freePort();
-    writeFileSync(config, JSON.stringify({ db, listen: `127.0.0.1:${port}`, ingest_keys: [keyFile], rate_limit: false, log_level: 'warn' }));
+    const config = writeConfig(bench, { db: bench.db, listen: `127.0.0.1:${port}`, ingest_keys: [keyFile], rate_limit: false, log_level: 'warn' });
 
     const rounds = makeJobs(devices);
-    child = await startServer(config, port);
+    child = await startServer(config, port, values.profile ? { profileDir: values.profile } : {});
     const warm = await drive(port, rounds[0]!);
     const steady = await drive(port, rounds.slice(1).flat());
     const frames = (ROUNDS - 1) * DEVICES * BATCH;
@@ -219,15 +117,8 @@ async function run(backend: 'sqlite' | 'postgres'): Promise<void> {
       ].join(' '),
     );
   } finally {
-    child?.kill('SIGTERM');
-    if (child && child.exitCode === null) await new Promise((r) => child!.once('exit', r));
-    rmSync(dir, { recursive: true, force: true });
-    if (backend === 'postgres') {
-      const admin = new pg.Client({ connectionString: values.pg });
-      await admin.connect();
-      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await admin.end();
-    }
+    await stopServer(child);
+    await bench.drop();
   }
 }
 

@@ -113,13 +113,21 @@ export async function runDemo(args: string[]): Promise<number> {
     });
     console.log('');
     console.log(formatSummary(summary));
-    const list = (await (await fetch(`${base}/v1/devices`, { headers: auth })).json()) as { devices: Array<{ serial: string; frames: number; gaps: number; lost: number }> };
+    // Every item of a paged list (docs/api.md, "Paging").
+    const all = async <T>(path: string, key: string): Promise<T[]> => {
+      const items: T[] = [];
+      let cursor: string | null = null;
+      do {
+        const page = (await (await fetch(`${base}${path}?limit=10000${cursor ? `&cursor=${cursor}` : ''}`, { headers: auth })).json()) as Record<string, unknown>;
+        items.push(...(page[key] as T[]));
+        cursor = page.next_cursor as string | null;
+      } while (cursor !== null);
+      return items;
+    };
+    const list = { devices: await all<{ serial: string; frames: number; gaps: number; lost: number }>('/v1/devices', 'devices') };
     const ours = list.devices.filter((d) => summary.devices.some((s) => s.serial === d.serial));
     let readings = 0;
-    for (const d of ours) {
-      const r = (await (await fetch(`${base}/v1/devices/${encodeURIComponent(d.serial)}/readings?format=json`, { headers: auth })).json()) as { readings: unknown[] };
-      readings += r.readings.length;
-    }
+    for (const d of ours) readings += (await all(`/v1/devices/${encodeURIComponent(d.serial)}/readings`, 'readings')).length;
     const frames = ours.reduce((n, d) => n + d.frames, 0);
     const gaps = ours.reduce((n, d) => n + d.gaps, 0);
     const lost = ours.reduce((n, d) => n + d.lost, 0);

@@ -25,8 +25,8 @@ export interface Limits {
   framesPerDevice: number;
   /** Frames in one request over all devices (413 above). */
   framesPerRequest: number;
-  /** Most readings one GET returns. */
-  readingsPerQuery: number;
+  /** Most readings, devices or gaps one page of the read API holds (docs/api.md, "Paging"). */
+  pageMax: number;
 }
 
 export interface ServerConfig {
@@ -63,6 +63,9 @@ export interface ServerConfig {
   maxRelayDelay: number;
   /** Frames failing authentication: throttled per address, alerted per serial (docs/server.md, "Failed authentications"). */
   failedAuth: { ip: BucketSpec | null; serial: BucketSpec | null };
+  /** Reads off the ingest path (docs/server.md, "Reads"): read worker threads, and PostgreSQL read pool connections. */
+  readWorkers: number;
+  pgReadPoolSize: number;
   /** Checked settings of optional plugins, by section name. */
   sections: Record<string, unknown>;
 }
@@ -72,7 +75,7 @@ export const DEFAULT_LIMITS: Limits = {
   devicesPerRequest: 100,
   framesPerDevice: 500,
   framesPerRequest: 5_000,
-  readingsPerQuery: 100_000,
+  pageMax: 10_000,
 };
 
 export const DEFAULTS: ServerConfig = {
@@ -104,6 +107,8 @@ export const DEFAULTS: ServerConfig = {
   maxRelayDelay: 7 * 86_400,
   // Failed frames per second and burst; ip throttles the address, serial only raises an alert.
   failedAuth: { ip: { perSecond: 10, burst: 1_000 }, serial: { perSecond: 1, burst: 100 } },
+  readWorkers: 1,
+  pgReadPoolSize: 4,
   sections: {},
 };
 
@@ -164,7 +169,7 @@ function bucket(v: unknown, where: string): BucketSpec | null {
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const TOP = ['db', 'listen', 'ingest_keys', 'trust', 'tls', 'limits', 'rate_limit', 'key_cache', 'log_level', 'trust_proxy', 'sqlite_synchronous', 'pg_pool_size',
-  'max_relay_delay', 'failed_auth', 'timeouts', 'connections', 'relay_keys', 'allowed_hosts'];
+  'max_relay_delay', 'failed_auth', 'timeouts', 'connections', 'relay_keys', 'allowed_hosts', 'read_workers', 'pg_read_pool_size'];
 
 /** One rate-limit scope: {"requests": bucket|null, "frames": bucket|null}, or null/false for both off. */
 function rateSpec(v: unknown, where: string, base: RateSpec): RateSpec {
@@ -299,12 +304,18 @@ export function checkConfig(raw: unknown, baseDir = process.cwd(), where = 'conf
   }
   if (o.limits !== undefined) {
     const l = obj(o.limits, `${where}: limits`);
-    known(l, ['body_bytes', 'devices_per_request', 'frames_per_device', 'frames_per_request', 'readings_per_query'], `${where}: limits`);
+    if (l.readings_per_query !== undefined) {
+      fail(
+        `${where}: limits.readings_per_query`,
+        'was replaced by limits.page_max (the most readings, devices or gaps one page holds, default 10000; follow next_cursor for more, and CSV streams every reading): rename the setting',
+      );
+    }
+    known(l, ['body_bytes', 'devices_per_request', 'frames_per_device', 'frames_per_request', 'page_max'], `${where}: limits`);
     if (l.body_bytes !== undefined) c.limits.bodyBytes = int(l.body_bytes, `${where}: limits.body_bytes`, 1024, 64 * 1_048_576);
     if (l.devices_per_request !== undefined) c.limits.devicesPerRequest = int(l.devices_per_request, `${where}: limits.devices_per_request`, 1, 10_000);
     if (l.frames_per_device !== undefined) c.limits.framesPerDevice = int(l.frames_per_device, `${where}: limits.frames_per_device`, 1, 100_000);
     if (l.frames_per_request !== undefined) c.limits.framesPerRequest = int(l.frames_per_request, `${where}: limits.frames_per_request`, 1, 1_000_000);
-    if (l.readings_per_query !== undefined) c.limits.readingsPerQuery = int(l.readings_per_query, `${where}: limits.readings_per_query`, 1, 10_000_000);
+    if (l.page_max !== undefined) c.limits.pageMax = int(l.page_max, `${where}: limits.page_max`, 1, 100_000);
   }
   if (o.key_cache !== undefined) c.keyCache = int(o.key_cache, `${where}: key_cache`, 1, 10_000_000);
   if (o.log_level !== undefined) {
@@ -328,6 +339,8 @@ export function checkConfig(raw: unknown, baseDir = process.cwd(), where = 'conf
     }
   }
   checkEdge(o, c, where);
+  if (o.pg_read_pool_size !== undefined) c.pgReadPoolSize = int(o.pg_read_pool_size, `${where}: pg_read_pool_size`, 1, 1000);
+  if (o.read_workers !== undefined) c.readWorkers = int(o.read_workers, `${where}: read_workers`, 0, 64);
   for (const [name, checker] of Object.entries(SECTIONS)) {
     if (o[name] !== undefined) c.sections[name] = checker(o[name], `${where}: ${name}`, baseDir);
   }

@@ -7,8 +7,8 @@ export { IngestEvents, type ReadingEvent, type RetimeEvent, type UplinkEvent } f
 export { ingestUplink, REASONS, type DeviceResult, type UplinkBody } from './ingest.js';
 export { RegistryError, formatTable, importManifest, revokeDevice, type ImportOutcome } from './registry.js';
 export { OPTIONAL_PLUGINS, type OptionalPlugin } from './plugins/index.js';
-export { openStorage, isPostgresUrl } from './storage/index.js';
-export type { Storage, DeviceRow, DeviceSummary, GapRow, StoredFrame, StoredReading } from './storage/types.js';
+export { openStorage, isPostgresUrl, SqliteStorage, PostgresStorage, ReadsUnavailableError } from './storage/index.js';
+export type { Storage, DeviceRow, DeviceSummary, GapRow, StoredFrame, StoredReading, NewReading, PageRequest, EncodedPage } from './storage/types.js';
 export { TokenError, TokenVerifier, createToken, listTokens, revokeToken, type CreatedToken, type TokenInfo, type TokenRole } from './tokens.js';
 export { RELAY_KEY_HEADER, RelayKeys, hashRelayKey, newRelayKey, type RelayKeyEntry } from './relay-keys.js';
 export { fileDescriptorLimit } from './connections.js';

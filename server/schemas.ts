@@ -90,6 +90,18 @@ export const serialParams = {
   properties: { serial: { type: 'string', pattern: SERIAL_PATTERN } },
 } as const;
 
+/** Paging of the read API (docs/api.md, "Paging"): the limit is checked against limits.page_max in the handler. */
+const PAGE = {
+  limit: { type: 'string', pattern: '^[0-9]{1,7}$' },
+  cursor: { type: 'string', maxLength: 200 },
+} as const;
+
+export const pageQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: PAGE,
+} as const;
+
 export const readingsQuery = {
   type: 'object',
   additionalProperties: false,
@@ -97,7 +109,7 @@ export const readingsQuery = {
     from: { type: 'string', maxLength: 40 },
     to: { type: 'string', maxLength: 40 },
     format: { type: 'string', enum: ['json', 'csv'] },
-    limit: { type: 'string', pattern: '^[0-9]{1,7}$' },
+    ...PAGE,
   },
 } as const;
 
@@ -117,6 +129,7 @@ const FIELD_MESSAGES: Record<string, (e: FastifySchemaValidationError) => string
   relay: () => 'must be an object {"id": string, "time": ms}',
   format: () => 'must be "json" or "csv"',
   limit: () => 'must be a whole number',
+  cursor: () => 'is not a cursor this server gave out (copy next_cursor exactly); start again without a cursor',
 };
 
 /** One message for the first error, naming the field by its path. */

@@ -115,7 +115,7 @@ describe('rate limits per source address and relay key, in requests and frames',
 
   it('counts frames, not just requests: one big request spends what many small ones would', async () => {
     const s = await limits({ ...NO_RATE_LIMIT, address: { requests: null, frames: { perSecond: 1, burst: 30 } } }, {
-      limits: { bodyBytes: 1_048_576, devicesPerRequest: 100, framesPerDevice: 500, framesPerRequest: 25, readingsPerQuery: 1000 },
+      limits: { bodyBytes: 1_048_576, devicesPerRequest: 100, framesPerDevice: 500, framesPerRequest: 25, pageMax: 1000 },
     });
     try {
       const d = fresh();

@@ -33,7 +33,7 @@ describe.each(RUNS)('fuzzing POST /v1/uplink on %s', (backend, BODIES) => {
     // Durability is not under test here; NORMAL skips SQLite's fsync per commit.
     storage = await openStorage(db.url, { sqliteSynchronous: 'NORMAL', poolSize: 2 });
     fleet = makeFleet(4);
-    s = await testServer(storage, fleet, { config: { limits: { bodyBytes: 262_144, devicesPerRequest: 100, framesPerDevice: 500, framesPerRequest: 5_000, readingsPerQuery: 1000 } } });
+    s = await testServer(storage, fleet, { config: { limits: { bodyBytes: 262_144, devicesPerRequest: 100, framesPerDevice: 500, framesPerRequest: 5_000, pageMax: 1000 } } });
   });
 
   afterAll(async () => {

@@ -329,7 +329,7 @@ describe.each(BACKENDS)('ingest server on %s', (backend) => {
     const limited = await buildServer({
       config: makeConfig({
         logLevel: 'silent',
-        limits: { bodyBytes: 1_048_576, devicesPerRequest: 100, framesPerDevice: 500, framesPerRequest: 10, readingsPerQuery: 1000 },
+        limits: { bodyBytes: 1_048_576, devicesPerRequest: 100, framesPerDevice: 500, framesPerRequest: 10, pageMax: 1000 },
         rateLimit: { address: { requests: { perSecond: 1, burst: 3 }, frames: { perSecond: 1, burst: 12 } }, relayKey: { requests: null, frames: null } },
       }),
       ingestKeys: [fleet.ingest.privateFile],

@@ -140,7 +140,7 @@ describe('sealpost registry and server commands', () => {
         req.end();
       });
       expect(status).toBe(200);
-      expect(JSON.parse(text)).toEqual({ devices: [] });
+      expect(JSON.parse(text)).toEqual({ next_cursor: null, devices: [] });
       await expect(fetch(server.url.replace('https:', 'http:') + '/v1/devices')).rejects.toThrow();
     } finally {
       await server.close();

@@ -197,15 +197,31 @@ async function getJson<T>(path: string): Promise<T> {
 
 const devicePath = (serial: string) => `v1/devices/${encodeURIComponent(serial)}`;
 
+/**
+ * Every item of a paged list (docs/api.md, "Paging"), following next_cursor
+ * with the server's default page size, up to `max` items; `more` says items
+ * were left.
+ */
+async function getAll<T>(path: string, key: string, params: Record<string, string> = {}, max = Infinity): Promise<{ items: T[]; more: boolean }> {
+  const items: T[] = [];
+  let cursor: string | null = null;
+  do {
+    const q: URLSearchParams = new URLSearchParams(params);
+    if (cursor !== null) q.set('cursor', cursor);
+    const page: Record<string, unknown> = await getJson<Record<string, unknown>>(`${path}?${q}`);
+    items.push(...(page[key] as T[]));
+    cursor = page.next_cursor as string | null;
+  } while (cursor !== null && items.length < max);
+  return { items: items.slice(0, max), more: cursor !== null || items.length > max };
+}
+
 async function fetchDevice(d: Device): Promise<DeviceData> {
   const span = RANGES[state.range] ?? null;
-  const q = new URLSearchParams({ limit: String(READINGS_LIMIT) });
-  if (span !== null) q.set('from', String(Date.now() - span));
   const [r, g] = await Promise.all([
-    getJson<{ readings: Reading[]; truncated: boolean }>(`${devicePath(d.serial)}/readings?${q}`),
-    getJson<{ gaps: Gap[] }>(`${devicePath(d.serial)}/gaps`),
+    getAll<Reading>(`${devicePath(d.serial)}/readings`, 'readings', span !== null ? { from: String(Date.now() - span) } : {}, READINGS_LIMIT),
+    getAll<Gap>(`${devicePath(d.serial)}/gaps`, 'gaps'),
   ]);
-  return { key: dataKey(d), readings: r.readings, truncated: r.truncated, gaps: g.gaps };
+  return { key: dataKey(d), readings: r.items, truncated: r.more, gaps: g.items };
 }
 
 const dataKey = (d: Device) => `${d.frames}/${d.last_seen}/${d.gaps}/${state.range}`;
@@ -578,8 +594,7 @@ async function refresh(): Promise<void> {
   clearTimeout(state.timer);
   if (session.token === null) return;
   try {
-    const r = await getJson<{ devices: Device[] }>('v1/devices');
-    state.devices = r.devices;
+    state.devices = (await getAll<Device>('v1/devices', 'devices')).items;
     renderSummary();
     await renderCharts();
     renderTable(); // after the charts: battery in volts comes from the readings

@@ -1,10 +1,22 @@
 // sealpost-devices: the read API (docs/api.md): GET /v1/devices,
 // /v1/devices/:serial, /v1/devices/:serial/readings (JSON or CSV),
 // /v1/devices/:serial/gaps.
+//
+// Lists are paged by keyset (server/cursor.ts) and each page is read and
+// encoded by the storage's readPage, which SQLite runs on its read worker and
+// PostgreSQL on its read pool: the event loop that answers uplinks only
+// copies the encoded bytes to the socket. CSV streams every matching reading
+// page by page as the client takes them (a Readable with backpressure).
+import { Readable } from 'node:stream';
 import fp from 'fastify-plugin';
+import type { FastifyInstance } from 'fastify';
+import { devicesCursor, gapsCursor, parseDevicesCursor, parseGapsCursor, parseReadingsCursor, readingsCursor, type CursorScope } from '../cursor.js';
 import { HttpError } from '../http-error.js';
-import { MAX_TIME_MS, readingsQuery, serialParams } from '../schemas.js';
-import type { DeviceSummary, StoredReading } from '../storage/types.js';
+import { MAX_TIME_MS, pageQuery, readingsQuery, serialParams } from '../schemas.js';
+import type { GapKey, ReadingKey, ReadingsQuery } from '../storage/types.js';
+import { CSV_HEADER, deviceJson } from '../wire.js';
+
+export { deviceJson } from '../wire.js';
 
 const ISO = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/;
 
@@ -19,24 +31,6 @@ export function parseQueryTime(value: string, name: string): number {
     400,
     `querystring/${name} must be an ISO 8601 time with a zone (e.g. 2026-11-27T10:00:00Z), a date (2026-11-27) or milliseconds since 1970`,
   );
-}
-
-export function deviceJson(d: DeviceSummary) {
-  return {
-    serial: d.serial,
-    board: d.board,
-    batch: d.batch,
-    status: d.status,
-    frame_size: d.frameSize,
-    ingest_key_id: d.ingestKeyId,
-    registered_at: d.registeredAt,
-    last_seen: d.lastSeen,
-    battery: d.battery,
-    frames: d.frames,
-    settled: d.settled,
-    gaps: d.gaps,
-    lost: d.lost,
-  };
 }
 
 const deviceSchema = {
@@ -58,36 +52,25 @@ const deviceSchema = {
   },
 } as const;
 
-const readingSchema = {
-  type: 'object',
-  properties: {
-    counter: { type: 'integer' },
-    idx: { type: 'integer' },
-    time: { type: ['integer', 'null'] },
-    time_source: { type: ['string', 'null'] },
-    boot: { type: ['integer', 'null'] },
-    uptime: { type: ['integer', 'null'] },
-    channel: { type: 'integer' },
-    name: { type: 'string' },
-    unit: { type: 'string' },
-    value: { type: ['number', 'null'] },
-  },
-} as const;
+/** Rows of one CSV read from storage at a time: about 70 kB, the most a slow client makes the server hold per stream. */
+export const CSV_PAGE = 1_000;
 
-const CSV_HEADER = 'serial,counter,idx,time,time_ms,boot,uptime,channel,name,unit,value,time_source\n';
-
-function csvField(v: string): string {
-  return /[",\n\r]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
+/** The page size asked for: `limit`, 1 to limits.page_max; without it 1,000 (or page_max if lower). */
+function pageLimit(app: FastifyInstance, limit: string | undefined): number {
+  const max = app.config.limits.pageMax;
+  if (limit === undefined) return Math.min(1_000, max);
+  const n = Number(limit);
+  if (n < 1 || n > max) throw new HttpError(400, `querystring/limit must be from 1 to ${max} (limits.page_max); follow next_cursor for the next page`);
+  return n;
 }
 
-function toCsv(rows: StoredReading[]): string {
-  let out = CSV_HEADER;
-  for (const r of rows) {
-    const iso = r.time === null ? '' : new Date(r.time).toISOString();
-    out += `${r.serial},${r.counter},${r.idx},${iso},${r.time ?? ''},${r.boot ?? ''},${r.uptime ?? ''},${r.channel},${csvField(r.name)},${csvField(r.unit)},${r.value ?? ''},${r.timeSource ?? ''}\n`;
-  }
-  return out;
+/** A JSON list response: head, the page's items, and next_cursor. */
+function listJson(head: Record<string, unknown>, key: string, items: Uint8Array, next: string | null, extra: Record<string, unknown> = {}): Buffer {
+  const open = JSON.stringify({ ...head, next_cursor: next, ...extra }).slice(0, -1);
+  return Buffer.concat([Buffer.from(`${open},${JSON.stringify(key)}:[`), items, Buffer.from(']}')]);
 }
+
+const JSON_TYPE = 'application/json; charset=utf-8';
 
 export default fp(
   async (app) => {
@@ -97,9 +80,14 @@ export default fp(
       return d;
     };
 
-    app.get('/v1/devices', { schema: { response: { 200: { type: 'object', properties: { devices: { type: 'array', items: deviceSchema } } } } } }, async () => ({
-      devices: (await app.storage.devices()).map(deviceJson),
-    }));
+    app.get<{ Querystring: { limit?: string; cursor?: string } }>('/v1/devices', { schema: { querystring: pageQuery } }, async (request, reply) => {
+      const scope: CursorScope = { list: 'devices' };
+      const limit = pageLimit(app, request.query.limit);
+      const after = request.query.cursor !== undefined ? parseDevicesCursor(request.query.cursor, scope) : undefined;
+      const page = await app.storage.readPage({ kind: 'devices', query: { limit, ...(after !== undefined ? { after } : {}) } });
+      const next = page.next === null ? null : devicesCursor(scope, page.next as string);
+      return reply.type(JSON_TYPE).send(listJson({}, 'devices', page.body, next));
+    });
 
     app.get<{ Params: { serial: string } }>('/v1/devices/:serial', { schema: { params: serialParams, response: { 200: deviceSchema } } }, async (request) => {
       const [d] = await app.storage.devices(request.params.serial);
@@ -107,70 +95,74 @@ export default fp(
       return deviceJson(d);
     });
 
-    app.get<{ Params: { serial: string }; Querystring: { from?: string; to?: string; format?: 'json' | 'csv'; limit?: string } }>(
+    app.get<{ Params: { serial: string }; Querystring: { from?: string; to?: string; format?: 'json' | 'csv'; limit?: string; cursor?: string } }>(
       '/v1/devices/:serial/readings',
-      {
-        schema: {
-          params: serialParams,
-          querystring: readingsQuery,
-          response: {
-            200: {
-              type: 'object',
-              properties: { serial: { type: 'string' }, truncated: { type: 'boolean' }, readings: { type: 'array', items: readingSchema } },
-            },
-          },
-        },
-      },
+      { schema: { params: serialParams, querystring: readingsQuery } },
       async (request, reply) => {
         const { serial } = request.params;
         const q = request.query;
         const from = q.from !== undefined ? parseQueryTime(q.from, 'from') : undefined;
         const to = q.to !== undefined ? parseQueryTime(q.to, 'to') : undefined;
         if (from !== undefined && to !== undefined && from > to) throw new HttpError(400, 'querystring/from must not be later than querystring/to');
-        const max = app.config.limits.readingsPerQuery;
-        const limit = q.limit !== undefined ? Number(q.limit) : max;
-        if (limit < 1 || limit > max) throw new HttpError(400, `querystring/limit must be from 1 to ${max}`);
-        await known(serial);
-        const rows = await app.storage.readings(serial, { ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}), limit });
+        const scope: CursorScope = { list: 'readings', serial, ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}) };
+        const after = q.cursor !== undefined ? parseReadingsCursor(q.cursor, scope) : undefined;
+        const filter = { ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}) };
         if (q.format === 'csv') {
+          // CSV is every matching reading (from the cursor on, when given), or the first `limit` of them.
+          const cap = q.limit !== undefined ? Number(q.limit) : Infinity;
+          if (cap < 1) throw new HttpError(400, 'querystring/limit must be at least 1');
+          await known(serial);
           return reply
             .type('text/csv; charset=utf-8')
             .header('content-disposition', `attachment; filename="${serial}-readings.csv"`)
-            .send(toCsv(rows));
+            .send(Readable.from(csvStream(app, serial, filter, after, cap), { objectMode: false, highWaterMark: 1 }));
         }
-        return {
-          serial,
-          truncated: rows.length === limit,
-          readings: rows.map((r) => ({
-            counter: r.counter,
-            idx: r.idx,
-            time: r.time,
-            time_source: r.timeSource,
-            boot: r.boot,
-            uptime: r.uptime,
-            channel: r.channel,
-            name: r.name,
-            unit: r.unit,
-            value: r.value,
-          })),
-        };
+        const limit = pageLimit(app, q.limit);
+        await known(serial);
+        const query: ReadingsQuery = { ...filter, limit, ...(after ? { after } : {}) };
+        const page = await app.storage.readPage({ kind: 'readings', serial, query, format: 'json' });
+        const next = page.next === null ? null : readingsCursor(scope, page.next as ReadingKey);
+        // `truncated` (true when more follow) is kept for clients written before next_cursor.
+        return reply.type(JSON_TYPE).send(listJson({ serial }, 'readings', page.body, next, { truncated: next !== null }));
       },
     );
 
-    app.get<{ Params: { serial: string } }>('/v1/devices/:serial/gaps', { schema: { params: serialParams } }, async (request) => {
-      const { serial } = request.params;
-      await known(serial);
-      return {
-        serial,
-        gaps: (await app.storage.gaps(serial)).map((g) => ({
-          first: g.first,
-          last: g.first + g.count - 1,
-          count: g.count,
-          kind: g.kind,
-          detected_at: g.detectedAt,
-        })),
-      };
-    });
+    app.get<{ Params: { serial: string }; Querystring: { limit?: string; cursor?: string } }>(
+      '/v1/devices/:serial/gaps',
+      { schema: { params: serialParams, querystring: pageQuery } },
+      async (request, reply) => {
+        const { serial } = request.params;
+        const scope: CursorScope = { list: 'gaps', serial };
+        const limit = pageLimit(app, request.query.limit);
+        const after = request.query.cursor !== undefined ? parseGapsCursor(request.query.cursor, scope) : undefined;
+        await known(serial);
+        const page = await app.storage.readPage({ kind: 'gaps', serial, query: { limit, ...(after ? { after } : {}) } });
+        const next = page.next === null ? null : gapsCursor(scope, page.next as GapKey);
+        return reply.type(JSON_TYPE).send(listJson({ serial }, 'gaps', page.body, next));
+      },
+    );
   },
   { name: 'sealpost-devices', fastify: '5.x', dependencies: ['sealpost-context', 'sealpost-errors', 'sealpost-storage'] },
 );
+
+/**
+ * The CSV body: the header, then one storage page of CSV_PAGE rows at a
+ * time. Readable.from pulls the next page only when the socket took the
+ * previous one, so a slow client holds at most a page or two in memory. A
+ * read error after the header went out cannot become an error status: the
+ * stream fails, the server cuts the connection without the final chunk, and
+ * the client sees an incomplete response (docs/api.md, "CSV").
+ */
+async function* csvStream(app: FastifyInstance, serial: string, filter: { from?: number; to?: number }, start: ReadingKey | undefined, cap: number) {
+  yield Buffer.from(CSV_HEADER);
+  let after = start;
+  let sent = 0;
+  while (sent < cap) {
+    const limit = Math.min(CSV_PAGE, cap - sent);
+    const page = await app.storage.readPage({ kind: 'readings', serial, query: { ...filter, limit, ...(after ? { after } : {}) }, format: 'csv' });
+    if (page.count > 0) yield page.body;
+    sent += page.count;
+    if (page.next === null) return;
+    after = page.next as ReadingKey;
+  }
+}

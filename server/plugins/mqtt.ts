@@ -17,7 +17,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import type { ReadingEvent, RetimeEvent } from '../events.js';
 import { ConfigError } from '../keys.js';
-import type { Storage } from '../storage/types.js';
+import type { ReadingKey, Storage } from '../storage/types.js';
 
 export interface MqttConfig {
   /** Broker URL: mqtt://, mqtts://, ws://, wss:// (tcp:// and ssl:// are aliases). */
@@ -419,7 +419,7 @@ export class ReadingPublisher {
     private readonly config: Pick<MqttConfig, 'topicPrefix'>,
     private readonly storage: Pick<Storage, 'readings'>,
     private readonly log: FastifyBaseLogger,
-    private readonly readingsLimit: number,
+    private readonly pageSize: number,
   ) {}
 
   topic(serial: string, name: string): string {
@@ -454,11 +454,19 @@ export class ReadingPublisher {
 
   private async republish(e: RetimeEvent, counters: Set<number>): Promise<void> {
     try {
-      // A placed reading's time is its boot's start + uptime, so at or after e.start.
-      const rows = await this.storage.readings(e.serial, { from: e.start, limit: this.readingsLimit });
-      const placed = rows.filter((r) => r.boot === e.boot && r.time !== null && counters.has(r.counter));
-      for (const r of placed) this.publisher.publish(this.topic(r.serial, r.name), JSON.stringify(readingMessage(r)));
-      for (const r of placed) if (counters.delete(r.counter)) this.unplacedCount--;
+      // A placed reading's time is its boot's start + uptime, so at or after
+      // e.start. Page through them (limits.page_max each) until every
+      // remembered counter of the boot is found or the readings end.
+      let after: ReadingKey | undefined;
+      for (;;) {
+        const rows = await this.storage.readings(e.serial, { from: e.start, limit: this.pageSize, ...(after ? { after } : {}) });
+        const placed = rows.filter((r) => r.boot === e.boot && r.time !== null && counters.has(r.counter));
+        for (const r of placed) this.publisher.publish(this.topic(r.serial, r.name), JSON.stringify(readingMessage(r)));
+        for (const r of placed) if (counters.delete(r.counter)) this.unplacedCount--;
+        const last = rows[rows.length - 1];
+        if (rows.length < this.pageSize || counters.size === 0 || !last) break;
+        after = { counter: last.counter, idx: last.idx };
+      }
       if (counters.size === 0 && this.unplaced.get(e.serial)?.counters === counters) this.unplaced.delete(e.serial);
     } catch (err) {
       this.log.error({ err, serial: e.serial, boot: e.boot }, 'mqtt: cannot read back re-timed readings');
@@ -479,7 +487,7 @@ export default fp(
     const { connect } = await import('mqtt');
     const log = app.log.child({ plugin: 'mqtt' });
     const publisher = new MqttPublisher(config, connect, log);
-    const readings = new ReadingPublisher(publisher, config, app.storage, log, Math.min(app.config.limits.readingsPerQuery, 100_000));
+    const readings = new ReadingPublisher(publisher, config, app.storage, log, app.config.limits.pageMax);
     app.decorate('mqtt', publisher);
     app.events.on('reading', (r) => readings.reading(r));
     app.events.on('retime', (e) => readings.retime(e));

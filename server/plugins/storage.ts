@@ -3,7 +3,7 @@
 // "nodes" on one database) is used as is and left open on close.
 import fp from 'fastify-plugin';
 import { ConfigError } from '../keys.js';
-import { describeDb, openStorage } from '../storage/index.js';
+import { PostgresStorage, SqliteStorage, describeDb, openStorage } from '../storage/index.js';
 import type { Storage } from '../storage/types.js';
 
 export interface StorageOptions {
@@ -20,6 +20,8 @@ export default fp<StorageOptions>(
         storage = await openStorage(app.config.db, {
           sqliteSynchronous: app.config.sqliteSynchronous,
           poolSize: app.config.pgPoolSize,
+          readPoolSize: app.config.pgReadPoolSize,
+          readWorkers: app.config.readWorkers,
           onError: (e) => app.log.error({ err: e }, 'database connection error'),
           onWarning: (message) => app.log.warn(message),
         });
@@ -30,6 +32,8 @@ export default fp<StorageOptions>(
     const opened = storage;
     app.decorate('storage', opened);
     if (owned) app.addHook('onClose', async () => opened.close());
+    // Start the read worker now rather than make the first read wait for it.
+    if (opened instanceof SqliteStorage || opened instanceof PostgresStorage) opened.readWorkers?.warm();
     app.log.info({ backend: opened.backend, db: owned ? db : '(given)', migrations: await opened.migrations() }, 'storage ready');
   },
   { name: 'sealpost-storage', fastify: '5.x', dependencies: ['sealpost-context'] },

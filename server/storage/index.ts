@@ -6,6 +6,7 @@ import { SqliteStorage } from './sqlite.js';
 import type { Storage } from './types.js';
 
 export type { Storage } from './types.js';
+export { ReadsUnavailableError } from './types.js';
 export { SqliteStorage } from './sqlite.js';
 export { PostgresStorage } from './postgres.js';
 
@@ -39,5 +40,7 @@ export async function openStorage(db: string, options: OpenOptions = {}): Promis
   return new SqliteStorage(sqlitePath(db), {
     ...(options.sqliteSynchronous ? { synchronous: options.sqliteSynchronous } : {}),
     ...(options.onWarning ? { onWarning: options.onWarning } : {}),
+    ...(options.readWorkers !== undefined ? { readWorkers: options.readWorkers } : {}),
+    ...(options.onError ? { onError: options.onError } : {}),
   });
 }

@@ -11,7 +11,16 @@
 //
 // The URL may carry `?schema=NAME` (a sealpost extension, removed before the
 // URL reaches `pg`): the tables then live in that schema, created if needed.
+//
+// Reads outside a transaction never use the ingest pool: the read API's
+// pages run on a read worker thread (server/storage/read-workers.ts) with a
+// pool of its own (`readPoolSize`, config pg_read_pool_size), so 48 clients
+// paging through readings wait for each other, never for the connections or
+// the event loop that uploads need; point lookups (a device before its
+// readings) use a second small pool here (docs/server.md, "Reads").
 import pg from 'pg';
+import { encodePage } from '../wire.js';
+import { ReadWorkers } from './read-workers.js';
 import { MIGRATIONS } from './migrations.js';
 import { batchFromRow, deviceFromRow, frameFromRow, gapFromRow, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
 import type {
@@ -20,12 +29,16 @@ import type {
   BootStart,
   DeviceRow,
   DeviceSummary,
+  DevicesQuery,
+  EncodedPage,
   GapRow,
+  GapsQuery,
   NewDevice,
   NewFrame,
   NewGap,
   NewReading,
   NewToken,
+  PageRequest,
   PendingSample,
   Range,
   ReadingsQuery,
@@ -59,6 +72,12 @@ const buf = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.from(b.b
 
 export interface PostgresOptions {
   poolSize?: number;
+  /** Connections of the read pool (default 4). */
+  readPoolSize?: number;
+  /** Read worker threads (default 1); 0 reads on this thread. */
+  readWorkers?: number;
+  /** Open for reads only: no migrations (a read worker; the server migrated). */
+  readOnly?: boolean;
   onError?: (error: Error) => void;
   /** Told about settings that weaken what an ack promises. */
   onWarning?: (message: string) => void;
@@ -77,23 +96,33 @@ export function parsePostgresUrl(url: string): { connectionString: string; schem
 export class PostgresStorage implements Storage {
   readonly backend = 'postgres' as const;
   private readonly pool: pg.Pool;
+  private readonly readPool: pg.Pool;
   private readonly schema: string | undefined;
+  /** The read workers, or null when reads run on this thread. */
+  readonly readWorkers: ReadWorkers | null;
 
-  private constructor(pool: pg.Pool, schema: string | undefined) {
+  private constructor(pool: pg.Pool, readPool: pg.Pool, schema: string | undefined, readWorkers: ReadWorkers | null) {
     this.pool = pool;
+    this.readPool = readPool;
     this.schema = schema;
+    this.readWorkers = readWorkers;
   }
 
   static async open(url: string, options: PostgresOptions = {}): Promise<PostgresStorage> {
     const { connectionString, schema } = parsePostgresUrl(url);
-    const pool = new pg.Pool({
-      connectionString,
-      max: options.poolSize ?? 10,
-      types: TYPES,
-      ...(schema ? { options: `-c search_path=${schema}` } : {}),
-    });
+    const settings = { connectionString, types: TYPES, ...(schema ? { options: `-c search_path=${schema}` } : {}) };
+    // The names show in pg_stat_activity, so an operator can tell the two pools apart.
+    const pool = new pg.Pool({ ...settings, max: options.poolSize ?? 10, application_name: 'sealpost' });
+    const readPool = new pg.Pool({ ...settings, max: options.readPoolSize ?? 4, application_name: 'sealpost-read' });
     pool.on('error', (e) => options.onError?.(e));
-    const storage = new PostgresStorage(pool, schema);
+    readPool.on('error', (e) => options.onError?.(e));
+    const workers = options.readWorkers ?? 1;
+    const readWorkers =
+      workers > 0
+        ? new ReadWorkers(url, { size: workers, readPoolSize: options.readPoolSize ?? 4, ...(options.onError ? { onError: options.onError } : {}) })
+        : null;
+    const storage = new PostgresStorage(pool, readPool, schema, readWorkers);
+    if (options.readOnly) return storage;
     try {
       await storage.migrate();
       // An ack promises the frames are durable: with synchronous_commit off a
@@ -101,7 +130,8 @@ export class PostgresStorage implements Storage {
       const sc = (await pool.query('SHOW synchronous_commit')).rows[0]?.synchronous_commit;
       if (sc === 'off') options.onWarning?.('PostgreSQL synchronous_commit is off: acknowledged frames can be lost if the database host crashes; set it to on');
     } catch (e) {
-      await pool.end();
+      await readWorkers?.close();
+      await Promise.all([pool.end(), readPool.end()]);
       throw e;
     }
     return storage;
@@ -360,8 +390,9 @@ export class PostgresStorage implements Storage {
     }
   }
 
+  /** A read outside any transaction, on the read pool. */
   private async all(text: string, values?: unknown[]): Promise<Row[]> {
-    return (await this.pool.query(text, values)).rows as Row[];
+    return (await this.readPool.query(text, values)).rows as Row[];
   }
 
   async device(serial: string): Promise<DeviceRow | undefined> {
@@ -388,9 +419,26 @@ export class PostgresStorage implements Storage {
     ).map(summaryFromRow);
   }
 
+  async devicesPage(q: DevicesQuery): Promise<DeviceSummary[]> {
+    if (this.readWorkers) return this.readWorkers.run('devicesPage', [q]);
+    return (
+      await this.all(
+        `SELECT d.serial, d.board, d.batch, d.status, d.frame_size, d.ingest_key_id, d.registered_at, d.frames, d.last_seen, d.settled, d.battery,
+         (SELECT COUNT(*) FROM gaps WHERE serial = d.serial) AS gaps, (SELECT SUM(count) FROM gaps WHERE serial = d.serial) AS lost
+         FROM devices d WHERE d.serial > $1 ORDER BY d.serial LIMIT $2`,
+        [q.after ?? '', q.limit],
+      )
+    ).map(summaryFromRow);
+  }
+
   async readings(serial: string, q: ReadingsQuery): Promise<StoredReading[]> {
-    const where = ['serial = $1'];
-    const args: unknown[] = [serial];
+    // The row comparison is an index condition on the primary key (serial,
+    // counter, idx): a page starts at its cursor and reads `limit` rows in
+    // order (EXPLAIN: Index Scan using readings_pkey). With from/to the
+    // planner may pick readings_by_time instead when that range is narrow.
+    if (this.readWorkers) return this.readWorkers.run('readings', [serial, q]);
+    const where = ['serial = $1', '(counter, idx) > ($2, $3)'];
+    const args: unknown[] = [serial, q.after?.counter ?? -1, q.after?.idx ?? -1];
     if (q.from !== undefined) {
       args.push(q.from);
       where.push(`time >= $${args.length}`);
@@ -409,8 +457,22 @@ export class PostgresStorage implements Storage {
     ).map(readingFromRow);
   }
 
-  async gaps(serial: string): Promise<GapRow[]> {
-    return (await this.all('SELECT * FROM gaps WHERE serial = $1 ORDER BY first', [serial])).map(gapFromRow);
+  async gaps(serial: string, q?: GapsQuery): Promise<GapRow[]> {
+    if (q === undefined) return (await this.all('SELECT * FROM gaps WHERE serial = $1 ORDER BY first, id', [serial])).map(gapFromRow);
+    if (this.readWorkers) return this.readWorkers.run('gaps', [serial, q]);
+    return (
+      await this.all('SELECT * FROM gaps WHERE serial = $1 AND (first, id) > ($2, $3) ORDER BY first, id LIMIT $4', [
+        serial,
+        q.after?.first ?? -1,
+        q.after?.id ?? -1,
+        q.limit,
+      ])
+    ).map(gapFromRow);
+  }
+
+  async readPage(request: PageRequest): Promise<EncodedPage> {
+    if (this.readWorkers) return this.readWorkers.run('page', [request]);
+    return encodePage(this, request);
   }
 
   async frames(serial: string): Promise<StoredFrame[]> {
@@ -453,6 +515,7 @@ export class PostgresStorage implements Storage {
   }
 
   async close(): Promise<void> {
-    await this.pool.end();
+    await this.readWorkers?.close();
+    await Promise.all([this.pool.end(), this.readPool.end()]);
   }
 }

@@ -20,8 +20,16 @@
 // at a time (SQLite has one writer anyway), and BEGIN IMMEDIATE plus
 // busy_timeout let `sealpost registry` write while a server runs on the
 // same file.
+//
+// Reads of the read API (readings, devices and gaps pages) run on read
+// workers (server/storage/read-workers.ts): threads with their own read-only
+// connections, so a large read never holds the event loop that answers
+// uplinks. A `:memory:` database lives in this connection only and cannot
+// be opened by another thread: it reads in-process (tests).
 import Database from 'better-sqlite3';
 import { chmodSync, closeSync, openSync, statSync } from 'node:fs';
+import { encodePage } from '../wire.js';
+import { ReadWorkers } from './read-workers.js';
 import { MIGRATIONS } from './migrations.js';
 import { batchFromRow, deviceFromRow, frameFromRow, gapFromRow, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
 import type {
@@ -30,12 +38,16 @@ import type {
   BootStart,
   DeviceRow,
   DeviceSummary,
+  DevicesQuery,
+  EncodedPage,
   GapRow,
+  GapsQuery,
   NewDevice,
   NewFrame,
   NewGap,
   NewReading,
   NewToken,
+  PageRequest,
   PendingSample,
   Range,
   ReadingsQuery,
@@ -102,6 +114,21 @@ export function restrictDbFiles(path: string, warn: (message: string) => void): 
   }
 }
 
+export interface SqliteOptions {
+  synchronous?: 'FULL' | 'NORMAL';
+  readonly?: boolean;
+  /** Read worker threads (default 1); 0 reads in-process. A `:memory:` database always reads in-process. */
+  readWorkers?: number;
+  /** Told when a read worker dies unexpectedly. */
+  onError?: (error: Error) => void;
+  /** Told when a database file had to be restricted to its owner (restrictDbFiles). */
+  onWarning?: (message: string) => void;
+}
+
+/** Columns of DeviceSummary: not enc or wrapped keys, which a listing never needs. */
+const SUMMARY = `d.serial, d.board, d.batch, d.status, d.frame_size, d.ingest_key_id, d.registered_at, d.frames, d.last_seen, d.settled, d.battery,
+  (SELECT COUNT(*) FROM gaps WHERE serial = d.serial) AS gaps, (SELECT SUM(count) FROM gaps WHERE serial = d.serial) AS lost`;
+
 /** Most transactions committed together (one fsync). */
 const MAX_GROUP = 64;
 
@@ -114,10 +141,15 @@ export class SqliteStorage implements Storage {
   private readonly s: Record<string, Stmt>;
   private readonly readingQueries = new Map<string, Stmt>();
   private readonly tx: Tx;
+  /** The read workers, or null when reads run in-process (`:memory:`, or readWorkers 0). */
+  readonly readWorkers: ReadWorkers | null;
 
-  constructor(path: string, options: { synchronous?: 'FULL' | 'NORMAL'; readonly?: boolean; onWarning?: (message: string) => void } = {}) {
+  constructor(path: string, options: SqliteOptions = {}) {
     if (!options.readonly) restrictDbFiles(path, options.onWarning ?? ((m) => process.emitWarning(m)));
     this.db = new Database(path, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
+    const workers = options.readWorkers ?? 1;
+    // '' is a temporary database private to this connection, like :memory:.
+    this.readWorkers = workers > 0 && !this.db.memory && path !== '' ? new ReadWorkers(path, { size: workers, ...(options.onError ? { onError: options.onError } : {}) }) : null;
     this.db.pragma('busy_timeout = 5000');
     if (!options.readonly) {
       this.db.pragma('journal_mode = WAL');
@@ -185,7 +217,11 @@ export class SqliteStorage implements Storage {
         `SELECT d.*, (SELECT COUNT(*) FROM gaps WHERE serial = d.serial) AS gaps,
          (SELECT SUM(count) FROM gaps WHERE serial = d.serial) AS lost FROM devices d WHERE d.serial = ?`,
       ),
-      gaps: p('SELECT * FROM gaps WHERE serial = ? ORDER BY first'),
+      gaps: p('SELECT * FROM gaps WHERE serial = ? ORDER BY first, id'),
+      // Keyset pages (docs/api.md, "Paging"): each starts in the index at its
+      // cursor, so the last page of 100k rows costs what the first does.
+      devicesPage: p(`SELECT ${SUMMARY} FROM devices d WHERE d.serial > ? ORDER BY d.serial LIMIT ?`),
+      gapsPage: p('SELECT * FROM gaps WHERE serial = ? AND (first, id) > (?, ?) ORDER BY first, id LIMIT ?'),
       frames: p('SELECT * FROM frames WHERE serial = ? ORDER BY counter'),
       batches: p('SELECT * FROM batches ORDER BY batch'),
       migrations: p('SELECT version FROM schema_migrations ORDER BY version'),
@@ -402,28 +438,44 @@ export class SqliteStorage implements Storage {
     return (rows as Row[]).map(summaryFromRow);
   }
 
+  async devicesPage(q: DevicesQuery): Promise<DeviceSummary[]> {
+    if (this.readWorkers) return this.readWorkers.run('devicesPage', [q]);
+    return (this.s.devicesPage!.all(q.after ?? '', q.limit) as Row[]).map(summaryFromRow);
+  }
+
   async readings(serial: string, q: ReadingsQuery): Promise<StoredReading[]> {
+    if (this.readWorkers) return this.readWorkers.run('readings', [serial, q]);
     const key = `${q.from !== undefined ? 'f' : ''}${q.to !== undefined ? 't' : ''}`;
     let stmt = this.readingQueries.get(key);
     if (!stmt) {
-      const where = ['serial = ?'];
-      if (q.from !== undefined) where.push('time >= ?');
-      if (q.to !== undefined) where.push('time <= ?');
+      // The primary key (serial, counter, idx) gives the order and the start
+      // at the cursor; the unary + keeps the planner off readings_by_time,
+      // which would sort every matching row for each page.
+      const where = ['serial = ?', '(counter, idx) > (?, ?)'];
+      if (q.from !== undefined) where.push('+time >= ?');
+      if (q.to !== undefined) where.push('+time <= ?');
       stmt = this.db.prepare(
         `SELECT serial, counter, idx, channel, name, unit, value, boot, uptime, time, time_source FROM readings
          WHERE ${where.join(' AND ')} ORDER BY counter, idx LIMIT ?`,
       );
       this.readingQueries.set(key, stmt);
     }
-    const args: unknown[] = [serial];
+    const args: unknown[] = [serial, q.after?.counter ?? -1, q.after?.idx ?? -1];
     if (q.from !== undefined) args.push(q.from);
     if (q.to !== undefined) args.push(q.to);
     args.push(q.limit);
     return (stmt.all(...args) as Row[]).map(readingFromRow);
   }
 
-  async gaps(serial: string): Promise<GapRow[]> {
-    return (this.s.gaps!.all(serial) as Row[]).map(gapFromRow);
+  async gaps(serial: string, q?: GapsQuery): Promise<GapRow[]> {
+    if (q === undefined) return (this.s.gaps!.all(serial) as Row[]).map(gapFromRow);
+    if (this.readWorkers) return this.readWorkers.run('gaps', [serial, q]);
+    return (this.s.gapsPage!.all(serial, q.after?.first ?? -1, q.after?.id ?? -1, q.limit) as Row[]).map(gapFromRow);
+  }
+
+  async readPage(request: PageRequest): Promise<EncodedPage> {
+    if (this.readWorkers) return this.readWorkers.run('page', [request]);
+    return encodePage(this, request);
   }
 
   async frames(serial: string): Promise<StoredFrame[]> {
@@ -464,6 +516,7 @@ export class SqliteStorage implements Storage {
   async close(): Promise<void> {
     while (this.pending.length > 0 || this.scheduled) await new Promise((r) => setImmediate(r));
     await this.running;
+    await this.readWorkers?.close();
     if (this.db.open) this.db.close();
   }
 }

@@ -222,10 +222,65 @@ export interface TokenInfo {
   lastUsed: number | null;
 }
 
+/** Where a page of readings ends: the last (counter, idx) it holds (docs/api.md, "Paging"). */
+export interface ReadingKey {
+  counter: number;
+  idx: number;
+}
+
+/** Where a page of gaps ends: gaps are ordered by (first, id). */
+export interface GapKey {
+  first: number;
+  id: number;
+}
+
 export interface ReadingsQuery {
   from?: number;
   to?: number;
+  /** Only readings after this position, by (counter, idx). */
+  after?: ReadingKey;
   limit: number;
+}
+
+export interface DevicesQuery {
+  /** Only devices whose serial sorts after this one. */
+  after?: string;
+  limit: number;
+}
+
+export interface GapsQuery {
+  after?: GapKey;
+  limit: number;
+}
+
+/** One page of the read API, asked of the storage so the backend can encode it off the ingest path. */
+export type PageRequest =
+  | { kind: 'readings'; serial: string; query: ReadingsQuery; format: 'json' | 'csv' }
+  | { kind: 'devices'; query: DevicesQuery }
+  | { kind: 'gaps'; serial: string; query: GapsQuery };
+
+/**
+ * A page encoded for the wire (server/wire.ts): JSON items joined by commas
+ * (no brackets), or CSV lines; `next` is the position of its last item when
+ * more follow, else null.
+ */
+export interface EncodedPage {
+  body: Uint8Array;
+  count: number;
+  next: ReadingKey | GapKey | string | null;
+}
+
+/** The backend cannot serve reads right now (the SQLite read worker crashed or its queue is full): answer 503. */
+export class ReadsUnavailableError extends Error {
+  readonly statusCode = 503;
+  /** The message is meant for the client (server/plugins/errors.ts). */
+  readonly expose = true;
+  readonly headers: Record<string, string>;
+  constructor(message: string, retryAfterSeconds = 1) {
+    super(message);
+    this.name = 'ReadsUnavailableError';
+    this.headers = { 'retry-after': String(retryAfterSeconds) };
+  }
 }
 
 /** Writes and locked reads inside one transaction. */
@@ -274,8 +329,17 @@ export interface Storage {
   device(serial: string): Promise<DeviceRow | undefined>;
   /** All devices by serial, or the one with this serial. */
   devices(serial?: string): Promise<DeviceSummary[]>;
+  /** Up to `limit` devices by serial, after `after`. */
+  devicesPage(query: DevicesQuery): Promise<DeviceSummary[]>;
+  /** Up to `limit` readings by (counter, idx), after `after`, with from <= time <= to when given. */
   readings(serial: string, query: ReadingsQuery): Promise<StoredReading[]>;
-  gaps(serial: string): Promise<GapRow[]>;
+  /** The device's gaps by (first, id); all of them without a query. */
+  gaps(serial: string, query?: GapsQuery): Promise<GapRow[]>;
+  /**
+   * One page of the read API, encoded (server/wire.ts). SQLite files run it
+   * on the read worker, PostgreSQL on the read pool: never on the ingest path.
+   */
+  readPage(request: PageRequest): Promise<EncodedPage>;
   frames(serial: string): Promise<StoredFrame[]>;
   batches(): Promise<BatchRow[]>;
   // API tokens (server/tokens.ts). Writes outside `transaction` are single statements.
