@@ -32,6 +32,7 @@ import { Worker } from 'node:worker_threads';
 import { ANCHOR_BOOT, encodeAnchor, encodeSample, sealFrame, type ProvisionedDevice } from '../protocol/index.js';
 import type { ReadersData } from './read-flood-readers.js';
 import { DEFAULT_PG, benchDb, freePort, importFleet, pct, post, startServer, stopServer, writeConfig, type Backend, type BenchDb } from './harness.js';
+import { createToken, openStorage } from '../server/index.js';
 
 const { values } = parseArgs({
   options: {
@@ -57,13 +58,20 @@ const SEED_BATCH = 500;
 const UPLINK_BATCH = 5;
 
 /**
- * The request headers every read carries. The read API will need a bearer
- * token (issue #10, item 1): this is the one place that creates it in the
- * bench database and returns `Authorization: Bearer ...`. Today the server
- * asks for none, so it creates nothing and returns no headers.
+ * The request headers every read carries: a read token (issue #10, item 1),
+ * made in the bench database through the token store, as `sealpost token
+ * create` would. An older checkout (--root) predates tokens and migrating
+ * its database here would make it refuse to start, so it gets none.
  */
-async function readAuthHeaders(_bench: BenchDb): Promise<Record<string, string>> {
-  return {};
+async function readAuthHeaders(bench: BenchDb): Promise<Record<string, string>> {
+  if (values.root) return {};
+  const storage = await openStorage(bench.db);
+  try {
+    const { token } = await createToken(storage, 'read-flood', 'read');
+    return { authorization: `Bearer ${token}` };
+  } finally {
+    await storage.close();
+  }
 }
 
 /** A device's next frames, sealed as its firmware would: the boot anchor first, then one-reading samples. */

@@ -10,7 +10,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ANCHOR_BOOT } from '../protocol/index.js';
 import { ConfigError, NO_RATE_LIMIT, SqliteStorage, buildServer, checkConfig, makeConfig, openStorage, type NewReading, type PageRequest, type Storage } from '../server/index.js';
-import { BACKENDS, SimDevice, body, makeFleet, testDb, testServer, type Fleet, type TestDb, type TestServer } from './helpers/server.js';
+import { BACKENDS, SimDevice, body, makeFleet, readToken, testDb, testServer, type Fleet, type TestDb, type TestServer } from './helpers/server.js';
 
 const T0 = Date.UTC(2026, 10, 1);
 const NAMES = [
@@ -36,9 +36,9 @@ async function seed(storage: Storage, serial: string, counters: number, per: num
 type Json = Record<string, any>;
 
 /** Reads a whole server response body over a real socket. */
-function get(port: number, path: string): Promise<{ res: IncomingMessage; text: string; complete: boolean }> {
+function get(port: number, path: string, headers: Record<string, string>): Promise<{ res: IncomingMessage; text: string; complete: boolean }> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       const done = () => resolve({ res, text: Buffer.concat(chunks).toString(), complete: res.complete });
@@ -77,7 +77,7 @@ describe.each(BACKENDS)('reads on %s', (backend) => {
   let s: TestServer;
   let next = 0;
   const fresh = () => new SimDevice(fleet.devices[next++]!);
-  const json = async (url: string): Promise<Json> => (await s.app.inject({ url })).json();
+  const json = async (url: string): Promise<Json> => (await s.app.inject({ headers: s.auth, url })).json();
 
   /** Follows next_cursor from the first page to the last. */
   async function pageAll(path: string, key: string, params: Record<string, string>): Promise<{ items: Json[]; pages: Json[] }> {
@@ -86,7 +86,7 @@ describe.each(BACKENDS)('reads on %s', (backend) => {
     let cursor: string | null = null;
     do {
       const q: URLSearchParams = new URLSearchParams({ ...params, ...(cursor ? { cursor } : {}) });
-      const r = await s.app.inject({ url: `${path}?${q}` });
+      const r = await s.app.inject({ headers: s.auth, url: `${path}?${q}` });
       expect(r.statusCode, r.body.slice(0, 300)).toBe(200);
       const page: Json = r.json();
       pages.push(page);
@@ -116,7 +116,7 @@ describe.each(BACKENDS)('reads on %s', (backend) => {
     const all = await pageAll(path, 'readings', { limit: '250' });
     expect(all.pages.length).toBe(9);
     expect(all.items.map((r) => [r.counter, r.idx])).toEqual(Array.from({ length: 2100 }, (_, i) => [1 + Math.floor(i / 3), i % 3]));
-    expect(all.items[4]).toEqual({ counter: 2, idx: 1, time: T0 + 2000, boot: 1, uptime: 2, channel: 2, name: 'battery', unit: '%', value: 2.1 });
+    expect(all.items[4]).toEqual({ counter: 2, idx: 1, time: T0 + 2000, time_source: 'relay', boot: 1, uptime: 2, channel: 2, name: 'battery', unit: '%', value: 2.1 });
     expect(all.pages.map((p) => p.truncated)).toEqual([true, true, true, true, true, true, true, true, false]);
     expect(all.pages.every((p) => p.serial === d.serial)).toBe(true);
 
@@ -130,12 +130,12 @@ describe.each(BACKENDS)('reads on %s', (backend) => {
     expect(first.readings.length).toBe(1000);
     expect(first.next_cursor).toEqual(expect.any(String));
 
-    const csv = await s.app.inject({ url: `${path}?format=csv&from=${from}&to=${to}` });
+    const csv = await s.app.inject({ headers: s.auth, url: `${path}?format=csv&from=${from}&to=${to}` });
     const lines = csv.body.trim().split('\n');
     expect(lines[0]).toBe('serial,counter,idx,time,time_ms,boot,uptime,channel,name,unit,value');
     expect(lines.slice(1).map((l) => l.split(',').slice(1, 3).map(Number))).toEqual(some.items.map((r) => [r.counter, r.idx]));
     // A CSV may start where a JSON page ended.
-    const rest = await s.app.inject({ url: `${path}?format=csv&from=${from}&to=${to}&cursor=${some.pages[0]!.next_cursor}` });
+    const rest = await s.app.inject({ headers: s.auth, url: `${path}?format=csv&from=${from}&to=${to}&cursor=${some.pages[0]!.next_cursor}` });
     expect(rest.body.trim().split('\n').length).toBe(1 + 501 * 3 - 100);
   });
 
@@ -147,7 +147,7 @@ describe.each(BACKENDS)('reads on %s', (backend) => {
     const pa = `/v1/devices/${a.serial}/readings`;
     const cursorA = (await json(`${pa}?limit=10`)).next_cursor as string;
     const bad = async (url: string) => {
-      const r = await s.app.inject({ url });
+      const r = await s.app.inject({ headers: s.auth, url });
       expect(r.statusCode, url).toBe(400);
       return r.json().message as string;
     };
@@ -230,7 +230,7 @@ describe.each(BACKENDS)('reads on %s', (backend) => {
     const up = fresh();
     let readsDone = 0;
     const reads = Array.from({ length: 48 }, () =>
-      s.app.inject({ url: `/v1/devices/${big.serial}/readings?limit=10000` }).then((r) => {
+      s.app.inject({ headers: s.auth, url: `/v1/devices/${big.serial}/readings?limit=10000` }).then((r) => {
         readsDone++;
         expect(r.statusCode).toBe(200);
         expect(r.json().readings.length).toBe(10_000);
@@ -259,9 +259,10 @@ describe.each(BACKENDS)('reads on %s', (backend) => {
     try {
       await app.listen({ host: '127.0.0.1', port: 0 });
       const port = (app.server.address() as AddressInfo).port;
+      const { auth } = await readToken(storage);
       const total = N / 1_000;
       const text = await new Promise<string>((resolve, reject) => {
-        const req = httpRequest({ host: '127.0.0.1', port, path: `/v1/devices/${d.serial}/readings?format=csv`, agent: false }, (res) => {
+        const req = httpRequest({ host: '127.0.0.1', port, path: `/v1/devices/${d.serial}/readings?format=csv`, headers: auth, agent: false }, (res) => {
           res.pause();
           // While the client reads nothing, the server stops fetching pages once the socket is full.
           let last = -1;
@@ -298,7 +299,7 @@ describe.each(BACKENDS)('reads on %s', (backend) => {
       // A read that fails mid-stream cuts the response: no final chunk, so the client knows it is incomplete.
       seen.pages = 0;
       seen.failAt = 3;
-      const cut = await get(port, `/v1/devices/${d.serial}/readings?format=csv`);
+      const cut = await get(port, `/v1/devices/${d.serial}/readings?format=csv`, auth);
       expect(cut.res.statusCode).toBe(200);
       expect(cut.complete).toBe(false);
       expect(cut.text.split('\n').length).toBe(1 + 2 * 1_000 + 1);
@@ -323,10 +324,10 @@ describe('the SQLite read worker', () => {
     const serial = fleet.devices[0]!.serial;
     await seed(storage, serial, 20_000, 1);
     const workers = storage.readWorkers!;
-    expect((await s.app.inject({ url: `/v1/devices/${serial}/readings?limit=10` })).statusCode).toBe(200);
+    expect((await s.app.inject({ headers: s.auth, url: `/v1/devices/${serial}/readings?limit=10` })).statusCode).toBe(200);
     const started = workers.started;
 
-    const inflight = s.app.inject({ url: `/v1/devices/${serial}/readings?limit=10000` });
+    const inflight = s.app.inject({ headers: s.auth, url: `/v1/devices/${serial}/readings?limit=10000` });
     while (workers.pending === 0) await new Promise((r) => setImmediate(r));
     await workers.threads()[0]!.terminate();
     const crashed = await inflight;
@@ -338,7 +339,7 @@ describe('the SQLite read worker', () => {
       statusCode: 503,
     });
 
-    const again = await s.app.inject({ url: `/v1/devices/${serial}/readings?limit=10000` });
+    const again = await s.app.inject({ headers: s.auth, url: `/v1/devices/${serial}/readings?limit=10000` });
     expect(again.statusCode).toBe(200);
     expect(again.json().readings.length).toBe(10_000);
     expect(workers.started).toBe(started + 1);
@@ -358,7 +359,7 @@ describe('the SQLite read worker', () => {
     const fleet = makeFleet(1);
     const s = await testServer(storage, fleet);
     await seed(storage, fleet.devices[0]!.serial, 1_500, 1);
-    const page = (await s.app.inject({ url: `/v1/devices/${fleet.devices[0]!.serial}/readings` })).json();
+    const page = (await s.app.inject({ headers: s.auth, url: `/v1/devices/${fleet.devices[0]!.serial}/readings` })).json();
     expect(page.readings.length).toBe(1_000);
     await s.close();
     await storage.close();
@@ -387,9 +388,9 @@ describe('read settings', () => {
     const s = await testServer(storage, fleet, { config: { limits: { bodyBytes: 1_048_576, devicesPerRequest: 100, framesPerDevice: 500, framesPerRequest: 5_000, pageMax: 50 } } });
     try {
       await seed(storage, fleet.devices[0]!.serial, 120, 1);
-      const page = (await s.app.inject({ url: `/v1/devices/${fleet.devices[0]!.serial}/readings` })).json();
+      const page = (await s.app.inject({ headers: s.auth, url: `/v1/devices/${fleet.devices[0]!.serial}/readings` })).json();
       expect(page.readings.length).toBe(50);
-      expect((await s.app.inject({ url: `/v1/devices/${fleet.devices[0]!.serial}/readings?limit=51` })).json().message).toBe(
+      expect((await s.app.inject({ headers: s.auth, url: `/v1/devices/${fleet.devices[0]!.serial}/readings?limit=51` })).json().message).toBe(
         'querystring/limit must be from 1 to 50 (limits.page_max); follow next_cursor for the next page',
       );
     } finally {
