@@ -132,7 +132,7 @@ describe.each(BACKENDS)('reads on %s', (backend) => {
 
     const csv = await s.app.inject({ headers: s.auth, url: `${path}?format=csv&from=${from}&to=${to}` });
     const lines = csv.body.trim().split('\n');
-    expect(lines[0]).toBe('serial,counter,idx,time,time_ms,boot,uptime,channel,name,unit,value');
+    expect(lines[0]).toBe('serial,counter,idx,time,time_ms,boot,uptime,channel,name,unit,value,time_source');
     expect(lines.slice(1).map((l) => l.split(',').slice(1, 3).map(Number))).toEqual(some.items.map((r) => [r.counter, r.idx]));
     // A CSV may start where a JSON page ended.
     const rest = await s.app.inject({ headers: s.auth, url: `${path}?format=csv&from=${from}&to=${to}&cursor=${some.pages[0]!.next_cursor}` });
