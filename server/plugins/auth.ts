@@ -16,7 +16,7 @@ import fp from 'fastify-plugin';
 import type { FastifyRequest } from 'fastify';
 import { HttpError } from '../http-error.js';
 import { Lru } from '../lru.js';
-import { TokenBuckets } from '../rate-limit.js';
+import { TokenBuckets, addressKey } from '../rate-limit.js';
 import { TokenVerifier, type TokenRole } from '../tokens.js';
 
 export interface Principal {
@@ -100,12 +100,14 @@ export default fp(
       const route = request.routeOptions.url ?? request.url.split('?')[0]!;
       if (OPEN.has(`${request.method} ${route}`)) return;
       const now = app.clock();
+      // Counted like every per-address limit: IPv4 as is, IPv6 by its /64.
+      const address = addressKey(request.ip);
       const refuse = (e: HttpError) => {
-        failures?.fail(request.ip, now);
+        failures?.fail(address, now);
         return e;
       };
-      const wait = failures?.wait(request.ip, now) ?? 0;
-      if (wait > 0) throw tooMany(`too many requests without a valid token from address ${request.ip}`, wait);
+      const wait = failures?.wait(address, now) ?? 0;
+      if (wait > 0) throw tooMany(`too many requests without a valid token from address ${address}`, wait);
 
       const token = bearer(request);
       if (token === '') throw refuse(unauthorized(`this route needs an API token: send "Authorization: Bearer TOKEN"; ${HOW}`));
