@@ -11,10 +11,10 @@ import { Writable } from 'node:stream';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { ANCHOR_BOOT } from '../protocol/index.js';
-import { main } from '../cli/main.js';
 import { checkConfig, openStorage, type Storage } from '../server/index.js';
 import { TOKEN_SHAPE, TOUCH_EVERY_MS, TokenError, TokenVerifier, createToken, listTokens, revokeToken } from '../server/tokens.js';
 import { BACKENDS, SimDevice, body, makeFleet, readToken, testDb, testServer, type Fleet, type TestDb, type TestServer } from './helpers/server.js';
+import { sealpost } from './helpers/cli.js';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
 
@@ -344,21 +344,6 @@ describe('tokens in logs', () => {
     }
   });
 });
-
-/** Runs `sealpost ARGS` in-process and captures what it prints. */
-async function sealpost(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = vi.spyOn(console, 'log').mockImplementation((...a) => void out.push(a.join(' ')));
-  const error = vi.spyOn(console, 'error').mockImplementation((...a) => void err.push(a.join(' ')));
-  try {
-    const code = await main(args);
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    log.mockRestore();
-    error.mockRestore();
-  }
-}
 
 describe('sealpost token', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sealpost-token-'));
