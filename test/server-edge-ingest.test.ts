@@ -18,7 +18,7 @@ import { main } from '../cli/main.js';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFleetFiles } from './helpers/server-files.js';
-import { BACKENDS, SimDevice, b64, body, makeFleet, manifestFor, testDb, testServer, type Fleet, type TestDb, type TestServer } from './helpers/server.js';
+import { BACKENDS, SimDevice, b64, body, closeServerFixture, makeFleet, manifestFor, testDb, testServer, type Fleet, type TestDb, type TestServer } from './helpers/server.js';
 
 const WINDOW_S = 3_600;
 const WINDOW = WINDOW_S * 1000;
@@ -96,11 +96,7 @@ describe.each(BACKENDS)('the server edge on %s', (backend) => {
     s = await testServer(storage, fleet, { config: { maxRelayDelay: WINDOW_S, failedAuth: { ip: null, serial: null } }, logger: { level: 'info', stream } });
   });
 
-  afterAll(async () => {
-    await s?.close();
-    await storage?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeServerFixture({ s, storage, db }));
 
   it('replays "rx": 0 on a genuine frame: the boot moves by at most the window and says its time rests on the server clock', async () => {
     const d = fresh();
@@ -355,11 +351,7 @@ describe('failed authentications', () => {
     });
   });
 
-  afterAll(async () => {
-    await s?.close();
-    await storage?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeServerFixture({ s, storage, db }));
 
   it('answers an address that keeps sending junk with 429 and Retry-After before any database or crypto work', async () => {
     const victim = fleet.devices[0]!.serial;

@@ -207,3 +207,33 @@ export async function testServer(
     close: () => app.close(),
   };
 }
+
+/** What a describe block's tests share: a fresh database, its storage, and an in-process server with a fleet imported. */
+export interface ServerFixture {
+  db: TestDb;
+  storage: Storage;
+  fleet: Fleet;
+  s: TestServer;
+}
+
+/** A fresh `backend` database and a fleet of `devices` imported into an in-process server (testServer's defaults). */
+export async function openServerFixture(backend: Backend, devices = 24): Promise<ServerFixture> {
+  const f: Partial<ServerFixture> = {};
+  try {
+    f.db = await testDb(backend);
+    f.storage = await f.db.open();
+    f.fleet = makeFleet(devices);
+    f.s = await testServer(f.storage, f.fleet);
+    return f as ServerFixture;
+  } catch (e) {
+    await closeServerFixture(f);
+    throw e;
+  }
+}
+
+/** Closes whatever part of a fixture was opened (server, storage), then drops its database. */
+export async function closeServerFixture(f: Partial<Pick<ServerFixture, 'db' | 'storage' | 's'>>): Promise<void> {
+  await f.s?.close();
+  await f.storage?.close();
+  await f.db?.drop();
+}
