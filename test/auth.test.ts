@@ -7,13 +7,12 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { ANCHOR_BOOT } from '../protocol/index.js';
 import { checkConfig, openStorage, type Storage } from '../server/index.js';
 import { TOKEN_SHAPE, TOUCH_EVERY_MS, TokenError, TokenVerifier, createToken, listTokens, revokeToken } from '../server/tokens.js';
-import { BACKENDS, SimDevice, body, closeServerFixture, makeFleet, readToken, testDb, testServer, type Fleet, type TestDb, type TestServer } from './helpers/server.js';
+import { BACKENDS, SimDevice, body, closeServerFixture, logCapture, makeFleet, readToken, testDb, testServer, type Fleet, type TestDb, type TestServer } from './helpers/server.js';
 import { sealpost } from './helpers/cli.js';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
@@ -294,13 +293,7 @@ describe('tokens in logs', () => {
   it('never writes a token to the log: good, bad, in a header or in the URL, on success and refusal', async () => {
     const db = await testDb('sqlite');
     const storage = await db.open();
-    const lines: string[] = [];
-    const stream = new Writable({
-      write(chunk, _enc, done) {
-        lines.push(...String(chunk).split('\n').filter(Boolean));
-        done();
-      },
-    });
+    const { lines, stream } = logCapture();
     const fleet = makeFleet(1);
     const s = await testServer(storage, fleet, { logger: { level: 'trace', stream } });
     try {

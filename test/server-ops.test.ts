@@ -7,11 +7,10 @@ import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node
 import { execFileSync } from 'node:child_process';
 import { request } from 'node:https';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { ANCHOR_BOOT, encodeKeyFile, newIngestKey } from '../protocol/index.js';
 import { ConfigError, NO_RATE_LIMIT, buildServer, checkConfig, loadConfig, makeConfig, openStorage, startServer, type Storage } from '../server/index.js';
 import { createToken } from '../server/tokens.js';
-import { SimDevice, b64, body, makeFleet, manifestFor, testServer, type Fleet } from './helpers/server.js';
+import { SimDevice, b64, body, logCapture, makeFleet, manifestFor, testServer, type Fleet } from './helpers/server.js';
 import { sealpost } from './helpers/cli.js';
 import { writeConfig, writeFleetFiles, type FleetFiles } from './helpers/server-files.js';
 
@@ -146,13 +145,7 @@ describe('logs and errors', () => {
   });
 
   it('logs a full ingest as JSON lines without any key material, and hides internals on 5xx', async () => {
-    const lines: string[] = [];
-    const stream = new Writable({
-      write(chunk, _enc, done) {
-        lines.push(...String(chunk).split('\n').filter(Boolean));
-        done();
-      },
-    });
+    const { lines, stream } = logCapture();
     const fleet = makeFleet(2);
     const s = await testServer(storage, fleet, { logger: { level: 'trace', stream } });
     const d = new SimDevice(fleet.devices[0]!);

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
 import pg from 'pg';
 import {
   encodeAnchor,
@@ -160,6 +161,18 @@ export interface TestServer {
   token: string;
   auth: { authorization: string };
   close(): Promise<void>;
+}
+
+/** A log stream for a server's logger (`logger: { level, stream }`) and the lines written to it. */
+export function logCapture(): { lines: string[]; stream: Writable } {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk, _enc, done) {
+      lines.push(...String(chunk).split('\n').filter(Boolean));
+      done();
+    },
+  });
+  return { lines, stream };
 }
 
 /** A new read token in `storage` with a unique name; returns the token and its Authorization header. */
