@@ -163,12 +163,14 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-/** A log stream for a server's logger (`logger: { level, stream }`) and the lines written to it. */
-export function logCapture(): { lines: string[]; stream: Writable } {
-  const lines: string[] = [];
+/** A log stream for a server's logger (`logger: { level, stream }`) and the lines written to it, each as `parse` makes it (default as is). */
+export function logCapture(): { lines: string[]; stream: Writable };
+export function logCapture<T>(parse: (line: string) => T): { lines: T[]; stream: Writable };
+export function logCapture(parse: (line: string) => unknown = (line) => line): { lines: unknown[]; stream: Writable } {
+  const lines: unknown[] = [];
   const stream = new Writable({
     write(chunk, _enc, done) {
-      lines.push(...String(chunk).split('\n').filter(Boolean));
+      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(parse(line));
       done();
     },
   });
