@@ -9,28 +9,61 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { encodeKeyFile, encodeManifest, newFactoryKey, newIngestKey, provisionDevice, signManifest, type ProvisionedDevice } from '../protocol/index.js';
+import { ANCHOR_BOOT, ANCHOR_CONNECT, encodeAnchor, encodeKeyFile, encodeManifest, encodeSample, newFactoryKey, newIngestKey, provisionDevice, sealFrame, signManifest, type KeyFile, type ProvisionedDevice } from '../protocol/index.js';
 import { importManifest, openStorage } from '../server/index.js';
 
 export type Backend = 'sqlite' | 'postgres';
 
 export const DEFAULT_PG = process.env.SEALPOST_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
-export const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
+/** The p-quantile of `xs` (p = 1: the maximum); NaN when there is none. */
+export const pct = (xs: number[], p: number): number => (xs.length === 0 ? NaN : [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!);
 
-export function post(agent: Agent, port: number, body: string, path = '/v1/uplink'): Promise<{ status: number; text: string }> {
+export interface PostOptions {
+  /** Default /v1/uplink. */
+  path?: string;
+  /** Gives up (rejects) when no answer came within this time; default never. */
+  timeoutMs?: number;
+}
+
+export function post(agent: Agent, port: number, body: string, options: PostOptions = {}): Promise<{ status: number; text: string }> {
+  const { path = '/v1/uplink', timeoutMs } = options;
   return new Promise((resolve, reject) => {
     const req = request(
-      { agent, host: '127.0.0.1', port, path, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      { agent, host: '127.0.0.1', port, path, method: 'POST', timeout: timeoutMs, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => resolve({ status: res.statusCode!, text: Buffer.concat(chunks).toString() }));
       },
     );
+    if (timeoutMs !== undefined) req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)));
     req.on('error', reject);
     req.end(body);
   });
+}
+
+/**
+ * The upload a relay would make for `device` in round `round` (0: its first
+ * contact): `batch` frames sealed as its firmware would, a time anchor (boot
+ * in round 0, connect after) then one-reading samples, counters
+ * round * batch + 1 onwards, 10 s of uptime apart from `t0`. `last` is the
+ * last counter, which the ack must cover.
+ */
+export function uploadBody(device: ProvisionedDevice, round: number, batch: number, relayId: string, t0: number): { body: string; last: number } {
+  const pt = new Uint8Array(8);
+  const frames: string[] = [];
+  let counter = round * batch;
+  for (let i = 0; i < batch; i++) {
+    counter++;
+    const uptime = counter * 10;
+    if (i === 0) encodeAnchor(pt, 1, uptime, round === 0 ? ANCHOR_BOOT : ANCHOR_CONNECT);
+    else encodeSample(pt, 1, uptime, [{ channel: 1 + (counter % 3), value: (counter % 4000) / 100 }], 0);
+    const rx = t0 + uptime * 1000 + 500;
+    frames.push(`{"data":"${Buffer.from(sealFrame(device, counter, pt, 20)).toString('base64')}","rx":${rx}}`);
+  }
+  const body = `{"relay":{"id":"${relayId}","time":${Date.now()}},"devices":[{"serial":"${device.serial}","frames":[${frames.join(',')}]}]}`;
+  return { body, last: counter };
 }
 
 /** A loopback port that was free a moment ago. */
@@ -86,15 +119,23 @@ export interface BenchFleet {
   keyFile: string;
 }
 
+export interface FleetOptions {
+  /** Serials are this and a six-digit number from 000001; default SP-B. */
+  serialPrefix?: string;
+  /** The batch name; default BENCH. */
+  batch?: string;
+}
+
 /** Provisions `count` devices (SP-B000001...), signs their manifest and imports it into `bench.db`. */
-export async function importFleet(bench: BenchDb, count: number): Promise<BenchFleet> {
+export async function importFleet(bench: BenchDb, count: number, options: FleetOptions = {}): Promise<BenchFleet> {
+  const { serialPrefix = 'SP-B', batch = 'BENCH' } = options;
   const ingest = newIngestKey();
   const factory = newFactoryKey();
-  const devices = Array.from({ length: count }, (_, i) => provisionDevice(ingest.publicFile.key, `SP-B${String(i + 1).padStart(6, '0')}`));
+  const devices = Array.from({ length: count }, (_, i) => provisionDevice(ingest.publicFile.key, `${serialPrefix}${String(i + 1).padStart(6, '0')}`));
   const manifest = encodeManifest(
     signManifest(
       {
-        batch: 'BENCH',
+        batch,
         created: new Date().toISOString(),
         board: 'puckjs',
         frame_size: 20,
@@ -107,14 +148,19 @@ export async function importFleet(bench: BenchDb, count: number): Promise<BenchF
   const storage = await openStorage(bench.db);
   await importManifest(storage, manifest, { trusted: [factory.publicFile], ingestKeyIds: [ingest.publicFile.id] });
   await storage.close();
-  const keyFile = join(bench.dir, 'ingest.key');
-  writeFileSync(keyFile, encodeKeyFile(ingest.privateFile), { mode: 0o600 });
-  return { devices, keyFile };
+  return { devices, keyFile: writeIngestKey(bench, ingest.privateFile) };
 }
 
-/** Writes the config file (JSON, snake_case as the server reads it). */
-export function writeConfig(bench: BenchDb, settings: Record<string, unknown>): string {
-  const file = join(bench.dir, 'sealpost.json');
+/** Writes the ingest private key file (mode 0600) for the config; returns its path. */
+export function writeIngestKey(bench: BenchDb, privateFile: KeyFile): string {
+  const keyFile = join(bench.dir, 'ingest.key');
+  writeFileSync(keyFile, encodeKeyFile(privateFile), { mode: 0o600 });
+  return keyFile;
+}
+
+/** Writes the config file (JSON, snake_case as the server reads it) as `name` in the bench directory. */
+export function writeConfig(bench: BenchDb, settings: Record<string, unknown>, name = 'sealpost.json'): string {
+  const file = join(bench.dir, name);
   writeFileSync(file, JSON.stringify(settings));
   return file;
 }
@@ -124,16 +170,29 @@ export interface ServerOptions {
   root?: string;
   /** Writes a V8 CPU profile of the server process into this directory. */
   profileDir?: string;
+  /** How long it may take to answer; default 30 s (a large registry wrapped at start takes longer). */
+  timeoutMs?: number;
+  /** Runs node under this command, e.g. `['prlimit', '--nofile=N:N', '--']`; default none. */
+  wrapper?: string[];
+}
+
+export interface BenchServer {
+  child: ChildProcess;
+  /** From the spawn to the first answer. */
+  startMs: number;
 }
 
 /** Starts `sealpost server --config FILE` as its own process and waits until it answers HTTP (any status). */
-export async function startServer(config: string, port: number, options: ServerOptions = {}): Promise<ChildProcess> {
+export async function startServer(config: string, port: number, options: ServerOptions = {}): Promise<BenchServer> {
+  const { timeoutMs = 30_000 } = options;
+  const t = performance.now();
   const bin = options.root ? join(options.root, 'bin/sealpost.mjs') : new URL('../bin/sealpost.mjs', import.meta.url).pathname;
   const profile = options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] : [];
-  const child = spawn(process.execPath, [...profile, bin, 'server', '--config', config], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const [command, ...args] = [...(options.wrapper ?? []), process.execPath, ...profile, bin, 'server', '--config', config];
+  const child = spawn(command!, args, { stdio: ['ignore', 'inherit', 'inherit'] });
   let exited: number | null = null;
   child.on('exit', (code) => (exited = code ?? -1));
-  for (let i = 0; i < 300; i++) {
+  for (let i = 0; i < timeoutMs / 100; i++) {
     if (exited !== null) throw new Error(`server exited with ${exited}`);
     const up = await new Promise<boolean>((resolve) => {
       // Any answer means it listens: read routes may answer 401 once they need a token.
@@ -144,16 +203,22 @@ export async function startServer(config: string, port: number, options: ServerO
       req.on('error', () => resolve(false));
       req.end();
     });
-    if (up) return child;
+    if (up) return { child, startMs: performance.now() - t };
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error('server did not start within 30 s');
+  throw new Error(`server did not start within ${timeoutMs / 1000} s`);
 }
 
-export async function stopServer(child: ChildProcess | undefined): Promise<void> {
-  if (!child) return;
+/** SIGTERM, then waits for the exit; with `killAfterMs`, SIGKILL when it has not exited by then. */
+export async function stopServer(server: BenchServer | undefined, options: { killAfterMs?: number } = {}): Promise<void> {
+  if (!server) return;
+  const { child } = server;
   child.kill('SIGTERM');
-  if (child.exitCode === null) await new Promise((r) => child.once('exit', r));
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    const timer = options.killAfterMs === undefined ? undefined : setTimeout(() => (child.kill('SIGKILL'), resolve()), options.killAfterMs);
+    child.once('exit', () => (clearTimeout(timer), resolve()));
+  });
 }
 
 export { Agent };

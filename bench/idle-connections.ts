@@ -25,31 +25,15 @@
 // Needs root for prlimit beyond the hard limit (otherwise runs with the
 // current limit and says so).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, createServer, request } from 'node:http';
-import { connect, type AddressInfo, type Socket } from 'node:net';
-import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
+import { Agent } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import { cpus } from 'node:os';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import {
-  ANCHOR_BOOT,
-  ANCHOR_CONNECT,
-  encodeAnchor,
-  encodeKeyFile,
-  encodeManifest,
-  encodeSample,
-  newFactoryKey,
-  newIngestKey,
-  provisionDevice,
-  sealFrame,
-  signManifest,
-  verifyAck,
-  type ProvisionedDevice,
-} from '../protocol/index.js';
-import { importManifest, openStorage } from '../server/index.js';
+import { verifyAck, type ProvisionedDevice } from '../protocol/index.js';
+import { benchDb, freePort, importFleet, pct, post, startServer, stopServer, uploadBody, writeConfig, type BenchServer } from './harness.js';
 
-const BIN = new URL('../bin/sealpost.mjs', import.meta.url).pathname;
 const SELF = new URL(import.meta.url).pathname;
 
 const { values } = parseArgs({
@@ -141,41 +125,22 @@ interface Job {
 }
 
 function makeJobs(devices: ProvisionedDevice[], rounds: number, batch: number): Job[] {
-  const pt = new Uint8Array(8);
   const t0 = Date.now() - 86_400_000;
   const jobs: Job[] = [];
-  for (let r = 0; r < rounds; r++) {
-    for (const device of devices) {
-      const frames: string[] = [];
-      let counter = r * batch;
-      for (let i = 0; i < batch; i++) {
-        counter++;
-        const uptime = counter * 10;
-        if (i === 0) encodeAnchor(pt, 1, uptime, r === 0 ? ANCHOR_BOOT : ANCHOR_CONNECT);
-        else encodeSample(pt, 1, uptime, [{ channel: 1 + (counter % 3), value: (counter % 4000) / 100 }], 0);
-        frames.push(`{"data":"${Buffer.from(sealFrame(device, counter, pt, 20)).toString('base64')}","rx":${t0 + uptime * 1000 + 500}}`);
-      }
-      jobs.push({ device, body: `{"relay":{"id":"good-relay","time":${Date.now()}},"devices":[{"serial":"${device.serial}","frames":[${frames.join(',')}]}]}`, last: counter });
-    }
-  }
+  for (let r = 0; r < rounds; r++) for (const device of devices) jobs.push({ device, ...uploadBody(device, r, batch, 'good-relay', t0) });
   return jobs;
 }
 
-function post(agent: Agent, port: number, body: string): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { agent, host: '127.0.0.1', port, path: '/v1/uplink', method: 'POST', timeout: 20_000, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode!, text: Buffer.concat(chunks).toString() }));
-      },
-    );
-    // The relay gives up after 20 s (relay/core.ts requestTimeoutMs).
-    req.on('timeout', () => req.destroy(new Error('no answer within 20 s')));
-    req.on('error', reject);
-    req.end(body);
-  });
+/** Posts a good upload; the relay gives up after 20 s (relay/core.ts requestTimeoutMs). */
+const upload = (agent: Agent, port: number, job: Job) => post(agent, port, job.body, { timeoutMs: 20_000 });
+
+/** Throws unless the answer accepted every frame with an ack the device verifies. */
+function checkAnswer(job: Job, r: { status: number; text: string }, batch: number): void {
+  if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.text.slice(0, 200)}`);
+  const d = JSON.parse(r.text).devices[0];
+  if (d.accepted !== batch || d.ack === null || verifyAck(job.device, new Uint8Array(Buffer.from(d.ack, 'base64'))) < 1) {
+    throw new Error(`unexpected answer for ${job.device.serial}: ${r.text.slice(0, 200)}`);
+  }
 }
 
 interface Phase {
@@ -202,13 +167,9 @@ async function goodUploads(port: number, jobs: Job[], seconds: number, rate: num
       (async () => {
         const t = performance.now();
         try {
-          const r = await post(agent, port, job.body);
+          const r = await upload(agent, port, job);
           phase.latencies.push(performance.now() - t);
-          if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.text.slice(0, 200)}`);
-          const d = JSON.parse(r.text).devices[0];
-          if (d.accepted !== batch || d.ack === null || verifyAck(job.device, new Uint8Array(Buffer.from(d.ack, 'base64'))) < 1) {
-            throw new Error(`unexpected answer for ${job.device.serial}: ${r.text.slice(0, 200)}`);
-          }
+          checkAnswer(job, r, batch);
         } catch (e) {
           phase.errors.push((e as Error).message);
         }
@@ -230,13 +191,9 @@ async function freshUploads(port: number, jobs: Job[], seconds: number, batch: n
     phase.sent++;
     try {
       const agent = new Agent({ keepAlive: false });
-      const r = await post(agent, port, job.body);
+      const r = await upload(agent, port, job);
       phase.latencies.push(performance.now() - t);
-      if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.text.slice(0, 200)}`);
-      const d = JSON.parse(r.text).devices[0];
-      if (d.accepted !== batch || d.ack === null || verifyAck(job.device, new Uint8Array(Buffer.from(d.ack, 'base64'))) < 1) {
-        throw new Error(`unexpected answer for ${job.device.serial}: ${r.text.slice(0, 200)}`);
-      }
+      checkAnswer(job, r, batch);
     } catch (e) {
       phase.errors.push((e as Error).message);
     }
@@ -246,50 +203,20 @@ async function freshUploads(port: number, jobs: Job[], seconds: number, batch: n
   return phase;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** `prlimit --nofile=N:N --` when it works here (root, or N within the hard limit), else nothing. */
-function limitWrapper(): { command: string; prefix: string[]; note: string } {
-  const probe = spawnSync('prlimit', [`--nofile=${NOFILE}:${NOFILE}`, '--', process.execPath, '-e', '0']);
-  if (probe.status === 0) return { command: 'prlimit', prefix: [`--nofile=${NOFILE}:${NOFILE}`, '--', process.execPath], note: `RLIMIT_NOFILE ${NOFILE} (prlimit)` };
-  return { command: process.execPath, prefix: [], note: `RLIMIT_NOFILE unchanged at ${fileDescriptorLimitText()} (prlimit could not raise it: needs CAP_SYS_RESOURCE)` };
+/** `prlimit --nofile=N:N --` to run node under, when it works here (root, or N within the hard limit), else nothing. */
+function limitWrapper(): { wrapper: string[]; note: string } {
+  const wrapper = ['prlimit', `--nofile=${NOFILE}:${NOFILE}`, '--'];
+  const probe = spawnSync(wrapper[0]!, [...wrapper.slice(1), process.execPath, '-e', '0']);
+  if (probe.status === 0) return { wrapper, note: `RLIMIT_NOFILE ${NOFILE} (prlimit)` };
+  return { wrapper: [], note: `RLIMIT_NOFILE unchanged at ${fileDescriptorLimitText()} (prlimit could not raise it: needs CAP_SYS_RESOURCE)` };
 }
 
 const fileDescriptorLimitText = () => /^Max open files\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? 'unknown';
-
-const pct = (xs: number[], p: number) => (xs.length === 0 ? NaN : [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!);
 
 function procStatus(pid: number): { rssMb: number; fds: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const rss = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) / 1024;
   return { rssMb: rss, fds: readdirSync(`/proc/${pid}/fd`).length };
-}
-
-async function waitUp(port: number, server: ChildProcess): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    if (server.exitCode !== null) throw new Error(`server exited with ${server.exitCode}`);
-    // POST {} answers 400 once the server is up, whatever else it needs for reads.
-    const up = await new Promise<boolean>((resolve) => {
-      const req = request({ host: '127.0.0.1', port, path: '/v1/uplink', method: 'POST', agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
-        res.resume();
-        resolve(res.statusCode === 400);
-      });
-      req.on('error', () => resolve(false));
-      req.end('{}');
-    });
-    if (up) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('server did not start within 30 s');
 }
 
 async function main(): Promise<void> {
@@ -302,43 +229,20 @@ async function main(): Promise<void> {
     `sealpost idle-connections bench: ${CONNECTIONS} attack connections from ${ADDRESSES} addresses (${Math.ceil(CONNECTIONS / ADDRESSES)} each), ` +
       `good uploads ${rate}/s of ${batch} frames, ${baseline} s baseline + ${seconds} s under attack, ${wrap.note}, ${cpus().length} CPUs, node ${process.version}`,
   );
-  const dir = mkdtempSync(join(tmpdir(), 'sealpost-bench-idle-'));
-  let server: ChildProcess | undefined;
+  const bench = benchDb('sqlite');
+  let server: BenchServer | undefined;
   const attack: ChildProcess[] = [];
   try {
-    const ingest = newIngestKey();
-    const factory = newFactoryKey();
-    const devices = Array.from({ length: 100 }, (_, i) => provisionDevice(ingest.publicFile.key, `SP-I${String(i + 1).padStart(6, '0')}`));
-    const manifest = encodeManifest(
-      signManifest(
-        {
-          batch: 'IDLE',
-          created: new Date().toISOString(),
-          board: 'puckjs',
-          frame_size: 20,
-          ingest_key_id: ingest.publicFile.id,
-          devices: devices.map((d) => ({ serial: d.serial, enc: Buffer.from(d.enc).toString('hex') })),
-        },
-        factory.privateFile,
-      ),
-    );
-    const db = join(dir, 'bench.db');
-    const storage = await openStorage(db);
-    await importManifest(storage, manifest, { trusted: [factory.publicFile], ingestKeyIds: [ingest.publicFile.id] });
-    await storage.close();
-    const keyFile = join(dir, 'ingest.key');
-    writeFileSync(keyFile, encodeKeyFile(ingest.privateFile), { mode: 0o600 });
+    const { devices, keyFile } = await importFleet(bench, 100, { serialPrefix: 'SP-I', batch: 'IDLE' });
     const port = await freePort();
-    const config = join(dir, 'sealpost.json');
     // Defaults for everything at the edge: timeouts, caps, rate limits.
-    writeFileSync(config, JSON.stringify({ db, listen: `127.0.0.1:${port}`, ingest_keys: [keyFile], log_level: 'warn' }));
+    const config = writeConfig(bench, { db: bench.db, listen: `127.0.0.1:${port}`, ingest_keys: [keyFile], log_level: 'warn' });
     const good = devices.slice(0, 90);
     const jobs = makeJobs(good, Math.ceil(((baseline + seconds) * rate) / good.length) + 1, batch);
     const freshJobs = makeJobs(devices.slice(90), Math.ceil(seconds / 10) + 1, batch);
 
-    server = spawn(wrap.command, [...wrap.prefix, BIN, 'server', '--config', config], { stdio: ['ignore', 'inherit', 'inherit'] });
-    await waitUp(port, server);
-    const pid = server.pid!;
+    server = await startServer(config, port, { wrapper: wrap.wrapper });
+    const pid = server.child.pid!;
     const idle = procStatus(pid);
 
     const base = await goodUploads(port, jobs, baseline, rate, batch);
@@ -347,9 +251,10 @@ async function main(): Promise<void> {
     const attackers = Number(values.attackers);
     const states = Array.from({ length: attackers }, () => ({ open: 0, opened: 0, closed: 0, got408: 0, refused: 0, errors: 0 }));
     for (let a = 0; a < attackers; a++) {
+      const [command, ...args] = [...wrap.wrapper, process.execPath, '--import', 'tsx', SELF];
       const child = spawn(
-        wrap.command,
-        [...wrap.prefix, '--import', 'tsx', SELF, '--role', 'attacker', '--port', String(port), '--connections', String(CONNECTIONS), '--addresses', String(ADDRESSES), '--attackers', String(attackers), '--index', String(a)],
+        command!,
+        [...args, '--role', 'attacker', '--port', String(port), '--connections', String(CONNECTIONS), '--addresses', String(ADDRESSES), '--attackers', String(attackers), '--index', String(a)],
         { stdio: ['ignore', 'pipe', 'inherit'] },
       );
       attack.push(child);
@@ -404,9 +309,8 @@ async function main(): Promise<void> {
     if (under.errors.length > 0 || freshPhase.errors.length > 0) process.exitCode = 1;
   } finally {
     for (const a of attack) a.kill('SIGKILL');
-    server?.kill('SIGTERM');
-    if (server && server.exitCode === null) await new Promise((r) => { const t = setTimeout(() => { server!.kill('SIGKILL'); r(undefined); }, 40_000); server!.once('exit', () => { clearTimeout(t); r(undefined); }); });
-    rmSync(dir, { recursive: true, force: true });
+    await stopServer(server, { killAfterMs: 40_000 });
+    await bench.drop();
   }
 }
 

@@ -17,8 +17,8 @@
 import { Agent } from 'node:http';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import { ANCHOR_BOOT, ANCHOR_CONNECT, encodeAnchor, encodeSample, sealFrame, verifyAck, type ProvisionedDevice } from '../protocol/index.js';
-import { DEFAULT_PG, benchDb, importFleet, pct, post, freePort, startServer, stopServer, writeConfig } from './harness.js';
+import { verifyAck, type ProvisionedDevice } from '../protocol/index.js';
+import { DEFAULT_PG, benchDb, importFleet, pct, post, freePort, startServer, stopServer, uploadBody, writeConfig, type BenchServer } from './harness.js';
 
 const { values } = parseArgs({
   options: {
@@ -45,27 +45,9 @@ interface Job {
 
 /** Every request body, by round; round 0 is the warm-up (first contact of each device). */
 function makeJobs(devices: ProvisionedDevice[]): Job[][] {
-  const pt = new Uint8Array(8);
   const t0 = Date.now() - 86_400_000;
   const rounds: Job[][] = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    rounds.push(
-      devices.map((device) => {
-        const frames: string[] = [];
-        let counter = r * BATCH;
-        for (let i = 0; i < BATCH; i++) {
-          counter++;
-          const uptime = counter * 10;
-          if (i === 0) encodeAnchor(pt, 1, uptime, r === 0 ? ANCHOR_BOOT : ANCHOR_CONNECT);
-          else encodeSample(pt, 1, uptime, [{ channel: 1 + (counter % 3), value: (counter % 4000) / 100 }], 0);
-          const rx = t0 + uptime * 1000 + 500;
-          frames.push(`{"data":"${Buffer.from(sealFrame(device, counter, pt, 20)).toString('base64')}","rx":${rx}}`);
-        }
-        const body = `{"relay":{"id":"bench-relay-${r % 8}","time":${Date.now()}},"devices":[{"serial":"${device.serial}","frames":[${frames.join(',')}]}]}`;
-        return { device, body, last: counter };
-      }),
-    );
-  }
+  for (let r = 0; r < ROUNDS; r++) rounds.push(devices.map((device) => ({ device, ...uploadBody(device, r, BATCH, `bench-relay-${r % 8}`, t0) })));
   return rounds;
 }
 
@@ -96,14 +78,14 @@ async function drive(port: number, jobs: Job[]): Promise<{ seconds: number; late
 
 async function run(backend: 'sqlite' | 'postgres'): Promise<void> {
   const bench = benchDb(backend, values.pg);
-  let child: Awaited<ReturnType<typeof startServer>> | undefined;
+  let server: BenchServer | undefined;
   try {
     const { devices, keyFile } = await importFleet(bench, DEVICES);
     const port = await freePort();
     const config = writeConfig(bench, { db: bench.db, listen: `127.0.0.1:${port}`, ingest_keys: [keyFile], rate_limit: false, log_level: 'warn' });
 
     const rounds = makeJobs(devices);
-    child = await startServer(config, port, values.profile ? { profileDir: values.profile } : {});
+    server = await startServer(config, port, values.profile ? { profileDir: values.profile } : {});
     const warm = await drive(port, rounds[0]!);
     const steady = await drive(port, rounds.slice(1).flat());
     const frames = (ROUNDS - 1) * DEVICES * BATCH;
@@ -117,7 +99,7 @@ async function run(backend: 'sqlite' | 'postgres'): Promise<void> {
       ].join(' '),
     );
   } finally {
-    await stopServer(child);
+    await stopServer(server);
     await bench.drop();
   }
 }

@@ -24,21 +24,16 @@
 // failed-authentication throttle (the work per request); `on` keeps its
 // defaults and reports what one attacking address gets: how many requests
 // were looked at (200) and how many were refused before any work (429).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, createServer, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { Agent } from 'node:http';
+import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
-import { encodeKeyFile, newIngestKey, type DeviceKeys } from '../protocol/index.js';
+import { newIngestKey, type DeviceKeys } from '../protocol/index.js';
 import { createSender } from '../factory/sender.js';
 import { openStorage } from '../server/index.js';
 import type { NewDevice } from '../server/storage/types.js';
-
-const BIN = new URL('../bin/sealpost.mjs', import.meta.url).pathname;
+import { DEFAULT_PG, benchDb, freePort, post, startServer, stopServer, writeConfig, writeIngestKey, type BenchServer } from './harness.js';
 
 const { values } = parseArgs({
   options: {
@@ -48,7 +43,7 @@ const { values } = parseArgs({
     serials: { type: 'string', default: '100' },
     concurrency: { type: 'string', default: '8' },
     backend: { type: 'string', default: 'sqlite' },
-    pg: { type: 'string', default: process.env.SEALPOST_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
+    pg: { type: 'string', default: DEFAULT_PG },
     throttle: { type: 'string', default: 'both' },
     wrap: { type: 'string', default: 'bench' },
     profile: { type: 'string' },
@@ -79,55 +74,6 @@ function cpuTicks(pid: number): number {
   return Number(fields[11]) + Number(fields[12]);
 }
 const TICK_MS = 10; // USER_HZ is 100 on Linux (sysconf(_SC_CLK_TCK))
-
-function post(agent: Agent, port: number, body: string): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { agent, host: '127.0.0.1', port, path: '/v1/uplink', method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode!, text: Buffer.concat(chunks).toString() }));
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** Starts the server and waits until it answers anything (reads may need a token). */
-async function startServer(config: string, port: number): Promise<{ child: ChildProcess; startMs: number }> {
-  const t = performance.now();
-  const profile = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : [];
-  const child = spawn(process.execPath, [...profile, BIN, 'server', '--config', config], { stdio: ['ignore', 'inherit', 'inherit'] });
-  let exited: number | null = null;
-  child.on('exit', (code) => (exited = code ?? -1));
-  for (let i = 0; i < 6000; i++) {
-    if (exited !== null) throw new Error(`server exited with ${exited}`);
-    const up = await new Promise<boolean>((resolve) => {
-      const req = request({ host: '127.0.0.1', port, path: '/v1/devices', agent: false }, (res) => {
-        res.resume();
-        resolve(true);
-      });
-      req.on('error', () => resolve(false));
-      req.end();
-    });
-    if (up) return { child, startMs: performance.now() - t };
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('server did not start within 600 s');
-}
 
 /** Request bodies: each names SERIALS random registered serials, one junk frame each. */
 function junkBodies(n: number): string[] {
@@ -181,22 +127,15 @@ async function drive(port: number, pid: number, bodies: string[]): Promise<Outco
 }
 
 async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'sealpost-junk-'));
-  const schema = `sp_junk_${randomBytes(4).toString('hex')}`;
-  let db = join(dir, 'junk.db');
-  if (BACKEND === 'postgres') {
-    const u = new URL(values.pg!);
-    u.searchParams.set('schema', schema);
-    db = u.toString();
-  }
-  const children: ChildProcess[] = [];
+  const bench = benchDb(BACKEND, values.pg);
+  const servers: BenchServer[] = [];
   try {
     const ingest = newIngestKey();
     const keyId = ingest.privateFile.id;
     const sender = createSender(ingest.publicFile.key);
     const kek = HAS_WRAPPING && values.wrap === 'bench' ? registryKek!(ingest.privateFile.key, keyId) : undefined;
-    let t = performance.now();
-    const storage = await openStorage(db);
+    const t = performance.now();
+    const storage = await openStorage(bench.db);
     const now = Date.now();
     await storage.transaction(async (tx) =>
       tx.insertBatch({
@@ -223,8 +162,7 @@ async function main(): Promise<void> {
     }
     await storage.close();
     const provisionS = (performance.now() - t) / 1000;
-    const keyFile = join(dir, 'ingest.key');
-    writeFileSync(keyFile, encodeKeyFile(ingest.privateFile), { mode: 0o600 });
+    const keyFile = writeIngestKey(bench, ingest.privateFile);
 
     console.log(
       `sealpost junk-uplink bench: ${BACKEND}, ${DEVICES} registered devices (rows written in ${provisionS.toFixed(1)} s, ` +
@@ -238,13 +176,12 @@ async function main(): Promise<void> {
         continue;
       }
       const port = await freePort();
-      const config = join(dir, `sealpost-${mode}.json`);
-      const settings: Record<string, unknown> = { db, listen: `127.0.0.1:${port}`, ingest_keys: [keyFile], rate_limit: false, log_level: 'warn', key_cache: KEY_CACHE };
+      const settings: Record<string, unknown> = { db: bench.db, listen: `127.0.0.1:${port}`, ingest_keys: [keyFile], rate_limit: false, log_level: 'warn', key_cache: KEY_CACHE };
       if (HAS_WRAPPING && mode === 'off') settings.failed_auth = false;
-      writeFileSync(config, JSON.stringify(settings));
-      t = performance.now();
-      const { child, startMs } = await startServer(config, port);
-      children.push(child);
+      const config = writeConfig(bench, settings, `sealpost-${mode}.json`);
+      const server = await startServer(config, port, { profileDir: values.profile, timeoutMs: 600_000 });
+      servers.push(server);
+      const { child, startMs } = server;
       if (HAS_WRAPPING && !kek && mode === modes[0]) console.log(`server start, wrapping every row first: ${(startMs / 1000).toFixed(1)} s`);
       // Warm-up (JIT, statement caches) only without the throttle: with it, the first requests are the attack.
       if (mode === 'off') await drive(port, child.pid!, junkBodies(Math.min(200, REQUESTS)));
@@ -258,18 +195,11 @@ async function main(): Promise<void> {
           `${Math.round(r.failedFrames / r.seconds)} junk frames/s reached the crypto`,
         ].join(' '),
       );
-      child.kill('SIGTERM');
-      await new Promise((res) => (child.exitCode === null ? child.once('exit', res) : res(null)));
+      await stopServer(server);
     }
   } finally {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
-    rmSync(dir, { recursive: true, force: true });
-    if (BACKEND === 'postgres') {
-      const admin = new pg.Client({ connectionString: values.pg });
-      await admin.connect();
-      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await admin.end();
-    }
+    for (const server of servers) await stopServer(server);
+    await bench.drop();
   }
 }
 

@@ -31,7 +31,7 @@ import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { ANCHOR_BOOT, encodeAnchor, encodeSample, sealFrame, type ProvisionedDevice } from '../protocol/index.js';
 import type { ReadersData } from './read-flood-readers.js';
-import { DEFAULT_PG, benchDb, freePort, importFleet, pct, post, startServer, stopServer, writeConfig, type Backend, type BenchDb } from './harness.js';
+import { DEFAULT_PG, benchDb, freePort, importFleet, pct, post, startServer, stopServer, writeConfig, type Backend, type BenchDb, type BenchServer } from './harness.js';
 import { createToken, openStorage } from '../server/index.js';
 
 const { values } = parseArgs({
@@ -111,14 +111,14 @@ function readInThread(data: ReadersData): Promise<number> {
 
 async function run(backend: Backend): Promise<void> {
   const bench = benchDb(backend, values.pg);
-  let child: Awaited<ReturnType<typeof startServer>> | undefined;
+  let server: BenchServer | undefined;
   try {
     const { devices, keyFile } = await importFleet(bench, 2);
     const headers = await readAuthHeaders(bench);
     const port = await freePort();
     const config = writeConfig(bench, { db: bench.db, listen: `127.0.0.1:${port}`, ingest_keys: [keyFile], rate_limit: false, log_level: 'warn', ...JSON.parse(values.settings!) });
-    child = await startServer(config, port, values.root ? { root: values.root } : {});
-    const pid = child.pid!;
+    server = await startServer(config, port, values.root ? { root: values.root } : {});
+    const pid = server.child.pid!;
     const t0 = Date.now() - 30 * 86_400_000;
 
     // The read device's readings, through the ingest path: the anchor and READINGS samples.
@@ -181,7 +181,7 @@ async function run(backend: Backend): Promise<void> {
     console.log(`  server RSS: ${Math.round(seededRss / 1024)} MB before the flood, peak ${Math.round(peak / 1024)} MB during it (VmHWM ${Math.round(hwm / 1024)} MB)`);
     agent.destroy();
   } finally {
-    await stopServer(child);
+    await stopServer(server);
     await bench.drop();
   }
 }

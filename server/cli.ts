@@ -5,11 +5,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Command } from '../cli/command.js';
-import { ConfigError, loadConfig, type ConfigFlags } from './config.js';
+import { ConfigError, loadConfig, type ConfigFlags, type ServerConfig } from './config.js';
 import { Keyring, loadIngestKeysForImport, loadTrustedKeys, wrapPendingDevices } from './keys.js';
 import { formatTable, importManifest, revokeDevice } from './registry.js';
 import { startServer } from './start.js';
-import { describeDb, isPostgresUrl, openStorage } from './storage/index.js';
+import { describeDb, isPostgresUrl, openStorage, type Storage } from './storage/index.js';
 import { createToken, listTokens, revokeToken } from './tokens.js';
 
 const CONFIG_OPTIONS = {
@@ -47,6 +47,15 @@ function waitForSignal(): Promise<string> {
 const SERVER_USAGE =
   'sealpost server [--config FILE] [--db PATH|postgres://URL] [--listen HOST:PORT] [--ingest-key FILE]... [--trust FILE]... ' +
   '[--tls-cert FILE --tls-key FILE] [--log-level LEVEL]';
+
+/** Opens the database for a one-off command (registry, token): a small pool; a failure is the operator's to fix. */
+async function openCommandStorage(config: Pick<ServerConfig, 'db' | 'sqliteSynchronous'>): Promise<Storage> {
+  try {
+    return await openStorage(config.db, { sqliteSynchronous: config.sqliteSynchronous, poolSize: 2 });
+  } catch (e) {
+    throw new ConfigError(`cannot open the database ${describeDb(config.db)}: ${(e as Error).message}`);
+  }
+}
 
 async function runServer(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -107,12 +116,7 @@ async function runRegistry(args: string[]): Promise<number> {
   const trusted = action === 'import' ? loadTrustedKeys(config.trust) : [];
   const ingestKeys = action === 'import' ? loadIngestKeysForImport(config.ingestKeys) : { ids: [], privateKeys: [] };
 
-  let storage: Awaited<ReturnType<typeof openStorage>>;
-  try {
-    storage = await openStorage(config.db, { sqliteSynchronous: config.sqliteSynchronous, poolSize: 2 });
-  } catch (e) {
-    throw new ConfigError(`cannot open the database ${describeDb(config.db)}: ${(e as Error).message}`);
-  }
+  const storage = await openCommandStorage(config);
   try {
     if (action === 'import') {
       const keyring = ingestKeys.privateKeys.length > 0 ? new Keyring(ingestKeys.privateKeys, 1) : undefined;
@@ -184,12 +188,7 @@ async function runToken(args: string[]): Promise<number> {
   if (action !== 'create' && !isPostgresUrl(config.db) && !existsSync(config.db)) {
     throw new ConfigError(`database ${config.db} does not exist (check --db / the config)`);
   }
-  let storage: Awaited<ReturnType<typeof openStorage>>;
-  try {
-    storage = await openStorage(config.db, { sqliteSynchronous: config.sqliteSynchronous, poolSize: 2 });
-  } catch (e) {
-    throw new ConfigError(`cannot open the database ${describeDb(config.db)}: ${(e as Error).message}`);
-  }
+  const storage = await openCommandStorage(config);
   try {
     if (action === 'create') {
       const t = await createToken(storage, values.name!, values.role!);

@@ -7,14 +7,13 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { ANCHOR_BOOT } from '../protocol/index.js';
-import { main } from '../cli/main.js';
 import { checkConfig, openStorage, type Storage } from '../server/index.js';
 import { TOKEN_SHAPE, TOUCH_EVERY_MS, TokenError, TokenVerifier, createToken, listTokens, revokeToken } from '../server/tokens.js';
-import { BACKENDS, SimDevice, body, makeFleet, readToken, testDb, testServer, type Fleet, type TestDb, type TestServer } from './helpers/server.js';
+import { BACKENDS, SimDevice, body, closeServerFixture, logCapture, makeFleet, readToken, testDb, testServer, type Fleet, type TestDb, type TestServer } from './helpers/server.js';
+import { sealpost } from './helpers/cli.js';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
 
@@ -48,10 +47,7 @@ describe.each(BACKENDS)('token store on %s', (backend) => {
     db = await testDb(backend);
     storage = await db.open();
   });
-  afterAll(async () => {
-    await storage?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeServerFixture({ storage, db }));
 
   it('creates a 256-bit token, returns it once and stores only its SHA-256', async () => {
     const t = await createToken(storage, 'dashboard-alice', 'read', 1_000);
@@ -147,11 +143,7 @@ describe.each(BACKENDS)('the API edge on %s', (backend) => {
     const r = await s.post(body('relay-auth', T, [{ serial, frames: [d.anchor(1, 0, ANCHOR_BOOT), d.sample(1, 5, [{ channel: 1, value: 20.5 }])].map((frame) => ({ frame, rx: T })) }]));
     expect(r.json.devices[0].accepted).toBe(2);
   });
-  afterAll(async () => {
-    await s?.close();
-    await storage?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeServerFixture({ s, storage, db }));
 
   const reads = () => [
     '/v1/devices',
@@ -252,10 +244,7 @@ describe('rate limits of the API edge', () => {
     storage = await db.open();
     fleet = makeFleet(1);
   });
-  afterAll(async () => {
-    await storage?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeServerFixture({ storage, db }));
 
   it('limits reads per token with 429 and Retry-After, each token on its own', async () => {
     const s = await testServer(storage, fleet, { config: { auth: { read: { perSecond: 1, burst: 3 }, failuresPerMinute: 30 } } });
@@ -304,13 +293,7 @@ describe('tokens in logs', () => {
   it('never writes a token to the log: good, bad, in a header or in the URL, on success and refusal', async () => {
     const db = await testDb('sqlite');
     const storage = await db.open();
-    const lines: string[] = [];
-    const stream = new Writable({
-      write(chunk, _enc, done) {
-        lines.push(...String(chunk).split('\n').filter(Boolean));
-        done();
-      },
-    });
+    const { lines, stream } = logCapture();
     const fleet = makeFleet(1);
     const s = await testServer(storage, fleet, { logger: { level: 'trace', stream } });
     try {
@@ -344,21 +327,6 @@ describe('tokens in logs', () => {
     }
   });
 });
-
-/** Runs `sealpost ARGS` in-process and captures what it prints. */
-async function sealpost(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = vi.spyOn(console, 'log').mockImplementation((...a) => void out.push(a.join(' ')));
-  const error = vi.spyOn(console, 'error').mockImplementation((...a) => void err.push(a.join(' ')));
-  try {
-    const code = await main(args);
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    log.mockRestore();
-    error.mockRestore();
-  }
-}
 
 describe('sealpost token', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sealpost-token-'));

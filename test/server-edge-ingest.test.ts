@@ -5,7 +5,6 @@
 // without letting anyone silence a genuine device.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { Writable } from 'node:stream';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { ANCHOR_BOOT, provisionDevice } from '../protocol/index.js';
@@ -18,7 +17,7 @@ import { main } from '../cli/main.js';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFleetFiles } from './helpers/server-files.js';
-import { BACKENDS, SimDevice, b64, body, makeFleet, manifestFor, testDb, testServer, type Fleet, type TestDb, type TestServer } from './helpers/server.js';
+import { BACKENDS, SimDevice, b64, body, closeServerFixture, logCapture, makeFleet, manifestFor, testDb, testServer, type Fleet, type TestDb, type TestServer } from './helpers/server.js';
 
 const WINDOW_S = 3_600;
 const WINDOW = WINDOW_S * 1000;
@@ -77,7 +76,7 @@ describe.each(BACKENDS)('the server edge on %s', (backend) => {
   let fleet: Fleet;
   let s: TestServer;
   let next = 0;
-  const logs: Record<string, unknown>[] = [];
+  const { lines: logs, stream } = logCapture((line) => JSON.parse(line) as Record<string, unknown>);
   const fresh = () => new SimDevice(fleet.devices[next++]!);
   const at = (d: SimDevice, frames: Uint8Array[], rx: number) => ({ serial: d.serial, frames: frames.map((frame) => ({ frame, rx })) });
   const post = (devices: ReturnType<typeof at>[]) => s.post(body('relay-a', s.clock.now, devices));
@@ -87,20 +86,10 @@ describe.each(BACKENDS)('the server edge on %s', (backend) => {
     db = await testDb(backend);
     storage = await db.open();
     fleet = makeFleet(24);
-    const stream = new Writable({
-      write(chunk, _enc, done) {
-        for (const line of String(chunk).split('\n').filter(Boolean)) logs.push(JSON.parse(line));
-        done();
-      },
-    });
     s = await testServer(storage, fleet, { config: { maxRelayDelay: WINDOW_S, failedAuth: { ip: null, serial: null } }, logger: { level: 'info', stream } });
   });
 
-  afterAll(async () => {
-    await s?.close();
-    await storage?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeServerFixture({ s, storage, db }));
 
   it('replays "rx": 0 on a genuine frame: the boot moves by at most the window and says its time rests on the server clock', async () => {
     const d = fresh();
@@ -333,7 +322,7 @@ describe('failed authentications', () => {
   let storage: Storage;
   let fleet: Fleet;
   let s: TestServer;
-  const logs: Record<string, unknown>[] = [];
+  const { lines: logs, stream } = logCapture((line) => JSON.parse(line) as Record<string, unknown>);
   const T = Date.UTC(2026, 10, 27, 12, 0, 0);
   const junkFor = (serial: string, n: number) => ({ serial, frames: Array.from({ length: n }, () => ({ data: b64(randomBytes(20)), rx: T })) });
   const send = (remoteAddress: string, devices: unknown[]) =>
@@ -343,23 +332,13 @@ describe('failed authentications', () => {
     db = await testDb('sqlite');
     storage = await db.open();
     fleet = makeFleet(4);
-    const stream = new Writable({
-      write(chunk, _enc, done) {
-        for (const line of String(chunk).split('\n').filter(Boolean)) logs.push(JSON.parse(line));
-        done();
-      },
-    });
     s = await testServer(storage, fleet, {
       config: { failedAuth: { ip: { perSecond: 1, burst: 150 }, serial: { perSecond: 1, burst: 50 } } },
       logger: { level: 'warn', stream },
     });
   });
 
-  afterAll(async () => {
-    await s?.close();
-    await storage?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeServerFixture({ s, storage, db }));
 
   it('answers an address that keeps sending junk with 429 and Retry-After before any database or crypto work', async () => {
     const victim = fleet.devices[0]!.serial;

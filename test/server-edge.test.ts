@@ -12,8 +12,6 @@ import { request as httpsRequest } from 'node:https';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { main } from '../cli/main.js';
 import { ANCHOR_BOOT } from '../protocol/index.js';
 import { boardProfile } from '../boards/index.js';
 import { fetchUploader } from '../relay/core.js';
@@ -37,36 +35,11 @@ import {
 import { connectionCap } from '../server/connections.js';
 import { addressKey } from '../server/rate-limit.js';
 import { IngestServer } from './helpers/relay-server.js';
-import { SimDevice, b64, body, makeFleet, testServer, type Fleet } from './helpers/server.js';
+import { SimDevice, b64, body, logCapture, makeFleet, testServer, type Fleet } from './helpers/server.js';
+import { sealpost } from './helpers/cli.js';
 import { writeConfig, writeFleetFiles } from './helpers/server-files.js';
 
 const T = Date.UTC(2026, 10, 27, 12, 0, 0);
-
-/** Runs `sealpost ARGS` in-process and captures what it prints. */
-async function sealpost(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = vi.spyOn(console, 'log').mockImplementation((...a) => void out.push(a.join(' ')));
-  const error = vi.spyOn(console, 'error').mockImplementation((...a) => void err.push(a.join(' ')));
-  try {
-    const code = await main(args);
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    log.mockRestore();
-    error.mockRestore();
-  }
-}
-
-function logCapture(): { lines: string[]; stream: Writable } {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk, _enc, done) {
-      lines.push(...String(chunk).split('\n').filter(Boolean));
-      done();
-    },
-  });
-  return { lines, stream };
-}
 
 let dir: string;
 let storage: Storage;

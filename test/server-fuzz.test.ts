@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { sealFrame, verifyAck, type ProvisionedDevice } from '../protocol/index.js';
 import { openStorage, type Storage } from '../server/index.js';
-import { b64, makeFleet, testDb, testServer, type Backend, type Fleet, type TestDb, type TestServer } from './helpers/server.js';
+import { b64, closeServerFixture, makeFleet, testDb, testServer, type Backend, type Fleet, type TestDb, type TestServer } from './helpers/server.js';
 import { seededRandom } from '../hal/sim/random.js';
 
 // The brief's 10,000 run on SQLite in-process; PostgreSQL gets a shorter run of
@@ -36,11 +36,7 @@ describe.each(RUNS)('fuzzing POST /v1/uplink on %s', (backend, BODIES) => {
     s = await testServer(storage, fleet, { config: { limits: { bodyBytes: 262_144, devicesPerRequest: 100, framesPerDevice: 500, framesPerRequest: 5_000, pageMax: 1000 } } });
   });
 
-  afterAll(async () => {
-    await s?.close();
-    await storage?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeServerFixture({ s, storage, db }));
 
   it(`answers random and mutated bodies without a 5xx (seed ${SEED})`, { timeout: 120_000 }, async () => {
     const rand = seededRandom(SEED);

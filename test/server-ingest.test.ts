@@ -18,7 +18,7 @@ import {
 } from '../protocol/index.js';
 import { NO_RATE_LIMIT, buildServer, importManifest, makeConfig, revokeDevice, type ReadingEvent, type RetimeEvent, type Storage } from '../server/index.js';
 import { WRAPPED_LENGTH, registryKek, unwrapDeviceKeys } from '../server/keys.js';
-import { BACKENDS, SimDevice, b64, body, makeFleet, manifestFor, testDb, testServer, type Fleet, type TestDb, type TestServer } from './helpers/server.js';
+import { BACKENDS, SimDevice, b64, body, closeServerFixture, manifestFor, openServerFixture, type Fleet, type TestDb, type TestServer } from './helpers/server.js';
 
 const ackN = (keys: DeviceKeys, ack: string | null): number | null => (ack === null ? null : verifyAck(keys, new Uint8Array(Buffer.from(ack, 'base64'))));
 
@@ -34,17 +34,9 @@ describe.each(BACKENDS)('ingest server on %s', (backend) => {
   const at = (d: SimDevice, frames: Uint8Array[], rx: number) => ({ serial: d.serial, frames: frames.map((frame) => ({ frame, rx })) });
 
   beforeAll(async () => {
-    db = await testDb(backend);
-    storage = await db.open();
-    fleet = makeFleet(24);
-    s = await testServer(storage, fleet);
+    ({ db, storage, fleet, s } = await openServerFixture(backend));
   });
-
-  afterAll(async () => {
-    await s?.close();
-    await storage?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeServerFixture({ s, storage, db }));
 
   it('migrates to the latest version and imports the fleet', async () => {
     expect(await storage.migrations()).toEqual([1, 2]);

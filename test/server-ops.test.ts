@@ -2,33 +2,17 @@
 // checked at boot, key file permissions, HTTPS, logs without key material,
 // and the 5xx handler that hides internals. SQLite only (the storage suite
 // runs on both backends in server-ingest.test.ts).
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { request } from 'node:https';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { ANCHOR_BOOT, encodeKeyFile, newIngestKey } from '../protocol/index.js';
-import { main } from '../cli/main.js';
 import { ConfigError, NO_RATE_LIMIT, buildServer, checkConfig, loadConfig, makeConfig, openStorage, startServer, type Storage } from '../server/index.js';
 import { createToken } from '../server/tokens.js';
-import { SimDevice, b64, body, makeFleet, manifestFor, testServer, type Fleet } from './helpers/server.js';
+import { SimDevice, b64, body, logCapture, makeFleet, manifestFor, testServer, type Fleet } from './helpers/server.js';
+import { sealpost } from './helpers/cli.js';
 import { writeConfig, writeFleetFiles, type FleetFiles } from './helpers/server-files.js';
-
-/** Runs `sealpost ARGS` in-process and captures what it prints. */
-async function sealpost(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = vi.spyOn(console, 'log').mockImplementation((...a) => void out.push(a.join(' ')));
-  const error = vi.spyOn(console, 'error').mockImplementation((...a) => void err.push(a.join(' ')));
-  try {
-    const code = await main(args);
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    log.mockRestore();
-    error.mockRestore();
-  }
-}
 
 describe('sealpost registry and server commands', () => {
   let fleet: Fleet;
@@ -161,13 +145,7 @@ describe('logs and errors', () => {
   });
 
   it('logs a full ingest as JSON lines without any key material, and hides internals on 5xx', async () => {
-    const lines: string[] = [];
-    const stream = new Writable({
-      write(chunk, _enc, done) {
-        lines.push(...String(chunk).split('\n').filter(Boolean));
-        done();
-      },
-    });
+    const { lines, stream } = logCapture();
     const fleet = makeFleet(2);
     const s = await testServer(storage, fleet, { logger: { level: 'trace', stream } });
     const d = new SimDevice(fleet.devices[0]!);

@@ -10,7 +10,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ANCHOR_BOOT } from '../protocol/index.js';
 import { ConfigError, NO_RATE_LIMIT, SqliteStorage, buildServer, checkConfig, makeConfig, openStorage, type NewReading, type PageRequest, type Storage } from '../server/index.js';
-import { BACKENDS, SimDevice, body, makeFleet, readToken, testDb, testServer, type Fleet, type TestDb, type TestServer } from './helpers/server.js';
+import { BACKENDS, SimDevice, body, closeServerFixture, makeFleet, openServerFixture, readToken, testDb, testServer, type Fleet, type TestDb, type TestServer } from './helpers/server.js';
 
 const T0 = Date.UTC(2026, 10, 1);
 const NAMES = [
@@ -97,17 +97,9 @@ describe.each(BACKENDS)('reads on %s', (backend) => {
   }
 
   beforeAll(async () => {
-    db = await testDb(backend);
-    storage = await db.open();
-    fleet = makeFleet(24);
-    s = await testServer(storage, fleet);
+    ({ db, storage, fleet, s } = await openServerFixture(backend));
   });
-
-  afterAll(async () => {
-    await s?.close();
-    await storage?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeServerFixture({ s, storage, db }));
 
   it('pages through readings exactly once and in order, with and without from/to, and CSV says the same', async () => {
     const d = fresh();

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
 import pg from 'pg';
 import {
   encodeAnchor,
@@ -162,6 +163,20 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+/** A log stream for a server's logger (`logger: { level, stream }`) and the lines written to it, each as `parse` makes it (default as is). */
+export function logCapture(): { lines: string[]; stream: Writable };
+export function logCapture<T>(parse: (line: string) => T): { lines: T[]; stream: Writable };
+export function logCapture(parse: (line: string) => unknown = (line) => line): { lines: unknown[]; stream: Writable } {
+  const lines: unknown[] = [];
+  const stream = new Writable({
+    write(chunk, _enc, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(parse(line));
+      done();
+    },
+  });
+  return { lines, stream };
+}
+
 /** A new read token in `storage` with a unique name; returns the token and its Authorization header. */
 export async function readToken(storage: Storage, role: 'read' | 'admin' = 'read'): Promise<{ token: string; name: string; auth: { authorization: string } }> {
   const t = await createToken(storage, `test-${role}-${randomBytes(4).toString('hex')}`, role);
@@ -206,4 +221,34 @@ export async function testServer(
     },
     close: () => app.close(),
   };
+}
+
+/** What a describe block's tests share: a fresh database, its storage, and an in-process server with a fleet imported. */
+export interface ServerFixture {
+  db: TestDb;
+  storage: Storage;
+  fleet: Fleet;
+  s: TestServer;
+}
+
+/** A fresh `backend` database and a fleet of `devices` imported into an in-process server (testServer's defaults). */
+export async function openServerFixture(backend: Backend, devices = 24): Promise<ServerFixture> {
+  const f: Partial<ServerFixture> = {};
+  try {
+    f.db = await testDb(backend);
+    f.storage = await f.db.open();
+    f.fleet = makeFleet(devices);
+    f.s = await testServer(f.storage, f.fleet);
+    return f as ServerFixture;
+  } catch (e) {
+    await closeServerFixture(f);
+    throw e;
+  }
+}
+
+/** Closes whatever part of a fixture was opened (server, storage), then drops its database. */
+export async function closeServerFixture(f: Partial<Pick<ServerFixture, 'db' | 'storage' | 's'>>): Promise<void> {
+  await f.s?.close();
+  await f.storage?.close();
+  await f.db?.drop();
 }
