@@ -14,7 +14,7 @@
 // and no message here quotes the Authorization header.
 import fp from 'fastify-plugin';
 import type { FastifyRequest } from 'fastify';
-import { HttpError } from '../http-error.js';
+import { HttpError, tooManyRequests } from '../http-error.js';
 import { Lru } from '../lru.js';
 import { TokenBuckets, addressKey } from '../rate-limit.js';
 import { TokenVerifier, type TokenRole } from '../tokens.js';
@@ -51,11 +51,6 @@ const HOW = 'an operator creates one with: sealpost token create --role read --n
 
 const unauthorized = (message: string, error?: string) =>
   new HttpError(401, message, { 'www-authenticate': error ? `${REALM}, error="${error}"` : REALM });
-
-function tooMany(message: string, seconds: number): HttpError {
-  const wait = Math.max(1, Math.ceil(seconds));
-  return new HttpError(429, `${message}; retry after ${wait} s`, { 'retry-after': String(wait) });
-}
 
 /** 401s per client address in fixed one-minute windows. */
 class FailureCounter {
@@ -107,7 +102,7 @@ export default fp(
         return e;
       };
       const wait = failures?.wait(address, now) ?? 0;
-      if (wait > 0) throw tooMany(`too many requests without a valid token from address ${address}`, wait);
+      if (wait > 0) throw tooManyRequests(`too many requests without a valid token from address ${address}`, wait);
 
       const token = bearer(request);
       if (token === '') throw refuse(unauthorized(`this route needs an API token: send "Authorization: Bearer TOKEN"; ${HOW}`));
@@ -122,7 +117,7 @@ export default fp(
         });
       }
       const slow = buckets?.take(who.name) ?? 0;
-      if (slow > 0) throw tooMany(`rate limit for token ${who.name} exceeded`, slow);
+      if (slow > 0) throw tooManyRequests(`rate limit for token ${who.name} exceeded`, slow);
       request.auth = who;
     });
 

@@ -6,7 +6,7 @@
 import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { FailedAuthThrottle } from '../auth-throttle.js';
-import { HttpError } from '../http-error.js';
+import { HttpError, tooManyRequests } from '../http-error.js';
 import { ingestUplink, type UplinkBody } from '../ingest.js';
 import { addressKey, type Refusal } from '../rate-limit.js';
 import { RELAY_KEY_HEADER } from '../relay-keys.js';
@@ -20,12 +20,7 @@ declare module 'fastify' {
 }
 
 function tooMany(who: string, r: Refusal): HttpError {
-  const wait = Math.max(1, Math.ceil(r.wait));
-  return new HttpError(
-    429,
-    `rate limit for ${who} exceeded (${r.spec.perSecond} ${r.what} per second, bursts of ${r.spec.burst}); retry after ${wait} s`,
-    { 'retry-after': String(wait) },
-  );
+  return tooManyRequests(`rate limit for ${who} exceeded (${r.spec.perSecond} ${r.what} per second, bursts of ${r.spec.burst})`, r.wait);
 }
 
 export default fp(
@@ -75,13 +70,8 @@ export default fp(
     // debt is refused here, before the body is read, so before any database or crypto work.
     const failedAuth = new FailedAuthThrottle(app.config.failedAuth);
     const failedAuthGate = async (request: FastifyRequest, _reply: FastifyReply) => {
-      const seconds = failedAuth.wait(request.ip);
-      if (seconds > 0) {
-        const wait = Math.max(1, Math.ceil(seconds));
-        throw new HttpError(429, `rate limit for frames failing authentication from address ${addressKey(request.ip)} exceeded; retry after ${wait} s`, {
-          'retry-after': String(wait),
-        });
-      }
+      const wait = failedAuth.wait(request.ip);
+      if (wait > 0) throw tooManyRequests(`rate limit for frames failing authentication from address ${addressKey(request.ip)} exceeded`, wait);
     };
 
     app.post<{ Body: UplinkBody }>('/v1/uplink', { schema: uplinkSchema(limits), onRequest: [edgeOnRequest, failedAuthGate] }, async (request) => {
