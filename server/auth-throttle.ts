@@ -17,51 +17,7 @@
 // the interface identifier is the low 64 bits, so one subscriber usually holds
 // a whole /64 and could otherwise rotate through 2^64 keys).
 import { Lru } from './lru.js';
-import { addressKey, type BucketSpec } from './rate-limit.js';
-
-interface DebtBucket {
-  tokens: number;
-  at: number;
-}
-
-/** Buckets whose balance may go negative; `wait` is the time until it is positive again. */
-class DebtBuckets {
-  private readonly buckets: Lru<string, DebtBucket>;
-
-  constructor(
-    readonly spec: BucketSpec,
-    maxKeys: number,
-    private readonly clock: () => number,
-  ) {
-    this.buckets = new Lru(maxKeys);
-  }
-
-  private refill(key: string): DebtBucket | undefined {
-    const b = this.buckets.get(key);
-    if (!b) return undefined;
-    const now = this.clock();
-    b.tokens = Math.min(this.spec.burst, b.tokens + ((now - b.at) / 1000) * this.spec.perSecond);
-    b.at = now;
-    return b;
-  }
-
-  /** Seconds until the key's balance is positive again (0 when it is). */
-  wait(key: string): number {
-    const b = this.refill(key);
-    return b && b.tokens <= 0 ? (1 - b.tokens) / this.spec.perSecond : 0;
-  }
-
-  /** Takes `cost` tokens, into debt if need be. */
-  charge(key: string, cost: number): void {
-    let b = this.refill(key);
-    if (!b) {
-      b = { tokens: this.spec.burst, at: this.clock() };
-      this.buckets.set(key, b);
-    }
-    b.tokens -= cost;
-  }
-}
-
+import { TokenBuckets, addressKey, type BucketSpec } from './rate-limit.js';
 
 /** Alerts for one serial at most this often. */
 const ALERT_EVERY_MS = 60_000;
@@ -72,8 +28,8 @@ export interface FailedAuthSpec {
 }
 
 export class FailedAuthThrottle {
-  private readonly ip: DebtBuckets | null;
-  private readonly serial: DebtBuckets | null;
+  private readonly ip: TokenBuckets | null;
+  private readonly serial: TokenBuckets | null;
   private readonly alerted: Lru<string, number>;
 
   constructor(
@@ -81,8 +37,8 @@ export class FailedAuthThrottle {
     private readonly clock: () => number = () => performance.now(),
     maxKeys = 100_000,
   ) {
-    this.ip = spec.ip ? new DebtBuckets(spec.ip, maxKeys, clock) : null;
-    this.serial = spec.serial ? new DebtBuckets(spec.serial, maxKeys, clock) : null;
+    this.ip = spec.ip ? new TokenBuckets(spec.ip, maxKeys, clock) : null;
+    this.serial = spec.serial ? new TokenBuckets(spec.serial, maxKeys, clock) : null;
     this.alerted = new Lru(10_000);
   }
 

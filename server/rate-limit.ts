@@ -38,23 +38,43 @@ export class TokenBuckets {
     this.buckets = new Lru(maxKeys);
   }
 
-  /** Takes `cost` tokens; returns 0 when allowed, else the seconds until it would be. */
-  take(key: string, cost = 1): number {
+  /** The key's bucket refilled to now; a new key starts full. */
+  private bucket(key: string): Bucket {
     const now = this.clock();
-    const { perSecond, burst } = this.spec;
     let b = this.buckets.get(key);
     if (!b) {
-      b = { tokens: burst, at: now };
+      b = { tokens: this.spec.burst, at: now };
       this.buckets.set(key, b);
     } else {
-      b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * perSecond);
+      b.tokens = Math.min(this.spec.burst, b.tokens + ((now - b.at) / 1000) * this.spec.perSecond);
       b.at = now;
     }
+    return b;
+  }
+
+  /** Takes `cost` tokens; returns 0 when allowed, else the seconds until it would be. */
+  take(key: string, cost = 1): number {
+    const b = this.bucket(key);
     if (b.tokens >= cost) {
       b.tokens -= cost;
       return 0;
     }
-    return (Math.min(cost, burst) - b.tokens) / perSecond;
+    return (Math.min(cost, this.spec.burst) - b.tokens) / this.spec.perSecond;
+  }
+
+  /**
+   * Takes `cost` tokens even into debt: for work whose cost is known only
+   * after it was done (server/auth-throttle.ts).
+   */
+  charge(key: string, cost: number): void {
+    this.bucket(key).tokens -= cost;
+  }
+
+  /** Seconds until the key's balance is positive again; 0 when it is (or the key is unknown). */
+  wait(key: string): number {
+    if (!this.buckets.has(key)) return 0;
+    const b = this.bucket(key);
+    return b.tokens <= 0 ? (1 - b.tokens) / this.spec.perSecond : 0;
   }
 }
 
