@@ -73,22 +73,6 @@ export function loadTrustedKeys(files: readonly string[]): KeyFile[] {
 }
 
 /**
- * Ingest key ids from files that may be private (server) or public (an
- * operator's machine that only imports manifests).
- */
-export function loadIngestKeyIds(files: readonly string[]): string[] {
-  return files.map((file) => {
-    const text = readKeyText(file);
-    try {
-      return parseKeyFile(text, 'ingest-public', file).id;
-    } catch {
-      checkPrivateKeyMode(file);
-      return parse(file, 'ingest-private').id;
-    }
-  });
-}
-
-/**
  * Ingest keys from files that may be private or public (`registry import`):
  * every id, and the private keys among them (which let the import wrap).
  */
