@@ -1,6 +1,6 @@
 // One minified bundle per firmware entry, compiled to ES5 for the Espruino
 // interpreter (../shared/espruino.md). `npm run build` then runs the bundle
-// checker (tools/espruino-check.ts) over every file in dist/.
+// checker (tools/espruino-check/checker.ts) over every file in dist/.
 import typescript from '@rollup/plugin-typescript';
 import terser from '@rollup/plugin-terser';
 import { fixBareReturns } from './tools/espruino-return.ts';
@@ -41,8 +41,8 @@ const BOARDS = ['puckjs', 'mdbt42q', 'pixljs', 'banglejs2', 'nrf52840dk', 'espru
 
 const ENTRIES = {
   ...Object.fromEntries(BOARDS.map((b) => [b, `firmware/targets/${b}.ts`])),
-  'crypto-selftest': 'hal/espruino/selftest.ts',
-  'bench-seal': 'hal/espruino/bench-seal.ts',
+  'crypto-selftest': 'firmware/targets/selftest.ts',
+  'bench-seal': 'firmware/targets/bench-seal.ts',
 };
 
 export default Object.entries(ENTRIES).map(([name, input]) => ({
@@ -52,7 +52,7 @@ export default Object.entries(ENTRIES).map(([name, input]) => ({
     typescript({
       tsconfig: './tsconfig.firmware.json',
       compilerOptions: { noEmit: false, outDir: 'dist', declaration: false, sourceMap: false, removeComments: true },
-      include: ['firmware/**/*.ts', 'hal/**/*.ts', 'boards/*.ts', 'protocol/constants.ts', 'protocol/codec.ts', 'protocol/be.ts', 'protocol/ble.ts', 'protocol/crc32.ts', 'protocol/hex.ts'],
+      include: ['firmware/**/*.ts', 'hal/**/*.ts', 'boards/*.ts', 'protocol/wire/*.ts'],
       exclude: ['hal/sim/**'],
       noForceEmit: false,
     }),

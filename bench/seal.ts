@@ -1,7 +1,7 @@
 // Seal benchmark under Node: 20-byte frames per second for each device
 // crypto backend (native ones through the Espruino AES stand-in, so this
 // measures the firmware's JS, not a board). Run: npx tsx bench/seal.ts
-import { createEspruinoAes } from '../hal/sim/espruino-aes.js';
+import { createEspruinoAes } from '../sim/espruino/aes.js';
 import { nativeAesCcm, nativeCcm } from '../hal/espruino/crypto.js';
 import { plainCcm } from '../hal/plain/crypto.js';
 import { createSealer } from '../firmware/sealer.js';

@@ -4,7 +4,7 @@ import type { CryptoBackend } from '../hal/types.js';
 
 export type BoardId = 'puckjs' | 'mdbt42q' | 'pixljs' | 'banglejs2' | 'nrf52840dk' | 'espruino-linux' | 'sim';
 
-/** Sensors by what they measure; each maps to codec channels (protocol/codec.ts). */
+/** Sensors by what they measure; each maps to codec channels (protocol/wire/codec.ts). */
 export type SensorId = 'temperature' | 'battery' | 'battery_voltage' | 'light' | 'magnetometer' | 'acceleration' | 'humidity' | 'pressure';
 
 export type CounterStoreProfile =

@@ -12,8 +12,8 @@ import { parseArgs } from 'node:util';
 import { boardProfile } from '../boards/index.js';
 import { parseKeyFile } from '../protocol/index.js';
 import { readFileSync } from 'node:fs';
-import { loadOrCreateKeys } from '../relay/fleet.js';
-import { formatSummary, runSimFleet } from '../relay/sim-run.js';
+import { loadOrCreateKeys } from '../sim/fleet.js';
+import { formatSummary, runSimFleet } from '../sim/run.js';
 import { importManifest, makeConfig, startServer, type RunningServer } from '../server/index.js';
 import { createToken } from '../server/tokens.js';
 

@@ -3,7 +3,7 @@
 // rule 12). Only bin/sealpost.mjs sets the process exit code.
 import { readFileSync } from 'node:fs';
 import { runDemo } from './demo.js';
-import { main as checkBundle } from '../tools/espruino-check-cli.js';
+import { main as checkBundle } from '../tools/espruino-check/cli.js';
 import type { Command } from './command.js';
 import { factoryCommands } from '../factory/cli.js';
 import { serverCommands } from '../server/cli.js';

@@ -10,7 +10,7 @@ import { checkBatchId, defaultBatchId, provisionBatch } from './provision.js';
 import { parseSerialRange } from './serials.js';
 import { createProgress } from './progress.js';
 import { flashCommand, FLASH_USAGE } from './flash-cli.js';
-import { boardArg, parseFlags, required, UsageError, withUsage } from './args.js';
+import { boardArg, parseFlags, required, UsageError, withUsage } from '../cli/args.js';
 
 const show = (path: string): string => {
   const r = relative(process.cwd(), path);

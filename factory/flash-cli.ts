@@ -4,7 +4,7 @@
 import { rmSync } from 'node:fs';
 import { runEspruinoCli, type EspruinoRunner } from './espruino-cli.js';
 import { FlashError, flashThroughPort, loadFlashTarget, makeWorkDir, writeStorageHex } from './flash.js';
-import { parseFlags, required, UsageError, withUsage } from './args.js';
+import { parseFlags, required, UsageError, withUsage } from '../cli/args.js';
 
 export const FLASH_USAGE = [
   'sealpost flash --port PORT --device OUT/BATCH/devices/SERIAL.dev [--firmware dist/BOARD.js] [--board BOARD] [--timeout SECONDS]',

@@ -6,7 +6,7 @@
 // from OpenSSL (node:crypto): about 10,000 devices/s on one core.
 //
 // It must give byte-identical results, so it is checked three ways:
-// test/factory-provision.test.ts runs it against test/vectors/provision.json
+// test/factory/provision.test.ts runs it against test/vectors/provision.json
 // and against provisionDevice() with the same ephemeral keys; and at run
 // time createSender() re-derives the first device and every
 // SELF_CHECK_EVERY-th one with provisionDevice() from the same ephemeral key,

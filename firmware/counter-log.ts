@@ -3,7 +3,7 @@
 // slots filled into still-erased bytes. The file is never recreated, so when
 // it is full the device stops sealing rather than reuse a counter.
 import type { CounterSource, LogFileHal } from '../hal/types.js';
-import { get32 } from '../protocol/be.js';
+import { get32 } from '../protocol/wire/be.js';
 import { checkBlock, COUNTER_LOG_HEADER_LEN, COUNTER_LOG_MAGIC, COUNTER_LOG_MAX_BYTES, openCounters, SLOT_LEN } from './counter-core.js';
 
 export function createLogCounters(log: LogFileHal, block: number): CounterSource {

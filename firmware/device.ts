@@ -7,10 +7,10 @@
 // check, seal a boot anchor, start the radio, close the console.
 // Frames leave in counter order through the outbox; see firmware/outbox.ts
 // for loss accounting and docs/firmware.md for the delivery rules.
-import { ANCHOR_BOOT, ANCHOR_CONNECT, ANCHOR_PERIODIC, CHANNEL_NAMES, encodeAnchor, encodeGap, encodeSample, type Reading } from '../protocol/codec.js';
-import { DEVICE_FILE_NAME, INFO_PROTOCOL_VERSION } from './names.js';
-import { NAME_PREFIX } from '../protocol/ble.js';
-import { hexOf } from '../protocol/hex.js';
+import { ANCHOR_BOOT, ANCHOR_CONNECT, ANCHOR_PERIODIC, CHANNEL_NAMES, encodeAnchor, encodeGap, encodeSample, type Reading } from '../protocol/wire/codec.js';
+import { DEVICE_FILE_NAME, INFO_PROTOCOL_VERSION } from '../protocol/wire/names.js';
+import { NAME_PREFIX } from '../protocol/wire/ble.js';
+import { hexOf } from '../protocol/wire/hex.js';
 import type { DeviceSettings } from '../boards/types.js';
 import type { CounterSource, Hal } from '../hal/types.js';
 import { createOutbox, type Outbox } from './outbox.js';

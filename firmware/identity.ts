@@ -2,8 +2,8 @@
 // ES5 twin of protocol/device-file.ts's decoder; returns undefined with a
 // reason instead of throwing, since a device without a valid file simply
 // does not seal.
-import { KEY_LEN, NONCE_SALT_LEN } from '../protocol/constants.js';
-import { get32 } from '../protocol/be.js';
+import { KEY_LEN, NONCE_SALT_LEN } from '../protocol/wire/constants.js';
+import { get32 } from '../protocol/wire/be.js';
 
 export interface Identity {
   serial: string;

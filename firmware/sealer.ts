@@ -2,9 +2,9 @@
 // "Frames" and "Delivery"). Byte layout: docs/protocol.md. The backend's
 // framers lay out nonce and CCM blocks once, and frames are sealed in place
 // in the outbox's ring, so a seal allocates nothing.
-import { ACK_LEN, COUNTER_LEN, DOMAIN_ACK, DOMAIN_UPLINK, FRAME_OVERHEAD, NONCE_SALT_LEN, TAG_LEN } from '../protocol/constants.js';
+import { ACK_LEN, COUNTER_LEN, DOMAIN_ACK, DOMAIN_UPLINK, FRAME_OVERHEAD, NONCE_SALT_LEN, TAG_LEN } from '../protocol/wire/constants.js';
 import type { Ccm } from '../hal/types.js';
-import { get32 } from '../protocol/be.js';
+import { get32 } from '../protocol/wire/be.js';
 
 export interface SealerOptions {
   ccm: Ccm;

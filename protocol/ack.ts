@@ -2,7 +2,7 @@
 //   ack = N (4, BE) || tag (8), tag = AES-128-CCM over the empty message
 //   with nonce = nonce_salt || N (4, BE) || 0x02.
 // The ack domain byte keeps an ack tag from ever equalling a frame tag.
-import { ACK_LEN, COUNTER_LEN, DOMAIN_ACK } from './constants.js';
+import { ACK_LEN, COUNTER_LEN, DOMAIN_ACK } from './wire/constants.js';
 import { equalBytes, expectBytes, expectCounter, readU32BE, writeU32BE } from './bytes.js';
 import { ccmEncrypt } from './ccm.js';
 import { AuthenticationError } from './errors.js';

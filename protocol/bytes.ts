@@ -1,5 +1,5 @@
 import { ArgumentError } from './errors.js';
-import { MAX_COUNTER } from './constants.js';
+import { MAX_COUNTER } from './wire/constants.js';
 
 export function isBytes(value: unknown): value is Uint8Array {
   return value instanceof Uint8Array || (ArrayBuffer.isView(value) && value.constructor.name === 'Uint8Array');
@@ -41,8 +41,8 @@ function describe(value: unknown): string {
   return typeof value;
 }
 
-/** The ES5 helpers of protocol/be.ts, under the host's names. */
-export { put32 as writeU32BE, get32 as readU32BE } from './be.js';
+/** The ES5 helpers of protocol/wire/be.ts, under the host's names. */
+export { put32 as writeU32BE, get32 as readU32BE } from './wire/be.js';
 
 /** Compares in time that depends only on the lengths, never on the contents. */
 export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {

@@ -1,9 +1,9 @@
 // AES-128-CCM (RFC 3610, NIST SP 800-38C) with an 8-byte tag, a 13-byte nonce
 // and no associated data, as the design brief fixes it. The host side uses
-// OpenSSL through node:crypto; test/ccm.test.ts checks it against RFC 3610
+// OpenSSL through node:crypto; test/hal/ccm.test.ts checks it against RFC 3610
 // packet vector #1 and against an independent CCM built on @noble/ciphers.
 import { createCipheriv, createDecipheriv } from 'node:crypto';
-import { KEY_LEN, NONCE_LEN, TAG_LEN } from './constants.js';
+import { KEY_LEN, NONCE_LEN, TAG_LEN } from './wire/constants.js';
 
 // A zero-length view into a real buffer: OpenSSL's CCM fails with "tag not
 // set" when handed an empty buffer whose data pointer is null (as Node gives

@@ -2,11 +2,11 @@
 // device's Storage as DEVICE_FILE and the firmware reads at boot
 // (docs/protocol.md section 9). Host side: encode and decode with checks.
 import { expectBytes, expectInteger, readU32BE, writeU32BE } from './bytes.js';
-import { KEY_LEN, MAX_FRAME_SIZE, NONCE_SALT_LEN } from './constants.js';
-import { crc32 } from './crc32.js';
+import { KEY_LEN, MAX_FRAME_SIZE, NONCE_SALT_LEN } from './wire/constants.js';
+import { crc32 } from './wire/crc32.js';
 import { ArgumentError } from './errors.js';
 import { checkSerial } from './provision.js';
-import { MIN_CODEC_PLAINTEXT } from './codec.js';
+import { MIN_CODEC_PLAINTEXT } from './wire/codec.js';
 
 /** Storage file names (at most 28 characters on Espruino). */
 export const DEVICE_FILE = 'sealpost.dev';

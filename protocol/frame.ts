@@ -12,7 +12,7 @@ import {
   NONCE_LEN,
   NONCE_SALT_LEN,
   TAG_LEN,
-} from './constants.js';
+} from './wire/constants.js';
 import { expectBytes, expectCounter, expectInteger, readU32BE, writeU32BE } from './bytes.js';
 import { ccmDecrypt, ccmEncrypt } from './ccm.js';
 import { ArgumentError, AuthenticationError } from './errors.js';

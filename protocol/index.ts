@@ -1,4 +1,4 @@
-export * from './constants.js';
+export * from './wire/constants.js';
 export * from './errors.js';
 export { equalBytes, fromHex, readU32BE, toHex, writeU32BE } from './bytes.js';
 export * from './frame.js';
@@ -6,9 +6,9 @@ export * from './ack.js';
 export * from './kcv.js';
 export * from './hpke.js';
 export * from './provision.js';
-export * from './codec.js';
-export * from './ble.js';
-export * from './crc32.js';
+export * from './wire/codec.js';
+export * from './wire/ble.js';
+export * from './wire/crc32.js';
 export * from './device-file.js';
 export * from './keys.js';
 export * from './manifest.js';

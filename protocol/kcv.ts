@@ -1,7 +1,7 @@
 // Key check value: the first 3 bytes of AES-128-ECB(seal_key, 16 zero bytes)
 // (design brief, "Provisioning"). The factory compares it with what a flashed
 // device reports, so the key itself is never read back.
-import { KCV_LEN, KEY_LEN } from './constants.js';
+import { KCV_LEN, KEY_LEN } from './wire/constants.js';
 import { expectBytes } from './bytes.js';
 import { aesEncryptBlock } from './ccm.js';
 

@@ -7,7 +7,7 @@ import { concatBytes, expectBytes, fromHex, toHex, utf8 } from './bytes.js';
 import { ArgumentError } from './errors.js';
 import { checkSerial } from './provision.js';
 import type { KeyFile } from './keys.js';
-import { MAX_FRAME_SIZE } from './constants.js';
+import { MAX_FRAME_SIZE } from './wire/constants.js';
 import { MIN_DEVICE_FRAME_SIZE } from './device-file.js';
 
 export const MANIFEST_FORMAT = 'sealpost-manifest/1';

@@ -2,7 +2,7 @@
 //   (enc, ctx) = SetupBaseS(pk_ingest, info = "sealpost/v1 device " || serial)
 //   seal_key   = ctx.Export("sealpost/v1 seal key", 16)
 //   nonce_salt = ctx.Export("sealpost/v1 nonce salt", 8)
-import { KEY_LEN, NONCE_SALT_LEN } from './constants.js';
+import { KEY_LEN, NONCE_SALT_LEN } from './wire/constants.js';
 import { expectBytes, utf8 } from './bytes.js';
 import { ArgumentError } from './errors.js';
 import type { DeviceKeys } from './frame.js';

@@ -1,6 +1,6 @@
 // Base64 (RFC 4648 section 4, padded) without Buffer or atob, so relay/core.ts
 // bundles for a browser unchanged. Decoding is strict, like the server's
-// (server/ingest.ts): anything but canonical padded base64 is refused.
+// (server/ingest/uplink.ts): anything but canonical padded base64 is refused.
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 const LOOKUP = new Int16Array(128).fill(-1);
 for (let i = 0; i < ALPHABET.length; i++) LOOKUP[ALPHABET.charCodeAt(i)] = i;

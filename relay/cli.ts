@@ -1,12 +1,12 @@
 // `sealpost` subcommands of the relay: `sim`, a fleet of simulated devices
-// relayed to a server. Parse arguments, call relay/sim-run.ts, print, return
+// relayed to a server. Parse arguments, call sim/run.ts, print, return
 // an exit code (style.md rule 12): 0 done, 1 failed, 2 bad arguments.
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../cli/command.js';
 import { boardProfile, withDevice } from '../boards/index.js';
 import type { BoardProfile, SensorId } from '../boards/types.js';
-import { formatSummary, runSimFleet } from './sim-run.js';
+import { formatSummary, runSimFleet } from '../sim/run.js';
 
 class UsageError extends Error {}
 

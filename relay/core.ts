@@ -9,13 +9,13 @@
 // Everything it touches is injected (style.md rule 1): the clock, the
 // uploader, the queue store and the links. No node: import here, so the same
 // module runs in the Web Bluetooth page (IndexedDB store, fetch uploader,
-// GATT links) and under Node (relay/file-queue.ts, relay/sim.ts).
+// GATT links) and under Node (relay/file-queue.ts, sim/relay.ts).
 //
 // Safety does not depend on the relay: a device frees a frame only when an
 // ack it can verify covers it, so a relay that loses its queue, drops a frame
 // or crashes costs a resend, never a sample. The queue is what lets a phone
 // carry frames while it has no network.
-import { ACK_LEN, MAX_COUNTER, MAX_FRAME_SIZE, MIN_FRAME_SIZE, PROTOCOL_VERSION } from '../protocol/constants.js';
+import { ACK_LEN, MAX_COUNTER, MAX_FRAME_SIZE, MIN_FRAME_SIZE, PROTOCOL_VERSION } from '../protocol/wire/constants.js';
 import { fromBase64, toBase64 } from './base64.js';
 
 /** Milliseconds since 1970 from now(); timers in ms. A real clock or hal/sim VirtualClock. */
@@ -27,7 +27,7 @@ export interface RelayClock {
 
 /**
  * One connected device. The Web Bluetooth page implements it over GATT
- * (docs/protocol.md section 7), relay/sim.ts over hal/sim's SimLink.
+ * (docs/protocol.md section 7), sim/relay.ts over hal/sim's SimLink.
  */
 export interface DeviceLink {
   /** The info characteristic: UTF-8 JSON, e.g. {"serial":"SP-000001","v":1,"f":20,"b":"puckjs","fw":"0.1.0"}. */

@@ -17,7 +17,7 @@
 // One process per file: two relays on one journal would interleave records.
 import { mkdir, open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { crc32 } from '../protocol/crc32.js';
+import { crc32 } from '../protocol/wire/crc32.js';
 import type { QueuedFrame, QueueStore } from './core.js';
 
 export const JOURNAL_FORMAT = 'sealpost-relay-queue/1';

@@ -13,7 +13,7 @@ import { ConfigError } from './keys.js';
 import type { BucketSpec, RateSpec } from './rate-limit.js';
 import { RELAY_KEY_NAME, RELAY_KEY_NAME_RULE, type RelayKeyEntry } from './relay-keys.js';
 import { checkDashboardConfig } from './plugins/dashboard.js';
-import { checkMqttConfig } from './plugins/mqtt.js';
+import { checkMqttConfig } from './mqtt/plugin.js';
 import { checkRelayPageConfig } from './plugins/relay-page.js';
 
 export { ConfigError } from './keys.js';

@@ -4,7 +4,7 @@ export { startServer, type RunningServer } from './start.js';
 export { ConfigError, DEFAULTS, DEFAULT_LIMITS, NO_RATE_LIMIT, SECTIONS, checkConfig, loadConfig, makeConfig, type Limits, type ServerConfig } from './config.js';
 export { Keyring, checkPrivateKeyMode, loadIngestKeys, loadIngestKeysForImport, loadTrustedKeys, registryKek, unwrapDeviceKeys, wrapDeviceKeys, wrapPendingDevices } from './keys.js';
 export { IngestEvents, type ReadingEvent, type RetimeEvent, type UplinkEvent } from './events.js';
-export { ingestUplink, REASONS, type DeviceResult, type UplinkBody } from './ingest.js';
+export { ingestUplink, REASONS, type DeviceResult, type UplinkBody } from './ingest/uplink.js';
 export { RegistryError, formatTable, importManifest, revokeDevice, type ImportOutcome } from './registry.js';
 export { OPTIONAL_PLUGINS, type OptionalPlugin } from './plugins/index.js';
 export { openStorage, isPostgresUrl, SqliteStorage, PostgresStorage, ReadsUnavailableError } from './storage/index.js';

@@ -1,7 +1,7 @@
 // The parts of the Espruino HAL every board shares: clock, console, Storage
 // files, CRC and the counter medium. Board entries (firmware/targets/) add
 // their radio, crypto backend and sensors.
-import { COUNTER_LOG_NAME } from '../../firmware/names.js';
+import { COUNTER_LOG_NAME } from '../../protocol/wire/names.js';
 import type { ClockHal, ConsoleHal, FlashHal, LogFileHal } from '../types.js';
 import { boardGlobal, cancelTimeout, espruinoE, flashModule, printLine, secondsNow, storageModule, timeout } from './globals.js';
 

@@ -4,7 +4,7 @@
 // `sealpostConnect()` / `sealpostDisconnect()` play the relay's connection.
 import type { RadioHal, RadioOptions } from '../types.js';
 import { exposeGlobal, printLine } from './globals.js';
-import { bytesOfHex, hexOf } from '../../protocol/hex.js';
+import { bytesOfHex, hexOf } from '../../protocol/wire/hex.js';
 
 export function consoleRadio(): RadioHal {
   let isConnected = false;

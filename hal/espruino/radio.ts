@@ -2,7 +2,7 @@
 // The 128-bit service UUID fills most of the 31-byte advertisement, so the
 // name goes into the scan response. Not verified on a board in this
 // repository's CI (no radio here); hal/sim/radio.ts models the behaviour.
-import { ACK_UUID, FRAMES_UUID, INFO_UUID, SERVICE_UUID } from '../../protocol/ble.js';
+import { ACK_UUID, FRAMES_UUID, INFO_UUID, SERVICE_UUID } from '../../protocol/wire/ble.js';
 import type { RadioHal, RadioOptions } from '../types.js';
 import { nrf } from './globals.js';
 

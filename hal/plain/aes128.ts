@@ -5,7 +5,7 @@
 // bytes of bundle instead of 400 for the table as base64 and its decoder,
 // for a one-time cost measured in docs/firmware.md. Round keys are expanded
 // once per key. Cross-checked against @noble/ciphers in
-// test/device-crypto.test.ts.
+// test/firmware/device-crypto.test.ts.
 import type { BlockModes } from '../types.js';
 
 let SBOX: Uint8Array;

@@ -6,7 +6,7 @@
 // the page, and the browser clock; each device the user picks becomes a
 // DeviceSession (session.ts) that hands GATT links (ble-link.ts) to the core
 // and reconnects them. Everything else here is wiring and the page.
-import { NAME_PREFIX, SERVICE_UUID } from '../../protocol/ble.js';
+import { NAME_PREFIX, SERVICE_UUID } from '../../protocol/wire/ble.js';
 import { Relay, fetchUploader, type LogLevel, type QueueStore } from '../core.js';
 import { MemoryQueueStore } from '../memory-queue.js';
 import { GattLink } from './ble-link.js';

@@ -7,7 +7,7 @@
 // every read, write and notification switch of a link goes through one queue.
 // Ack writes waiting in that queue are merged: the relay only ever writes the
 // device's latest ack, and an older one still waiting frees nothing more.
-import { ACK_UUID, FRAMES_UUID, INFO_UUID, SERVICE_UUID } from '../../protocol/ble.js';
+import { ACK_UUID, FRAMES_UUID, INFO_UUID, SERVICE_UUID } from '../../protocol/wire/ble.js';
 import type { DeviceLink } from '../core.js';
 import type { BluetoothDevice, BluetoothRemoteGATTCharacteristic } from './web-bluetooth.js';
 

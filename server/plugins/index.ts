@@ -17,7 +17,7 @@ import edge from './edge.js';
 import errors from './errors.js';
 import events from './events.js';
 import keys from './keys.js';
-import mqtt from './mqtt.js';
+import mqtt from '../mqtt/plugin.js';
 import rateLimit from './rate-limit.js';
 import relayPage, { relayPageConfig } from './relay-page.js';
 import storage from './storage.js';

@@ -1,13 +1,13 @@
 // sealpost-uplink: POST /v1/uplink (docs/api.md). Validation by schema (400),
 // body size by fastify's bodyLimit (413), frames per request (413), relay
-// keys (401) and rate limits (429 with Retry-After), then server/ingest.ts
+// keys (401) and rate limits (429 with Retry-After), then server/ingest/uplink.ts
 // does the work in one transaction and the committed result is announced on
 // app.events.
 import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { FailedAuthThrottle } from '../auth-throttle.js';
 import { HttpError, tooManyRequests } from '../http-error.js';
-import { ingestUplink, type UplinkBody } from '../ingest.js';
+import { ingestUplink, type UplinkBody } from '../ingest/uplink.js';
 import { addressKey, type Refusal } from '../rate-limit.js';
 import { RELAY_KEY_HEADER } from '../relay-keys.js';
 import { uplinkSchema } from '../schemas.js';

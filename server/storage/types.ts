@@ -2,7 +2,7 @@
 // "Storage"). Everything the ingest path writes goes through `Tx`, inside one
 // transaction per request; the algorithms that decide *what* to write (settled
 // watermark, gaps, time mapping, registry import) live once, in
-// server/ingest.ts and server/registry.ts, and only the SQL differs per backend.
+// server/ingest/uplink.ts and server/registry.ts, and only the SQL differs per backend.
 
 export type DeviceStatus = 'active' | 'revoked';
 /**

@@ -16,7 +16,7 @@ import {
   type DeviceKeys,
 } from '../../protocol/index.js';
 import { VirtualClock } from '../../hal/sim/clock.js';
-import { SimDevice, type SimDeviceOptions } from '../../hal/sim/device.js';
+import { SimDevice, type SimDeviceOptions } from '../../sim/device.js';
 import type { SimLink } from '../../hal/sim/radio.js';
 
 export interface Received {

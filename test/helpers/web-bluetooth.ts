@@ -25,9 +25,9 @@
 // notifications and disconnections with page.evaluate; the test calls it
 // after advancing the devices' VirtualClock.
 import type { Page } from 'playwright-core';
-import type { SimDevice } from '../../hal/sim/device.js';
+import type { SimDevice } from '../../sim/device.js';
 import type { SimLink } from '../../hal/sim/radio.js';
-import { ACK_UUID, FRAMES_UUID, INFO_UUID, SERVICE_UUID } from '../../protocol/ble.js';
+import { ACK_UUID, FRAMES_UUID, INFO_UUID, SERVICE_UUID } from '../../protocol/wire/ble.js';
 
 interface RequestOptions {
   filters?: { services?: string[]; name?: string; namePrefix?: string }[];

@@ -1,7 +1,7 @@
 // Generates test/vectors/{seal,ack,provision}.json from fixed seeds, with the
 // host implementation in protocol/. Run with `npm run vectors`; the tests
 // check that the committed files are exactly what this script produces, and
-// test/ccm.test.ts re-derives every frame with an independent CCM.
+// test/hal/ccm.test.ts re-derives every frame with an independent CCM.
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';

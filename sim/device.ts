@@ -1,0 +1,170 @@
+// A simulated device: the real firmware (firmware/device.ts) on the sim HAL.
+// What survives a power cut lives here (Storage files, the NOR flash or the
+// counter-log file); what does not (RAM: outbox, timers, the radio link) is
+// rebuilt by every boot(). Entry point of the "sim" target (style.md rule 2:
+// the implementation is chosen here, not inside the firmware).
+import type { BoardProfile } from '../boards/types.js';
+import { startDevice, type Device } from '../firmware/device.js';
+import { COUNTER_LOG_NAME, DEVICE_FILE_NAME } from '../protocol/wire/names.js';
+import { crc32 } from '../protocol/wire/crc32.js';
+import { DOMAIN_UPLINK } from '../protocol/wire/constants.js';
+import { nativeAesCrypto, nativeCcmCrypto, plainCrypto } from '../hal/espruino/crypto-hal.js';
+import type { Ccm, CryptoBackend, CryptoHal, Hal, Sensor } from '../hal/types.js';
+import { createLogCounters } from '../firmware/counter-log.js';
+import { createPageCounters, initialPageHeader } from '../firmware/counter-pages.js';
+import type { VirtualClock } from '../hal/sim/clock.js';
+import { createEspruinoAes } from './espruino/aes.js';
+import { SimLogFile } from '../hal/sim/log-file.js';
+import { NorFlash } from '../hal/sim/nor-flash.js';
+import { SimRadio, type SimRadioOptions } from '../hal/sim/radio.js';
+import { simSensor } from '../hal/sim/sensors.js';
+
+export interface SimDeviceOptions {
+  clock: VirtualClock;
+  profile: BoardProfile;
+  /** The device secret file exactly as the factory writes it. */
+  deviceFile: Uint8Array;
+  /** Defaults to the profile's backend. */
+  crypto?: CryptoBackend;
+  /** Defaults to the profile's counter store. */
+  counterStore?: 'flash-pages' | 'storage-log';
+  seed: number;
+  radio?: Omit<SimRadioOptions, 'setTimeout'>;
+}
+
+export interface SealedFrame {
+  /** Which power-up of this SimDevice sealed it (1 = first boot()). */
+  power: number;
+  counter: number;
+  plaintext: Uint8Array;
+}
+
+export interface SampledValues {
+  boot: number;
+  /** World time (the VirtualClock) when the sensors were read. */
+  at: number;
+  values: { [channel: string]: number };
+}
+
+/** The board entries' CryptoHal per backend, on Espruino's AES stand-in. */
+function simCrypto(backend: CryptoBackend): CryptoHal {
+  const print = (line: string) => {
+    throw new Error(`Espruino AES stand-in reported ${line}`);
+  };
+  if (backend === 'native-ccm') return nativeCcmCrypto(createEspruinoAes({ print }));
+  if (backend === 'native-aes') return nativeAesCrypto(createEspruinoAes({ features: { ccm: false }, print }));
+  return plainCrypto();
+}
+
+export class SimDevice {
+  readonly files = new Map<string, Uint8Array>();
+  readonly flash: NorFlash;
+  readonly log: SimLogFile | undefined;
+  readonly consoleLines: string[] = [];
+  /** Every set of readings the firmware took, for checking what reaches the server. */
+  readonly sampled: SampledValues[] = [];
+  /**
+   * Every frame the firmware sealed, across boots, from a tap on the crypto
+   * engine: the counter (from the nonce) and the plaintext. Tests use it to
+   * prove no counter was sealed twice and to account for every sample.
+   */
+  readonly sealedLog: SealedFrame[] = [];
+  radio: SimRadio | undefined;
+  device: Device | undefined;
+  locked = false;
+  boots = 0;
+  readonly #opts: SimDeviceOptions;
+  #powerOff: (() => void) | undefined;
+
+  constructor(opts: SimDeviceOptions) {
+    this.#opts = opts;
+    this.files.set(DEVICE_FILE_NAME, opts.deviceFile.slice());
+    this.flash = new NorFlash({ pageSize: 1024, pageCount: 2, base: 0x10000 });
+    // As the factory does for flash-pages boards (factory/, docs/firmware.md).
+    this.flash.bytes.set(initialPageHeader(), 0);
+    const store = opts.counterStore ?? opts.profile.counterStore.kind;
+    if (store === 'storage-log') {
+      const bytes = opts.profile.counterStore.kind === 'storage-log' ? opts.profile.counterStore.bytes : 8192;
+      this.log = new SimLogFile({ size: bytes });
+      this.files.set(COUNTER_LOG_NAME, this.log.bytes);
+    }
+  }
+
+  /** Powers the device up: a fresh RAM state running the firmware from the start. */
+  boot(): Device | undefined {
+    if (this.#powerOff) throw new Error('device is already on');
+    const { clock, profile, seed } = this.#opts;
+    const scope = clock.scope();
+    const radio = new SimRadio({ ...this.#opts.radio, setTimeout: scope.setTimeout });
+    const bootIndex = ++this.boots;
+    const sensors: { [id: string]: Sensor } = {};
+    for (const id of profile.device.sensors) {
+      const model = simSensor(id, { now: () => clock.now(), seed: seed * 1000 + bootIndex * 31 + id.length });
+      sensors[id] = {
+        sample: () => {
+          const values = model.sample();
+          if (values) this.sampled.push({ boot: this.device?.status().boot ?? -1, at: clock.now(), values });
+          return values;
+        },
+        close: model.close,
+      };
+    }
+    this.flash.powerOn();
+    this.log?.powerOn();
+    const hal: Hal = {
+      clock: scope,
+      radio,
+      console: {
+        print: (line) => this.consoleLines.push(line),
+        lock: () => {
+          this.locked = true;
+        },
+      },
+      crypto: this.#tap(simCrypto(this.#opts.crypto ?? profile.crypto), bootIndex),
+      readFile: (name) => this.files.get(name)?.slice(),
+      crc32,
+      counters: (block) => (this.log ? createLogCounters(this.log, block) : createPageCounters(this.flash, [this.flash.pageAddr(0), this.flash.pageAddr(1)], block, true)),
+      sensors,
+    };
+    this.radio = radio;
+    this.locked = false;
+    this.#powerOff = () => {
+      scope.powerOff();
+      radio.powerOff();
+    };
+    this.device = startDevice(hal, profile.device);
+    return this.device;
+  }
+
+  #tap(crypto: CryptoHal, power: number): CryptoHal {
+    const log = this.sealedLog;
+    return {
+      encryptBlock: crypto.encryptBlock,
+      ccm: (key, max) => {
+        const engine = crypto.ccm(key, max);
+        const tapped: Ccm = {
+          framer: (salt, len, ring, domain) => {
+            const frame = engine.framer(salt, len, ring, domain);
+            return (counter, msg, at) => {
+              if (domain === DOMAIN_UPLINK) log.push({ power, counter, plaintext: msg.slice() });
+              frame(counter, msg, at);
+            };
+          },
+        };
+        return tapped;
+      },
+    };
+  }
+
+  /** Power loss: timers stop, the radio link drops, RAM is gone; flash and Storage stay. */
+  powerOff(): void {
+    this.#powerOff?.();
+    this.#powerOff = undefined;
+    this.device = undefined;
+    this.radio = undefined;
+  }
+
+  get on(): boolean {
+    return this.#powerOff !== undefined;
+  }
+}

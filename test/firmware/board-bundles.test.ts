@@ -1,0 +1,265 @@
+// The BLE board bundles of dist/ (puckjs, mdbt42q, pixljs, banglejs2,
+// nrf52840dk), minified as they are flashed, run against stand-ins for the
+// board's builtins (sim/espruino/board.ts): boot line, GATT service,
+// advertising, console lock, paced notifications of frames the host opens,
+// readings from the board's sensors, acks that free and acks that do not,
+// resending, and nothing in Storage created or replaced at run time.
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BOARDS } from '../../boards/index.js';
+import type { BoardProfile } from '../../boards/types.js';
+import { counterLogBytes } from '../../factory/storage-image.js';
+import { initialPageHeader } from '../../firmware/counter-pages.js';
+import { FIRMWARE_VERSION } from '../../firmware/version.js';
+import { ACK_UUID, decodePlaintext, FRAMES_UUID, INFO_UUID, makeAck, openFrame, SERVICE_UUID, toHex } from '../../protocol/index.js';
+import { boardRig, FREE_AREA, PAGE, READINGS } from '../../sim/espruino/board.js';
+import { provisionSim, type Provisioned } from '../helpers/sim-fleet.js';
+import { startEspruino, writeStorage } from '../helpers/espruino-process.js';
+
+const DIST = new URL('../../dist/', import.meta.url).pathname;
+const BLE_BOARDS = BOARDS.filter((b) => b.radio === 'ble');
+
+/** What each sensor of a profile reads through the stand-ins, by codec channel, at the codec's resolution. */
+const EXPECTED: Record<string, Record<string, number>> = {
+  temperature: { temperature: READINGS.temperature },
+  battery: { battery: READINGS.battery },
+  battery_voltage: { battery_voltage: READINGS.batteryVoltage },
+  light: { light: READINGS.light },
+  magnetometer: { magnetic_x: READINGS.mag.x / 10, magnetic_y: READINGS.mag.y / 10, magnetic_z: READINGS.mag.z / 10 },
+  acceleration: { acceleration: READINGS.accelMag },
+};
+
+/** Every channel the profile's sensors give, with its value through the stand-ins. */
+function expectedReadings(board: BoardProfile): Record<string, number> {
+  return Object.assign({}, ...board.device.sensors.map((s) => EXPECTED[s]));
+}
+
+/** What the factory reads at boot: serial, key check value, firmware version. */
+function bootLine(prov: Provisioned): string {
+  return `sealpost ${prov.serial} kcv ${toHex(prov.kcv)} fw ${FIRMWARE_VERSION}`;
+}
+
+/** The complete-local-name AD structure: "sealpost " and the serial's last 6 characters. */
+function scanResponse(prov: Provisioned): number[] {
+  const name = `sealpost ${prov.serial.slice(-6)}`;
+  return [name.length + 1, 0x09, ...Buffer.from(name, 'latin1')];
+}
+
+/** An ack for counter n under the right key but another device's nonce salt. */
+function forgedAck(prov: Provisioned, n: number): Uint8Array {
+  return makeAck({ sealKey: prov.keys.sealKey, nonceSalt: new Uint8Array(8) }, n);
+}
+
+function provisioned(board: BoardProfile) {
+  const prov = provisionSim(`SP-${board.id.toUpperCase()}-0042`, board.frameSize);
+  const files: Record<string, Uint8Array> = { 'sealpost.dev': prov.deviceFile };
+  if (board.counterStore.kind === 'storage-log') files['sealpost.ctr'] = counterLogBytes(board.counterStore.bytes);
+  const rig = boardRig(board, `${DIST}${board.id}.js`, files);
+  if (board.counterStore.kind === 'flash-pages') rig.flash.set(initialPageHeader(), FREE_AREA.length - 2 * PAGE);
+  const open = (f: Uint8Array) => openFrame(prov.keys, f, board.frameSize);
+  return { prov, rig, open };
+}
+
+describe('BLE board bundles on stand-ins for the board builtins', () => {
+  it('cover every BLE board', () => {
+    expect(BLE_BOARDS.map((b) => b.id).sort()).toEqual(['banglejs2', 'mdbt42q', 'nrf52840dk', 'pixljs', 'puckjs']);
+  });
+
+  for (const board of BLE_BOARDS) {
+    describe(`dist/${board.id}.js`, () => {
+      it('boots: boot line with the key check value, the GATT service, advertising with name and service, console closed after 3 s', () => {
+        const { prov, rig } = provisioned(board);
+        rig.start();
+        expect(rig.lines).toEqual([bootLine(prov)]);
+
+        expect(rig.gatt).toHaveLength(1);
+        const { services, options } = rig.gatt[0]!;
+        expect(Object.keys(services)).toEqual([SERVICE_UUID]);
+        const chars = services[SERVICE_UUID]!;
+        expect(Object.keys(chars).sort()).toEqual([FRAMES_UUID, ACK_UUID, INFO_UUID].sort());
+        expect(chars[FRAMES_UUID]).toMatchObject({ maxLen: board.frameSize, notify: true, readable: false });
+        expect(chars[ACK_UUID]).toMatchObject({ maxLen: 12, writable: true });
+        expect(chars[INFO_UUID]).toMatchObject({ readable: true });
+        expect(JSON.parse(chars[INFO_UUID]!.value as string)).toEqual({ serial: prov.serial, v: 1, f: board.frameSize, b: board.id, fw: FIRMWARE_VERSION });
+        expect(options).toEqual({ uart: false, advertise: [SERVICE_UUID] });
+        expect(rig.advertising.at(-1)!.options).toMatchObject({ connectable: true, discoverable: true });
+        expect(rig.scanResponse).toEqual([scanResponse(prov)]);
+
+        rig.clock.advance(2999);
+        expect(rig.console.locked).toBe(false);
+        rig.clock.advance(1);
+        expect(rig.console).toMatchObject({ locked: true, loopback: true });
+        expect(rig.console.password).toMatch(/^[0-9a-z]{8,}$/);
+      });
+
+      it('sends frames the host opens, in order, with the readings of its sensors; an ack frees them, a forged one does not', () => {
+        const { prov, rig, open } = provisioned(board);
+        rig.start();
+        rig.clock.advance(5000);
+        expect(rig.notified).toHaveLength(0);
+        rig.connect();
+        rig.clock.advance(1499);
+        expect(rig.notified).toHaveLength(0);
+        rig.clock.advance(500);
+        // Boot anchor, then the connect anchor.
+        expect(rig.notified.map((f) => open(f).counter)).toEqual([1, 2]);
+        expect(decodePlaintext(open(rig.notified[0]!).plaintext)).toMatchObject({ type: 'anchor', boot: 1, reason: 0 });
+        expect(decodePlaintext(open(rig.notified[1]!).plaintext)).toMatchObject({ type: 'anchor', boot: 1, reason: 1 });
+
+        // One sampling period: every sensor of the profile, at the codec's
+        // resolution. Without acks the device keeps resending from the
+        // oldest frame, so counters repeat, but each first appears in order.
+        rig.clock.advance(board.device.samplePeriodMs + 5000);
+        const firstSeen = new Map<number, ReturnType<typeof open>>();
+        for (const f of rig.notified.map(open)) if (!firstSeen.has(f.counter)) firstSeen.set(f.counter, f);
+        expect([...firstSeen.keys()]).toEqual([...firstSeen.keys()].map((_, i) => 1 + i));
+        const fresh = [...firstSeen.values()].slice(2);
+        expect(fresh.length).toBeGreaterThan(0);
+        const readings = Object.fromEntries(
+          fresh.flatMap((f) => {
+            const d = decodePlaintext(f.plaintext);
+            return d.type === 'sample' ? d.readings.map((r) => [r.name, r.value] as const) : [];
+          }),
+        );
+        const expected = expectedReadings(board);
+        expect(Object.keys(readings).sort()).toEqual(Object.keys(expected).sort());
+        for (const [channel, value] of Object.entries(expected)) expect(readings[channel], channel).toBeCloseTo(value as number, 4);
+
+        // A forged ack (another device's salt) frees nothing: counter 1 is sent again.
+        const last = Math.max(...firstSeen.keys());
+        rig.writeAck(forgedAck(prov, last));
+        const mark = rig.notified.length;
+        rig.clock.advance(20_000);
+        expect(rig.notified.slice(mark).map((f) => open(f).counter)).toContain(1);
+
+        // A valid ack frees 1..last: later passes start above it.
+        rig.writeAck(makeAck(prov.keys, last));
+        const mark2 = rig.notified.length;
+        rig.clock.advance(board.device.samplePeriodMs + 10_000);
+        const after = rig.notified.slice(mark2).map((f) => open(f).counter);
+        expect(after.length).toBeGreaterThan(0);
+        expect(Math.min(...after)).toBeGreaterThan(last);
+
+        rig.disconnect();
+        const mark3 = rig.notified.length;
+        rig.clock.advance(board.device.samplePeriodMs);
+        expect(rig.notified.length).toBe(mark3);
+        expect(rig.fileReplacements).toEqual([]);
+      });
+
+      it('records its boot in the counter medium and starts the next boot on a fresh block', () => {
+        const { prov, rig, open } = provisioned(board);
+        rig.start();
+        rig.connect();
+        rig.clock.advance(2000);
+        expect(open(rig.notified[0]!).counter).toBe(1);
+        if (board.counterStore.kind === 'storage-log') {
+          expect(Array.from(rig.storage.get('sealpost.ctr')!.subarray(0, 8))).toEqual([0x53, 0x50, 0x63, 0x01, 0x00, 0x01, 0xff, 0xfe]);
+        }
+        // Power loss: a new interpreter on the same Storage and flash.
+        const next = boardRig(board, `${DIST}${board.id}.js`, Object.fromEntries(rig.storage));
+        next.flash.set(rig.flash);
+        next.start();
+        next.connect();
+        next.clock.advance(2000);
+        const first = open(next.notified[0]!);
+        expect(first.counter).toBe(board.device.counterBlock + 1);
+        expect(decodePlaintext(first.plaintext)).toMatchObject({ type: 'anchor', boot: 2, reason: 0 });
+        expect(next.lines[0]).toBe(bootLine(prov));
+      });
+
+      it('without a device file it says how to provision and neither advertises nor seals', () => {
+        const rig = boardRig(board, `${DIST}${board.id}.js`, {});
+        rig.start();
+        rig.clock.advance(10_000);
+        expect(rig.lines).toEqual(['sealpost: no device file: provision this device with sealpost flash']);
+        expect(rig.gatt).toEqual([]);
+        expect(rig.fileReplacements).toEqual([]);
+      });
+    });
+  }
+});
+
+// Opt-in (ESPRUINO_BIN=/path/to/espruino, the Linux build, see README): the
+// same bundles on the real interpreter. A prelude defines what the Linux
+// build lacks (NRF, Puck, Bangle, battery) in JavaScript, keeps the console
+// on stdout, and runs the clock 50 times faster so a sampling period takes a
+// second; its timeline connects, then writes a forged and a valid ack.
+const BIN = process.env.ESPRUINO_BIN;
+const SCALE = 50;
+
+function prelude(acks: Record<number, string>, forged: string): string {
+  return `
+var SP_ST = setTimeout, SP_GT = getTime, SP_T0 = getTime(), SP_H = {}, SP_W, SP_LAST = 0;
+global.setTimeout = function (f, ms) { return SP_ST(f, ms / ${SCALE}); };
+global.getTime = function () { return SP_T0 + (SP_GT() - SP_T0) * ${SCALE}; };
+E.getTemperature = function () { return ${READINGS.temperature}; };
+E.getBattery = function () { return ${READINGS.battery}; };
+E.setPassword = function (pw) { print("LOCK password " + pw.length); };
+E.lockConsole = function () { print("LOCK console"); };
+LoopbackA.setConsole = function (f) { print("LOCK loopback " + f); };
+var Puck = { light: function () { return ${READINGS.light}; }, mag: function () { return { x: ${READINGS.mag.x}, y: ${READINGS.mag.y}, z: ${READINGS.mag.z} }; } };
+var Bangle = { getAccel: function () { return { x: 0, y: 0, z: -1, mag: ${READINGS.accelMag} }; } };
+function spHex(a) { var s = "", i; for (i = 0; i < a.length; i++) s += (a[i] < 16 ? "0" : "") + a[i].toString(16); return s; }
+function spBytes(h) { var b = new Uint8Array(h.length / 2), i; for (i = 0; i < b.length; i++) b[i] = parseInt(h.substr(2 * i, 2), 16); return b; }
+var NRF = {
+  setServices: function (s, o) { var u, c, n = []; for (u in s) for (c in s[u]) { n.push(u + "/" + c); if (s[u][c].onWrite) SP_W = s[u][c].onWrite; } print("GATT " + n.join(" ") + " uart " + o.uart + " adv " + o.advertise[0]); },
+  setAdvertising: function () {},
+  setScanResponse: function (d) { print("SCAN " + d.join(",")); },
+  on: function (e, f) { SP_H[e] = f; },
+  updateServices: function (u) { var s, c, v; for (s in u) for (c in u[s]) if (u[s][c].notify) { v = u[s][c].value; SP_LAST = Math.max(SP_LAST, (v[0] << 24 | v[1] << 16 | v[2] << 8 | v[3]) >>> 0); print("FRAME " + spHex(v)); } },
+  getBattery: function () { return ${READINGS.batteryVoltage}; }
+};
+var SP_ACKS = ${JSON.stringify(acks)};
+setTimeout(function () { print("CONNECT"); SP_H.connect(); }, 4000);
+setTimeout(function () { print("FORGED"); SP_W({ data: spBytes(${JSON.stringify(forged)}).buffer }); }, 68000);
+setTimeout(function () { var n = SP_LAST; print("ACK " + n); SP_W({ data: spBytes(SP_ACKS[n]).buffer }); }, 90000);
+setTimeout(function () { print("DONE"); }, 160000);
+`;
+}
+
+describe.runIf(BIN)('BLE board bundles on the real interpreter ($ESPRUINO_BIN)', () => {
+  for (const board of BLE_BOARDS.filter((b) => b.counterStore.kind === 'storage-log')) {
+    it(`dist/${board.id}.js boots, advertises, sends frames the host opens and honours only a valid ack`, async () => {
+      const prov = provisionSim(`SP-${board.id.toUpperCase()}-0042`, board.frameSize);
+      const dir = mkdtempSync(join(tmpdir(), 'sealpost-board-'));
+      writeStorage(BIN!, dir, { 'sealpost.dev': prov.deviceFile, 'sealpost.ctr': counterLogBytes((board.counterStore as { bytes: number }).bytes) });
+      const acks: Record<number, string> = {};
+      for (let n = 1; n <= 60; n++) acks[n] = toHex(makeAck(prov.keys, n));
+      const forged = toHex(forgedAck(prov, 30));
+      writeFileSync(join(dir, 'fw.js'), prelude(acks, forged) + readFileSync(`${DIST}${board.id}.js`, 'utf8'));
+      const session = startEspruino(BIN!, dir, 'fw.js');
+      await session.waitFor((l) => l === 'DONE', 60_000);
+      await session.stop();
+      const lines = session.lines;
+      expect(lines).toContain(bootLine(prov));
+      expect(lines).toContain(`GATT ${SERVICE_UUID}/${FRAMES_UUID} ${SERVICE_UUID}/${ACK_UUID} ${SERVICE_UUID}/${INFO_UUID} uart false adv ${SERVICE_UUID}`);
+      expect(lines).toContain(`SCAN ${scanResponse(prov).join(',')}`);
+      expect(lines).toEqual(expect.arrayContaining(['LOCK console', 'LOCK loopback true']));
+
+      const frames = lines.flatMap((l, i) => (l.startsWith('FRAME ') ? [{ i, f: openFrame(prov.keys, Buffer.from(l.slice(6), 'hex'), board.frameSize) }] : []));
+      const firstSeen = [...new Set(frames.map((x) => x.f.counter))];
+      expect(firstSeen.slice(0, 4)).toEqual([1, 2, 3, 4]);
+      expect(firstSeen).toEqual(firstSeen.map((_, i) => i + 1));
+      const names = new Set(
+        frames.flatMap(({ f }) => {
+          const d = decodePlaintext(f.plaintext);
+          return d.type === 'sample' ? d.readings.map((r) => r.name) : [];
+        }),
+      );
+      expect([...names].sort()).toEqual(Object.keys(expectedReadings(board)).sort());
+
+      const forgedAt = lines.indexOf('FORGED');
+      const ackLine = lines.findIndex((l) => l.startsWith('ACK '));
+      const acked = Number(lines[ackLine]!.slice(4));
+      expect(acked).toBeGreaterThan(2);
+      // After the forged ack counter 1 is still sent; after the valid one nothing up to N is.
+      expect(frames.filter((x) => x.i > forgedAt && x.i < ackLine).map((x) => x.f.counter)).toContain(1);
+      const later = frames.filter((x) => x.i > ackLine).map((x) => x.f.counter);
+      expect(later.length).toBeGreaterThan(0);
+      expect(Math.min(...later)).toBeGreaterThan(acked);
+    }, 90_000);
+  }
+});

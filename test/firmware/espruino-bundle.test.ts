@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { BOARDS } from '../../boards/index.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { checkSource } from '../../tools/espruino-check/checker.js';
+import { runBundle } from '../../sim/espruino/vm.js';
+import { ackVectors, sealVectors } from '../helpers/vectors.js';
+
+const DIST = new URL('../../dist/', import.meta.url).pathname;
+const SELFTEST = join(DIST, 'crypto-selftest.js');
+const VECTORS = { seal: sealVectors(), ack: ackVectors() };
+
+describe('firmware bundles in dist/ (built by npm run build)', () => {
+  it('exist', () => {
+    expect(existsSync(SELFTEST), 'run npm run build first').toBe(true);
+  });
+
+  it('every bundle passes the Espruino checker', () => {
+    const bundles = readdirSync(DIST).filter((f) => f.endsWith('.js'));
+    expect(bundles.length).toBeGreaterThan(0);
+    for (const name of bundles) {
+      const findings = checkSource(readFileSync(join(DIST, name), 'utf8'), name);
+      expect(findings, `${name}: ${findings.map((f) => `${f.line}:${f.column} ${f.construct}`).join(', ')}`).toEqual([]);
+    }
+  });
+
+  it('every board bundle fits the bundleBytes of its profile (12 KB on nRF52832 boards)', () => {
+    for (const b of BOARDS.filter((p) => p.bundleBytes !== undefined)) {
+      const size = statSync(join(DIST, `${b.id}.js`)).size;
+      expect(size, `${b.id}.js`).toBeLessThanOrEqual(b.bundleBytes!);
+    }
+  });
+
+  it('the minified crypto self-test passes every vector on all three backends', () => {
+    const lines = runBundle(SELFTEST, { SEALPOST_VECTORS: VECTORS });
+    expect(lines).toEqual([
+      `SELFTEST plain-js seal ${VECTORS.seal.length}/${VECTORS.seal.length} ack ${VECTORS.ack.length}/${VECTORS.ack.length}`,
+      `SELFTEST native-aes seal ${VECTORS.seal.length}/${VECTORS.seal.length} ack ${VECTORS.ack.length}/${VECTORS.ack.length}`,
+      `SELFTEST native-ccm seal ${VECTORS.seal.length}/${VECTORS.seal.length} ack ${VECTORS.ack.length}/${VECTORS.ack.length}`,
+      'SELFTEST PASS',
+    ]);
+  });
+
+  it('on a build without AES builtins (MDBT42Q, Pixl.js) it runs plain-js and says the others are unavailable', () => {
+    const lines = runBundle(SELFTEST, { SEALPOST_VECTORS: VECTORS }, { aes: false, ccm: false });
+    expect(lines.slice(1)).toEqual(['SELFTEST native-aes unavailable on this build', 'SELFTEST native-ccm unavailable on this build', 'SELFTEST PASS']);
+  });
+
+  it('reports FAIL when a vector is wrong', () => {
+    const seal = VECTORS.seal.map((v, i) => (i === 3 ? { ...v, frame: v.frame.replace(/.$/, (c) => (c === '0' ? '1' : '0')) } : v));
+    const lines = runBundle(SELFTEST, { SEALPOST_VECTORS: { seal, ack: VECTORS.ack } });
+    expect(lines).toContain('SELFTEST plain-js seal vector 3 differs');
+    expect(lines.at(-1)).toBe('SELFTEST FAIL');
+  });
+
+  // Opt-in: the real interpreter, built by hand outside the repo (README).
+  it.runIf(process.env.ESPRUINO_BIN)('passes on the real Espruino interpreter ($ESPRUINO_BIN)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sealpost-espruino-'));
+    const file = join(dir, 'selftest.js');
+    writeFileSync(file, `var SEALPOST_VECTORS=${JSON.stringify(VECTORS)};\n${readFileSync(SELFTEST, 'utf8')}`);
+    const out = execFileSync(process.env.ESPRUINO_BIN!, [file], { cwd: dir, input: '', encoding: 'utf8', timeout: 120_000 });
+    const lines = out.replace(/\r/g, '').split('\n').filter((l) => l.startsWith('SELFTEST'));
+    expect(lines.at(-1)).toBe('SELFTEST PASS');
+    expect(lines).toHaveLength(4);
+  });
+});

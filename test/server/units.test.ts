@@ -1,0 +1,80 @@
+// Pure parts of the server: counter ranges, the LRU, token buckets, query
+// times, schema error messages.
+import { describe, expect, it } from 'vitest';
+import { mergeRanges, rangesOf, subtractRanges } from '../../server/ranges.js';
+import { Lru } from '../../server/lru.js';
+import { TokenBuckets } from '../../server/rate-limit.js';
+import { parseQueryTime } from '../../server/plugins/devices.js';
+import { decodeBase64 } from '../../server/ingest/uplink.js';
+import { describeDb } from '../../server/storage/index.js';
+
+describe('counter ranges', () => {
+  it('finds islands, merges and subtracts', () => {
+    expect(rangesOf([1, 2, 3, 5, 7, 8])).toEqual([
+      { first: 1, last: 3 },
+      { first: 5, last: 5 },
+      { first: 7, last: 8 },
+    ]);
+    expect(rangesOf([])).toEqual([]);
+    expect(mergeRanges([{ first: 5, last: 9 }, { first: 1, last: 2 }, { first: 3, last: 4 }, { first: 8, last: 12 }])).toEqual([{ first: 1, last: 12 }]);
+    expect(subtractRanges(1, 10, [])).toEqual([{ first: 1, last: 10 }]);
+    expect(subtractRanges(1, 10, [{ first: 3, last: 4 }, { first: 9, last: 20 }])).toEqual([
+      { first: 1, last: 2 },
+      { first: 5, last: 8 },
+    ]);
+    expect(subtractRanges(5, 6, [{ first: 1, last: 10 }])).toEqual([]);
+    expect(subtractRanges(4294967290, 4294967295, [{ first: 4294967291, last: 4294967294 }])).toEqual([
+      { first: 4294967290, last: 4294967290 },
+      { first: 4294967295, last: 4294967295 },
+    ]);
+  });
+});
+
+describe('LRU', () => {
+  it('evicts the least recently used entry', () => {
+    const lru = new Lru<string, number>(2);
+    lru.set('a', 1);
+    lru.set('b', 2);
+    expect(lru.get('a')).toBe(1);
+    lru.set('c', 3);
+    expect(lru.has('b')).toBe(false);
+    expect(lru.has('a') && lru.has('c')).toBe(true);
+    expect(() => new Lru(0)).toThrow('LRU capacity must be a positive integer, got 0');
+  });
+});
+
+describe('token buckets', () => {
+  it('allows bursts, refills at the rate and says how long to wait', () => {
+    let now = 0;
+    const b = new TokenBuckets({ perSecond: 10, burst: 20 }, 100, () => now);
+    expect(b.take('r', 20)).toBe(0);
+    expect(b.take('r', 5)).toBeCloseTo(0.5);
+    expect(b.take('other', 1)).toBe(0);
+    now = 500;
+    expect(b.take('r', 5)).toBe(0);
+    expect(b.take('r', 100)).toBeCloseTo(2);
+  });
+});
+
+describe('query times and base64', () => {
+  it('accepts ms and ISO 8601 with a zone, refuses the rest', () => {
+    expect(parseQueryTime('1795773600000', 'from')).toBe(1795773600000);
+    expect(parseQueryTime('2026-11-27', 'from')).toBe(Date.UTC(2026, 10, 27));
+    expect(parseQueryTime('2026-11-27T10:00:00Z', 'from')).toBe(Date.UTC(2026, 10, 27, 10));
+    expect(parseQueryTime('2026-11-27T11:00:00.5+01:00', 'to')).toBe(Date.UTC(2026, 10, 27, 10, 0, 0, 500));
+    for (const bad of ['2026-11-27T10:00:00', 'yesterday', '-1', '1e12', '2026-13-45', '99999999999999999']) {
+      expect(() => parseQueryTime(bad, 'from'), bad).toThrow(/querystring\/from must be/);
+    }
+  });
+
+  it('decodes strict base64 only', () => {
+    expect(decodeBase64('AAECAw==')).toEqual(new Uint8Array([0, 1, 2, 3]));
+    expect(decodeBase64('')).toEqual(new Uint8Array(0));
+    for (const bad of ['AAECAw', 'AAEC Aw==', 'AAE-Aw==', 'AAECAw===', '====']) expect(decodeBase64(bad), bad).toBeUndefined();
+  });
+
+  it('never shows a database password', () => {
+    expect(describeDb('postgres://u:secret@db:5432/sp?schema=a')).toBe('postgres://u:***@db:5432/sp?schema=a');
+    expect(describeDb('sqlite:/var/lib/sp.db')).toBe('/var/lib/sp.db');
+  });
+});
