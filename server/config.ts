@@ -9,14 +9,15 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isPostgresUrl } from './storage/index.js';
-import { ConfigError } from './keys.js';
+import { ConfigError } from './errors.js';
 import type { BucketSpec, RateSpec } from './rate-limit.js';
 import { RELAY_KEY_NAME, RELAY_KEY_NAME_RULE, type RelayKeyEntry } from './relay-keys.js';
 import { checkDashboardConfig } from './plugins/dashboard.js';
 import { checkMqttConfig } from './mqtt/plugin.js';
 import { checkRelayPageConfig } from './plugins/relay-page.js';
 
-export { ConfigError } from './keys.js';
+// The CLIs (server/cli.ts, server/relay-key-cli.ts) import ConfigError from here.
+export { ConfigError } from './errors.js';
 
 export interface Limits {
   /** Largest request body in bytes (413 above). */

@@ -12,7 +12,7 @@
 // not a secret and needs none: a client that edits a position only moves
 // within results it may read anyway.
 import { createHash } from 'node:crypto';
-import { HttpError } from './http-error.js';
+import { HttpError } from './errors.js';
 import type { GapKey, ReadingKey } from './storage/types.js';
 
 const VERSION = 1;

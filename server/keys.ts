@@ -12,15 +12,12 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { equalBytes, parseKeyFile, recoverDeviceKeys, type DeviceKeys, type KeyFile } from '../protocol/index.js';
+import { ConfigError, DeviceKeyError } from './errors.js';
 import { Lru } from './lru.js';
 import type { DeviceRow, Storage, UnwrappedDevice } from './storage/types.js';
 
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
+// server/ingest/ imports DeviceKeyError from here; it is defined with the other errors.
+export { DeviceKeyError } from './errors.js';
 
 /** Refuses a private key file that group or others may access (mode & 0o077). */
 export function checkPrivateKeyMode(file: string): void {
@@ -92,9 +89,6 @@ export function loadIngestKeysForImport(files: readonly string[]): { ids: string
   }
   return { ids, privateKeys };
 }
-
-/** Why a device's keys are not available; the frame is rejected with this reason. */
-export class DeviceKeyError extends Error {}
 
 // Wrapped device keys (docs/server.md, "Wrapped device keys"; docs/decisions.md).
 //   KEK  = HKDF-SHA256(ikm = ingest private key, salt = KEK_SALT, info = ingest key id, 32)  (RFC 5869)

@@ -9,15 +9,9 @@
 // public key imports the rows unwrapped and the server wraps them at start.
 import { createHash } from 'node:crypto';
 import { checkSerial, equalBytes, fromHex, verifyManifest, type KeyFile } from '../protocol/index.js';
-import { DeviceKeyError, type Keyring } from './keys.js';
+import { DeviceKeyError, RegistryError } from './errors.js';
+import type { Keyring } from './keys.js';
 import type { DeviceSummary, Storage } from './storage/types.js';
-
-export class RegistryError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'RegistryError';
-  }
-}
 
 export interface ImportOptions {
   /** Factory public keys (from the config's "trust"). */

@@ -3,7 +3,8 @@
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { buildServer, type BuildOptions } from './app.js';
-import { ConfigError, type ServerConfig } from './config.js';
+import type { ServerConfig } from './config.js';
+import { ConfigError } from './errors.js';
 import { loadIngestKeys } from './keys.js';
 
 const LISTEN_BACKLOG = 4096;

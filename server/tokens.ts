@@ -14,6 +14,7 @@
 // process (a reader polling every second costs one write a minute, not one
 // per request), and never moved back by a slower node.
 import { createHash, randomBytes } from 'node:crypto';
+import { TokenError } from './errors.js';
 import type { Storage, TokenInfo, TokenRole } from './storage/types.js';
 
 export type { TokenInfo, TokenRole } from './storage/types.js';
@@ -25,13 +26,6 @@ export const TOKEN_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 /** What a token looks like: the prefix and 43 base64url characters (256 bits). */
 export const TOKEN_SHAPE = /^spt_[A-Za-z0-9_-]{43}$/;
 export const TOUCH_EVERY_MS = 60_000;
-
-export class TokenError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'TokenError';
-  }
-}
 
 export function hashToken(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest();

@@ -16,7 +16,7 @@ import fp from 'fastify-plugin';
 import type { FastifyBaseLogger } from 'fastify';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import type { ReadingEvent, RetimeEvent } from '../events.js';
-import { ConfigError } from '../keys.js';
+import { ConfigError } from '../errors.js';
 import type { ReadingKey, Storage } from '../storage/types.js';
 
 export interface MqttConfig {

@@ -2,8 +2,8 @@
 // (docs/api.md). The CLI (`sealpost registry revoke`) stays; this is the same
 // call for an operator's tools.
 import fp from 'fastify-plugin';
-import { HttpError } from '../http-error.js';
-import { RegistryError, revokeDevice } from '../registry.js';
+import { HttpError, RegistryError } from '../errors.js';
+import { revokeDevice } from '../registry.js';
 import { serialParams } from '../schemas.js';
 
 export default fp(

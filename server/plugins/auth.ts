@@ -14,7 +14,7 @@
 // and no message here quotes the Authorization header.
 import fp from 'fastify-plugin';
 import type { FastifyRequest } from 'fastify';
-import { HttpError, tooManyRequests } from '../http-error.js';
+import { HttpError, tooManyRequests } from '../errors.js';
 import { Lru } from '../lru.js';
 import { TokenBuckets, addressKey } from '../rate-limit.js';
 import { TokenVerifier, type TokenRole } from '../tokens.js';

@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import { devicesCursor, gapsCursor, parseDevicesCursor, parseGapsCursor, parseReadingsCursor, readingsCursor, type CursorScope } from '../cursor.js';
-import { HttpError } from '../http-error.js';
+import { HttpError } from '../errors.js';
 import { MAX_TIME_MS, pageQuery, readingsQuery, serialParams } from '../schemas.js';
 import type { GapKey, ReadingKey, ReadingsQuery } from '../storage/types.js';
 import { CSV_HEADER, deviceJson } from '../wire.js';

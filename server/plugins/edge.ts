@@ -16,7 +16,7 @@
 import fp from 'fastify-plugin';
 import type { ConnectionGuard } from '../connections.js';
 import { normalHost } from '../config.js';
-import { HttpError } from '../http-error.js';
+import { HttpError } from '../errors.js';
 import { RelayKeys } from '../relay-keys.js';
 
 declare module 'fastify' {

@@ -8,7 +8,7 @@
 import { STATUS_CODES } from 'node:http';
 import fp from 'fastify-plugin';
 import type { FastifyError } from 'fastify';
-import { HttpError } from '../http-error.js';
+import { HttpError } from '../errors.js';
 
 export default fp(
   async (app) => {

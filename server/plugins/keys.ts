@@ -9,7 +9,8 @@
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import type { KeyFile } from '../../protocol/index.js';
-import { ConfigError, Keyring, wrapPendingDevices } from '../keys.js';
+import { ConfigError } from '../errors.js';
+import { Keyring, wrapPendingDevices } from '../keys.js';
 
 export interface KeysOptions {
   ingestKeys: KeyFile[];

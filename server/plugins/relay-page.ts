@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerConfig } from '../config.js';
-import { ConfigError } from '../keys.js';
+import { ConfigError } from '../errors.js';
 import { asset, bundleFrontEnd, once, sendAsset, type Asset } from './web-assets.js';
 
 export interface RelayPageConfig {

@@ -2,7 +2,7 @@
 // config), migrated at boot. A storage passed in by the caller (tests, two
 // "nodes" on one database) is used as is and left open on close.
 import fp from 'fastify-plugin';
-import { ConfigError } from '../keys.js';
+import { ConfigError } from '../errors.js';
 import { PostgresStorage, SqliteStorage, describeDb, openStorage } from '../storage/index.js';
 import type { Storage } from '../storage/types.js';
 

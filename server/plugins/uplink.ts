@@ -6,7 +6,7 @@
 import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { FailedAuthThrottle } from '../auth-throttle.js';
-import { HttpError, tooManyRequests } from '../http-error.js';
+import { HttpError, tooManyRequests } from '../errors.js';
 import { ingestUplink, type UplinkBody } from '../ingest/uplink.js';
 import { addressKey, type Refusal } from '../rate-limit.js';
 import { RELAY_KEY_HEADER } from '../relay-keys.js';

@@ -6,7 +6,7 @@ import { SqliteStorage } from './sqlite.js';
 import type { Storage } from './types.js';
 
 export type { Storage } from './types.js';
-export { ReadsUnavailableError } from './types.js';
+export { ReadsUnavailableError } from '../errors.js';
 export { SqliteStorage } from './sqlite.js';
 export { PostgresStorage } from './postgres.js';
 

@@ -12,7 +12,7 @@
 // - A worker holds the process open only while it has reads in flight, and
 //   close() ends every worker.
 import { Worker } from 'node:worker_threads';
-import { ReadsUnavailableError } from './types.js';
+import { ReadsUnavailableError } from '../errors.js';
 import type { ReadMessage, ReadWorkerData } from './read-worker.js';
 
 const ENTRY = new URL('./read-worker.mjs', import.meta.url);

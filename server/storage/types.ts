@@ -270,19 +270,6 @@ export interface EncodedPage {
   next: ReadingKey | GapKey | string | null;
 }
 
-/** The backend cannot serve reads right now (the SQLite read worker crashed or its queue is full): answer 503. */
-export class ReadsUnavailableError extends Error {
-  readonly statusCode = 503;
-  /** The message is meant for the client (server/plugins/errors.ts). */
-  readonly expose = true;
-  readonly headers: Record<string, string>;
-  constructor(message: string, retryAfterSeconds = 1) {
-    super(message);
-    this.name = 'ReadsUnavailableError';
-    this.headers = { 'retry-after': String(retryAfterSeconds) };
-  }
-}
-
 /** Writes and locked reads inside one transaction. */
 export interface Tx {
   /** Locks and returns the rows of these serials (PostgreSQL: FOR UPDATE, in serial order). */
