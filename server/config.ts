@@ -13,7 +13,7 @@ import { ConfigError } from './errors.js';
 import type { BucketSpec, RateSpec } from './rate-limit.js';
 import { RELAY_KEY_NAME, RELAY_KEY_NAME_RULE, type RelayKeyEntry } from './relay-keys.js';
 import { checkDashboardConfig } from './plugins/dashboard.js';
-import { checkMqttConfig } from './mqtt/plugin.js';
+import { checkMqttConfig } from './mqtt/config.js';
 import { checkRelayPageConfig } from './plugins/relay-page.js';
 
 // The CLIs (server/cli.ts, server/relay-key-cli.ts) import ConfigError from here.

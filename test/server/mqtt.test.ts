@@ -10,7 +10,7 @@ import { createServer, connect as tcpConnect, type Server, type Socket } from 'n
 import { connectAsync, type MqttClient } from 'mqtt';
 import { ANCHOR_BOOT } from '../../protocol/index.js';
 import { checkConfig, type Storage } from '../../server/index.js';
-import { BoundedQueue } from '../../server/mqtt/plugin.js';
+import { BoundedQueue } from '../../server/mqtt/queue.js';
 import { SimDevice, body, makeFleet, testDb, testServer, type Fleet, type TestDb } from '../helpers/server.js';
 
 const BROKER = process.env.SEALPOST_TEST_MQTT_URL!;
