@@ -7,31 +7,15 @@
 // PostgreSQL on its read pool: the event loop that answers uplinks only
 // copies the encoded bytes to the socket. CSV streams every matching reading
 // page by page as the client takes them (a Readable with backpressure).
+// Query parsing and the bodies are server/read-api.ts; this is the routes.
 import { Readable } from 'node:stream';
 import fp from 'fastify-plugin';
-import type { FastifyInstance } from 'fastify';
 import { devicesCursor, gapsCursor, parseDevicesCursor, parseGapsCursor, parseReadingsCursor, readingsCursor, type CursorScope } from '../cursor.js';
 import { HttpError } from '../errors.js';
-import { MAX_TIME_MS, pageQuery, readingsQuery, serialParams } from '../schemas.js';
+import { csvStream, listJson, pageLimit, parseQueryTime } from '../read-api.js';
+import { pageQuery, readingsQuery, serialParams } from '../schemas.js';
 import type { GapKey, ReadingKey, ReadingsQuery } from '../storage/types.js';
-import { CSV_HEADER, deviceJson } from '../wire.js';
-
-export { deviceJson } from '../wire.js';
-
-const ISO = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/;
-
-/** A query time: milliseconds since 1970, or ISO 8601 (a date, or a date-time with a zone). */
-export function parseQueryTime(value: string, name: string): number {
-  if (/^\d{1,16}$/.test(value) && Number(value) <= MAX_TIME_MS) return Number(value);
-  if (ISO.test(value)) {
-    const t = Date.parse(value);
-    if (!Number.isNaN(t)) return t;
-  }
-  throw new HttpError(
-    400,
-    `querystring/${name} must be an ISO 8601 time with a zone (e.g. 2026-11-27T10:00:00Z), a date (2026-11-27) or milliseconds since 1970`,
-  );
-}
+import { deviceJson } from '../wire.js';
 
 const deviceSchema = {
   type: 'object',
@@ -52,24 +36,6 @@ const deviceSchema = {
   },
 } as const;
 
-/** Rows of one CSV read from storage at a time: about 70 kB, the most a slow client makes the server hold per stream. */
-export const CSV_PAGE = 1_000;
-
-/** The page size asked for: `limit`, 1 to limits.page_max; without it 1,000 (or page_max if lower). */
-function pageLimit(app: FastifyInstance, limit: string | undefined): number {
-  const max = app.config.limits.pageMax;
-  if (limit === undefined) return Math.min(1_000, max);
-  const n = Number(limit);
-  if (n < 1 || n > max) throw new HttpError(400, `querystring/limit must be from 1 to ${max} (limits.page_max); follow next_cursor for the next page`);
-  return n;
-}
-
-/** A JSON list response: head, the page's items, and next_cursor. */
-function listJson(head: Record<string, unknown>, key: string, items: Uint8Array, next: string | null, extra: Record<string, unknown> = {}): Buffer {
-  const open = JSON.stringify({ ...head, next_cursor: next, ...extra }).slice(0, -1);
-  return Buffer.concat([Buffer.from(`${open},${JSON.stringify(key)}:[`), items, Buffer.from(']}')]);
-}
-
 const JSON_TYPE = 'application/json; charset=utf-8';
 
 export default fp(
@@ -82,7 +48,7 @@ export default fp(
 
     app.get<{ Querystring: { limit?: string; cursor?: string } }>('/v1/devices', { schema: { querystring: pageQuery } }, async (request, reply) => {
       const scope: CursorScope = { list: 'devices' };
-      const limit = pageLimit(app, request.query.limit);
+      const limit = pageLimit(app.config.limits.pageMax, request.query.limit);
       const after = request.query.cursor !== undefined ? parseDevicesCursor(request.query.cursor, scope) : undefined;
       const page = await app.storage.readPage({ kind: 'devices', query: { limit, ...(after !== undefined ? { after } : {}) } });
       const next = page.next === null ? null : devicesCursor(scope, page.next as string);
@@ -115,9 +81,9 @@ export default fp(
           return reply
             .type('text/csv; charset=utf-8')
             .header('content-disposition', `attachment; filename="${serial}-readings.csv"`)
-            .send(Readable.from(csvStream(app, serial, filter, after, cap), { objectMode: false, highWaterMark: 1 }));
+            .send(Readable.from(csvStream(app.storage, serial, filter, after, cap), { objectMode: false, highWaterMark: 1 }));
         }
-        const limit = pageLimit(app, q.limit);
+        const limit = pageLimit(app.config.limits.pageMax, q.limit);
         await known(serial);
         const query: ReadingsQuery = { ...filter, limit, ...(after ? { after } : {}) };
         const page = await app.storage.readPage({ kind: 'readings', serial, query, format: 'json' });
@@ -133,7 +99,7 @@ export default fp(
       async (request, reply) => {
         const { serial } = request.params;
         const scope: CursorScope = { list: 'gaps', serial };
-        const limit = pageLimit(app, request.query.limit);
+        const limit = pageLimit(app.config.limits.pageMax, request.query.limit);
         const after = request.query.cursor !== undefined ? parseGapsCursor(request.query.cursor, scope) : undefined;
         await known(serial);
         const page = await app.storage.readPage({ kind: 'gaps', serial, query: { limit, ...(after ? { after } : {}) } });
@@ -144,25 +110,3 @@ export default fp(
   },
   { name: 'sealpost-devices', fastify: '5.x', dependencies: ['sealpost-context', 'sealpost-errors', 'sealpost-storage'] },
 );
-
-/**
- * The CSV body: the header, then one storage page of CSV_PAGE rows at a
- * time. Readable.from pulls the next page only when the socket took the
- * previous one, so a slow client holds at most a page or two in memory. A
- * read error after the header went out cannot become an error status: the
- * stream fails, the server cuts the connection without the final chunk, and
- * the client sees an incomplete response (docs/api.md, "CSV").
- */
-async function* csvStream(app: FastifyInstance, serial: string, filter: { from?: number; to?: number }, start: ReadingKey | undefined, cap: number) {
-  yield Buffer.from(CSV_HEADER);
-  let after = start;
-  let sent = 0;
-  while (sent < cap) {
-    const limit = Math.min(CSV_PAGE, cap - sent);
-    const page = await app.storage.readPage({ kind: 'readings', serial, query: { ...filter, limit, ...(after ? { after } : {}) }, format: 'csv' });
-    if (page.count > 0) yield page.body;
-    sent += page.count;
-    if (page.next === null) return;
-    after = page.next as ReadingKey;
-  }
-}

@@ -8,10 +8,11 @@
 // the core, before any plugins passed to buildServer({ plugins }).
 import type { FastifyPluginAsync } from 'fastify';
 import type { ServerConfig } from '../config.js';
+import { dashboardConfig, relayPageConfig } from '../page-config.js';
 import admin from './admin.js';
 import auth from './auth.js';
 import context from './context.js';
-import dashboard, { dashboardConfig } from './dashboard.js';
+import dashboard from './dashboard.js';
 import devices from './devices.js';
 import edge from './edge.js';
 import errors from './errors.js';
@@ -19,7 +20,7 @@ import events from './events.js';
 import keys from './keys.js';
 import mqtt from '../mqtt/plugin.js';
 import rateLimit from './rate-limit.js';
-import relayPage, { relayPageConfig } from './relay-page.js';
+import relayPage from './relay-page.js';
 import storage from './storage.js';
 import uplink from './uplink.js';
 

@@ -1,10 +1,11 @@
 // What the two pages the server serves (the dashboard at /, the relay page
 // at /relay) share: their front-end is TypeScript and CSS bundled by esbuild
 // into memory once per process, served with an ETag and a strict CSP, so a
-// clean clone needs no build step and a page needs nothing but this server.
+// clean clone needs no build step and a page needs nothing but this server;
+// servePage registers a page's routes.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 export interface Asset {
   body: Buffer;
@@ -74,4 +75,50 @@ export function sendAsset(request: FastifyRequest, reply: FastifyReply, a: Asset
   reply.headers({ ...securityHeaders, 'cache-control': 'no-cache', etag: a.etag });
   if (request.headers['if-none-match'] === a.etag) return reply.code(304).send();
   return reply.type(a.type).send(a.body);
+}
+
+/** The headers every page and its files are sent with: its CSP, no sniffing, no referrer. */
+export function pageHeaders(contentSecurityPolicy: string): Record<string, string> {
+  return { 'content-security-policy': contentSecurityPolicy, 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' };
+}
+
+export interface WebPage {
+  /** Names the page in log lines and 404s, e.g. "dashboard". */
+  what: string;
+  /** The page's URL, e.g. "/". */
+  path: string;
+  /** Where its files are, e.g. "/dashboard" for /dashboard/app.js. */
+  filesPath: string;
+  headers: Record<string, string>;
+  /** The page and its files; a bundle made once per process (see once). */
+  load: () => Promise<FrontEnd & { page: Asset }>;
+}
+
+/**
+ * GET `path` (the page) and GET `filesPath`/:file. A server that listens
+ * builds the page at once, so the first visitor does not wait; app.inject()
+ * tests that never ask for it never build it.
+ */
+export function servePage(app: FastifyInstance, p: WebPage): void {
+  let announced = false;
+  const load = async () => {
+    const assets = await p.load();
+    if (!announced) {
+      announced = true;
+      app.log.info({ buildMs: assets.buildMs, bytes: assets.files.get('app.js')!.body.length }, `${p.what} ready`);
+    }
+    return assets;
+  };
+
+  app.addHook('onListen', async () => {
+    load().catch((e) => app.log.error({ err: e }, `${p.what} build failed; GET ${p.path} will answer 500`));
+  });
+
+  app.get(p.path, async (request, reply) => sendAsset(request, reply, (await load()).page, p.headers));
+
+  app.get<{ Params: { file: string } }>(`${p.filesPath}/:file`, async (request, reply) => {
+    const a = (await load()).files.get(request.params.file);
+    if (!a) return reply.code(404).send({ error: 'Not Found', message: `no ${p.what} file ${JSON.stringify(request.params.file.slice(0, 100))}`, statusCode: 404 });
+    return sendAsset(request, reply, a, p.headers);
+  });
 }

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { mergeRanges, rangesOf, subtractRanges } from '../../server/ranges.js';
 import { Lru } from '../../server/lru.js';
 import { TokenBuckets } from '../../server/rate-limit.js';
-import { parseQueryTime } from '../../server/plugins/devices.js';
+import { parseQueryTime } from '../../server/read-api.js';
 import { decodeBase64 } from '../../server/ingest/uplink.js';
 import { describeDb } from '../../server/storage/index.js';
 
