@@ -131,7 +131,7 @@ function makeJobs(devices: ProvisionedDevice[], rounds: number, batch: number): 
   return jobs;
 }
 
-/** Posts a good upload; the relay gives up after 20 s (relay/core.ts requestTimeoutMs). */
+/** Posts a good upload; the relay gives up after 20 s (relay/settings.ts requestTimeoutMs). */
 const upload = (agent: Agent, port: number, job: Job) => post(agent, port, job.body, { timeoutMs: 20_000 });
 
 /** Throws unless the answer accepted every frame with an ack the device verifies. */

@@ -11,7 +11,7 @@
 // the first line that fails and the rest is discarded (those devices are
 // issued again). A serial appears more than once only when it was issued
 // again after an interruption: the last row wins.
-import { crc32, decodeDeviceFile, equalBytes, keyCheckValue } from '../protocol/index.js';
+import { crc32, decodeDeviceFile, equalBytes, isSerial, keyCheckValue } from '../protocol/index.js';
 
 export interface JournalRow {
   serial: string;
@@ -23,7 +23,8 @@ export interface JournalRow {
   file: Uint8Array;
 }
 
-const ROW = /^([A-Za-z0-9][A-Za-z0-9._-]{0,31}) ([0-9a-f]{64}) ([0-9a-f]{6}) ((?:[0-9a-f]{2}){32,63}) ([0-9a-f]{8})$/;
+/** serial (checked with isSerial), enc, kcv, device file, crc. */
+const ROW = /^(\S+) ([0-9a-f]{64}) ([0-9a-f]{6}) ((?:[0-9a-f]{2}){32,63}) ([0-9a-f]{8})$/;
 
 function crcHex(text: string): string {
   return crc32(Buffer.from(text, 'latin1')).toString(16).padStart(8, '0');
@@ -67,7 +68,7 @@ export function parseJournal(data: Buffer): ParsedJournal {
     if (end < 0) break;
     const line = data.toString('latin1', at, end);
     const m = ROW.exec(line);
-    if (!m || crcHex(line.slice(0, line.length - 9)) !== m[5]) break;
+    if (!m || !isSerial(m[1]) || crcHex(line.slice(0, line.length - 9)) !== m[5]) break;
     const row: JournalRow = { serial: m[1]!, enc: m[2]!, kcv: m[3]!, file: new Uint8Array(Buffer.from(m[4]!, 'hex')) };
     if (!consistent(row)) break;
     rows.set(row.serial, row);

@@ -8,24 +8,19 @@ import { ArgumentError } from './errors.js';
 import type { DeviceKeys } from './frame.js';
 import { setupBaseR, setupBaseS, type ExportContext } from './hpke.js';
 import { keyCheckValue } from './kcv.js';
+import { SERIAL_RE, SERIAL_RULE } from './serial.js';
 
 export const INFO_PREFIX = 'sealpost/v1 device ';
 export const SEAL_KEY_CONTEXT = 'sealpost/v1 seal key';
 export const NONCE_SALT_CONTEXT = 'sealpost/v1 nonce salt';
 
-/**
- * Serials are printable ASCII so they read the same in the registry, in the
- * BLE info characteristic and on a label: a letter or digit first, then up to
- * 31 more letters, digits, '.', '_' or '-'.
- */
-const SERIAL_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/;
-
+/** The serial rule of protocol/serial.ts, with an ArgumentError naming what is wrong. */
 export function checkSerial(serial: unknown): string {
   if (typeof serial !== 'string') throw new ArgumentError('serial', `expected a string, got ${typeof serial}`);
-  if (!SERIAL_PATTERN.test(serial)) {
+  if (!SERIAL_RE.test(serial)) {
     throw new ArgumentError(
       'serial',
-      `"${serial.slice(0, 40)}" is not valid: use 1 to 32 characters A-Z a-z 0-9 . _ -, starting with a letter or digit`,
+      `"${serial.slice(0, 40)}" is not valid: use ${SERIAL_RULE}`,
     );
   }
   return serial;

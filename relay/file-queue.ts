@@ -18,7 +18,7 @@
 import { mkdir, open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { crc32 } from '../protocol/wire/crc32.js';
-import type { QueuedFrame, QueueStore } from './core.js';
+import type { QueuedFrame, QueueStore } from './contracts.js';
 
 export const JOURNAL_FORMAT = 'sealpost-relay-queue/1';
 const FRAMES_PER_LINE = 1000;

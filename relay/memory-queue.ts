@@ -1,7 +1,7 @@
 // A QueueStore in memory: for tests, and for a relay that may lose its queue
 // (the devices keep every frame until it is acknowledged, so a lost queue
 // costs resends, not samples). Platform-neutral.
-import type { QueuedFrame, QueueStore } from './core.js';
+import type { QueuedFrame, QueueStore } from './contracts.js';
 
 export class MemoryQueueStore implements QueueStore {
   readonly frames = new Map<number, QueuedFrame>();

@@ -3,6 +3,7 @@
 // one message naming the bad field by its path, e.g.
 // "body/devices/0/frames/3/data must be a base64 string".
 import type { FastifySchemaValidationError } from 'fastify/types/schema.js';
+import { SERIAL_RULE, SERIAL_SOURCE } from '../protocol/serial.js';
 import type { Limits } from './config.js';
 
 /** Largest base64 text of one frame: 244 bytes -> 328 characters, with room. */
@@ -81,13 +82,10 @@ export function uplinkSchema(limits: Limits) {
   };
 }
 
-/** docs/protocol.md section 1. */
-export const SERIAL_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$';
-
 export const serialParams = {
   type: 'object',
   required: ['serial'],
-  properties: { serial: { type: 'string', pattern: SERIAL_PATTERN } },
+  properties: { serial: { type: 'string', pattern: SERIAL_SOURCE } },
 } as const;
 
 /** Paging of the read API (docs/api.md, "Paging"): the limit is checked against limits.page_max in the handler. */
@@ -123,7 +121,7 @@ const FIELD_MESSAGES: Record<string, (e: FastifySchemaValidationError) => string
   time: () => TIME_MESSAGE,
   id: () => 'must be 1 to 64 printable ASCII characters without spaces',
   serial: (e) =>
-    e.keyword === 'pattern' ? 'must be a serial: 1 to 32 characters A-Z a-z 0-9 . _ -, starting with a letter or digit' : 'must be a serial string of 1 to 64 characters',
+    e.keyword === 'pattern' ? `must be a serial: ${SERIAL_RULE}` : 'must be a serial string of 1 to 64 characters',
   devices: (e) => (e.keyword === 'maxItems' ? `must hold at most ${String(e.params.limit)} devices` : 'must be an array of devices'),
   frames: (e) => (e.keyword === 'maxItems' ? `must hold at most ${String(e.params.limit)} frames` : 'must be an array of frames'),
   relay: () => 'must be an object {"id": string, "time": ms}',

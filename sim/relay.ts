@@ -1,6 +1,6 @@
 // A simulated phone relay for Node: it scans simulated devices (hal/sim
 // SimDevice: the real firmware on the sim HAL), connects to each one that
-// advertises, and drives relay/core.ts with the device's SimLink over a real
+// advertises, and drives the relay core (relay/) with the device's SimLink over a real
 // HTTP connection to an ingest server. Everything runs on one VirtualClock,
 // so device time, receive stamps, flush delays, backoff and request timeouts
 // all advance together when the caller advances the clock.
@@ -12,7 +12,7 @@ import type { VirtualClock } from '../hal/sim/clock.js';
 import type { SimDevice } from './device.js';
 import type { SimLink } from '../hal/sim/radio.js';
 import { seededRandom } from '../hal/sim/random.js';
-import { Relay, RelayError, fetchUploader, type DeviceLink, type QueueStore, type RelayLog, type RelayOptions, type UploadResponse, type UplinkRequest } from '../relay/core.js';
+import { Relay, RelayError, fetchUploader, type DeviceLink, type QueueStore, type RelayLog, type RelayOptions, type UploadResponse, type UplinkRequest } from '../relay/index.js';
 
 /**
  * - refused: the connection fails at once; the server never sees the request.
@@ -45,7 +45,7 @@ export interface SimRelayOptions {
   /** How often the relay looks for advertising devices and dead links (virtual ms). Default 250. */
   scanIntervalMs?: number;
   chaos?: Partial<SimChaos>;
-  /** Settings passed to relay/core (batch size, flush delay, timeouts, backoff). */
+  /** Settings passed to the relay core (batch size, flush delay, timeouts, backoff). */
   relay?: Partial<Omit<RelayOptions, 'clock' | 'upload' | 'store' | 'relayId' | 'random'>>;
   log?: RelayLog;
   fetch?: typeof fetch;

@@ -7,7 +7,7 @@ import { join, relative } from 'node:path';
 import type { BoardProfile } from '../boards/types.js';
 import { VirtualClock } from '../hal/sim/clock.js';
 import { seededRandom } from '../hal/sim/random.js';
-import type { QueueStore } from '../relay/core.js';
+import type { QueueStore } from '../relay/index.js';
 import { FileQueueStore } from '../relay/file-queue.js';
 import { loadOrCreateKeys, makeSimFleet, sampleMoments } from './fleet.js';
 import { MemoryQueueStore } from '../relay/memory-queue.js';

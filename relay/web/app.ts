@@ -1,14 +1,13 @@
 // The Web Bluetooth relay page (served at /relay by
-// server/plugins/relay-page.ts, bundled with relay/core.ts by esbuild).
+// server/plugins/relay-page.ts, bundled with the relay core by esbuild).
 //
-// It opens the platform-neutral relay core (relay/core.ts) with an IndexedDB
+// It opens the platform-neutral relay core (relay/index.ts) with an IndexedDB
 // queue (idb-queue.ts), the fetch uploader pointed at the server that served
 // the page, and the browser clock; each device the user picks becomes a
 // DeviceSession (session.ts) that hands GATT links (ble-link.ts) to the core
 // and reconnects them. Everything else here is wiring and the page.
 import { NAME_PREFIX, SERVICE_UUID } from '../../protocol/wire/ble.js';
-import { Relay, fetchUploader, type LogLevel, type QueueStore } from '../core.js';
-import { MemoryQueueStore } from '../memory-queue.js';
+import { MemoryQueueStore, Relay, fetchUploader, type LogLevel, type QueueStore } from '../index.js';
 import { GattLink } from './ble-link.js';
 import { IdbQueueStore } from './idb-queue.js';
 import { MESSAGES, isChooserCancelled, plainError } from './messages.js';

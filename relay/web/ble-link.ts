@@ -1,4 +1,4 @@
-// A DeviceLink (relay/core.ts) over Web Bluetooth: the GATT service of
+// A DeviceLink (relay/contracts.ts) over Web Bluetooth: the GATT service of
 // docs/protocol.md section 7 on one connected BluetoothDevice, mapped as
 // docs/relay.md ("The device link") describes.
 //
@@ -8,7 +8,7 @@
 // Ack writes waiting in that queue are merged: the relay only ever writes the
 // device's latest ack, and an older one still waiting frees nothing more.
 import { ACK_UUID, FRAMES_UUID, INFO_UUID, SERVICE_UUID } from '../../protocol/wire/ble.js';
-import type { DeviceLink } from '../core.js';
+import type { DeviceLink } from '../index.js';
 import type { BluetoothDevice, BluetoothRemoteGATTCharacteristic } from './web-bluetooth.js';
 
 /** How a link ended: `lost` (the device or the radio dropped it) or `closed` (disconnect() was called). */

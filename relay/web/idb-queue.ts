@@ -1,4 +1,4 @@
-// The relay page's QueueStore (relay/core.ts) in IndexedDB, so queued frames
+// The relay page's QueueStore (relay/contracts.ts) in IndexedDB, so queued frames
 // survive a reload, a crash of the tab or a phone restart.
 //
 // One object store keyed by the frame id. Every append and remove is one
@@ -9,7 +9,7 @@
 // write reached the OS). Frames are added, never overwritten: an id that is
 // already there fails the append (ConstraintError), and the relay core then
 // keeps those frames out of the queue, leaving them on the device.
-import type { QueuedFrame, QueueStore } from '../core.js';
+import type { QueuedFrame, QueueStore } from '../index.js';
 
 export const DB_NAME = 'sealpost-relay';
 export const STORE_NAME = 'frames';

@@ -1,7 +1,7 @@
 // What the relay page says, in plain words: Bluetooth errors (the DOMException
 // names of the Web Bluetooth spec, section "Error handling"), upload results
 // from the relay core, and times. Pure functions, no DOM.
-import { RelayError, type RelayStatus, type UploadResult } from '../core.js';
+import { RelayError, type RelayStatus, type UploadResult } from '../index.js';
 import { LinkError } from './ble-link.js';
 
 const NO_WEB_BLUETOOTH = 'This browser has no Web Bluetooth: use Chrome on Android or desktop.';

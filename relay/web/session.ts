@@ -6,8 +6,8 @@
 // States: `connecting` (first connection), `connected`, `reconnecting` (a
 // retry is scheduled or running), `disconnected` (the user disconnected it,
 // it is not a sealpost device, or it stayed away through every retry).
-import { RelayError } from '../core.js';
-import type { DeviceLink } from '../core.js';
+import { RelayError } from '../index.js';
+import type { DeviceLink } from '../index.js';
 import type { LinkEnd } from './ble-link.js';
 import { LinkError } from './ble-link.js';
 import { plainError } from './messages.js';

@@ -2,7 +2,7 @@
 // relay core's status and the device sessions. Text only (textContent and
 // attributes, never HTML), and device cards are kept and updated in place so
 // a button under the user's finger or the screen reader's focus stays put.
-import type { DeviceStatus, RelayStatus } from '../core.js';
+import type { RelayDeviceStatus, RelayStatus } from '../index.js';
 import { ago, clockTime, describeUpload, inSeconds, plural, uploadHealth } from './messages.js';
 import { RECONNECT_DELAYS_MS, type DeviceSession, type SessionState } from './session.js';
 
@@ -157,7 +157,7 @@ export class View {
   }
 
   #renderDevices(m: PageModel): void {
-    const bySerial = new Map<string, DeviceStatus>();
+    const bySerial = new Map<string, RelayDeviceStatus>();
     for (const d of m.status?.devices ?? []) bySerial.set(d.serial, d);
     this.#noDevices.hidden = m.sessions.length > 0;
     for (const [session, card] of this.#cards) {

@@ -2,7 +2,7 @@
 // request in one transaction, then compute the acks (docs/protocol.md
 // sections 5 and 6; docs/server.md, "Ingest").
 //
-// Per frame: strict base64, the device's fixed frame size, openFrame with the
+// Per frame: canonical base64 (protocol/base64.ts), the device's fixed frame size, openFrame with the
 // device's keys (unwrapped from its row, server/keys.ts), decodePlaintext. Anything wrong with one frame is
 // a rejection of that frame with a reason; the request still succeeds.
 // Per device (its row locked): frames are inserted idempotently by
@@ -16,6 +16,8 @@ import {
   MAX_COUNTER,
   decodePlaintext,
   equalBytes,
+  fromBase64,
+  isSerial,
   makeAck,
   openFrame,
   readU32BE,
@@ -75,16 +77,6 @@ export const REASONS = {
 const BATTERY_CHANNEL = 2;
 /** Anchors fetched per device per request to place its samples (section 5.2). */
 const ANCHOR_WINDOW = 64;
-const SERIAL = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/;
-const isSerial = (s: string): boolean => SERIAL.test(s);
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-
-/** Strict base64 (RFC 4648 section 4, padded); undefined when it is not. */
-export function decodeBase64(text: string): Uint8Array | undefined {
-  if (!BASE64.test(text)) return undefined;
-  const b = Buffer.from(text, 'base64');
-  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-}
 
 interface Candidate {
   entry: number;
@@ -188,7 +180,7 @@ export async function ingestUplink(body: UplinkBody, ctx: IngestContext): Promis
       device.frames.forEach((frame, index) => {
         if (!w) return reject(entry, index, REASONS.unknownSerial);
         if (w.problem !== undefined || !w.keys) return reject(entry, index, w.problem ?? REASONS.revoked);
-        const bytes = decodeBase64(frame.data);
+        const bytes = fromBase64(frame.data);
         if (!bytes) return reject(entry, index, REASONS.badBase64);
         if (bytes.length !== w.row.frameSize) return reject(entry, index, REASONS.frameSize(w.row.frameSize, bytes.length));
         if (readU32BE(bytes, 0) === 0) return reject(entry, index, REASONS.counterZero);

@@ -1,7 +1,7 @@
-// Stand-ins for unit tests of relay/core.ts: a device link that the test
+// Stand-ins for unit tests of the relay core (relay/): a device link that the test
 // drives by hand, frames that carry only a counter (the relay never looks
 // further), and a scripted server that answers like POST /v1/uplink.
-import type { DeviceLink, UploadResponse, UplinkRequest } from '../../relay/core.js';
+import type { DeviceLink, UploadResponse, UplinkRequest } from '../../relay/index.js';
 
 export function frame(counter: number, size = 20, fill = 0xab): Uint8Array {
   const f = new Uint8Array(size).fill(fill);

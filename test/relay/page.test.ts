@@ -19,7 +19,7 @@ import { boardProfile, withDevice } from '../../boards/index.js';
 import type { BoardProfile } from '../../boards/types.js';
 import { VirtualClock } from '../../hal/sim/clock.js';
 import { NAME_PREFIX, SERVICE_UUID } from '../../protocol/wire/ble.js';
-import { Relay, type DeviceLink } from '../../relay/core.js';
+import { Relay, type DeviceLink } from '../../relay/index.js';
 import { makeSimFleet, type SimFleet } from '../../sim/fleet.js';
 import { MemoryQueueStore } from '../../relay/memory-queue.js';
 import { DeviceSession, RECONNECT_DELAYS_MS, type SessionHost } from '../../relay/web/session.js';

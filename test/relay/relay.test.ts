@@ -1,4 +1,4 @@
-// relay/core.ts on a virtual clock with stand-in links and a scripted server:
+// The relay core (relay/relay.ts and its parts) on a virtual clock with stand-in links and a scripted server:
 // batching and acks, many devices, the durable queue across restarts (file
 // journal, torn writes, compaction), backoff, Retry-After, timeouts, answers
 // that are wrong or hostile, rejected frames, reconnections and stalls.
@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../hal/sim/clock.js';
 import { seededRandom } from '../../hal/sim/random.js';
-import { fromBase64, toBase64 } from '../../relay/base64.js';
-import { Relay, RelayError, backoffDelay, fetchUploader, parseDeviceInfo, parseRetryAfter, type QueueStore, type RelayOptions, type UploadResponse } from '../../relay/core.js';
+import { fromBase64 } from '../../protocol/base64.js';
+import { Relay, RelayError, backoffDelay, parseDeviceInfo, parseRetryAfter, type QueueStore, type RelayOptions, type UploadResponse } from '../../relay/index.js';
 import { FileQueueStore, JOURNAL_FORMAT } from '../../relay/file-queue.js';
 import { MemoryQueueStore } from '../../relay/memory-queue.js';
 import { FakeLink, FakeServer, ackFor, b64, counterOfAck, frame, response } from '../helpers/relay-fakes.js';
@@ -551,35 +551,5 @@ describe('relay core: connections', () => {
     await expect(setup({ relayId: 'has space' })).rejects.toThrow(/relayId/);
     await expect(setup({ maxFramesPerRequest: 0 })).rejects.toThrow(/maxFramesPerRequest/);
     await expect(setup({ backoffCapMs: Number.NaN })).rejects.toThrow(/backoffCapMs/);
-  });
-});
-
-describe('relay: fetch uploader and base64', () => {
-  it('POSTs JSON to /v1/uplink and refuses to read an oversized answer', async () => {
-    const seen: { url: string; body: string }[] = [];
-    const fake = (async (url: string, init: RequestInit) => {
-      seen.push({ url, body: String(init.body) });
-      return new Response(url.includes('big') ? 'x'.repeat(2000) : '{"devices":[]}', { status: 200 });
-    }) as unknown as typeof fetch;
-    const up = fetchUploader('http://relay.test/', { fetch: fake, maxResponseBytes: 1000 });
-    const r = await up({ relay: { id: 'r', time: 1 }, devices: [] });
-    expect(seen[0]!.url).toBe('http://relay.test/v1/uplink');
-    expect(JSON.parse(seen[0]!.body)).toEqual({ relay: { id: 'r', time: 1 }, devices: [] });
-    expect(await r.json()).toEqual({ devices: [] });
-    const big = await fetchUploader('http://big.test', { fetch: fake, maxResponseBytes: 1000 })({ relay: { id: 'r', time: 1 }, devices: [] });
-    expect(big.status).toBe(200);
-    await expect(big.json()).rejects.toThrow(/larger than 1000/);
-  });
-
-  it('base64 matches Buffer and refuses anything not canonical', () => {
-    const random = seededRandom(3);
-    for (let n = 0; n < 60; n++) {
-      const bytes = Uint8Array.from({ length: n }, () => Math.floor(random() * 256));
-      const text = Buffer.from(bytes).toString('base64');
-      expect(toBase64(bytes)).toBe(text);
-      expect(fromBase64(text)).toEqual(bytes);
-    }
-    for (const bad of ['A', 'AB=', 'A===', 'AB==CD==', 'AF==', 'ab-_', 'AB C', '====', 'AAAA\n', 'é000']) expect(fromBase64(bad)).toBeUndefined();
-    expect(fromBase64('')).toEqual(new Uint8Array(0));
   });
 });

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ANCHOR_BOOT } from '../../protocol/index.js';
 import { boardProfile } from '../../boards/index.js';
-import { fetchUploader } from '../../relay/core.js';
+import { fetchUploader } from '../../relay/index.js';
 import { relayCommands } from '../../relay/cli.js';
 import { loadOrCreateKeys } from '../../sim/fleet.js';
 import { runSimFleet } from '../../sim/run.js';

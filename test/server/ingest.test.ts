@@ -122,6 +122,15 @@ describe.each(BACKENDS)('ingest server on %s', (backend) => {
     expect(c).toEqual({ serial: 'NO-SUCH-DEVICE', ack: null, accepted: 0, duplicates: 0, rejected: [{ index: 0, reason: 'unknown serial' }] });
     expect(e.rejected).toEqual([{ index: 0, reason: 'unknown serial' }]);
 
+    // Non-canonical base64 (bits set under the padding, protocol/base64.ts)
+    // is refused with the same reason, though Buffer would decode it to the
+    // stored frame's bytes.
+    const text = b64(good);
+    const sloppy = text.slice(0, -2) + String.fromCharCode(text.charCodeAt(text.length - 2) + 1) + '=';
+    expect(Buffer.from(sloppy, 'base64')).toEqual(Buffer.from(good));
+    const loose = await s.post({ relay: { id: 'relay-a', time: now }, devices: [{ serial: d.serial, frames: [{ data: sloppy, rx: now }] }] });
+    expect(loose.json.devices[0]).toMatchObject({ accepted: 0, duplicates: 0, rejected: [{ index: 0, reason: 'data is not valid base64' }] });
+
     // A reused counter arriving in a later request is caught against the stored frame.
     const later = await post(now, [at(d, [other], now)]);
     expect(later.json.devices[0].rejected).toEqual([{ index: 0, reason: 'counter reused with different content' }]);

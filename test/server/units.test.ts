@@ -5,7 +5,6 @@ import { mergeRanges, rangesOf, subtractRanges } from '../../server/ranges.js';
 import { Lru } from '../../server/lru.js';
 import { TokenBuckets } from '../../server/rate-limit.js';
 import { parseQueryTime } from '../../server/read-api.js';
-import { decodeBase64 } from '../../server/ingest/uplink.js';
 import { describeDb } from '../../server/storage/index.js';
 
 describe('counter ranges', () => {
@@ -56,7 +55,7 @@ describe('token buckets', () => {
   });
 });
 
-describe('query times and base64', () => {
+describe('query times', () => {
   it('accepts ms and ISO 8601 with a zone, refuses the rest', () => {
     expect(parseQueryTime('1795773600000', 'from')).toBe(1795773600000);
     expect(parseQueryTime('2026-11-27', 'from')).toBe(Date.UTC(2026, 10, 27));
@@ -65,12 +64,6 @@ describe('query times and base64', () => {
     for (const bad of ['2026-11-27T10:00:00', 'yesterday', '-1', '1e12', '2026-13-45', '99999999999999999']) {
       expect(() => parseQueryTime(bad, 'from'), bad).toThrow(/querystring\/from must be/);
     }
-  });
-
-  it('decodes strict base64 only', () => {
-    expect(decodeBase64('AAECAw==')).toEqual(new Uint8Array([0, 1, 2, 3]));
-    expect(decodeBase64('')).toEqual(new Uint8Array(0));
-    for (const bad of ['AAECAw', 'AAEC Aw==', 'AAE-Aw==', 'AAECAw===', '====']) expect(decodeBase64(bad), bad).toBeUndefined();
   });
 
   it('never shows a database password', () => {

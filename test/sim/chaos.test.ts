@@ -1,10 +1,10 @@
 // End to end, with everything going wrong at once (issue 6, "chaos test"):
 // simulated devices running the real firmware on the sim HAL, relayed by
-// sim/relay.ts + relay/core.ts over real HTTP to a real ingest server on a
-// SQLite file, while the relay drops links at random, 30% of uploads fail
-// (before the server sees them or after it stored them), the server is
-// restarted once, the relay app is restarted once (its queue is a journal
-// file), and every device loses power at random moments.
+// sim/relay.ts + the relay core (relay/) over real HTTP to a real ingest
+// server on a SQLite file, while the relay drops links at random, 30% of
+// uploads fail (before the server sees them or after it stored them), the
+// server is restarted once, the relay app is restarted once (its queue is a
+// journal file), and every device loses power at random moments.
 //
 // Then, after a quiet period: (a) no counter was sealed twice by any device,
 // (b) every frame a device sealed is stored exactly once or lies in a stored

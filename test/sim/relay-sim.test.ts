@@ -1,6 +1,6 @@
 // `sealpost sim` end to end against a real server (the operator's path: keys,
 // signed manifest, registry import while the fleet waits, a run, a summary),
-// its argument checks, and the browser rule for relay/core.ts.
+// its argument checks, and the browser rule for the relay core (relay/index.ts).
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -152,7 +152,7 @@ describe('sealpost sim', () => {
   });
 });
 
-describe('relay/core.ts for the browser', () => {
+describe('the relay core for the browser', () => {
   it('imports nothing from node: (directly or through its imports)', () => {
     const root = resolve(import.meta.dirname, '../..');
     const seen = new Set<string>();
@@ -170,13 +170,25 @@ describe('relay/core.ts for the browser', () => {
       }
       expect(/\bBuffer\b|\bprocess\.|\bsetImmediate\b|\brequire\(/.test(src.replace(/\/\/.*$/gm, '')), `${file} uses a Node global`).toBe(false);
     };
-    visit(join(root, 'relay/core.ts'));
-    visit(join(root, 'relay/memory-queue.ts'));
+    visit(join(root, 'relay/index.ts'));
     expect([...seen].map((f) => f.slice(root.length + 1)).sort()).toEqual([
+      'protocol/base64.ts',
+      'protocol/serial.ts',
+      'protocol/wire/be.ts',
       'protocol/wire/constants.ts',
-      'relay/base64.ts',
-      'relay/core.ts',
+      'relay/acks.ts',
+      'relay/answer.ts',
+      'relay/contracts.ts',
+      'relay/device-info.ts',
+      'relay/devices.ts',
+      'relay/index.ts',
+      'relay/log.ts',
       'relay/memory-queue.ts',
+      'relay/queue.ts',
+      'relay/relay.ts',
+      'relay/settings.ts',
+      'relay/uploader.ts',
+      'relay/uploads.ts',
     ]);
   });
 });
