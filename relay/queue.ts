@@ -86,6 +86,14 @@ export class FrameQueue {
     return false;
   }
 
+  /** Frames of `serial` queued or pending (a device seen for the first time may have some from an earlier run). */
+  countFor(serial: string): number {
+    let n = 0;
+    for (const e of this.#durable.values()) if (e.serial === serial) n++;
+    for (const e of this.#pending) if (e.serial === serial) n++;
+    return n;
+  }
+
   /** Queues frames left from an earlier run; unusable or repeated ones are removed from the store. */
   async load(now: number): Promise<void> {
     const frames = await this.#store.load();

@@ -137,6 +137,8 @@ export class Relay {
     let d = this.#devices.get(info.serial);
     if (!d) {
       d = newDevice(info);
+      // Frames left from an earlier run count as this device's, so uploading them cannot drive `queued` below zero.
+      d.queued = this.#queue.countFor(info.serial);
       this.#devices.set(info.serial, d);
     } else if (d.info.f !== info.f) {
       this.#log('warn', `${info.serial} now reports frame size ${info.f} (was ${d.info.f})`);

@@ -170,6 +170,28 @@ describe('relay core: the queue survives a restart', () => {
     await Promise.all([s1.close(), s2.close(), s3.close()]);
   });
 
+  it("counts frames left from an earlier run as their device's once it connects, never below zero", async () => {
+    const path = queueFile();
+    const clock = new VirtualClock();
+    const s1 = await FileQueueStore.open(path);
+    const first = await setup({}, s1, clock);
+    first.server.script = () => Promise.reject(new TypeError('fetch failed'));
+    (await first.link('SP-LEFTOVER')).send(frame(1), frame(2), frame(3));
+    await first.run(3000);
+    // Crash; the device reconnects to the restarted relay while the server is still down.
+    const s2 = await FileQueueStore.open(path);
+    const second = await setup({}, s2, clock);
+    second.server.script = () => Promise.reject(new TypeError('fetch failed'));
+    await second.link('SP-LEFTOVER');
+    const device = () => second.relay.status().devices.find((d) => d.serial === 'SP-LEFTOVER')!;
+    expect(device().queued).toBe(3);
+    second.server.script = undefined;
+    await second.run(120_000);
+    expect(second.relay.status().queue).toBe(0);
+    expect(device().queued).toBe(0);
+    await Promise.all([s1.close(), s2.close()]);
+  });
+
   it('close() keeps what was received and abandons the request in flight', async () => {
     const path = queueFile();
     const store = await FileQueueStore.open(path);
