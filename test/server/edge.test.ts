@@ -312,7 +312,7 @@ describe('relay keys', () => {
           chaos: { meanLinkMs: 0, failureRate: 0 },
           statusEveryMs: 0,
           waitImportMs: 0,
-          drainMs: 10_000,
+          drainMs: 60_000,
           print: () => undefined,
           onManifest: async (_path, text) => server.import(text),
           ...(relayKey !== undefined ? { relayKey } : {}),

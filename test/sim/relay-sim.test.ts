@@ -46,7 +46,7 @@ describe('sealpost sim', () => {
       chaos: { meanLinkMs: 10_000, failureRate: 0.2 },
       statusEveryMs: 200,
       waitImportMs: 20_000,
-      drainMs: 60_000,
+      drainMs: 300_000,
       token,
       print: (line) => {
         lines.push(line);
@@ -101,7 +101,7 @@ describe('sealpost sim', () => {
         chaos: { meanLinkMs: 0, failureRate: 0 },
         statusEveryMs: 0,
         waitImportMs: 20_000,
-        drainMs: 60_000,
+        drainMs: 300_000,
         print: (line) => lines.push(line),
         onManifest: async (_path, text) => server.import(text),
       });
