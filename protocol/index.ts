@@ -1,6 +1,8 @@
 export * from './wire/constants.js';
 export * from './errors.js';
-export { equalBytes, fromHex, readU32BE, toHex, writeU32BE } from './bytes.js';
+export { equalBytes, fromHex } from './bytes.js';
+export { readU32BE, writeU32BE } from './wire/be.js';
+export { toHex } from './wire/hex.js';
 export * from './frame.js';
 export * from './ack.js';
 export * from './kcv.js';
@@ -9,6 +11,7 @@ export * from './provision.js';
 export * from './wire/codec.js';
 export * from './wire/ble.js';
 export * from './wire/crc32.js';
+export * from './wire/names.js';
 export * from './device-file.js';
 export * from './keys.js';
 export * from './manifest.js';

@@ -4,7 +4,7 @@
 // `sealpostConnect()` / `sealpostDisconnect()` play the relay's connection.
 import type { RadioHal, RadioOptions } from '../types.js';
 import { exposeGlobal, printLine } from './globals.js';
-import { bytesOfHex, hexOf } from '../../protocol/wire/hex.js';
+import { fromHexUnchecked, toHex } from '../../protocol/wire/hex.js';
 
 export function consoleRadio(): RadioHal {
   let isConnected = false;
@@ -22,14 +22,14 @@ export function consoleRadio(): RadioHal {
         opts.onDisconnect();
       });
       exposeGlobal('sealpostAck', function (h: string) {
-        opts.onAck(bytesOfHex(h));
+        opts.onAck(fromHexUnchecked(h));
       });
     },
     connected: function (): boolean {
       return isConnected;
     },
     notify: function (frame: Uint8Array): void {
-      printLine('FRAME ' + hexOf(frame));
+      printLine('FRAME ' + toHex(frame));
     },
   };
 }
