@@ -53,7 +53,7 @@ export default Object.entries(ENTRIES).map(([name, input]) => ({
       tsconfig: './tsconfig.firmware.json',
       compilerOptions: { noEmit: false, outDir: 'dist', declaration: false, sourceMap: false, removeComments: true },
       include: ['firmware/**/*.ts', 'hal/**/*.ts', 'boards/*.ts', 'protocol/wire/*.ts'],
-      exclude: ['hal/sim/**'],
+      exclude: ['hal/sim/**', 'firmware/targets/sim.ts'],
       noForceEmit: false,
     }),
     terser({
