@@ -8,12 +8,12 @@
 //     npx tsx tools/board-entries.ts --check  (exit 1 when one is stale)
 // The sim target's entry (firmware/targets/sim.ts) is written by hand: it runs
 // under Node on the simulated world, not on the interpreter.
-import { realpathSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { BOARDS } from '../boards/index.js';
 import type { BoardProfile, SensorId } from '../boards/types.js';
 import type { CryptoBackend } from '../hal/types.js';
+import { runAsScript } from './run-as-script.js';
 
 /**
  * The builtins an entry reads through hal/espruino/globals.ts, each once, into
@@ -196,16 +196,6 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-function isEntryPoint(): boolean {
-  const script = process.argv[1];
-  if (!script) return false;
-  try {
-    return import.meta.url === pathToFileURL(realpathSync(script)).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isEntryPoint()) {
+if (runAsScript(import.meta.url)) {
   process.exitCode = await main(process.argv.slice(2));
 }

@@ -6,10 +6,11 @@
 // import x = require, import('x').T), so comments and strings never count.
 // test/tools/import-rules.test.ts runs it as part of `npm test`; by hand:
 //     npx tsx tools/import-rules.ts
-import { readdirSync, readFileSync, realpathSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
+import { runAsScript } from './run-as-script.js';
 
 /** A source file, its path relative to the repository root with forward slashes. */
 export interface SourceFile {
@@ -203,17 +204,7 @@ export function repoSources(root: string): SourceFile[] {
 
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-function isEntryPoint(): boolean {
-  const script = process.argv[1];
-  if (!script) return false;
-  try {
-    return import.meta.url === pathToFileURL(realpathSync(script)).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isEntryPoint()) {
+if (runAsScript(import.meta.url)) {
   const violations = checkImports(repoSources(REPO_ROOT));
   for (const v of violations) process.stderr.write(`${formatViolation(v)}\n`);
   process.exitCode = violations.length > 0 ? 1 : 0;
