@@ -1,3 +1,6 @@
+// The protocol as host code imports it: the wire subset (protocol/wire/) and
+// the host modules (frames, acks, HPKE provisioning, device file, keys,
+// manifests) behind one import.
 export * from './wire/constants.js';
 export * from './errors.js';
 export { equalBytes, fromHex } from './bytes.js';

@@ -1,3 +1,5 @@
+// `sealpost check-bundle` / `espruino-check`: runs the Espruino subset checker
+// (./checker.ts) over bundle files and prints its findings.
 import { readFile } from 'node:fs/promises';
 import { runAsScript } from '../run-as-script.js';
 import { checkSource, formatFinding } from './checker.js';
