@@ -23,17 +23,17 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { boardProfile, type BoardId, type BoardProfile } from '../boards/index.js';
-import { COUNTER_LOG_FILE, crc32, decodeDeviceFile, DEVICE_FILE, keyCheckValue, toHex, type ManifestBody } from '../protocol/index.js';
+import { COUNTER_LOG_NAME, crc32, decodeDeviceFile, DEVICE_FILE_NAME, keyCheckValue, toHex, type ManifestBody } from '../protocol/index.js';
 import { redactDeviceText, type EspruinoRun, type EspruinoRunner } from './espruino-cli.js';
 import { writeFileAtomic } from './fsutil.js';
 import { KCV_FILE, KCV_FORMAT, MANIFEST_FILE, DEVICES_DIR, type KcvFile } from './provision.js';
-import { counterLogBytes, parseIntelHex, parseStorage, storageFootprint } from './storage-image.js';
-import { initialPageHeader } from '../firmware/counter-pages.js';
+import { parseIntelHex, parseStorage, storageFootprint } from './storage-image.js';
+import { counterLogImage, initialPageHeader } from '../protocol/wire/counter-log.js';
 
 /**
  * On flash-pages boards: find the two pages the firmware uses (the last two of
  * require("Flash").getFree()[0], as hal/espruino/base.ts flashPages() does),
- * and write the counter log's first header (firmware/counter-pages.ts) into
+ * and write the counter log's first header (protocol/wire/counter-log.ts) into
  * the first, only if both pages are still erased. A device whose pages hold
  * a sealpost log has run the firmware: re-initialising them would let its
  * counters repeat under its key, so that is refused. Prints SPFLASH5 and the
@@ -200,10 +200,10 @@ export function loadFlashTarget(options: TargetOptions): FlashTarget {
   }
   const firmware = new Uint8Array(readFileSync(firmwarePath));
   if (firmware.length === 0) throw new FlashError(`firmware ${firmwarePath} is empty`);
-  const counterLog = board.counterStore.kind === 'storage-log' ? counterLogBytes(board.counterStore.bytes) : undefined;
+  const counterLog = board.counterStore.kind === 'storage-log' ? counterLogImage(board.counterStore.bytes) : undefined;
   const needed = storageFootprint(deviceFileLength) + (counterLog ? storageFootprint(counterLog.length) : 0) + storageFootprint(firmware.length);
   if (needed > board.storageBytes) {
-    throw new FlashError(`${DEVICE_FILE}, ${counterLog ? `${COUNTER_LOG_FILE}, ` : ''}and the firmware need ${needed} bytes of Storage; ${board.name} has ${board.storageBytes}`);
+    throw new FlashError(`${DEVICE_FILE_NAME}, ${counterLog ? `${COUNTER_LOG_NAME}, ` : ''}and the firmware need ${needed} bytes of Storage; ${board.name} has ${board.storageBytes}`);
   }
   noColon(devicePath, 'device file');
   noColon(firmwarePath, 'firmware');
@@ -245,7 +245,7 @@ function lengthAndCrc(marker: string, file: string): string {
 /** The -e expression for sealpost.dev: length and hex of its first `n` bytes (the public header). */
 function lengthAndHeader(marker: string, n: number): string {
   return (
-    `(function(){var s=require("Storage").read(${JSON.stringify(DEVICE_FILE)}),h="";` +
+    `(function(){var s=require("Storage").read(${JSON.stringify(DEVICE_FILE_NAME)}),h="";` +
     `if(s===undefined){print("${marker} -1");return;}` +
     `for(var i=0;i<${n};i++)h+=(256+s.charCodeAt(i)).toString(16).substr(1);print("${marker} "+s.length+" "+h)})()`
   );
@@ -253,7 +253,7 @@ function lengthAndHeader(marker: string, n: number): string {
 
 const CHECK_EXPRESSION =
   '(function(){var S=require("Storage"),c=S.read(' +
-  JSON.stringify(COUNTER_LOG_FILE) +
+  JSON.stringify(COUNTER_LOG_NAME) +
   ');print("SPFLASH1 "+JSON.stringify({board:process.env.BOARD,version:process.env.VERSION,stats:S.getStats(),ctrLength:c===undefined?-1:c.length,ctrCrc:c===undefined?0:E.CRC32(c)}))})()';
 
 function markerLine(run: EspruinoRun, marker: string): string | undefined {
@@ -309,7 +309,7 @@ export function planPortFlash(t: FlashTarget, o: PortOptions, counterLogPath: st
         if (!fresh) {
           return {
             ok: false,
-            why: `${COUNTER_LOG_FILE} on the device already holds counter records: this device has run sealpost firmware, and a fresh log would let its counters repeat under its key`,
+            why: `${COUNTER_LOG_NAME} on the device already holds counter records: this device has run sealpost firmware, and a fresh log would let its counters repeat under its key`,
             advice: 'do not re-flash it: set it aside for inspection; nothing was written to the device',
           };
         }
@@ -328,15 +328,15 @@ export function planPortFlash(t: FlashTarget, o: PortOptions, counterLogPath: st
 
   const n = t.serial.length;
   steps.push({
-    title: `write ${DEVICE_FILE}`,
-    args: [...base, '--storage', `${DEVICE_FILE}:${t.devicePath}`, '-e', lengthAndHeader('SPFLASH2', 7 + n)],
+    title: `write ${DEVICE_FILE_NAME}`,
+    args: [...base, '--storage', `${DEVICE_FILE_NAME}:${t.devicePath}`, '-e', lengthAndHeader('SPFLASH2', 7 + n)],
     timeoutMs: writeTimeout,
     advice: notYet,
     judge(run) {
       const text = markerLine(run, 'SPFLASH2');
       if (text === undefined) return { ok: false, why: noAnswer(run, o.port, this.timeoutMs) };
       const [len, header] = text.split(' ');
-      if (Number(len) !== t.deviceFileLength || header !== t.publicHeader) return { ok: false, why: `${DEVICE_FILE} reads back with length ${len}, expected ${t.deviceFileLength}, or a different header` };
+      if (Number(len) !== t.deviceFileLength || header !== t.publicHeader) return { ok: false, why: `${DEVICE_FILE_NAME} reads back with length ${len}, expected ${t.deviceFileLength}, or a different header` };
       return { ok: true };
     },
   });
@@ -344,15 +344,15 @@ export function planPortFlash(t: FlashTarget, o: PortOptions, counterLogPath: st
   if (t.counterLog) {
     const log = t.counterLog;
     steps.push({
-      title: `write ${COUNTER_LOG_FILE}`,
-      args: [...base, '--storage', `${COUNTER_LOG_FILE}:${counterLogPath}`, '-e', lengthAndCrc('SPFLASH3', COUNTER_LOG_FILE)],
+      title: `write ${COUNTER_LOG_NAME}`,
+      args: [...base, '--storage', `${COUNTER_LOG_NAME}:${counterLogPath}`, '-e', lengthAndCrc('SPFLASH3', COUNTER_LOG_NAME)],
       timeoutMs: writeTimeout,
       advice: notYet,
       judge(run) {
         const text = markerLine(run, 'SPFLASH3');
         if (text === undefined) return { ok: false, why: noAnswer(run, o.port, this.timeoutMs) };
         const [len, crc] = text.split(' ');
-        if (Number(len) !== log.length || Number(crc) !== crc32(log)) return { ok: false, why: `${COUNTER_LOG_FILE} reads back as ${len} bytes with CRC ${crc}, expected ${log.length} bytes with CRC ${crc32(log)}` };
+        if (Number(len) !== log.length || Number(crc) !== crc32(log)) return { ok: false, why: `${COUNTER_LOG_NAME} reads back as ${len} bytes with CRC ${crc}, expected ${log.length} bytes with CRC ${crc32(log)}` };
         return { ok: true };
       },
     });
@@ -458,7 +458,7 @@ export interface FlashReport {
 
 /** Runs the steps in order and stops at the first failure. `onStep` sees each step's result as it ends. */
 export async function flashThroughPort(t: FlashTarget, o: PortOptions, run: EspruinoRunner, onStep?: (r: StepReport) => void): Promise<FlashReport> {
-  const counterLogPath = join(o.workDir, COUNTER_LOG_FILE);
+  const counterLogPath = join(o.workDir, COUNTER_LOG_NAME);
   if (t.counterLog) writeFileSync(counterLogPath, t.counterLog, { mode: 0o644 });
   const steps = planPortFlash(t, o, counterLogPath);
   const reports: StepReport[] = [];
@@ -481,8 +481,8 @@ export function planHex(t: FlashTarget, counterLogPath: string, hexPath: string)
     '--board',
     t.espruino.json,
     '--storage',
-    `${DEVICE_FILE}:${t.devicePath}`,
-    ...(t.counterLog ? ['--storage', `${COUNTER_LOG_FILE}:${counterLogPath}`] : []),
+    `${DEVICE_FILE_NAME}:${t.devicePath}`,
+    ...(t.counterLog ? ['--storage', `${COUNTER_LOG_NAME}:${counterLogPath}`] : []),
     '--storage',
     `${BOOT_CODE_FILE}:-`,
     t.firmwarePath,
@@ -511,7 +511,7 @@ export async function writeStorageHex(t: FlashTarget, out: string, run: Espruino
   if (!area) throw new FlashError(`--ohex: ${t.espruino.json} has no chip.saved_code, so the Storage area is unknown`);
   const work = mkdtempSync(join(tmpdir(), 'sealpost-hex-'));
   try {
-    const ctrPath = join(work, COUNTER_LOG_FILE);
+    const ctrPath = join(work, COUNTER_LOG_NAME);
     if (t.counterLog) writeFileSync(ctrPath, t.counterLog);
     const hexPath = join(work, 'storage.hex');
     const result = await run(planHex(t, ctrPath, hexPath), { timeoutMs: 60_000, cwd: work });
@@ -526,7 +526,7 @@ export async function writeStorageHex(t: FlashTarget, out: string, run: Espruino
     }
     const files = parseStorage(image.read(area.address, area.size));
     const device = readFileSync(t.devicePath);
-    const expected: [string, Uint8Array][] = [[DEVICE_FILE, device], ...(t.counterLog ? [[COUNTER_LOG_FILE, t.counterLog] as [string, Uint8Array]] : []), [BOOT_CODE_FILE, t.firmware]];
+    const expected: [string, Uint8Array][] = [[DEVICE_FILE_NAME, device], ...(t.counterLog ? [[COUNTER_LOG_NAME, t.counterLog] as [string, Uint8Array]] : []), [BOOT_CODE_FILE, t.firmware]];
     try {
       if (files.length !== expected.length || expected.some(([name], i) => files[i]?.name !== name)) {
         throw new FlashError(`the hex holds Storage files ${files.map((f) => f.name).join(', ')}, expected ${expected.map(([n]) => n).join(', ')}`);

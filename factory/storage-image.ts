@@ -10,7 +10,6 @@
 // then the data, padded to the next multiple of JSF_ALIGNMENT (4 on nRF52).
 // The first header whose size word is erased (FF FF FF FF) ends the list.
 // A header whose name starts with a zero word is a replaced (trashed) file.
-import { COUNTER_LOG_MAGIC, COUNTER_LOG_MAX_BYTES } from '../firmware/counter-core.js';
 
 export const STORAGE_HEADER = 32;
 export const STORAGE_ALIGN = 4;
@@ -123,18 +122,4 @@ export function parseIntelHex(text: string): HexImage {
     start: start === Infinity ? 0 : start,
     end: end === -Infinity ? 0 : end,
   };
-}
-
-/**
- * The counter-log file the factory creates for storage-log boards
- * (docs/firmware.md, "Storage log"): the magic 53 50 63 01 ("SPc" 1), then
- * erased bytes (0xFF) to `bytes`; the firmware only fills erased slots.
- */
-export function counterLogBytes(bytes: number): Uint8Array {
-  if (!Number.isInteger(bytes) || bytes < 8 || bytes > COUNTER_LOG_MAX_BYTES) {
-    throw new Error(`counter log size must be 8..${COUNTER_LOG_MAX_BYTES} bytes, got ${bytes}`);
-  }
-  const out = new Uint8Array(bytes).fill(0xff);
-  new DataView(out.buffer).setUint32(0, COUNTER_LOG_MAGIC);
-  return out;
 }

@@ -2,43 +2,21 @@
 // "Counter store"): a record area of 4-byte slots filled in order, one slot
 // per reserved block, each holding the boot number mod 2^16 and its
 // complement. firmware/counter-log.ts and firmware/counter-pages.ts give it a
-// medium; a board bundle carries only the one its profile names.
+// medium; a board bundle carries only the one its profile names. The
+// format's constants and encoders live in protocol/wire/counter-log.ts.
 //
 // ES5 only, every var and function declared before it is used (Espruino 2v29
 // hoists neither), no comments inside function bodies.
 import type { CounterSource } from '../hal/types.js';
+import { MAX_COUNTER } from '../protocol/wire/constants.js';
+import { readU32BE } from '../protocol/wire/be.js';
+import { PAGE_MAGIC, SLOT_LEN } from '../protocol/wire/counter-log.js';
 
-/** First word of the counter-log file, big-endian, written by the factory: "SPc" 1. */
-export const COUNTER_LOG_MAGIC = 0x53506301;
-/** Bytes before the first record slot of the counter-log file. */
-export const COUNTER_LOG_HEADER_LEN = 4;
-/** Largest counter-log file: 65535 slots, so a 16-bit boot field never wraps. */
-export const COUNTER_LOG_MAX_BYTES = 262144;
-/** Bytes of a flash page header; record slots follow it. */
-export const PAGE_HEADER_LEN = 32;
-/** "SPcP": first word of a flash page header, big-endian. */
-export const PAGE_MAGIC = 0x53506350;
-/** Bytes per record slot, one flash word. */
-export const SLOT_LEN = 4;
-
-export const MAX_COUNTER = 0xffffffff;
+/** Largest flash page the store accepts. */
 export const MAX_PAGE_SIZE = 262144;
 
 export function isUint32(x: number): boolean {
   return typeof x === 'number' && isFinite(x) && Math.floor(x) === x && x >= 0 && x <= MAX_COUNTER;
-}
-
-export function getWord(b: Uint8Array, at: number): number {
-  return b[at]! * 16777216 + ((b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!);
-}
-
-export function putWord(b: Uint8Array, at: number, v: number): void {
-  const hi = Math.floor(v / 65536);
-  const lo = v % 65536;
-  b[at] = hi >> 8;
-  b[at + 1] = hi & 255;
-  b[at + 2] = lo >> 8;
-  b[at + 3] = lo & 255;
 }
 
 /** The 4 bytes at `at` are the bitwise complement of the 4 bytes at `at - 4`. */
@@ -49,12 +27,12 @@ function complements(b: Uint8Array, at: number): boolean {
 /** A complete, untorn flash page header: magic, three value/complement pairs, complemented magic, epoch from 1. */
 export function headerValid(h: Uint8Array): boolean {
   return (
-    getWord(h, 0) === PAGE_MAGIC &&
-    getWord(h, 28) === MAX_COUNTER - PAGE_MAGIC &&
+    readU32BE(h, 0) === PAGE_MAGIC &&
+    readU32BE(h, 28) === MAX_COUNTER - PAGE_MAGIC &&
     complements(h, 8) &&
     complements(h, 16) &&
     complements(h, 24) &&
-    getWord(h, 4) >= 1
+    readU32BE(h, 4) >= 1
   );
 }
 

@@ -3,15 +3,16 @@
 // slots filled into still-erased bytes. The file is never recreated, so when
 // it is full the device stops sealing rather than reuse a counter.
 import type { CounterSource, LogFileHal } from '../hal/types.js';
-import { get32 } from '../protocol/wire/be.js';
-import { checkBlock, COUNTER_LOG_HEADER_LEN, COUNTER_LOG_MAGIC, COUNTER_LOG_MAX_BYTES, openCounters, SLOT_LEN } from './counter-core.js';
+import { readU32BE } from '../protocol/wire/be.js';
+import { COUNTER_LOG_HEADER_LEN, COUNTER_LOG_MAGIC, COUNTER_LOG_MAX_BYTES, COUNTER_LOG_MIN_BYTES, SLOT_LEN } from '../protocol/wire/counter-log.js';
+import { checkBlock, openCounters } from './counter-core.js';
 
 export function createLogCounters(log: LogFileHal, block: number): CounterSource {
   const K = checkBlock(block);
-  if (!(log.size >= COUNTER_LOG_HEADER_LEN + SLOT_LEN && log.size <= COUNTER_LOG_MAX_BYTES)) {
-    throw new Error('counter log expected 8..' + COUNTER_LOG_MAX_BYTES + ' bytes, got ' + log.size);
+  if (!(log.size >= COUNTER_LOG_MIN_BYTES && log.size <= COUNTER_LOG_MAX_BYTES)) {
+    throw new Error('counter log expected ' + COUNTER_LOG_MIN_BYTES + '..' + COUNTER_LOG_MAX_BYTES + ' bytes, got ' + log.size);
   }
-  if (get32(log.read(0, COUNTER_LOG_HEADER_LEN), 0) !== COUNTER_LOG_MAGIC) {
+  if (readU32BE(log.read(0, COUNTER_LOG_HEADER_LEN), 0) !== COUNTER_LOG_MAGIC) {
     throw new Error('counter log has no magic 53 50 63 01: provision this device again');
   }
   return openCounters(

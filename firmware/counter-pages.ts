@@ -2,28 +2,13 @@
 // store"): each page is a 32-byte header (magic, epoch, blocks reserved before
 // the page, boot, each with its complement, then a commit word written last)
 // followed by record slots. The page in use is the valid one with the higher
-// epoch; only the other page is ever erased.
+// epoch; only the other page is ever erased. The factory writes the first
+// header (initialPageHeader in protocol/wire/counter-log.ts); a device whose
+// pages hold no valid header refuses to seal (`requireHeader`).
 import type { CounterSource, FlashHal } from '../hal/types.js';
-import { checkBlock, getWord, headerValid, isUint32, MAX_COUNTER, MAX_PAGE_SIZE, openCounters, PAGE_HEADER_LEN, PAGE_MAGIC, putWord, SLOT_LEN, type SlotArea } from './counter-core.js';
-
-/**
- * The header the factory writes into the first page when it provisions a
- * flash-pages board: epoch 1, no block reserved, boot 0. A device whose
- * pages hold no valid header refuses to seal (`requireHeader`), so pages
- * wiped after provisioning can never restart the counters at 1.
- */
-export function initialPageHeader(): Uint8Array {
-  const h = new Uint8Array(PAGE_HEADER_LEN);
-  putWord(h, 0, PAGE_MAGIC);
-  putWord(h, 4, 1);
-  putWord(h, 8, MAX_COUNTER - 1);
-  putWord(h, 12, 0);
-  putWord(h, 16, MAX_COUNTER);
-  putWord(h, 20, 0);
-  putWord(h, 24, MAX_COUNTER);
-  putWord(h, 28, MAX_COUNTER - PAGE_MAGIC);
-  return h;
-}
+import { readU32BE } from '../protocol/wire/be.js';
+import { PAGE_HEADER_LEN, SLOT_LEN, writePageHeader } from '../protocol/wire/counter-log.js';
+import { checkBlock, headerValid, isUint32, MAX_PAGE_SIZE, openCounters, type SlotArea } from './counter-core.js';
 
 export function createPageCounters(flash: FlashHal, pages: number[], block: number, requireHeader?: boolean): CounterSource {
   const K = checkBlock(block);
@@ -56,14 +41,7 @@ export function createPageCounters(flash: FlashHal, pages: number[], block: numb
       const to = 1 - inUse;
       const addr = pages[to]!;
       flash.erasePage(addr);
-      putWord(hdr, 0, PAGE_MAGIC);
-      putWord(hdr, 4, epoch + 1);
-      putWord(hdr, 8, MAX_COUNTER - epoch - 1);
-      putWord(hdr, 12, n);
-      putWord(hdr, 16, MAX_COUNTER - n);
-      putWord(hdr, 20, boot);
-      putWord(hdr, 24, MAX_COUNTER - boot);
-      putWord(hdr, 28, MAX_COUNTER - PAGE_MAGIC);
+      writePageHeader(hdr, epoch + 1, n, boot);
       flash.write(hdrBody, addr);
       flash.write(hdrCommit, addr + PAGE_HEADER_LEN - 4);
       inUse = to;
@@ -76,12 +54,12 @@ export function createPageCounters(flash: FlashHal, pages: number[], block: numb
   };
   for (let i = 0; i < 2; i++) {
     const h = flash.read(pages[i]!, PAGE_HEADER_LEN);
-    if (headerValid(h) && getWord(h, 4) > epoch) {
+    if (headerValid(h) && readU32BE(h, 4) > epoch) {
       area.open = true;
       inUse = i;
-      epoch = getWord(h, 4);
-      area.baseN = getWord(h, 12);
-      area.baseBoot = getWord(h, 20);
+      epoch = readU32BE(h, 4);
+      area.baseN = readU32BE(h, 12);
+      area.baseBoot = readU32BE(h, 20);
     }
   }
   if (requireHeader && !area.open) {

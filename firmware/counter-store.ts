@@ -21,7 +21,6 @@ import type { CounterSource, FlashHal, LogFileHal } from '../hal/types.js';
 import { createLogCounters } from './counter-log.js';
 import { createPageCounters } from './counter-pages.js';
 
-export { COUNTER_LOG_HEADER_LEN, COUNTER_LOG_MAGIC, COUNTER_LOG_MAX_BYTES, PAGE_HEADER_LEN, PAGE_MAGIC, SLOT_LEN } from './counter-core.js';
 export { createLogCounters } from './counter-log.js';
 export { createPageCounters } from './counter-pages.js';
 

@@ -8,9 +8,10 @@
 // Frames leave in counter order through the outbox; see firmware/outbox.ts
 // for loss accounting and docs/firmware.md for the delivery rules.
 import { ANCHOR_BOOT, ANCHOR_CONNECT, ANCHOR_PERIODIC, CHANNEL_NAMES, encodeAnchor, encodeGap, encodeSample, type Reading } from '../protocol/wire/codec.js';
-import { DEVICE_FILE_NAME, INFO_PROTOCOL_VERSION } from '../protocol/wire/names.js';
+import { DEVICE_FILE_NAME } from '../protocol/wire/names.js';
+import { PROTOCOL_VERSION } from '../protocol/wire/constants.js';
 import { NAME_PREFIX } from '../protocol/wire/ble.js';
-import { hexOf } from '../protocol/wire/hex.js';
+import { toHex } from '../protocol/wire/hex.js';
 import type { DeviceSettings } from '../boards/types.js';
 import type { CounterSource, Hal } from '../hal/types.js';
 import { createOutbox, type Outbox } from './outbox.js';
@@ -70,7 +71,7 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
   }
   const frameSize = id.frameSize;
   const kcv = hal.crypto.encryptBlock(id.sealKey, new Uint8Array(16));
-  hal.console.print('sealpost ' + id.serial + ' kcv ' + hexOf(kcv, 3) + ' fw ' + FIRMWARE_VERSION);
+  hal.console.print('sealpost ' + id.serial + ' kcv ' + toHex(kcv, 3) + ' fw ' + FIRMWARE_VERSION);
 
   const clock = hal.clock;
   const radio = hal.radio;
@@ -227,7 +228,7 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
   sealAnchor(ANCHOR_BOOT);
   radio.start({
     name: NAME_PREFIX + id.serial.substr(id.serial.length > 6 ? id.serial.length - 6 : 0),
-    info: '{"serial":"' + id.serial + '","v":' + INFO_PROTOCOL_VERSION + ',"f":' + frameSize + ',"b":"' + profile.id + '","fw":"' + FIRMWARE_VERSION + '"}',
+    info: '{"serial":"' + id.serial + '","v":' + PROTOCOL_VERSION + ',"f":' + frameSize + ',"b":"' + profile.id + '","fw":"' + FIRMWARE_VERSION + '"}',
     frameSize: frameSize,
     onConnect: onConnect,
     onDisconnect: onDisconnect,

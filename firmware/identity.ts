@@ -3,7 +3,7 @@
 // reason instead of throwing, since a device without a valid file simply
 // does not seal.
 import { KEY_LEN, NONCE_SALT_LEN } from '../protocol/wire/constants.js';
-import { get32 } from '../protocol/wire/be.js';
+import { readU32BE } from '../protocol/wire/be.js';
 
 export interface Identity {
   serial: string;
@@ -26,7 +26,7 @@ export function readIdentity(file: Uint8Array | undefined, crc32: (d: Uint8Array
   const n = file[6]!;
   const end = 7 + n + KEY_LEN + NONCE_SALT_LEN;
   if (file.length !== end + 4) return { problem: 'device file has the wrong length' };
-  if (crc32(file.subarray(0, end)) !== get32(file, end)) return { problem: 'device file fails its CRC check: provision this device again' };
+  if (crc32(file.subarray(0, end)) !== readU32BE(file, end)) return { problem: 'device file fails its CRC check: provision this device again' };
   const frameSize = file[5]!;
   if (frameSize < 20 || frameSize > 244) return { problem: 'device file frame size ' + frameSize + ' is outside 20..244' };
   let serial = '';

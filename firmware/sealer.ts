@@ -4,7 +4,7 @@
 // in the outbox's ring, so a seal allocates nothing.
 import { ACK_LEN, COUNTER_LEN, DOMAIN_ACK, DOMAIN_UPLINK, FRAME_OVERHEAD, NONCE_SALT_LEN, TAG_LEN } from '../protocol/wire/constants.js';
 import type { Ccm } from '../hal/types.js';
-import { get32 } from '../protocol/wire/be.js';
+import { readU32BE } from '../protocol/wire/be.js';
 
 export interface SealerOptions {
   ccm: Ccm;
@@ -47,7 +47,7 @@ export function createSealer(opts: SealerOptions): Sealer {
     },
     ackValid: function (ack: Uint8Array): boolean {
       if (!ack || ack.length !== ACK_LEN) return false;
-      const n = get32(ack, 0);
+      const n = readU32BE(ack, 0);
       if (n === 0) return false;
       ackTag(n, EMPTY, 0);
       let diff = 0;
@@ -59,5 +59,5 @@ export function createSealer(opts: SealerOptions): Sealer {
 
 /** N of an acknowledgement; only meaningful once ackValid(ack) is true. */
 export function ackCounter(ack: Uint8Array): number {
-  return get32(ack, 0);
+  return readU32BE(ack, 0);
 }

@@ -1,2 +1,2 @@
-/** Kept equal to package.json's version by test/firmware.test.ts. */
+/** The firmware's version, sent in the info characteristic; kept equal to package.json's version by test/firmware/device.test.ts. */
 export const FIRMWARE_VERSION = '0.1.0';

@@ -3,7 +3,8 @@
 //   with nonce = nonce_salt || N (4, BE) || 0x02.
 // The ack domain byte keeps an ack tag from ever equalling a frame tag.
 import { ACK_LEN, COUNTER_LEN, DOMAIN_ACK } from './wire/constants.js';
-import { equalBytes, expectBytes, expectCounter, readU32BE, writeU32BE } from './bytes.js';
+import { equalBytes, expectBytes, expectCounter } from './bytes.js';
+import { readU32BE, writeU32BE } from './wire/be.js';
 import { ccmEncrypt } from './ccm.js';
 import { AuthenticationError } from './errors.js';
 import { buildNonce, checkDeviceKeys, type DeviceKeys } from './frame.js';

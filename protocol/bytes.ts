@@ -1,3 +1,6 @@
+// Byte helpers for host code: argument checks that name the argument
+// (style.md rule 6), constant-time comparison, concatenation, checked hex
+// decoding. The ES5 helpers the firmware shares live in protocol/wire/.
 import { ArgumentError } from './errors.js';
 import { MAX_COUNTER } from './wire/constants.js';
 
@@ -41,9 +44,6 @@ function describe(value: unknown): string {
   return typeof value;
 }
 
-/** The ES5 helpers of protocol/wire/be.ts, under the host's names. */
-export { put32 as writeU32BE, get32 as readU32BE } from './wire/be.js';
-
 /** Compares in time that depends only on the lengths, never on the contents. */
 export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
@@ -64,10 +64,7 @@ export function concatBytes(...parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-export function toHex(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
-}
-
+/** Bytes of a hex string from outside (files, HTTP, the command line): checked, `name` in the error. Encoding: toHex in protocol/wire/hex.ts. */
 export function fromHex(name: string, hex: string): Uint8Array {
   if (typeof hex !== 'string' || hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) {
     throw new ArgumentError(name, 'expected an even-length hex string');

@@ -1,16 +1,14 @@
 // The device secret file: the exact bytes the factory writes into the
-// device's Storage as DEVICE_FILE and the firmware reads at boot
-// (docs/protocol.md section 9). Host side: encode and decode with checks.
-import { expectBytes, expectInteger, readU32BE, writeU32BE } from './bytes.js';
+// device's Storage as DEVICE_FILE_NAME (protocol/wire/names.ts) and the
+// firmware reads at boot (docs/protocol.md section 8). Host side: encode and
+// decode with checks; the firmware's ES5 reader is firmware/identity.ts.
+import { expectBytes, expectInteger } from './bytes.js';
+import { readU32BE, writeU32BE } from './wire/be.js';
 import { KEY_LEN, MAX_FRAME_SIZE, NONCE_SALT_LEN } from './wire/constants.js';
 import { crc32 } from './wire/crc32.js';
 import { ArgumentError } from './errors.js';
 import { checkSerial } from './provision.js';
 import { MIN_CODEC_PLAINTEXT } from './wire/codec.js';
-
-/** Storage file names (at most 28 characters on Espruino). */
-export const DEVICE_FILE = 'sealpost.dev';
-export const COUNTER_LOG_FILE = 'sealpost.ctr';
 
 export const DEVICE_FILE_MAGIC = [0x53, 0x50, 0x64, 0x01]; // "SPd" 1
 export const DEVICE_FILE_VERSION = 1;

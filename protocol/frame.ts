@@ -13,7 +13,8 @@ import {
   NONCE_SALT_LEN,
   TAG_LEN,
 } from './wire/constants.js';
-import { expectBytes, expectCounter, expectInteger, readU32BE, writeU32BE } from './bytes.js';
+import { expectBytes, expectCounter, expectInteger } from './bytes.js';
+import { readU32BE, writeU32BE } from './wire/be.js';
 import { ccmDecrypt, ccmEncrypt } from './ccm.js';
 import { ArgumentError, AuthenticationError } from './errors.js';
 

@@ -1,4 +1,4 @@
-// Key files and key ids (docs/protocol.md section 10). The fleet has two kinds
+// Key files and key ids (docs/protocol.md section 9). The fleet has two kinds
 // of key pair: the ingest key (X25519; private half only on ingest servers)
 // and factory signing keys (Ed25519; private half only at the factory). Files
 // are small JSON documents so an operator can tell them apart by eye; the
@@ -6,7 +6,8 @@
 import { ed25519, x25519 } from '@noble/curves/ed25519.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from 'node:crypto';
-import { expectBytes, fromHex, toHex } from './bytes.js';
+import { expectBytes, fromHex } from './bytes.js';
+import { toHex } from './wire/hex.js';
 import { ArgumentError } from './errors.js';
 
 export type KeyKind = 'ingest-private' | 'ingest-public' | 'factory-private' | 'factory-public';

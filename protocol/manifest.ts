@@ -1,9 +1,10 @@
-// Batch manifests (docs/protocol.md section 11): the registry rows of one
+// Batch manifests (docs/protocol.md section 10): the registry rows of one
 // factory batch, signed with a factory key (Ed25519). The signed bytes are
 // the `body` string exactly as stored, so no JSON canonicalisation is needed:
 //   signature = Ed25519(factory key, "sealpost/v1 manifest\n" || UTF-8(body))
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { concatBytes, expectBytes, fromHex, toHex, utf8 } from './bytes.js';
+import { concatBytes, expectBytes, fromHex, utf8 } from './bytes.js';
+import { toHex } from './wire/hex.js';
 import { ArgumentError } from './errors.js';
 import { checkSerial } from './provision.js';
 import type { KeyFile } from './keys.js';

@@ -2,7 +2,7 @@
 // a request under a timeout, reading the response, the server's message,
 // each device's entry of a 200, and Retry-After.
 import { ACK_LEN, MAX_COUNTER } from '../protocol/wire/constants.js';
-import { get32 } from '../protocol/wire/be.js';
+import { readU32BE } from '../protocol/wire/be.js';
 import { fromBase64 } from '../protocol/base64.js';
 import { RelayError, type RelayClock, type UplinkRequest, type Uploader } from './contracts.js';
 import { clip, errorText } from './log.js';
@@ -109,7 +109,7 @@ export function parseAnswer(json: unknown, batch: readonly { serial: string; ent
     if (typeof item.ack === 'string' && item.ack.length <= 24) {
       const bytes = fromBase64(item.ack);
       if (bytes && bytes.length === ACK_LEN) {
-        const n = get32(bytes, 0);
+        const n = readU32BE(bytes, 0);
         if (n >= 1 && n <= MAX_COUNTER) {
           ack = bytes;
           ackN = n;

@@ -3,7 +3,7 @@
 // the index that keeps a resent frame from being queued twice, and removal
 // once the server has them. Store calls run one at a time, in order.
 import { MAX_FRAME_SIZE, MIN_FRAME_SIZE } from '../protocol/wire/constants.js';
-import { get32 } from '../protocol/wire/be.js';
+import { readU32BE } from '../protocol/wire/be.js';
 import { fromBase64 } from '../protocol/base64.js';
 import { isSerial } from '../protocol/serial.js';
 import type { QueuedFrame, QueueStore, RelayLog } from './contracts.js';
@@ -113,7 +113,7 @@ export class FrameQueue {
         if (Number.isSafeInteger(f?.id)) bad.push(f.id);
         continue;
       }
-      this.#durable.set(f.id, { id: f.id, serial: f.serial, data: f.data, rx: f.rx, counter: get32(bytes, 0), queuedAt: now });
+      this.#durable.set(f.id, { id: f.id, serial: f.serial, data: f.data, rx: f.rx, counter: readU32BE(bytes, 0), queuedAt: now });
       this.#index.add(keyOf(f.serial, f.data));
       this.#nextId = Math.max(this.#nextId, f.id + 1);
     }

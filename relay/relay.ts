@@ -20,7 +20,7 @@
 // This class receives frames and keeps the links; its parts are the queue
 // (queue.ts), the uploads and their answers (uploads.ts, answer.ts) and the
 // acks written back (acks.ts).
-import { get32 } from '../protocol/wire/be.js';
+import { readU32BE } from '../protocol/wire/be.js';
 import { toBase64 } from '../protocol/base64.js';
 import { RelayError, type DeviceLink, type RelayClock, type RelayDeviceStatus, type RelayLog, type RelayOptions, type RelayStatus, type RelayTotals } from './contracts.js';
 import { parseDeviceInfo, type DeviceInfo } from './device-info.js';
@@ -202,7 +202,7 @@ export class Relay {
     t.received++;
     device.received++;
     device.lastFrameAt = this.#clock.now();
-    if (!(frame instanceof Uint8Array) || frame.length !== device.info.f || get32(frame, 0) === 0) {
+    if (!(frame instanceof Uint8Array) || frame.length !== device.info.f || readU32BE(frame, 0) === 0) {
       t.malformed++;
       if (!device.malformedLogged) {
         device.malformedLogged = true;
@@ -210,7 +210,7 @@ export class Relay {
       }
       return;
     }
-    const counter = get32(frame, 0);
+    const counter = readU32BE(frame, 0);
     if (counter > device.maxCounter) device.maxCounter = counter;
     // Settled at the server already (its ack said so): the device sends it
     // only because it has not seen that ack yet.

@@ -1,19 +1,19 @@
-// A simulated device: the real firmware (firmware/device.ts) on the sim HAL.
-// What survives a power cut lives here (Storage files, the NOR flash or the
-// counter-log file); what does not (RAM: outbox, timers, the radio link) is
-// rebuilt by every boot(). Entry point of the "sim" target (style.md rule 2:
-// the implementation is chosen here, not inside the firmware).
+// A simulated device in the simulated world: the board's parts (the hal/sim
+// models) around the sim target's entry (firmware/targets/sim.ts), which
+// builds the Hal and runs the real firmware on it. What survives a power cut
+// lives here (Storage files, the NOR flash or the counter-log file); what does
+// not (RAM: outbox, timers, the radio link) is rebuilt by every boot(). Tests
+// and the simulated fleet watch it through the console, the radio and a tap
+// on the crypto engine.
 import type { BoardProfile } from '../boards/types.js';
-import { startDevice, type Device } from '../firmware/device.js';
+import type { Device } from '../firmware/device.js';
+import { startSimDevice } from '../firmware/targets/sim.js';
 import { COUNTER_LOG_NAME, DEVICE_FILE_NAME } from '../protocol/wire/names.js';
-import { crc32 } from '../protocol/wire/crc32.js';
 import { DOMAIN_UPLINK } from '../protocol/wire/constants.js';
-import { nativeAesCrypto, nativeCcmCrypto, plainCrypto } from '../hal/espruino/crypto-hal.js';
-import type { Ccm, CryptoBackend, CryptoHal, Hal, Sensor } from '../hal/types.js';
-import { createLogCounters } from '../firmware/counter-log.js';
-import { createPageCounters, initialPageHeader } from '../firmware/counter-pages.js';
+import { initialPageHeader } from '../protocol/wire/counter-log.js';
+import type { Ccm, CryptoBackend, CryptoHal, Sensor } from '../hal/types.js';
 import type { VirtualClock } from '../hal/sim/clock.js';
-import { createEspruinoAes } from './espruino/aes.js';
+import { boardAesFeatures, createEspruinoAes } from './espruino/aes.js';
 import { SimLogFile } from '../hal/sim/log-file.js';
 import { NorFlash } from '../hal/sim/nor-flash.js';
 import { SimRadio, type SimRadioOptions } from '../hal/sim/radio.js';
@@ -46,16 +46,6 @@ export interface SampledValues {
   values: { [channel: string]: number };
 }
 
-/** The board entries' CryptoHal per backend, on Espruino's AES stand-in. */
-function simCrypto(backend: CryptoBackend): CryptoHal {
-  const print = (line: string) => {
-    throw new Error(`Espruino AES stand-in reported ${line}`);
-  };
-  if (backend === 'native-ccm') return nativeCcmCrypto(createEspruinoAes({ print }));
-  if (backend === 'native-aes') return nativeAesCrypto(createEspruinoAes({ features: { ccm: false }, print }));
-  return plainCrypto();
-}
-
 export class SimDevice {
   readonly files = new Map<string, Uint8Array>();
   readonly flash: NorFlash;
@@ -74,6 +64,8 @@ export class SimDevice {
   locked = false;
   boots = 0;
   readonly #opts: SimDeviceOptions;
+  /** The profile with the options' crypto backend and counter store: what the sim entry is told. */
+  readonly #profile: BoardProfile;
   #powerOff: (() => void) | undefined;
 
   constructor(opts: SimDeviceOptions) {
@@ -82,18 +74,25 @@ export class SimDevice {
     this.flash = new NorFlash({ pageSize: 1024, pageCount: 2, base: 0x10000 });
     // As the factory does for flash-pages boards (factory/, docs/firmware.md).
     this.flash.bytes.set(initialPageHeader(), 0);
-    const store = opts.counterStore ?? opts.profile.counterStore.kind;
+    const { profile } = opts;
+    const store = opts.counterStore ?? profile.counterStore.kind;
+    let counterStore = profile.counterStore;
     if (store === 'storage-log') {
-      const bytes = opts.profile.counterStore.kind === 'storage-log' ? opts.profile.counterStore.bytes : 8192;
+      const bytes = profile.counterStore.kind === 'storage-log' ? profile.counterStore.bytes : 8192;
       this.log = new SimLogFile({ size: bytes });
       this.files.set(COUNTER_LOG_NAME, this.log.bytes);
+      counterStore = { kind: 'storage-log', bytes };
+    } else {
+      counterStore = { kind: 'flash-pages' };
     }
+    this.#profile = { ...profile, crypto: opts.crypto ?? profile.crypto, counterStore };
   }
 
   /** Powers the device up: a fresh RAM state running the firmware from the start. */
   boot(): Device | undefined {
     if (this.#powerOff) throw new Error('device is already on');
-    const { clock, profile, seed } = this.#opts;
+    const { clock, seed } = this.#opts;
+    const profile = this.#profile;
     const scope = clock.scope();
     const radio = new SimRadio({ ...this.#opts.radio, setTimeout: scope.setTimeout });
     const bootIndex = ++this.boots;
@@ -111,28 +110,37 @@ export class SimDevice {
     }
     this.flash.powerOn();
     this.log?.powerOn();
-    const hal: Hal = {
-      clock: scope,
-      radio,
-      console: {
-        print: (line) => this.consoleLines.push(line),
-        lock: () => {
-          this.locked = true;
-        },
-      },
-      crypto: this.#tap(simCrypto(this.#opts.crypto ?? profile.crypto), bootIndex),
-      readFile: (name) => this.files.get(name)?.slice(),
-      crc32,
-      counters: (block) => (this.log ? createLogCounters(this.log, block) : createPageCounters(this.flash, [this.flash.pageAddr(0), this.flash.pageAddr(1)], block, true)),
-      sensors,
-    };
     this.radio = radio;
     this.locked = false;
     this.#powerOff = () => {
       scope.powerOff();
       radio.powerOff();
     };
-    this.device = startDevice(hal, profile.device);
+    this.device = startSimDevice(
+      {
+        clock: scope,
+        radio,
+        console: {
+          print: (line) => this.consoleLines.push(line),
+          lock: () => {
+            this.locked = true;
+          },
+        },
+        readFile: (name) => this.files.get(name)?.slice(),
+        // The AES builtins the profile's board has; an error it prints is a bug here.
+        aes: createEspruinoAes({
+          features: boardAesFeatures(profile.crypto),
+          print: (line) => {
+            throw new Error(`Espruino AES stand-in reported ${line}`);
+          },
+        }),
+        flash: this.flash,
+        log: this.log,
+        sensors,
+        tapCrypto: (crypto) => this.#tap(crypto, bootIndex),
+      },
+      profile,
+    );
     return this.device;
   }
 

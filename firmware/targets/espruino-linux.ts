@@ -1,31 +1,36 @@
-// Firmware entry for espruino-linux: the Espruino HAL with this board's radio, crypto
-// backend and sensors, then the device program (built to dist/espruino-linux.js).
+// Firmware entry for espruino-linux (built to dist/espruino-linux.js), generated from boards/espruino-linux.ts by
+// tools/board-entries.ts: do not edit; change the profile and run `npx tsx tools/board-entries.ts`.
+// The Espruino HAL with the profile's crypto backend (native-ccm), counter store (storage-log),
+// radio (console) and sensors, each driver given the builtins it uses, then the device program.
 import { DEVICE } from '../../boards/espruino-linux.js';
-import { crc32, espruinoClock, storageLog, lockedConsole, readStorageFile } from '../../hal/espruino/base.js';
+import { espruinoClock, espruinoCrc32, openConsole, storageLog, storageReader } from '../../hal/espruino/base.js';
 import { nativeCcmCrypto } from '../../hal/espruino/crypto-hal.js';
+import { cancelTimeout, cryptoAes, espruinoE, exposeGlobal, printLine, secondsNow, storageModule, timeout } from '../../hal/espruino/globals.js';
 import { consoleRadio } from '../../hal/espruino/console-radio.js';
 import { temperatureSensor } from '../../hal/espruino/sensors.js';
-import { startDevice } from '../device.js';
-import { cryptoAes, exposeGlobal, printLine } from '../../hal/espruino/globals.js';
 import { createLogCounters } from '../counter-log.js';
+import { startDevice } from '../device.js';
+
+const E = espruinoE();
+const Storage = storageModule();
 
 const device = startDevice(
   {
-    clock: espruinoClock(),
-    radio: consoleRadio(),
-    console: lockedConsole(false),
+    clock: espruinoClock(secondsNow, timeout, cancelTimeout),
+    radio: consoleRadio(printLine, exposeGlobal),
+    console: openConsole(printLine),
     crypto: nativeCcmCrypto(cryptoAes()),
-    readFile: readStorageFile,
-    crc32: crc32,
+    readFile: storageReader(Storage),
+    crc32: espruinoCrc32(E),
     counters: function (block: number) {
-      return createLogCounters(storageLog(), block);
+      return createLogCounters(storageLog(Storage), block);
     },
-    sensors: { temperature: temperatureSensor() },
+    sensors: { temperature: temperatureSensor(E) },
   },
   DEVICE,
 );
 
-// The Linux target's console stays open: `sealpostStatus()` prints the
+// A console target's console stays open: `sealpostStatus()` prints the
 // device's counters for tests and for a developer at the prompt.
 exposeGlobal('sealpostStatus', function () {
   printLine('STATUS ' + (device ? JSON.stringify(device.status()) : 'stopped'));

@@ -1,25 +1,32 @@
-// Firmware entry for mdbt42q: the Espruino HAL with this board's radio, crypto
-// backend and sensors, then the device program (built to dist/mdbt42q.js).
+// Firmware entry for mdbt42q (built to dist/mdbt42q.js), generated from boards/mdbt42q.ts by
+// tools/board-entries.ts: do not edit; change the profile and run `npx tsx tools/board-entries.ts`.
+// The Espruino HAL with the profile's crypto backend (plain-js), counter store (storage-log),
+// radio (ble) and sensors, each driver given the builtins it uses, then the device program.
 import { DEVICE } from '../../boards/mdbt42q.js';
-import { crc32, espruinoClock, storageLog, lockedConsole, readStorageFile } from '../../hal/espruino/base.js';
+import { espruinoClock, espruinoCrc32, lockedConsole, storageLog, storageReader } from '../../hal/espruino/base.js';
 import { plainCrypto } from '../../hal/espruino/crypto-hal.js';
+import { boardGlobal, cancelTimeout, espruinoE, type LoopbackGlobal, nrf, printLine, secondsNow, storageModule, timeout } from '../../hal/espruino/globals.js';
 import { bleRadio } from '../../hal/espruino/radio.js';
 import { batteryVoltageSensor, temperatureSensor } from '../../hal/espruino/sensors.js';
-import { startDevice } from '../device.js';
 import { createLogCounters } from '../counter-log.js';
+import { startDevice } from '../device.js';
+
+const E = espruinoE();
+const NRF = nrf();
+const Storage = storageModule();
 
 startDevice(
   {
-    clock: espruinoClock(),
-    radio: bleRadio(),
-    console: lockedConsole(true),
+    clock: espruinoClock(secondsNow, timeout, cancelTimeout),
+    radio: bleRadio(NRF),
+    console: lockedConsole(printLine, E, boardGlobal<LoopbackGlobal>('LoopbackA')),
     crypto: plainCrypto(),
-    readFile: readStorageFile,
-    crc32: crc32,
+    readFile: storageReader(Storage),
+    crc32: espruinoCrc32(E),
     counters: function (block: number) {
-      return createLogCounters(storageLog(), block);
+      return createLogCounters(storageLog(Storage), block);
     },
-    sensors: { temperature: temperatureSensor(), battery_voltage: batteryVoltageSensor() },
+    sensors: { temperature: temperatureSensor(E), battery_voltage: batteryVoltageSensor(NRF) },
   },
   DEVICE,
 );

@@ -1,26 +1,34 @@
-// Firmware entry for nrf52840dk: the Espruino HAL with this board's radio, crypto
-// backend and sensors, then the device program (built to dist/nrf52840dk.js).
+// Firmware entry for nrf52840dk (built to dist/nrf52840dk.js), generated from boards/nrf52840dk.ts by
+// tools/board-entries.ts: do not edit; change the profile and run `npx tsx tools/board-entries.ts`.
+// The Espruino HAL with the profile's crypto backend (plain-js), counter store (flash-pages),
+// radio (ble) and sensors, each driver given the builtins it uses, then the device program.
 import { DEVICE } from '../../boards/nrf52840dk.js';
-import { crc32, espruinoClock, flashPages, lockedConsole, readStorageFile } from '../../hal/espruino/base.js';
+import { espruinoClock, espruinoCrc32, flashPages, lockedConsole, storageReader } from '../../hal/espruino/base.js';
 import { plainCrypto } from '../../hal/espruino/crypto-hal.js';
+import { boardGlobal, cancelTimeout, espruinoE, flashModule, type LoopbackGlobal, nrf, printLine, secondsNow, storageModule, timeout } from '../../hal/espruino/globals.js';
 import { bleRadio } from '../../hal/espruino/radio.js';
 import { batteryVoltageSensor, temperatureSensor } from '../../hal/espruino/sensors.js';
-import { startDevice } from '../device.js';
 import { createPageCounters } from '../counter-pages.js';
+import { startDevice } from '../device.js';
+
+const E = espruinoE();
+const NRF = nrf();
+const Storage = storageModule();
+const Flash = flashModule();
 
 startDevice(
   {
-    clock: espruinoClock(),
-    radio: bleRadio(),
-    console: lockedConsole(true),
+    clock: espruinoClock(secondsNow, timeout, cancelTimeout),
+    radio: bleRadio(NRF),
+    console: lockedConsole(printLine, E, boardGlobal<LoopbackGlobal>('LoopbackA')),
     crypto: plainCrypto(),
-    readFile: readStorageFile,
-    crc32: crc32,
+    readFile: storageReader(Storage),
+    crc32: espruinoCrc32(E),
     counters: function (block: number) {
-      const m = flashPages();
+      const m = flashPages(Flash);
       return createPageCounters(m.flash, m.pages, block, true);
     },
-    sensors: { temperature: temperatureSensor(), battery_voltage: batteryVoltageSensor() },
+    sensors: { temperature: temperatureSensor(E), battery_voltage: batteryVoltageSensor(NRF) },
   },
   DEVICE,
 );

@@ -2,34 +2,34 @@
 // reads the console. Frames go out as `FRAME <hex>` lines; an ack comes back
 // by calling `sealpostAck("<24 hex>")` at the console, and
 // `sealpostConnect()` / `sealpostDisconnect()` play the relay's connection.
+// The entry passes in how to print and how to make a console function.
 import type { RadioHal, RadioOptions } from '../types.js';
-import { exposeGlobal, printLine } from './globals.js';
-import { bytesOfHex, hexOf } from '../../protocol/wire/hex.js';
+import { fromHexUnchecked, toHex } from '../../protocol/wire/hex.js';
 
-export function consoleRadio(): RadioHal {
+export function consoleRadio(print: (line: string) => void, expose: (name: string, fn: unknown) => void): RadioHal {
   let isConnected = false;
   return {
     start: function (opts: RadioOptions): void {
-      printLine('INFO ' + opts.info);
-      exposeGlobal('sealpostConnect', function () {
+      print('INFO ' + opts.info);
+      expose('sealpostConnect', function () {
         if (isConnected) return;
         isConnected = true;
         opts.onConnect();
       });
-      exposeGlobal('sealpostDisconnect', function () {
+      expose('sealpostDisconnect', function () {
         if (!isConnected) return;
         isConnected = false;
         opts.onDisconnect();
       });
-      exposeGlobal('sealpostAck', function (h: string) {
-        opts.onAck(bytesOfHex(h));
+      expose('sealpostAck', function (h: string) {
+        opts.onAck(fromHexUnchecked(h));
       });
     },
     connected: function (): boolean {
       return isConnected;
     },
     notify: function (frame: Uint8Array): void {
-      printLine('FRAME ' + hexOf(frame));
+      print('FRAME ' + toHex(frame));
     },
   };
 }

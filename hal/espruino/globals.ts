@@ -1,7 +1,10 @@
-// The interpreter's globals that hal/espruino may touch (style.md rule 1:
-// nothing else in the firmware reaches for them). Declared at module scope,
-// not globally, so the firmware typechecks against lib ES5 and these names do
-// not leak into the Node side's types.
+// The interpreter's globals, and the only module that reads them: the board
+// entries (firmware/targets/) call these accessors and hand each builtin to
+// the driver that needs it (style.md rule 1), so drivers can be tested with
+// fakes (test/hal/espruino/). Declared at module scope, not globally, so the
+// firmware typechecks against lib ES5 and these names do not leak into the
+// Node side's types. The import-rule check (tools/import-rules.ts) lets only
+// firmware/targets/ import this module for more than its types.
 import type { EspruinoAes } from '../types.js';
 
 export interface EspruinoCryptoModule {
@@ -37,6 +40,22 @@ export interface EGlobal {
   hwRand(): number;
   setPassword(password: string): void;
   lockConsole(): void;
+}
+
+/** Puck.js's board object (its light sensor and magnetometer). */
+export interface PuckGlobal {
+  light(): number;
+  mag(): { x: number; y: number; z: number };
+}
+
+/** Bangle.js's board object (its accelerometer). */
+export interface BangleGlobal {
+  getAccel(): { mag: number };
+}
+
+/** The loopback console device the REPL can be moved to. */
+export interface LoopbackGlobal {
+  setConsole(force: boolean): void;
 }
 
 declare function require(name: 'crypto'): EspruinoCryptoModule;
@@ -88,8 +107,8 @@ export function cancelTimeout(handle: unknown): void {
 }
 
 /** A board global such as Puck or Bangle, or LoopbackA; undefined when this build lacks it. */
-export function boardGlobal(name: string): unknown {
-  return global[name];
+export function boardGlobal<T>(name: string): T | undefined {
+  return global[name] as T | undefined;
 }
 
 /** Makes `fn` callable from the console as `name(...)` (development targets only). */

@@ -1,13 +1,14 @@
 // The GATT service of docs/protocol.md section 7 on Espruino's NRF object.
 // The 128-bit service UUID fills most of the 31-byte advertisement, so the
-// name goes into the scan response. Not verified on a board in this
-// repository's CI (no radio here); hal/sim/radio.ts models the behaviour.
+// name goes into the scan response. The NRF object is passed in (the board
+// entry reads the global), so test/hal/espruino/radio.test.ts drives it with a
+// fake. Not verified on a board in this repository's CI (no radio here);
+// hal/sim/radio.ts models the behaviour.
 import { ACK_UUID, FRAMES_UUID, INFO_UUID, SERVICE_UUID } from '../../protocol/wire/ble.js';
 import type { RadioHal, RadioOptions } from '../types.js';
-import { nrf } from './globals.js';
+import type { NrfGlobal } from './globals.js';
 
-export function bleRadio(): RadioHal {
-  const NRF = nrf();
+export function bleRadio(NRF: NrfGlobal): RadioHal {
   let isConnected = false;
   return {
     start: function (opts: RadioOptions): void {

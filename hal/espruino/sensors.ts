@@ -1,8 +1,10 @@
 // Sensor drivers over Espruino's board builtins, in SI units keyed by codec
-// channel name (style.md rule 4). Each constructor checks that the builtin
-// exists and throws otherwise.
+// channel name (style.md rule 4). Each receives the builtin it reads (E, NRF,
+// Puck, Bangle: the board entry reads the globals); the board objects a build
+// may lack (Puck, Bangle) are checked, throwing when absent;
+// test/hal/espruino/sensors.test.ts drives them with fakes.
 import type { Sensor } from '../types.js';
-import { boardGlobal, espruinoE, nrf } from './globals.js';
+import type { BangleGlobal, EGlobal, NrfGlobal, PuckGlobal } from './globals.js';
 
 function sensor(read: () => { [channel: string]: number }): Sensor {
   let open = true;
@@ -16,41 +18,37 @@ function sensor(read: () => { [channel: string]: number }): Sensor {
   };
 }
 
-function need(name: string): { [fn: string]: () => unknown } {
-  const g = boardGlobal(name) as { [fn: string]: () => unknown } | undefined;
-  if (!g) throw new Error(name + ' is not available on this board');
-  return g;
+function need<T>(builtin: T | undefined, name: string): T {
+  if (!builtin) throw new Error(name + ' is not available on this board');
+  return builtin;
 }
 
 /** The nRF52's die temperature sensor, °C (E.getTemperature). */
-export function temperatureSensor(): Sensor {
-  const E = espruinoE();
+export function temperatureSensor(E: EGlobal): Sensor {
   return sensor(function () {
     return { temperature: E.getTemperature() };
   });
 }
 
 /** Battery level in percent (E.getBattery, estimated from the supply voltage). */
-export function batterySensor(): Sensor {
-  const E = espruinoE();
+export function batterySensor(E: EGlobal): Sensor {
   return sensor(function () {
     return { battery: E.getBattery() };
   });
 }
 
 /** Supply voltage in volts (NRF.getBattery). */
-export function batteryVoltageSensor(): Sensor {
-  const N = nrf();
+export function batteryVoltageSensor(NRF: NrfGlobal): Sensor {
   return sensor(function () {
-    return { battery_voltage: N.getBattery() };
+    return { battery_voltage: NRF.getBattery() };
   });
 }
 
 /** Puck.js light sensor, 0..1 (Puck.light). */
-export function puckLightSensor(): Sensor {
-  const Puck = need('Puck');
+export function puckLightSensor(Puck: PuckGlobal | undefined): Sensor {
+  const P = need(Puck, 'Puck');
   return sensor(function () {
-    return { light: Puck.light!() as number };
+    return { light: P.light() };
   });
 }
 
@@ -60,18 +58,18 @@ export function puckLightSensor(): Sensor {
  * page). Other revisions need their own factor before the values are compared
  * across boards.
  */
-export function puckMagnetometer(): Sensor {
-  const Puck = need('Puck');
+export function puckMagnetometer(Puck: PuckGlobal | undefined): Sensor {
+  const P = need(Puck, 'Puck');
   return sensor(function () {
-    const m = Puck.mag!() as { x: number; y: number; z: number };
+    const m = P.mag();
     return { magnetic_x: m.x / 10, magnetic_y: m.y / 10, magnetic_z: m.z / 10 };
   });
 }
 
 /** Bangle.js 2 accelerometer magnitude in g (Bangle.getAccel().mag). */
-export function bangleAcceleration(): Sensor {
-  const Bangle = need('Bangle');
+export function bangleAcceleration(Bangle: BangleGlobal | undefined): Sensor {
+  const B = need(Bangle, 'Bangle');
   return sensor(function () {
-    return { acceleration: (Bangle.getAccel!() as { mag: number }).mag };
+    return { acceleration: B.getAccel().mag };
   });
 }

@@ -13,6 +13,8 @@
 // before the cut, throws PowerLoss, and every later call throws PowerLoss until
 // powerOn(). The bytes survive, so a store opened after powerOn() is a reboot.
 import type { LogFileHal } from '../types.js';
+import { writeU32BE } from '../../protocol/wire/be.js';
+import { COUNTER_LOG_HEADER_LEN, COUNTER_LOG_MAGIC } from '../../protocol/wire/counter-log.js';
 import { PowerCuts } from './power.js';
 
 export interface SimLogFileOptions {
@@ -22,14 +24,16 @@ export interface SimLogFileOptions {
   image?: Uint8Array;
 }
 
-/** "SPc" 1: the first bytes the factory writes into the counter-log file (docs/firmware.md). */
-const FACTORY_MAGIC = [0x53, 0x50, 0x63, 0x01];
-
-/** The counter-log file as the factory creates it: magic, then erased bytes. */
+/**
+ * The counter-log file as the factory creates it (magic, then erased bytes;
+ * protocol/wire/counter-log.ts), at any size that holds the magic: unlike
+ * counterLogImage, the model also takes sizes the factory refuses, so tests
+ * can show the firmware refusing them.
+ */
 export function factoryLogImage(size: number): Uint8Array {
-  if (!Number.isInteger(size) || size < FACTORY_MAGIC.length) throw new Error(`log file: size expected an integer >= 4, got ${size}`);
+  if (!Number.isInteger(size) || size < COUNTER_LOG_HEADER_LEN) throw new Error(`log file: size expected an integer >= 4, got ${size}`);
   const image = new Uint8Array(size).fill(0xff);
-  image.set(FACTORY_MAGIC);
+  writeU32BE(image, 0, COUNTER_LOG_MAGIC);
   return image;
 }
 

@@ -1,4 +1,4 @@
-// The GATT interface (design brief, "BLE interface"; docs/protocol.md section 8).
+// The GATT interface (design brief, "BLE interface"; docs/protocol.md section 7).
 // Shared with the firmware and the relay, so plain constants only.
 
 const UUID_TAIL = '-5ea1-4f05-9b2e-2d0c1e5a7f10';

@@ -11,7 +11,7 @@
 //   0x03 gap report     first lost counter (4) || count (3)
 // Unused bytes are zero.
 
-import { get32, put16, put24, put32 } from './be.js';
+import { readU32BE, writeU16BE, writeU24BE, writeU32BE } from './be.js';
 
 export const TYPE_SAMPLE = 0x01;
 export const TYPE_ANCHOR = 0x02;
@@ -112,7 +112,7 @@ export function encodeSample(out: Uint8Array, boot: number, uptime: number, read
   out.fill(0);
   out[0] = TYPE_SAMPLE;
   out[1] = boot & 255;
-  put24(out, 2, uptime % UPTIME24_MOD);
+  writeU24BE(out, 2, uptime % UPTIME24_MOD);
   let at = SAMPLE_HEADER;
   let i = from;
   for (; i < readings.length && at + ENTRY_SIZE <= out.length; i++) {
@@ -120,7 +120,7 @@ export function encodeSample(out: Uint8Array, boot: number, uptime: number, read
     const mul = CHANNEL_MUL[r.channel];
     if (!mul) continue;
     out[at] = r.channel;
-    put16(out, at + 1, quantize(mul, r.value));
+    writeU16BE(out, at + 1, quantize(mul, r.value));
     at += ENTRY_SIZE;
   }
   return i;
@@ -129,16 +129,16 @@ export function encodeSample(out: Uint8Array, boot: number, uptime: number, read
 export function encodeAnchor(out: Uint8Array, boot: number, uptime: number, reason: number): void {
   out.fill(0);
   out[0] = TYPE_ANCHOR;
-  put16(out, 1, boot);
-  put32(out, 3, uptime);
+  writeU16BE(out, 1, boot);
+  writeU32BE(out, 3, uptime);
   out[7] = reason;
 }
 
 export function encodeGap(out: Uint8Array, first: number, count: number): void {
   out.fill(0);
   out[0] = TYPE_GAP;
-  put32(out, 1, first);
-  put24(out, 5, count > 16777215 ? 16777215 : count);
+  writeU32BE(out, 1, first);
+  writeU24BE(out, 5, count > 16777215 ? 16777215 : count);
 }
 
 /** The smallest plaintext every type fits in: an anchor, a gap report and a one-reading sample need 8 bytes (F = 20). */
@@ -183,11 +183,11 @@ export function decodePlaintext(pt: Uint8Array): Decoded {
     return { type: 'sample', boot8: pt[1]!, uptime24: (pt[2]! << 16) | (pt[3]! << 8) | pt[4]!, readings: readings };
   }
   if (type === TYPE_ANCHOR) {
-    return { type: 'anchor', boot: (pt[1]! << 8) | pt[2]!, uptime: get32(pt, 3), reason: pt[7]! };
+    return { type: 'anchor', boot: (pt[1]! << 8) | pt[2]!, uptime: readU32BE(pt, 3), reason: pt[7]! };
   }
   if (type === TYPE_GAP) {
     const count = (pt[5]! << 16) | (pt[6]! << 8) | pt[7]!;
-    const first = get32(pt, 1);
+    const first = readU32BE(pt, 1);
     if (first === 0 || count === 0) throw new Error('gap report with first counter ' + first + ' and count ' + count + ' is malformed');
     return { type: 'gap', first: first, count: count };
   }

@@ -1,4 +1,4 @@
-/** Storage file names and the info version, shared with protocol/device-file.ts (checked by test). */
+// Storage file names, the one home for them: the factory writes these files,
+// the firmware and the simulation read them (at most 28 characters on Espruino).
 export const DEVICE_FILE_NAME = 'sealpost.dev';
 export const COUNTER_LOG_NAME = 'sealpost.ctr';
-export const INFO_PROTOCOL_VERSION = 1;

@@ -10,13 +10,25 @@
 // Which functions exist is chosen per board: `features` mirrors the table
 // "Crypto builtins per board".
 import { createCipheriv, createDecipheriv } from 'node:crypto';
-import type { EspruinoAes, EspruinoData } from '../../hal/types.js';
+import type { CryptoBackend, EspruinoAes, EspruinoData } from '../../hal/types.js';
+
+/** Which builtins the simulated build has. */
+export interface AesFeatures {
+  aes?: boolean;
+  ccm?: boolean;
+}
 
 export interface StandInOptions {
-  /** Which builtins the simulated build has. */
-  features?: { aes?: boolean; ccm?: boolean };
+  features?: AesFeatures;
   /** Where "ERROR: ..." lines go; collected for tests. */
   print?: (line: string) => void;
+}
+
+/** The builtins of a board whose profile names `backend` ("Crypto builtins per board"). */
+export function boardAesFeatures(backend: CryptoBackend): AesFeatures {
+  if (backend === 'native-ccm') return { aes: false, ccm: true };
+  if (backend === 'native-aes') return { aes: true, ccm: false };
+  return { aes: false, ccm: false };
 }
 
 class EspruinoException extends Error {}

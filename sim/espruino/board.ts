@@ -11,7 +11,7 @@ import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import vm from 'node:vm';
 import type { BoardProfile } from '../../boards/types.js';
-import { createEspruinoAes } from './aes.js';
+import { boardAesFeatures, createEspruinoAes } from './aes.js';
 import { VirtualClock } from '../../hal/sim/clock.js';
 import { crc32 } from '../../protocol/wire/crc32.js';
 
@@ -45,12 +45,6 @@ export interface BoardRig {
   writeAck(ack: Uint8Array): void;
   /** Runs the bundle (its boot code runs now; its timers run as the clock advances). */
   start(): void;
-}
-
-function aesFeatures(board: BoardProfile): { aes: boolean; ccm: boolean } {
-  if (board.crypto === 'native-ccm') return { aes: false, ccm: true };
-  if (board.crypto === 'native-aes') return { aes: true, ccm: false };
-  return { aes: false, ccm: false };
 }
 
 export function boardRig(board: BoardProfile, bundleFile: string, files: Record<string, Uint8Array>): BoardRig {
@@ -117,7 +111,7 @@ export function boardRig(board: BoardProfile, bundleFile: string, files: Record<
     erasePage: (addr: number) => rig.flash.fill(0xff, inArea(addr, PAGE), inArea(addr, PAGE) + PAGE),
   };
 
-  const aes = createEspruinoAes({ features: aesFeatures(board), print: (l) => rig.lines.push(l) });
+  const aes = createEspruinoAes({ features: boardAesFeatures(board.crypto), print: (l) => rig.lines.push(l) });
   const context = vm.createContext({
     print: (text: unknown) => rig.lines.push(String(text)),
     require: (name: string) => {

@@ -15,7 +15,8 @@ import type { EspruinoRun, EspruinoRunner } from '../../factory/espruino-cli.js'
 import { redactDeviceText } from '../../factory/espruino-cli.js';
 import { provisionBatch } from '../../factory/provision.js';
 import { parseSerialRange } from '../../factory/serials.js';
-import { counterLogBytes, parseIntelHex, parseStorage } from '../../factory/storage-image.js';
+import { parseIntelHex, parseStorage } from '../../factory/storage-image.js';
+import { counterLogImage } from '../../protocol/wire/counter-log.js';
 import { FIRMWARE, makeKeys, tempDir, removeTempDirs } from '../fixtures/factory/setup.js';
 
 afterAll(removeTempDirs);
@@ -320,7 +321,7 @@ describe('sealpost flash --ohex: Storage as Intel HEX for SWD, by the real espru
       ['.bootcde', 0, 32 + 44 + 32 + 8192 + 32],
     ]);
     expect(Buffer.from(files[0]!.data).equals(readFileSync(dev(puck, 'PK-0001')))).toBe(true);
-    expect(Buffer.from(files[1]!.data).equals(Buffer.from(counterLogBytes(8192)))).toBe(true);
+    expect(Buffer.from(files[1]!.data).equals(Buffer.from(counterLogImage(8192)))).toBe(true);
     expect(Buffer.from(files[2]!.data).equals(readFileSync(FIRMWARE))).toBe(true);
   });
 

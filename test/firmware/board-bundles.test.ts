@@ -10,8 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BOARDS } from '../../boards/index.js';
 import type { BoardProfile } from '../../boards/types.js';
-import { counterLogBytes } from '../../factory/storage-image.js';
-import { initialPageHeader } from '../../firmware/counter-pages.js';
+import { counterLogImage, initialPageHeader } from '../../protocol/wire/counter-log.js';
 import { FIRMWARE_VERSION } from '../../firmware/version.js';
 import { ACK_UUID, decodePlaintext, FRAMES_UUID, INFO_UUID, makeAck, openFrame, SERVICE_UUID, toHex } from '../../protocol/index.js';
 import { boardRig, FREE_AREA, PAGE, READINGS } from '../../sim/espruino/board.js';
@@ -55,7 +54,7 @@ function forgedAck(prov: Provisioned, n: number): Uint8Array {
 function provisioned(board: BoardProfile) {
   const prov = provisionSim(`SP-${board.id.toUpperCase()}-0042`, board.frameSize);
   const files: Record<string, Uint8Array> = { 'sealpost.dev': prov.deviceFile };
-  if (board.counterStore.kind === 'storage-log') files['sealpost.ctr'] = counterLogBytes(board.counterStore.bytes);
+  if (board.counterStore.kind === 'storage-log') files['sealpost.ctr'] = counterLogImage(board.counterStore.bytes);
   const rig = boardRig(board, `${DIST}${board.id}.js`, files);
   if (board.counterStore.kind === 'flash-pages') rig.flash.set(initialPageHeader(), FREE_AREA.length - 2 * PAGE);
   const open = (f: Uint8Array) => openFrame(prov.keys, f, board.frameSize);
@@ -225,7 +224,7 @@ describe.runIf(BIN)('BLE board bundles on the real interpreter ($ESPRUINO_BIN)',
     it(`dist/${board.id}.js boots, advertises, sends frames the host opens and honours only a valid ack`, async () => {
       const prov = provisionSim(`SP-${board.id.toUpperCase()}-0042`, board.frameSize);
       const dir = mkdtempSync(join(tmpdir(), 'sealpost-board-'));
-      writeStorage(BIN!, dir, { 'sealpost.dev': prov.deviceFile, 'sealpost.ctr': counterLogBytes((board.counterStore as { bytes: number }).bytes) });
+      writeStorage(BIN!, dir, { 'sealpost.dev': prov.deviceFile, 'sealpost.ctr': counterLogImage((board.counterStore as { bytes: number }).bytes) });
       const acks: Record<number, string> = {};
       for (let n = 1; n <= 60; n++) acks[n] = toHex(makeAck(prov.keys, n));
       const forged = toHex(forgedAck(prov, 30));

@@ -15,14 +15,8 @@ import typescript from '@rollup/plugin-typescript';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { BOARDS } from '../../boards/index.js';
-import {
-  COUNTER_LOG_HEADER_LEN,
-  createCounterStore,
-  PAGE_HEADER_LEN,
-  PAGE_MAGIC,
-  SLOT_LEN,
-  type CounterStoreOptions,
-} from '../../firmware/counter-store.js';
+import { createCounterStore, type CounterStoreOptions } from '../../firmware/counter-store.js';
+import { COUNTER_LOG_HEADER_LEN, PAGE_HEADER_LEN, PAGE_MAGIC, SLOT_LEN } from '../../protocol/wire/counter-log.js';
 import type { CounterSource } from '../../hal/types.js';
 import { factoryLogImage, SimLogFile } from '../../hal/sim/log-file.js';
 import { isPowerLoss, NorFlash, PowerLoss } from '../../hal/sim/nor-flash.js';
@@ -653,7 +647,7 @@ async function es5Script(): Promise<string> {
       typescript({
         tsconfig: fileURLToPath(new URL('../../tsconfig.firmware.json', import.meta.url)),
         compilerOptions: { noEmit: false, outDir: join(tmpdir(), 'sealpost-cs-build'), declaration: false, removeComments: true },
-        include: ['firmware/**/*.ts', 'hal/types.ts', 'protocol/wire/be.ts'],
+        include: ['firmware/**/*.ts', 'hal/types.ts', 'protocol/wire/*.ts'],
       }),
     ],
   });
@@ -765,7 +759,8 @@ if (!S.read("lim.ctr")) {
 
 describe('counter store: factory-initialised flash pages', () => {
   it('starts from the factory header like from blank pages, and refuses pages wiped after provisioning', async () => {
-    const { createPageCounters, initialPageHeader } = await import('../../firmware/counter-pages.js');
+    const { createPageCounters } = await import('../../firmware/counter-pages.js');
+    const { initialPageHeader } = await import('../../protocol/wire/counter-log.js');
     const flash = new NorFlash({ pageSize: 128, pageCount: 2 });
     flash.bytes.set(initialPageHeader(), 0);
     const pages = [flash.pageAddr(0), flash.pageAddr(1)];

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { decodePlaintext, keyCheckValue, makeAck, openFrame, toHex } from '../../protocol/index.js';
 import { provisionSim } from '../helpers/sim-fleet.js';
 import { startEspruino, writeStorage, type Session } from '../helpers/espruino-process.js';
-import { counterLogBytes } from '../../factory/storage-image.js';
+import { counterLogImage } from '../../protocol/wire/counter-log.js';
 
 const BIN = process.env.ESPRUINO_BIN;
 const BUNDLE = new URL('../../dist/espruino-linux.js', import.meta.url).pathname;
@@ -18,7 +18,7 @@ describe.runIf(BIN)('the espruino-linux bundle on the real interpreter ($ESPRUIN
   it('seals frames the host opens, frees them on a valid ack, and never reuses a counter across a restart', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sealpost-linux-'));
     const prov = provisionSim('SP-LINUX-T');
-    writeStorage(BIN!, dir, { 'sealpost.dev': prov.deviceFile, 'sealpost.ctr': counterLogBytes(8192) });
+    writeStorage(BIN!, dir, { 'sealpost.dev': prov.deviceFile, 'sealpost.ctr': counterLogImage(8192) });
     writeFileSync(join(dir, 'fw.js'), readFileSync(BUNDLE, 'utf8'));
     const seen = new Map<number, string>();
     const collect = (s: Session) => {

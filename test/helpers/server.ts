@@ -69,8 +69,8 @@ export function makeFleet(count: number, options: { frameSize?: number; batch?: 
   return fleet;
 }
 
-/** A device that seals frames the way the firmware would, from protocol/ alone. */
-export class SimDevice {
+/** Seals frames the way the firmware would, from protocol/ alone: no firmware, no HAL (for that, sim/device.ts SimDevice). */
+export class SealingDevice {
   counter = 0;
   readonly pt: Uint8Array;
   constructor(

@@ -1,5 +1,5 @@
 // A stand-in for `navigator.bluetooth` in headless Chromium, wired to
-// simulated devices (hal/sim SimDevice: the real firmware on the sim HAL)
+// simulated devices (sim/device.ts SimDevice: the real firmware on the sim HAL)
 // running in the test process. The page gets the Web Bluetooth API surface
 // the relay page uses (https://webbluetoothcg.github.io/web-bluetooth/):
 //

@@ -11,25 +11,25 @@ describe('committed vectors', () => {
   }
 
   it('follow the documented schemas', () => {
-    const hexOf = (n: number) => new RegExp(`^[0-9a-f]{${n}}$`);
+    const hexPattern = (n: number) => new RegExp(`^[0-9a-f]{${n}}$`);
     for (const v of JSON.parse(rendered['seal.json']!)) {
       expect(Object.keys(v).sort()).toEqual(['counter', 'frame', 'frame_size', 'nonce_salt', 'plaintext', 'seal_key']);
-      expect(v.seal_key).toMatch(hexOf(32));
-      expect(v.nonce_salt).toMatch(hexOf(16));
-      expect(v.plaintext).toMatch(hexOf(2 * (v.frame_size - 12)));
-      expect(v.frame).toMatch(hexOf(2 * v.frame_size));
+      expect(v.seal_key).toMatch(hexPattern(32));
+      expect(v.nonce_salt).toMatch(hexPattern(16));
+      expect(v.plaintext).toMatch(hexPattern(2 * (v.frame_size - 12)));
+      expect(v.frame).toMatch(hexPattern(2 * v.frame_size));
     }
     for (const v of JSON.parse(rendered['ack.json']!)) {
       expect(Object.keys(v).sort()).toEqual(['ack', 'counter', 'nonce_salt', 'seal_key']);
-      expect(v.ack).toMatch(hexOf(24));
+      expect(v.ack).toMatch(hexPattern(24));
     }
     for (const v of JSON.parse(rendered['provision.json']!)) {
       expect(Object.keys(v).sort()).toEqual(['enc', 'ephemeral_private_key', 'ingest_private_key', 'ingest_public_key', 'kcv', 'nonce_salt', 'seal_key', 'serial']);
       expect(typeof v.serial).toBe('string');
-      for (const k of ['ingest_private_key', 'ingest_public_key', 'ephemeral_private_key', 'enc']) expect(v[k]).toMatch(hexOf(64));
-      expect(v.seal_key).toMatch(hexOf(32));
-      expect(v.nonce_salt).toMatch(hexOf(16));
-      expect(v.kcv).toMatch(hexOf(6));
+      for (const k of ['ingest_private_key', 'ingest_public_key', 'ephemeral_private_key', 'enc']) expect(v[k]).toMatch(hexPattern(64));
+      expect(v.seal_key).toMatch(hexPattern(32));
+      expect(v.nonce_salt).toMatch(hexPattern(16));
+      expect(v.kcv).toMatch(hexPattern(6));
     }
   });
 });

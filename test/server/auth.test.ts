@@ -13,7 +13,7 @@ import { ANCHOR_BOOT } from '../../protocol/index.js';
 import { checkConfig, openStorage, type Storage } from '../../server/index.js';
 import { TokenError } from '../../server/errors.js';
 import { TOKEN_SHAPE, TOUCH_EVERY_MS, TokenVerifier, createToken, listTokens, revokeToken } from '../../server/tokens.js';
-import { BACKENDS, SimDevice, body, closeServerFixture, logCapture, makeFleet, readToken, testDb, testServer, type Fleet, type TestDb, type TestServer } from '../helpers/server.js';
+import { BACKENDS, SealingDevice, body, closeServerFixture, logCapture, makeFleet, readToken, testDb, testServer, type Fleet, type TestDb, type TestServer } from '../helpers/server.js';
 import { sealpost } from '../helpers/cli.js';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
@@ -138,7 +138,7 @@ describe.each(BACKENDS)('the API edge on %s', (backend) => {
     fleet = makeFleet(3);
     // Failed attempts are not limited here: this suite makes many on purpose (the limit has its own test below).
     s = await testServer(storage, fleet, { config: { sections: mqtt, auth: { read: { perSecond: 50, burst: 500 }, failuresPerMinute: null } } });
-    const d = new SimDevice(fleet.devices[0]!);
+    const d = new SealingDevice(fleet.devices[0]!);
     serial = d.serial;
     const T = s.clock.now;
     const r = await s.post(body('relay-auth', T, [{ serial, frames: [d.anchor(1, 0, ANCHOR_BOOT), d.sample(1, 5, [{ channel: 1, value: 20.5 }])].map((frame) => ({ frame, rx: T })) }]));
@@ -223,7 +223,7 @@ describe.each(BACKENDS)('the API edge on %s', (backend) => {
   });
 
   it('keeps the uplink, the relay page and the dashboard page open', async () => {
-    const d = new SimDevice(fleet.devices[1]!);
+    const d = new SealingDevice(fleet.devices[1]!);
     const r = await s.post(body('relay-open', s.clock.now, [{ serial: d.serial, frames: [{ frame: d.anchor(1, 0, ANCHOR_BOOT), rx: s.clock.now }] }]));
     expect(r.status).toBe(200);
     expect(r.json.devices[0].accepted).toBe(1);

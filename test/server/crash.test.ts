@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { readU32BE, verifyAck } from '../../protocol/index.js';
 import { importManifest, openStorage } from '../../server/index.js';
-import { SimDevice, body, makeFleet, type Fleet } from '../helpers/server.js';
+import { SealingDevice, body, makeFleet, type Fleet } from '../helpers/server.js';
 import { writeConfig, writeFleetFiles, type FleetFiles } from '../helpers/server-files.js';
 
 const BIN = new URL('../../bin/sealpost.mjs', import.meta.url).pathname;
@@ -54,7 +54,7 @@ describe('kill -9 during ingest', () => {
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
     const url = await listening(child);
 
-    const devices = fleet.devices.map((d) => new SimDevice(d));
+    const devices = fleet.devices.map((d) => new SealingDevice(d));
     const acked = new Map<string, number>();
     let acks = 0;
     let inFlightAtKill = 0;
@@ -63,7 +63,7 @@ describe('kill -9 during ingest', () => {
 
     // Each worker owns some devices and behaves like a relay with an outbox per device:
     // it resends everything not yet acknowledged along with new frames.
-    const worker = async (mine: SimDevice[]) => {
+    const worker = async (mine: SealingDevice[]) => {
       const outbox = new Map<string, Uint8Array[]>(mine.map((d) => [d.serial, []]));
       for (let round = 0; !killed; round++) {
         const d = mine[round % mine.length]!;

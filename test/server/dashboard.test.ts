@@ -16,7 +16,7 @@ import { NO_RATE_LIMIT, buildServer, checkConfig, importManifest, makeConfig, re
 import { dashboardAssets } from '../../server/plugins/dashboard.js';
 import { createToken, revokeToken } from '../../server/tokens.js';
 import { launchChromium, type Chromium } from '../helpers/chromium.js';
-import { SimDevice, body, makeFleet, testDb, type Fleet, type TestDb } from '../helpers/server.js';
+import { SealingDevice, body, makeFleet, testDb, type Fleet, type TestDb } from '../helpers/server.js';
 
 const OUTPUT = join(import.meta.dirname, '../output');
 const MIN = 60_000;
@@ -36,7 +36,7 @@ describe('dashboard', () => {
   let token: string;
   const expected = { frames: [0, 0], battery1: 0, voltage2: 0, lost2: [0, 0] };
 
-  async function post(frames: { d: SimDevice; frame: Uint8Array; rx: number }[]): Promise<void> {
+  async function post(frames: { d: SealingDevice; frame: Uint8Array; rx: number }[]): Promise<void> {
     const bySerial = new Map<string, { frame: Uint8Array; rx: number }[]>();
     for (const f of frames) bySerial.set(f.d.serial, [...(bySerial.get(f.d.serial) ?? []), { frame: f.frame, rx: f.rx }]);
     const time = Math.max(...frames.map((f) => f.rx));
@@ -52,12 +52,12 @@ describe('dashboard', () => {
   /** Six hours of one device and five of another, posted hour by hour as a relay would. */
   async function ingestHistory(): Promise<void> {
     const now = Date.now();
-    const d1 = new SimDevice(fleet.devices[0]!, fleet.frameSize);
-    const d2 = new SimDevice(fleet.devices[1]!, fleet.frameSize);
+    const d1 = new SealingDevice(fleet.devices[0]!, fleet.frameSize);
+    const d2 = new SealingDevice(fleet.devices[1]!, fleet.frameSize);
 
     // SP-T00001: temperature and battery % every 10 minutes; four frames dropped by a full outbox.
     const t1 = now - 6 * 60 * MIN;
-    let batch: { d: SimDevice; frame: Uint8Array; rx: number }[] = [{ d: d1, frame: d1.anchor(1, 0, ANCHOR_BOOT), rx: t1 + 1000 }];
+    let batch: { d: SealingDevice; frame: Uint8Array; rx: number }[] = [{ d: d1, frame: d1.anchor(1, 0, ANCHOR_BOOT), rx: t1 + 1000 }];
     for (let k = 1; k <= 35; k++) {
       const up = k * 600;
       const battery = Math.round((92 - k * 0.1) * 100) / 100;

@@ -18,7 +18,7 @@ import { main } from '../../cli/main.js';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFleetFiles } from '../helpers/server-files.js';
-import { BACKENDS, SimDevice, b64, body, closeServerFixture, logCapture, makeFleet, manifestFor, testDb, testServer, type Fleet, type TestDb, type TestServer } from '../helpers/server.js';
+import { BACKENDS, SealingDevice, b64, body, closeServerFixture, logCapture, makeFleet, manifestFor, testDb, testServer, type Fleet, type TestDb, type TestServer } from '../helpers/server.js';
 
 const WINDOW_S = 3_600;
 const WINDOW = WINDOW_S * 1000;
@@ -78,8 +78,8 @@ describe.each(BACKENDS)('the server edge on %s', (backend) => {
   let s: TestServer;
   let next = 0;
   const { lines: logs, stream } = logCapture((line) => JSON.parse(line) as Record<string, unknown>);
-  const fresh = () => new SimDevice(fleet.devices[next++]!);
-  const at = (d: SimDevice, frames: Uint8Array[], rx: number) => ({ serial: d.serial, frames: frames.map((frame) => ({ frame, rx })) });
+  const fresh = () => new SealingDevice(fleet.devices[next++]!);
+  const at = (d: SealingDevice, frames: Uint8Array[], rx: number) => ({ serial: d.serial, frames: frames.map((frame) => ({ frame, rx })) });
   const post = (devices: ReturnType<typeof at>[]) => s.post(body('relay-a', s.clock.now, devices));
   const readings = async (serial: string) => (await s.app.inject({ url: `/v1/devices/${serial}/readings`, headers: s.auth })).json().readings as any[];
 
@@ -224,7 +224,7 @@ describe.each(BACKENDS)('the server edge on %s', (backend) => {
 
     const derive = vi.spyOn(s.app.keyring, 'deriveAndWrap');
     try {
-      const d = new SimDevice(late[0]!);
+      const d = new SealingDevice(late[0]!);
       const T = s.clock.now;
       const first = await post([at(d, [d.anchor(1, 0, ANCHOR_BOOT)], T)]);
       expect(first.json.devices[0]).toMatchObject({ accepted: 1, rejected: [] });
@@ -368,7 +368,7 @@ describe('failed authentications', () => {
   });
 
   it('never silences a genuine device whose serial is attacked: it alerts, and throttles only the failing sources', async () => {
-    const victim = new SimDevice(fleet.devices[2]!);
+    const victim = new SealingDevice(fleet.devices[2]!);
     // Many addresses, each under its own budget, all naming the victim's serial.
     for (let i = 1; i <= 3; i++) expect((await send(`198.51.100.${i}`, [junkFor(victim.serial, 40)])).statusCode).toBe(200);
     const alerts = logs.filter((l) => l.serial === victim.serial && String(l.msg).startsWith('frames naming this serial keep failing authentication'));

@@ -35,7 +35,7 @@ import {
 import { connectionCap } from '../../server/connections.js';
 import { addressKey } from '../../server/rate-limit.js';
 import { IngestServer } from '../helpers/relay-server.js';
-import { SimDevice, b64, body, logCapture, makeFleet, testServer, type Fleet } from '../helpers/server.js';
+import { SealingDevice, b64, body, logCapture, makeFleet, testServer, type Fleet } from '../helpers/server.js';
 import { sealpost } from '../helpers/cli.js';
 import { writeConfig, writeFleetFiles } from '../helpers/server-files.js';
 
@@ -46,7 +46,7 @@ let storage: Storage;
 let fleet: Fleet;
 let next = 0;
 /** A device not used by another test (each starts at counter 1). */
-const fresh = () => new SimDevice(fleet.devices[next++]!);
+const fresh = () => new SealingDevice(fleet.devices[next++]!);
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'sealpost-edge-'));

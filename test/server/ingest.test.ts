@@ -18,7 +18,7 @@ import {
 } from '../../protocol/index.js';
 import { NO_RATE_LIMIT, buildServer, importManifest, makeConfig, revokeDevice, type ReadingEvent, type RetimeEvent, type Storage } from '../../server/index.js';
 import { WRAPPED_LENGTH, registryKek, unwrapDeviceKeys } from '../../server/keys.js';
-import { BACKENDS, SimDevice, b64, body, closeServerFixture, manifestFor, openServerFixture, type Fleet, type TestDb, type TestServer } from '../helpers/server.js';
+import { BACKENDS, SealingDevice, b64, body, closeServerFixture, manifestFor, openServerFixture, type Fleet, type TestDb, type TestServer } from '../helpers/server.js';
 
 const ackN = (keys: DeviceKeys, ack: string | null): number | null => (ack === null ? null : verifyAck(keys, new Uint8Array(Buffer.from(ack, 'base64'))));
 
@@ -29,9 +29,9 @@ describe.each(BACKENDS)('ingest server on %s', (backend) => {
   let s: TestServer;
   let next = 0;
   /** A device of the fleet nobody else in this file uses. */
-  const fresh = (frameSize = 20) => new SimDevice(fleet.devices[next++]!, frameSize);
+  const fresh = (frameSize = 20) => new SealingDevice(fleet.devices[next++]!, frameSize);
   const post = (relayTime: number, devices: { serial: string; frames: { frame: Uint8Array; rx: number }[] }[]) => s.post(body('relay-a', relayTime, devices));
-  const at = (d: SimDevice, frames: Uint8Array[], rx: number) => ({ serial: d.serial, frames: frames.map((frame) => ({ frame, rx })) });
+  const at = (d: SealingDevice, frames: Uint8Array[], rx: number) => ({ serial: d.serial, frames: frames.map((frame) => ({ frame, rx })) });
 
   beforeAll(async () => {
     ({ db, storage, fleet, s } = await openServerFixture(backend));

@@ -11,7 +11,7 @@ import { connectAsync, type MqttClient } from 'mqtt';
 import { ANCHOR_BOOT } from '../../protocol/index.js';
 import { checkConfig, type Storage } from '../../server/index.js';
 import { BoundedQueue } from '../../server/mqtt/queue.js';
-import { SimDevice, body, makeFleet, testDb, testServer, type Fleet, type TestDb } from '../helpers/server.js';
+import { SealingDevice, body, makeFleet, testDb, testServer, type Fleet, type TestDb } from '../helpers/server.js';
 
 const BROKER = process.env.SEALPOST_TEST_MQTT_URL!;
 
@@ -67,7 +67,7 @@ describe('MQTT publishing', () => {
   const prefix = `sealpost-test/${randomBytes(4).toString('hex')}`;
   const received: Received[] = [];
   let next = 0;
-  const fresh = () => new SimDevice(fleet.devices[next++]!, fleet.frameSize);
+  const fresh = () => new SealingDevice(fleet.devices[next++]!, fleet.frameSize);
   const mqttServer = (mqtt: Record<string, unknown>) => testServer(storage, fleet, { config: { sections: checkConfig({ mqtt }).sections }, importFleet: false });
   const on = (serial: string, name?: string) => received.filter((m) => m.topic === `${prefix}/${serial}/${name ?? m.topic.split('/').pop()}`);
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { ANCHOR_BOOT, encodeKeyFile, newIngestKey } from '../../protocol/index.js';
 import { ConfigError, NO_RATE_LIMIT, buildServer, checkConfig, loadConfig, makeConfig, openStorage, startServer, type Storage } from '../../server/index.js';
 import { createToken } from '../../server/tokens.js';
-import { SimDevice, b64, body, logCapture, makeFleet, manifestFor, testServer, type Fleet } from '../helpers/server.js';
+import { SealingDevice, b64, body, logCapture, makeFleet, manifestFor, testServer, type Fleet } from '../helpers/server.js';
 import { sealpost } from '../helpers/cli.js';
 import { writeConfig, writeFleetFiles, type FleetFiles } from '../helpers/server-files.js';
 
@@ -148,7 +148,7 @@ describe('logs and errors', () => {
     const { lines, stream } = logCapture();
     const fleet = makeFleet(2);
     const s = await testServer(storage, fleet, { logger: { level: 'trace', stream } });
-    const d = new SimDevice(fleet.devices[0]!);
+    const d = new SealingDevice(fleet.devices[0]!);
     const T = s.clock.now;
     const frames = [d.anchor(1, 0, ANCHOR_BOOT), d.sample(1, 5, [{ channel: 1, value: 20 }]), d.gap(9, 2), d.sample(1, 6, [{ channel: 2, value: 80 }])];
     const bad = frames[1]!.slice();
@@ -196,7 +196,7 @@ describe('logs and errors', () => {
     const seen: string[] = [];
     s.app.events.on('reading', (r) => seen.push(`${r.serial}:${r.counter}:${r.name}=${r.value}`));
     s.app.events.on('uplink', (u) => seen.push(`uplink ${u.serial} +${u.accepted} N=${u.settled}`));
-    const d = new SimDevice(fleet.devices[0]!);
+    const d = new SealingDevice(fleet.devices[0]!);
     await s.post(body('r', s.clock.now, [{ serial: d.serial, frames: [d.anchor(1, 0, 0), d.sample(1, 1, [{ channel: 9, value: 1013.2 }])].map((frame) => ({ frame, rx: 1 })) }]));
     expect(seen).toEqual([`${d.serial}:2:pressure=1013.2`, `uplink ${d.serial} +2 N=2`]);
     await s.close();
@@ -218,8 +218,8 @@ describe('several ingest keys at once', () => {
       const { importManifest } = await import('../../server/index.js');
       await importManifest(storage, fb.manifest, { trusted: [a.factory.publicFile], ingestKeyIds: [a.ingest.privateFile.id, b.ingest.privateFile.id] });
       const app = await buildServer({ config: makeConfig({ logLevel: 'silent' }), ingestKeys: [a.ingest.privateFile, b.ingest.privateFile], storage, logger: false });
-      const da = new SimDevice(a.devices[0]!);
-      const db = new SimDevice(b.devices[0]!);
+      const da = new SealingDevice(a.devices[0]!);
+      const db = new SealingDevice(b.devices[0]!);
       const r = await app.inject({
         method: 'POST',
         url: '/v1/uplink',

@@ -10,7 +10,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ANCHOR_BOOT } from '../../protocol/index.js';
 import { ConfigError, NO_RATE_LIMIT, SqliteStorage, buildServer, checkConfig, makeConfig, openStorage, type NewReading, type PageRequest, type Storage } from '../../server/index.js';
-import { BACKENDS, SimDevice, body, closeServerFixture, makeFleet, openServerFixture, readToken, testDb, testServer, type Fleet, type TestDb, type TestServer } from '../helpers/server.js';
+import { BACKENDS, SealingDevice, body, closeServerFixture, makeFleet, openServerFixture, readToken, testDb, testServer, type Fleet, type TestDb, type TestServer } from '../helpers/server.js';
 
 const T0 = Date.UTC(2026, 10, 1);
 const NAMES = [
@@ -76,7 +76,7 @@ describe.each(BACKENDS)('reads on %s', (backend) => {
   let fleet: Fleet;
   let s: TestServer;
   let next = 0;
-  const fresh = () => new SimDevice(fleet.devices[next++]!);
+  const fresh = () => new SealingDevice(fleet.devices[next++]!);
   const json = async (url: string): Promise<Json> => (await s.app.inject({ headers: s.auth, url })).json();
 
   /** Follows next_cursor from the first page to the last. */

@@ -1,6 +1,7 @@
-import { realpathSync } from 'node:fs';
+// `sealpost check-bundle` / `espruino-check`: runs the Espruino subset checker
+// (./checker.ts) over bundle files and prints its findings.
 import { readFile } from 'node:fs/promises';
-import { pathToFileURL } from 'node:url';
+import { runAsScript } from '../run-as-script.js';
 import { checkSource, formatFinding } from './checker.js';
 
 export interface CliOutput {
@@ -55,16 +56,6 @@ export async function main(argv: string[], out: CliOutput = processOutput): Prom
   return code;
 }
 
-function isEntryPoint(): boolean {
-  const script = process.argv[1];
-  if (!script) return false;
-  try {
-    return import.meta.url === pathToFileURL(realpathSync(script)).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isEntryPoint()) {
+if (runAsScript(import.meta.url)) {
   process.exitCode = await main(process.argv.slice(2));
 }

@@ -1,0 +1,71 @@
+// Entry of the sim target (style.md rule 2: the implementation is chosen at
+// the entry, never inside the firmware). What a board's globals are to the
+// Espruino entries, a SimBoard is here: the simulated board's parts, which
+// sim/device.ts (SimDevice) builds from the hal/sim models and keeps across
+// power cycles. This entry makes the sim Hal from them the way the board
+// profile says (crypto backend, counter store) and starts the firmware.
+// Runs under Node only, so it is not part of the firmware build.
+import type { BoardProfile } from '../../boards/types.js';
+import { nativeAesCrypto, nativeCcmCrypto, plainCrypto } from '../../hal/espruino/crypto-hal.js';
+import type { NorFlash } from '../../hal/sim/nor-flash.js';
+import type { ClockHal, ConsoleHal, CryptoBackend, CryptoHal, EspruinoAes, Hal, LogFileHal, RadioHal, Sensor } from '../../hal/types.js';
+import { crc32 } from '../../protocol/wire/crc32.js';
+import { createLogCounters } from '../counter-log.js';
+import { createPageCounters } from '../counter-pages.js';
+import { startDevice, type Device } from '../device.js';
+
+/** The simulated board, as the sim entry finds it at power-up. */
+export interface SimBoard {
+  /** Virtual time, scoped to this power-up (hal/sim/clock.ts). */
+  clock: ClockHal;
+  /** The BLE peripheral with Espruino's silent drops (hal/sim/radio.ts). */
+  radio: RadioHal;
+  console: ConsoleHal;
+  /** Storage: the files the factory wrote, by name. */
+  readFile(name: string): Uint8Array | undefined;
+  /** Espruino's AES builtin as the simulated build has it (sim/espruino/aes.ts). */
+  aes: EspruinoAes;
+  /** NOR flash whose first two pages hold the counter log on flash-pages profiles (hal/sim/nor-flash.ts). */
+  flash: NorFlash;
+  /** The counter-log file on storage-log profiles (hal/sim/log-file.ts). */
+  log: LogFileHal | undefined;
+  /** The sensor models, by SensorId (hal/sim/sensors.ts). */
+  sensors: { [id: string]: Sensor };
+  /** A probe on the crypto engine the entry picked (SimDevice records what was sealed). */
+  tapCrypto?(crypto: CryptoHal): CryptoHal;
+}
+
+/** The CryptoHal of each backend, as the board entries make it, on the simulated AES builtin. */
+export function simCrypto(backend: CryptoBackend, aes: EspruinoAes): CryptoHal {
+  if (backend === 'native-ccm') return nativeCcmCrypto(aes);
+  if (backend === 'native-aes') return nativeAesCrypto(aes);
+  return plainCrypto();
+}
+
+/** The Hal of `board` for `profile`: its crypto backend and counter store, everything else as the board has it. */
+export function simHal(board: SimBoard, profile: BoardProfile): Hal {
+  const crypto = simCrypto(profile.crypto, board.aes);
+  const flash = board.flash;
+  const log = board.log;
+  return {
+    clock: board.clock,
+    radio: board.radio,
+    console: board.console,
+    crypto: board.tapCrypto ? board.tapCrypto(crypto) : crypto,
+    readFile: board.readFile,
+    crc32,
+    counters:
+      profile.counterStore.kind === 'storage-log'
+        ? (block) => {
+            if (!log) throw new Error('counter log file missing: a storage-log profile needs the SimBoard\'s log');
+            return createLogCounters(log, block);
+          }
+        : (block) => createPageCounters(flash, [flash.pageAddr(0), flash.pageAddr(1)], block, true),
+    sensors: board.sensors,
+  };
+}
+
+/** Powers up the firmware on `board` as `profile` says; undefined when it does not start (see its console). */
+export function startSimDevice(board: SimBoard, profile: BoardProfile): Device | undefined {
+  return startDevice(simHal(board, profile), profile.device);
+}

@@ -1,0 +1,85 @@
+// bleRadio (hal/espruino/radio.ts) on a hand-made NRF: the GATT service of
+// docs/protocol.md section 7, advertising with the name in the scan response,
+// connection events, ack writes and notifications, all without a board.
+import { describe, expect, it } from 'vitest';
+import { bleRadio } from '../../../hal/espruino/radio.js';
+import type { NrfGlobal } from '../../../hal/espruino/globals.js';
+import type { RadioOptions } from '../../../hal/types.js';
+import { ACK_UUID, FRAMES_UUID, INFO_UUID, SERVICE_UUID } from '../../../protocol/wire/ble.js';
+
+type Chars = Record<string, Record<string, unknown>>;
+
+function fakeNrf() {
+  const calls = {
+    services: [] as { services: Record<string, Chars>; options: Record<string, unknown> }[],
+    advertising: [] as { data: unknown; options: Record<string, unknown> }[],
+    scanResponse: [] as number[][],
+    updates: [] as Record<string, Chars>[],
+  };
+  const handlers: Record<string, () => void> = {};
+  const NRF: NrfGlobal = {
+    setServices: (services, options) => calls.services.push({ services: services as Record<string, Chars>, options: options as Record<string, unknown> }),
+    updateServices: (services) => calls.updates.push(services as Record<string, Chars>),
+    setAdvertising: (data, options) => calls.advertising.push({ data, options: options as Record<string, unknown> }),
+    setScanResponse: (data) => calls.scanResponse.push(data),
+    on: (event, fn) => (handlers[event] = fn),
+    getBattery: () => 3,
+  };
+  return { NRF, calls, handlers };
+}
+
+function options(events: string[], acks: Uint8Array[]): RadioOptions {
+  return {
+    name: 'sealpost 000042',
+    info: '{"serial":"SP-000042"}',
+    frameSize: 20,
+    onConnect: () => events.push('connect'),
+    onDisconnect: () => events.push('disconnect'),
+    onAck: (data) => acks.push(data),
+  };
+}
+
+describe('bleRadio on a fake NRF', () => {
+  it('sets up the sealpost service with the UART off and the name in the scan response', () => {
+    const { NRF, calls } = fakeNrf();
+    bleRadio(NRF).start(options([], []));
+    expect(calls.services).toHaveLength(1);
+    const { services, options: opts } = calls.services[0]!;
+    expect(opts).toEqual({ uart: false, advertise: [SERVICE_UUID] });
+    expect(Object.keys(services)).toEqual([SERVICE_UUID]);
+    const chars = services[SERVICE_UUID]!;
+    expect(Object.keys(chars).sort()).toEqual([FRAMES_UUID, ACK_UUID, INFO_UUID].sort());
+    expect(chars[FRAMES_UUID]).toMatchObject({ maxLen: 20, readable: false, notify: true });
+    expect(chars[ACK_UUID]).toMatchObject({ maxLen: 12, writable: true });
+    expect(chars[INFO_UUID]).toEqual({ value: '{"serial":"SP-000042"}', maxLen: 22, readable: true });
+    expect(calls.advertising).toEqual([{ data: {}, options: { showName: false, connectable: true, discoverable: true } }]);
+    const name = 'sealpost 000042';
+    expect(calls.scanResponse).toEqual([[name.length + 1, 0x09, ...Array.from(name, (c) => c.charCodeAt(0))]]);
+  });
+
+  it('follows connect and disconnect events and hands ack writes over as bytes', () => {
+    const { NRF, calls, handlers } = fakeNrf();
+    const events: string[] = [];
+    const acks: Uint8Array[] = [];
+    const radio = bleRadio(NRF);
+    radio.start(options(events, acks));
+    expect(radio.connected()).toBe(false);
+    handlers.connect!();
+    expect(radio.connected()).toBe(true);
+    const onWrite = calls.services[0]!.services[SERVICE_UUID]![ACK_UUID]!.onWrite as (evt: { data: ArrayBuffer }) => void;
+    onWrite({ data: new Uint8Array([1, 2, 3]).buffer });
+    expect(acks).toEqual([new Uint8Array([1, 2, 3])]);
+    handlers.disconnect!();
+    expect(radio.connected()).toBe(false);
+    expect(events).toEqual(['connect', 'disconnect']);
+  });
+
+  it('notifies a frame through updateServices on the frames characteristic', () => {
+    const { NRF, calls } = fakeNrf();
+    const radio = bleRadio(NRF);
+    radio.start(options([], []));
+    const frame = new Uint8Array(20).fill(7);
+    radio.notify(frame);
+    expect(calls.updates).toEqual([{ [SERVICE_UUID]: { [FRAMES_UUID]: { value: frame, notify: true } } }]);
+  });
+});
