@@ -1,3 +1,4 @@
+// The test runner's configuration: which files are tests, time limits, the summary line CI reads.
 import { defineConfig } from 'vitest/config';
 
 // Services the tests talk to: the ones this machine runs (PostgreSQL with

@@ -1,3 +1,4 @@
+// The protocol's error for bad arguments (ArgumentError), thrown by every protocol function.
 /**
  * A caller passed a value the protocol cannot use. `argument` names it, so a
  * message always says what was wrong ("sealKey expected 16 bytes, got 15").

@@ -1,3 +1,4 @@
+// Board profiles: every profile is complete and consistent with the limits docs/firmware.md gives.
 import { describe, expect, it } from 'vitest';
 import { BOARDS, boardProfile } from '../../boards/index.js';
 import { MIN_DEVICE_FRAME_SIZE, MAX_FRAME_SIZE } from '../../protocol/index.js';

@@ -1,3 +1,4 @@
+// The firmware bundles in dist/ (built by npm run build): they pass the checker and run the crypto self-test and a board under the Node stand-in and, with ESPRUINO_BIN, on the real interpreter.
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';

@@ -1,3 +1,4 @@
+// The outbox: frames kept oldest first until a valid ack frees them, the oldest dropped and a gap reported when full.
 import { describe, expect, it } from 'vitest';
 import { createOutbox } from '../../firmware/outbox.js';
 

@@ -1,3 +1,4 @@
+// CCM composed from AES (hal/ccm.ts) and the host's CCM against RFC 3610's packet vectors and the reference implementation.
 import { describe, expect, it } from 'vitest';
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { referenceCcm, referenceAesBlock } from '../reference/ccm.js';

@@ -1,3 +1,4 @@
+// Loads the committed test vectors (test/vectors/*.json) with their types.
 import { readFileSync } from 'node:fs';
 import type { AckVector, ProvisionVector, SealVector } from '../vectors/generate.js';
 

@@ -1,3 +1,4 @@
+// The frame plaintext codec (protocol/wire/codec.ts): samples, anchors and gaps round-trip, bad input is refused.
 import { describe, expect, it } from 'vitest';
 import {
   ANCHOR_BOOT,

@@ -1,3 +1,4 @@
+// HPKE against RFC 9180 appendix A, and device provisioning (protocol/provision.ts) on top of it.
 import { describe, expect, it } from 'vitest';
 import {
   AEAD_AES_128_GCM,

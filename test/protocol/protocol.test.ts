@@ -1,3 +1,4 @@
+// Frames, acks and key check values against the committed vectors; bad arguments get an error that names them.
 import { describe, expect, it } from 'vitest';
 import {
   ArgumentError,

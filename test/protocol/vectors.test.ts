@@ -1,3 +1,4 @@
+// The committed vectors are what test/vectors/generate.ts renders today, and have the documented shapes.
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { renderVectors } from '../vectors/generate.js';

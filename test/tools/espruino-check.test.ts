@@ -1,3 +1,4 @@
+// The bundle checker (tools/espruino-check/): each construct Espruino 2v29 rejects is reported with its name and line; accepted code passes; the CLI's exit codes.
 import { describe, it, expect } from 'vitest';
 import { execFile } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';

@@ -1,3 +1,4 @@
+// fixBareReturns, the build step after terser that puts back the semicolon Espruino needs after a bare return.
 import { describe, expect, it } from 'vitest';
 import { fixBareReturns } from '../../tools/espruino-return.js';
 import { checkSource } from '../../tools/espruino-check/checker.js';
