@@ -167,7 +167,7 @@ function bucket(v: unknown, where: string): BucketSpec | null {
   return { perSecond: int(o.per_second, `${where}.per_second`, 1, 1e9), burst: int(o.burst, `${where}.burst`, 1, 1e9) };
 }
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const TOP = ['db', 'listen', 'ingest_keys', 'trust', 'tls', 'limits', 'rate_limit', 'key_cache', 'log_level', 'trust_proxy', 'sqlite_synchronous', 'pg_pool_size',
   'max_relay_delay', 'failed_auth', 'timeouts', 'connections', 'relay_keys', 'allowed_hosts', 'read_workers', 'pg_read_pool_size'];
 
