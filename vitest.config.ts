@@ -10,6 +10,8 @@ process.env.SEALPOST_TEST_CHROMIUM ??= '/usr/bin/chromium';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Process tests run bin/sealpost.mjs, which runs build/: compile it first when the sources are newer.
+    globalSetup: ['./test/helpers/build-fresh.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     reporters: ['default', './test/helpers/summary-reporter.ts'],

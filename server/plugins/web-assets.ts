@@ -36,9 +36,13 @@ export interface FrontEnd {
   buildMs: number;
 }
 
+// The page's entry: app.ts among the sources, app.js in build/ (compiled
+// next to this module, with the page's other files copied beside it).
+const ENTRY = import.meta.url.endsWith('.ts') ? 'app.ts' : 'app.js';
+
 /**
- * Bundles `app.ts` and `style.css` of `sourceDir` (minified, IIFE) and adds
- * its `icon.svg`. `what` names the page in errors.
+ * Bundles the app entry and `style.css` of `sourceDir` (minified, IIFE) and
+ * adds its `icon.svg`. `what` names the page in errors.
  */
 export async function bundleFrontEnd(sourceDir: string, what: string, options: { banner?: string } = {}): Promise<FrontEnd> {
   const started = performance.now();
@@ -46,7 +50,7 @@ export async function bundleFrontEnd(sourceDir: string, what: string, options: {
   const esbuild = await import('esbuild');
   const result = await esbuild.build({
     absWorkingDir: sourceDir,
-    entryPoints: { app: 'app.ts', style: 'style.css' },
+    entryPoints: { app: ENTRY, style: 'style.css' },
     bundle: true,
     write: false,
     outdir: 'out',
