@@ -1,3 +1,4 @@
+// vitest: which files are tests, the services they talk to, and build/ for the process tests.
 import { defineConfig } from 'vitest/config';
 
 // Services the tests talk to: the ones this machine runs (PostgreSQL with

@@ -377,12 +377,12 @@ export function readConfigFile(file: string): unknown {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new ConfigError(`cannot read config file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new ConfigError(`cannot read config file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; check the --config path`);
   }
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new ConfigError(`config file ${file} is not valid JSON: ${(e as Error).message}`);
+    throw new ConfigError(`config file ${file} is not valid JSON: ${(e as Error).message}; fix the file (one JSON object; JSON has no comments)`);
   }
 }
 

@@ -16,8 +16,8 @@ const config = JSON.parse(readFileSync(join(root, 'tsconfig.build.json'), 'utf8'
 const out = join(root, config.compilerOptions.outDir);
 /** tsc's record of the last compile (tsconfig.build.json, tsBuildInfoFile). */
 const BUILD_INFO = '.tsbuildinfo';
-/** Files only the sources need (they load tsx); build/ has compiled equivalents. */
-const SOURCES_ONLY = new Set(['server/storage/read-worker.mjs']);
+/** Files that stay out of build/: this script, and a worker entry only the sources need (it loads tsx; build/ has read-worker.js). */
+const NOT_COPIED = new Set(['tools/build-host.mjs', 'server/storage/read-worker.mjs']);
 
 function* files(dir) {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
@@ -43,7 +43,7 @@ for (const folder of config.include) {
       wanted.add(rel.replace(/\.ts$/, '.js'));
       continue;
     }
-    if (SOURCES_ONLY.has(rel)) continue;
+    if (NOT_COPIED.has(rel)) continue;
     wanted.add(rel);
     const target = join(out, rel);
     if (!existsSync(target) || statSync(target).mtimeMs < statSync(path).mtimeMs) {
@@ -61,7 +61,7 @@ for (const path of files(out)) {
   rmSync(path);
   removed++;
 }
-if (removed > 0) console.log(`build:host: removed ${removed} files of build/ whose source is gone`);
+if (removed > 0) console.log(`build:host: removed ${removed} files of build/ that no source makes`);
 // tsc leaves its record untouched when no output changed; its time says when build/ last matched the sources (test/helpers/build-fresh.ts).
 const now = new Date();
 utimesSync(join(out, BUILD_INFO), now, now);

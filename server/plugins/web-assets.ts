@@ -1,7 +1,8 @@
 // What the two pages the server serves (the dashboard at /, the relay page
-// at /relay) share: their front-end is TypeScript and CSS bundled by esbuild
-// into memory once per process, served with an ETag and a strict CSP, so a
-// clean clone needs no build step and a page needs nothing but this server.
+// at /relay) share: their front-end (TypeScript, or in build/ its compiled
+// JavaScript, and CSS) bundled by esbuild into memory once per process,
+// served with an ETag and a strict CSP, so a page needs nothing but this
+// server.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
