@@ -65,9 +65,10 @@ export function stringOption(values: Values, name: string): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
-export function required(values: Values, name: string, hint = ''): string {
+/** A string option the command cannot do without. */
+export function required(values: Values, name: string): string {
   const v = values[name];
-  if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} is required${hint ? ` (${hint})` : ''}`);
+  if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} is required`);
   return v;
 }
 
