@@ -1,4 +1,4 @@
-// The test runner's configuration: which files are tests, time limits, the summary line CI reads.
+// vitest: which files are tests, the services they talk to, and build/ for the process tests.
 import { defineConfig } from 'vitest/config';
 
 // Services the tests talk to: the ones this machine runs (PostgreSQL with
@@ -11,6 +11,8 @@ process.env.SEALPOST_TEST_CHROMIUM ??= '/usr/bin/chromium';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Process tests run bin/sealpost.mjs, which runs build/: compile it first when the sources are newer.
+    globalSetup: ['./test/helpers/build-fresh.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     reporters: ['default', './test/helpers/summary-reporter.ts'],

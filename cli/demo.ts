@@ -6,43 +6,29 @@
 // and, at the end, a summary. The dashboard is at the printed URL meanwhile.
 // Every run adds a new batch of devices (a device's counters live in its
 // simulated flash, which ends with the run; new devices never reuse a key).
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { boardProfile } from '../boards/index.js';
 import { parseKeyFile } from '../protocol/index.js';
-import { readFileSync } from 'node:fs';
+import { numberOption, parseFlags, stringOption } from './args.js';
 import { loadOrCreateKeys } from '../sim/fleet.js';
 import { formatSummary, runSimFleet } from '../sim/run.js';
 import { importManifest, makeConfig, startServer, type RunningServer } from '../server/index.js';
 import { createToken } from '../server/tokens.js';
 
-function whole(name: string, value: string | undefined, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} expects a whole number from ${min} to ${max}, got "${value}"`);
-  return n;
-}
-
 export async function runDemo(args: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseFlags(
     args,
-    options: {
-      dir: { type: 'string' },
-      devices: { type: 'string' },
-      port: { type: 'string' },
-      speed: { type: 'string' },
-      duration: { type: 'string' },
-      seed: { type: 'string' },
-    },
-    strict: true,
-  });
-  const dir = resolve(values.dir ?? '.sealpost-demo');
-  const devices = whole('devices', values.devices, 6, 1, 200);
-  const port = whole('port', values.port, 8080, 0, 65535);
-  const speed = whole('speed', values.speed, 1, 1, 100);
-  const duration = values.duration === undefined ? undefined : whole('duration', values.duration, 0, 1, 86400);
-  const seed = whole('seed', values.seed, Date.now() % 1_000_000, 0, 2 ** 31 - 1);
+    { dir: { type: 'string' }, devices: { type: 'string' }, port: { type: 'string' }, speed: { type: 'string' }, duration: { type: 'string' }, seed: { type: 'string' } },
+    0,
+  );
+  const dir = resolve(stringOption(values, 'dir') ?? '.sealpost-demo');
+  const devices = numberOption(values, 'devices', { min: 1, max: 200, whole: true }, 6);
+  const port = numberOption(values, 'port', { min: 0, max: 65535, whole: true }, 8080);
+  const speed = numberOption(values, 'speed', { min: 1, max: 100, whole: true }, 1);
+  const given = numberOption(values, 'duration', { min: 1, max: 86400, whole: true, unit: 'seconds' }, 0);
+  const duration = given === 0 ? undefined : given;
+  const seed = numberOption(values, 'seed', { min: 0, max: 2 ** 31 - 1, whole: true }, Date.now() % 1_000_000);
   const show = (p: string) => (relative(process.cwd(), p).startsWith('..') ? p : relative(process.cwd(), p) || '.');
 
   mkdirSync(dir, { recursive: true, mode: 0o700 });

@@ -116,8 +116,8 @@ export interface TargetOptions {
   devicePath: string;
   board?: string;
   firmware?: string;
-  /** Where dist/ is looked for when --firmware is not given. */
-  cwd?: string;
+  /** The folder of firmware bundles used when `firmware` is not given (default ./dist). */
+  distDir?: string;
 }
 
 function noColon(path: string, what: string): string {
@@ -194,7 +194,7 @@ export function loadFlashTarget(options: TargetOptions): FlashTarget {
     throw new FlashError(`--board ${options.board} does not match batch ${batch}, which was provisioned for ${board.id}`);
   }
   const espruino = espruinoBoard(board);
-  const firmwarePath = resolve(options.cwd ?? process.cwd(), options.firmware ?? join('dist', `${board.id}.js`));
+  const firmwarePath = options.firmware !== undefined ? resolve(options.firmware) : join(resolve(options.distDir ?? 'dist'), `${board.id}.js`);
   if (!existsSync(firmwarePath) || !statSync(firmwarePath).isFile()) {
     throw new FlashError(`firmware ${firmwarePath} not found: build it with \`npm run build\` (dist/${board.id}.js) or pass --firmware FILE`);
   }

@@ -1,25 +1,28 @@
-// `sealpost server`, `sealpost registry` and `sealpost token`: parse arguments, call
-// server/start.ts and server/registry.ts, print, return an exit code
-// (style.md rule 12). Errors are thrown with a message for the operator;
-// cli/main.ts prints them.
+// `sealpost server`, `registry`, `token` and `relay-key`: parse arguments
+// (cli/args.ts), call server/start.ts, server/registry.ts, server/tokens.ts and
+// server/relay-keys.ts, print, return an exit code (style.md rule 12). Mistakes
+// in the command line are UsageErrors; other errors are thrown with a message
+// for the operator. cli/main.ts holds the usage and prints both.
 import { existsSync, readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import type { Command } from '../cli/command.js';
-import { ConfigError, loadConfig, type ConfigFlags, type ServerConfig } from './config.js';
+import { checkedArg, parseFlags, stringOption, UsageError, type Flags, type Values } from '../cli/args.js';
+import { loadConfig, LOG_LEVELS, parseListen, type ConfigFlags, type ServerConfig } from './config.js';
 import { Keyring, loadIngestKeysForImport, loadTrustedKeys, wrapPendingDevices } from './keys.js';
+import { ConfigError, RegistryError } from './errors.js';
 import { formatTable, importManifest, revokeDevice } from './registry.js';
 import { startServer } from './start.js';
 import { describeDb, isPostgresUrl, openStorage, type Storage } from './storage/index.js';
-import { createToken, listTokens, revokeToken } from './tokens.js';
+import { newRelayKey, RELAY_KEY_NAME, RELAY_KEY_NAME_RULE } from './relay-keys.js';
+import { checkRole, checkTokenName, createToken, listTokens, revokeToken } from './tokens.js';
 
-const CONFIG_OPTIONS = {
-  config: { type: 'string' },
-  db: { type: 'string' },
+const DB_OPTIONS: Flags = { config: { type: 'string' }, db: { type: 'string' } };
+
+const CONFIG_OPTIONS: Flags = {
+  ...DB_OPTIONS,
   'ingest-key': { type: 'string', multiple: true },
   trust: { type: 'string', multiple: true },
-} as const;
+};
 
-function flagsOf(values: Record<string, unknown>): ConfigFlags {
+function flagsOf(values: Values): ConfigFlags {
   const f: ConfigFlags = {};
   if (typeof values.config === 'string') f.config = values.config;
   if (typeof values.db === 'string') f.db = values.db;
@@ -44,10 +47,6 @@ function waitForSignal(): Promise<string> {
   });
 }
 
-const SERVER_USAGE =
-  'sealpost server [--config FILE] [--db PATH|postgres://URL] [--listen HOST:PORT] [--ingest-key FILE]... [--trust FILE]... ' +
-  '[--tls-cert FILE --tls-key FILE] [--log-level LEVEL]';
-
 /** Opens the database for a one-off command (registry, token): a small pool; a failure is the operator's to fix. */
 async function openCommandStorage(config: Pick<ServerConfig, 'db' | 'sqliteSynchronous'>): Promise<Storage> {
   try {
@@ -57,20 +56,24 @@ async function openCommandStorage(config: Pick<ServerConfig, 'db' | 'sqliteSynch
   }
 }
 
-async function runServer(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+/** The database must be named on the command line, by itself or through the server's config. */
+function needDatabase(values: Values): void {
+  if (values.config === undefined && values.db === undefined) {
+    throw new UsageError("say which database: --config FILE (the server's config) or --db PATH|postgres://URL");
+  }
+}
+
+export async function runServer(args: string[]): Promise<number> {
+  const { values } = parseFlags(
     args,
-    options: {
-      ...CONFIG_OPTIONS,
-      listen: { type: 'string' },
-      'tls-cert': { type: 'string' },
-      'tls-key': { type: 'string' },
-      'log-level': { type: 'string' },
-    },
-    strict: true,
-    allowPositionals: true,
-  });
-  if (positionals.length > 0) throw new ConfigError(`unexpected argument "${positionals[0]}"; usage: ${SERVER_USAGE}`);
+    { ...CONFIG_OPTIONS, listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'log-level': { type: 'string' } },
+    0,
+  );
+  if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('--tls-cert and --tls-key go together: give both for HTTPS, or neither for HTTP');
+  const listen = stringOption(values, 'listen');
+  if (listen !== undefined) checkedArg(() => parseListen(listen, '--listen'));
+  const level = stringOption(values, 'log-level');
+  if (level !== undefined && !(LOG_LEVELS as readonly string[]).includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(level)}`);
   const config = loadConfig(flagsOf(values));
   const server = await startServer(config);
   const signal = await waitForSignal();
@@ -79,27 +82,18 @@ async function runServer(args: string[]): Promise<number> {
   return 0;
 }
 
-const REGISTRY_USAGE = [
-  'sealpost registry import MANIFEST (--config FILE | --db PATH|URL --trust FACTORY.pub... --ingest-key FILE...)',
-  'sealpost registry revoke SERIAL (--config FILE | --db PATH|URL)',
-  'sealpost registry list [--json] (--config FILE | --db PATH|URL)',
-].join('\n       ');
+const REGISTRY_TARGET: Record<string, string | null> = { import: 'MANIFEST', revoke: 'SERIAL', list: null };
 
-async function runRegistry(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: { ...CONFIG_OPTIONS, json: { type: 'boolean' } },
-    strict: true,
-    allowPositionals: true,
-  });
+export async function runRegistry(args: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(args, { ...CONFIG_OPTIONS, json: { type: 'boolean' } });
   const [action, target, ...rest] = positionals;
-  const expects = action === 'list' ? 0 : 1;
-  if (action === undefined || !['import', 'revoke', 'list'].includes(action) || (target === undefined ? 0 : 1 + rest.length) !== expects) {
-    throw new ConfigError(`usage: ${REGISTRY_USAGE}`);
-  }
-  if (values.config === undefined && values.db === undefined) {
-    throw new ConfigError('say which database: --config FILE (the server\'s config) or --db PATH|postgres://URL');
-  }
+  if (action === undefined) throw new UsageError('which action? import, revoke or list');
+  if (!Object.hasOwn(REGISTRY_TARGET, action)) throw new UsageError(`unknown action "${action}": use import, revoke or list`);
+  const wants = REGISTRY_TARGET[action];
+  if (wants !== null && target === undefined) throw new UsageError(`registry ${action} needs the ${wants}`);
+  const extra = wants === null ? target : rest[0];
+  if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
+  needDatabase(values);
   const config = loadConfig(flagsOf(values));
   if (action !== 'import' && !isPostgresUrl(config.db) && !existsSync(config.db)) {
     throw new ConfigError(`database ${config.db} does not exist (import a manifest first, or check --db / the config)`);
@@ -110,7 +104,7 @@ async function runRegistry(args: string[]): Promise<number> {
     try {
       manifest = readFileSync(target!, 'utf8');
     } catch (e) {
-      throw new ConfigError(`cannot read manifest ${target}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw new ConfigError(`cannot read manifest ${target}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; give the manifest.json that sealpost provision wrote`);
     }
   }
   const trusted = action === 'import' ? loadTrustedKeys(config.trust) : [];
@@ -143,7 +137,9 @@ async function runRegistry(args: string[]): Promise<number> {
         if (older.failed.length > 0) console.log(`${older.failed.length} registry rows have an enc no key can be derived from: ${older.failed.slice(0, 5).join(', ')}`);
       }
     } else if (action === 'revoke') {
-      const r = await revokeDevice(storage, target!);
+      const r = await revokeDevice(storage, target!).catch((e: unknown) => {
+        throw e instanceof RegistryError ? new RegistryError(`${e.message} (sealpost registry list shows the serials)`) : e;
+      });
       console.log(r === 'revoked' ? `revoked ${target}: its frames are rejected from now on` : `${target} was already revoked: nothing changed`);
     } else {
       const devices = await storage.devices();
@@ -156,34 +152,28 @@ async function runRegistry(args: string[]): Promise<number> {
   return 0;
 }
 
-const TOKEN_USAGE = [
-  'sealpost token create --role read|admin --name NAME (--config FILE | --db PATH|URL)',
-  'sealpost token list [--json] (--config FILE | --db PATH|URL)',
-  'sealpost token revoke NAME (--config FILE | --db PATH|URL)',
-].join('\n       ');
-
 const iso = (t: number | null) => (t === null ? 'never' : new Date(t).toISOString());
 
-async function runToken(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: { config: CONFIG_OPTIONS.config, db: CONFIG_OPTIONS.db, json: { type: 'boolean' }, role: { type: 'string' }, name: { type: 'string' } },
-    strict: true,
-    allowPositionals: true,
-  });
+export async function runToken(args: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(args, { ...DB_OPTIONS, json: { type: 'boolean' }, role: { type: 'string' }, name: { type: 'string' } });
   const [action, ...rest] = positionals;
-  if (action === undefined || !['create', 'list', 'revoke'].includes(action)) throw new ConfigError(`usage: ${TOKEN_USAGE}`);
-  if (action === 'revoke' && rest.length !== 1) throw new ConfigError(`say which token: sealpost token revoke NAME (sealpost token list shows the names)`);
-  if (action !== 'revoke' && rest.length > 0) throw new ConfigError(`unexpected argument "${rest[0]}"; usage: ${TOKEN_USAGE}`);
+  if (action === undefined) throw new UsageError('which action? create, list or revoke');
+  if (!['create', 'list', 'revoke'].includes(action)) throw new UsageError(`unknown action "${action}": use create, list or revoke`);
+  if (action === 'revoke' && rest.length === 0) throw new UsageError('say which token: sealpost token revoke NAME (sealpost token list shows the names)');
+  const extra = action === 'revoke' ? rest[1] : rest[0];
+  if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
+  const role = stringOption(values, 'role');
+  const name = stringOption(values, 'name');
   if (action === 'create') {
-    if (values.role === undefined) throw new ConfigError('say which role: --role read (reads the API and the dashboard) or --role admin (also manages the fleet)');
-    if (values.name === undefined) throw new ConfigError('say whose token it is: --name NAME, e.g. --name dashboard-alice (1 to 64 of A-Z a-z 0-9 . _ -)');
-  } else if (values.role !== undefined || values.name !== undefined) {
-    throw new ConfigError(`--role and --name belong to token create; usage: ${TOKEN_USAGE}`);
+    if (role === undefined) throw new UsageError('say which role: --role read (reads the API and the dashboard) or --role admin (also manages the fleet)');
+    if (name === undefined) throw new UsageError('say whose token it is: --name NAME, e.g. --name dashboard-alice (1 to 64 of A-Z a-z 0-9 . _ -)');
+    checkedArg(() => checkRole(role));
+    checkedArg(() => checkTokenName(name));
+  } else if (role !== undefined || name !== undefined) {
+    throw new UsageError('--role and --name belong to token create');
   }
-  if (values.config === undefined && values.db === undefined) {
-    throw new ConfigError("say which database: --config FILE (the server's config) or --db PATH|postgres://URL");
-  }
+  if (action === 'revoke') checkedArg(() => checkTokenName(rest[0]!));
+  needDatabase(values);
   const config = loadConfig(flagsOf(values));
   if (action !== 'create' && !isPostgresUrl(config.db) && !existsSync(config.db)) {
     throw new ConfigError(`database ${config.db} does not exist (check --db / the config)`);
@@ -191,7 +181,7 @@ async function runToken(args: string[]): Promise<number> {
   const storage = await openCommandStorage(config);
   try {
     if (action === 'create') {
-      const t = await createToken(storage, values.name!, values.role!);
+      const t = await createToken(storage, name!, role!);
       console.log(`created ${t.role} token ${t.name}:`);
       console.log('');
       console.log(`  ${t.token}`);
@@ -221,20 +211,18 @@ async function runToken(args: string[]): Promise<number> {
   return 0;
 }
 
-export const serverCommands: Record<string, Command> = {
-  server: {
-    summary: 'run the ingest server (HTTP API, registry, readings store)',
-    usage: SERVER_USAGE,
-    run: runServer,
-  },
-  registry: {
-    summary: 'import signed batch manifests, revoke devices, list the registry',
-    usage: REGISTRY_USAGE,
-    run: runRegistry,
-  },
-  token: {
-    summary: 'create, list and revoke API tokens (bearer tokens for the read API and the dashboard)',
-    usage: TOKEN_USAGE,
-    run: runToken,
-  },
-};
+export async function runRelayKey(args: string[]): Promise<number> {
+  const { positionals } = parseFlags(args, {}, 2);
+  const [action, name] = positionals;
+  if (action === undefined) throw new UsageError('which action? only "new" exists');
+  if (action !== 'new') throw new UsageError(`unknown action "${action}": only "new" exists`);
+  if (name === undefined) throw new UsageError('say whose key it is: sealpost relay-key new NAME, e.g. acme-app');
+  if (!RELAY_KEY_NAME.test(name)) throw new UsageError(`relay key name must be ${RELAY_KEY_NAME_RULE}, got ${JSON.stringify(name)}`);
+  const made = newRelayKey(name);
+  console.log(`relay key "${name}" (shown only now; build it into the relay app or pass it to sealpost sim --relay-key):`);
+  console.log(`  ${made.key}`);
+  console.log('');
+  console.log('add this entry to "relay_keys" in the server\'s config file and restart the server (the file holds only the hash):');
+  console.log(`  ${JSON.stringify(made.entry)}`);
+  return 0;
+}

@@ -15,9 +15,6 @@ import { RELAY_KEY_NAME, RELAY_KEY_NAME_RULE, type RelayKeyEntry } from './relay
 import { checkMqttConfig } from './mqtt/config.js';
 import { checkDashboardConfig, checkRelayPageConfig } from './page-config.js';
 
-// The CLIs (server/cli.ts, server/relay-key-cli.ts) import ConfigError from here.
-export { ConfigError } from './errors.js';
-
 export interface Limits {
   /** Largest request body in bytes (413 above). */
   bodyBytes: number;
@@ -167,7 +164,7 @@ function bucket(v: unknown, where: string): BucketSpec | null {
   return { perSecond: int(o.per_second, `${where}.per_second`, 1, 1e9), burst: int(o.burst, `${where}.burst`, 1, 1e9) };
 }
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const TOP = ['db', 'listen', 'ingest_keys', 'trust', 'tls', 'limits', 'rate_limit', 'key_cache', 'log_level', 'trust_proxy', 'sqlite_synchronous', 'pg_pool_size',
   'max_relay_delay', 'failed_auth', 'timeouts', 'connections', 'relay_keys', 'allowed_hosts', 'read_workers', 'pg_read_pool_size'];
 
@@ -377,12 +374,12 @@ export function readConfigFile(file: string): unknown {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new ConfigError(`cannot read config file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new ConfigError(`cannot read config file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; check the --config path`);
   }
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new ConfigError(`config file ${file} is not valid JSON: ${(e as Error).message}`);
+    throw new ConfigError(`config file ${file} is not valid JSON: ${(e as Error).message}; fix the file (one JSON object; JSON has no comments)`);
   }
 }
 

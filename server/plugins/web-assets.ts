@@ -1,8 +1,8 @@
 // What the two pages the server serves (the dashboard at /, the relay page
-// at /relay) share: their front-end is TypeScript and CSS bundled by esbuild
-// into memory once per process, served with an ETag and a strict CSP, so a
-// clean clone needs no build step and a page needs nothing but this server;
-// servePage registers a page's routes.
+// at /relay) share: their front-end (TypeScript, or in build/ its compiled
+// JavaScript, and CSS) bundled by esbuild into memory once per process,
+// served with an ETag and a strict CSP, so a page needs nothing but this
+// server; servePage registers a page's routes.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -37,9 +37,13 @@ export interface FrontEnd {
   buildMs: number;
 }
 
+// The page's entry: app.ts among the sources, app.js in build/ (compiled
+// next to this module, with the page's other files copied beside it).
+const ENTRY = import.meta.url.endsWith('.ts') ? 'app.ts' : 'app.js';
+
 /**
- * Bundles `app.ts` and `style.css` of `sourceDir` (minified, IIFE) and adds
- * its `icon.svg`. `what` names the page in errors.
+ * Bundles the app entry and `style.css` of `sourceDir` (minified, IIFE) and
+ * adds its `icon.svg`. `what` names the page in errors.
  */
 export async function bundleFrontEnd(sourceDir: string, what: string, options: { banner?: string } = {}): Promise<FrontEnd> {
   const started = performance.now();
@@ -47,7 +51,7 @@ export async function bundleFrontEnd(sourceDir: string, what: string, options: {
   const esbuild = await import('esbuild');
   const result = await esbuild.build({
     absWorkingDir: sourceDir,
-    entryPoints: { app: 'app.ts', style: 'style.css' },
+    entryPoints: { app: ENTRY, style: 'style.css' },
     bundle: true,
     write: false,
     outdir: 'out',

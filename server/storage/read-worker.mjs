@@ -1,7 +1,7 @@
-// Entry of a SQLite read worker thread (server/storage/read-workers.ts). The
-// sources are TypeScript, so the thread registers tsx's loader itself (a
-// worker does not inherit the loader the main thread registered in
-// bin/sealpost.mjs, nor vitest's transform) before importing them.
+// Entry of a read worker thread when sealpost runs from its TypeScript
+// sources (tests, tsx): the thread registers tsx's loader itself (a worker
+// inherits neither tsx nor vitest's transform) before importing them.
+// Compiled (build/), read-workers.ts starts read-worker.js directly.
 import { register } from 'tsx/esm/api';
 
 register();

@@ -15,7 +15,9 @@ import { Worker } from 'node:worker_threads';
 import { ReadsUnavailableError } from '../errors.js';
 import type { ReadMessage, ReadWorkerData } from './read-worker.js';
 
-const ENTRY = new URL('./read-worker.mjs', import.meta.url);
+// From the sources (tests, tsx) a worker needs tsx's loader, which
+// read-worker.mjs registers; compiled (build/), it starts read-worker.js itself.
+const ENTRY = new URL(import.meta.url.endsWith('.ts') ? './read-worker.mjs' : './read-worker.js', import.meta.url);
 
 interface Waiting {
   resolve: (value: unknown) => void;

@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { boardProfile } from '../../boards/index.js';
 import { provisionBatch } from '../../factory/provision.js';
 import { parseSerialRange } from '../../factory/serials.js';
-import { makeKeys, sealpostAsync, tempDir, removeTempDirs } from '../fixtures/factory/setup.js';
+import { makeKeys, tempDir, removeTempDirs } from '../fixtures/factory/setup.js';
+import { sealpost } from '../helpers/cli.js';
 
 afterAll(removeTempDirs);
 
@@ -56,16 +57,16 @@ describe.skipIf(!BIN)('sealpost flash to Espruino for Linux (ESPRUINO_BIN)', () 
     const device = (serial: string) => join(batch.batchDir, 'devices', `${serial}.dev`);
     const port = `tcp://127.0.0.1:${TELNET}`;
 
-    const first = await sealpostAsync(['flash', '--port', port, '--device', device('SL-000001'), '--firmware', BUNDLE]);
-    expect(first.stderr).toBe('');
-    expect(first.status).toBe(0);
-    expect(first.stdout).toContain('step 1/5 connect and check the device: ok (LINUX 2v29)');
-    expect(first.stdout).toContain('step 3/5 write sealpost.ctr: ok');
-    expect(first.stdout).toContain(`step 5/5 restart the device and check its key: ok (serial SL-000001, kcv ${kcv['SL-000001']}, firmware `);
+    const first = await sealpost('flash', '--port', port, '--device', device('SL-000001'), '--firmware', BUNDLE);
+    expect(first.err).toBe('');
+    expect(first.code).toBe(0);
+    expect(first.out).toContain('step 1/5 connect and check the device: ok (LINUX 2v29)');
+    expect(first.out).toContain('step 3/5 write sealpost.ctr: ok');
+    expect(first.out).toContain(`step 5/5 restart the device and check its key: ok (serial SL-000001, kcv ${kcv['SL-000001']}, firmware `);
 
     // The firmware has reserved counters in sealpost.ctr: a second flash must not recreate it.
-    const second = await sealpostAsync(['flash', '--port', port, '--device', device('SL-000002'), '--firmware', BUNDLE]);
-    expect(second.status).toBe(1);
-    expect(second.stderr).toMatch(/step 1\/5 \(connect and check the device\) failed: sealpost\.ctr on the device already holds counter records/);
+    const second = await sealpost('flash', '--port', port, '--device', device('SL-000002'), '--firmware', BUNDLE);
+    expect(second.code).toBe(1);
+    expect(second.err).toMatch(/step 1\/5 \(connect and check the device\) failed: sealpost\.ctr on the device already holds counter records/);
   }, 120_000);
 });

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { boardProfile } from '../../boards/index.js';
 import { crc32, decodeDeviceFile, encodeDeviceFile, keyCheckValue, toHex } from '../../protocol/index.js';
 import { flashCommand } from '../../factory/flash-cli.js';
+import { runCommand } from '../../cli/main.js';
 import { counterPagesExpression, espruinoBoard, loadFlashTarget, planPortFlash, writeStorageHex, type FlashTarget } from '../../factory/flash.js';
 import { checkSource } from '../../tools/espruino-check/checker.js';
 import type { EspruinoRun, EspruinoRunner } from '../../factory/espruino-cli.js';
@@ -44,6 +45,9 @@ beforeAll(async () => {
 const dev = (batchDir: string, serial: string) => join(batchDir, 'devices', `${serial}.dev`);
 
 /** Output of console.log/console.error during `body`. */
+/** `sealpost flash ARGS` as cli/main.ts runs it (usage errors: exit 2 and the usage), with `runner` in place of the espruino CLI. */
+const runFlash = (args: string[], runner?: EspruinoRunner) => runCommand('flash', args, (a) => flashCommand(a, runner));
+
 async function captured(body: () => Promise<number>): Promise<{ code: number; stdout: string; stderr: string }> {
   const out: string[] = [];
   const err: string[] = [];
@@ -115,13 +119,13 @@ describe('sealpost flash: arguments', () => {
     [['--port', 'tcp://h', '--ohex', 'a.hex', '--device', 'x.dev'], /not both or neither/],
     [['--port', 'tcp://h'], /--device is required/],
     [['--ohex', 'a.hex', '--device', 'x.dev'], /--ohex needs --board BOARD/],
-    [['--port', 'tcp://h', '--device', 'x.dev', '--timeout', '0'], /--timeout expects whole seconds from 1 to 600, got "0"/],
-    [['--port', 'tcp://h', '--device', 'x.dev', '--speed', '9'], /Unknown option '--speed'/],
+    [['--port', 'tcp://h', '--device', 'x.dev', '--timeout', '0'], /--timeout must be a whole number of seconds from 1 to 600, got "0"/],
+    [['--port', 'tcp://h', '--device', 'x.dev', '--speed', '9'], /unknown option --speed/],
     [['--port', 'tcp://h', '--device', 'x.dev', 'extra'], /unexpected argument "extra"/],
   ];
   for (const [args, message] of cases) {
     it(`exit 2 with usage: ${args.join(' ')}`, async () => {
-      const r = await captured(() => flashCommand(args, never));
+      const r = await captured(() => runFlash(args, never));
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(message);
       expect(r.stderr).toContain('usage: sealpost flash --port PORT');
@@ -130,7 +134,7 @@ describe('sealpost flash: arguments', () => {
 
   it('refuses device files that are not from a finished batch, or do not match it', async () => {
     const refuse = async (args: string[], message: RegExp) => {
-      const r = await captured(() => flashCommand(['--port', 'tcp://127.0.0.1:9', ...args], never));
+      const r = await captured(() => runFlash(['--port', 'tcp://127.0.0.1:9', ...args], never));
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(message);
     };
@@ -213,7 +217,7 @@ describe('sealpost flash: the espruino CLI command lines', () => {
 
 describe('sealpost flash: against a fake device', () => {
   const flash = (d: { runner: EspruinoRunner }, serial = 'PK-0001') =>
-    captured(() => flashCommand(['--port', 'tcp://127.0.0.1:2323', '--device', dev(puck, serial), '--firmware', FIRMWARE], d.runner));
+    captured(() => runFlash(['--port', 'tcp://127.0.0.1:2323', '--device', dev(puck, serial), '--firmware', FIRMWARE], d.runner));
 
   it('writes device file, counter log and firmware, then confirms the key', async () => {
     const d = fakeDevice('PUCKJS');
@@ -259,7 +263,7 @@ describe('sealpost flash: against a fake device', () => {
       }
       return d.runner(args, o);
     };
-    const r = await captured(() => flashCommand(['--port', 'tcp://127.0.0.1:2323', '--device', dev(puck, 'PK-0001'), '--firmware', FIRMWARE], failing));
+    const r = await captured(() => runFlash(['--port', 'tcp://127.0.0.1:2323', '--device', dev(puck, 'PK-0001'), '--firmware', FIRMWARE], failing));
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/step 2\/5 \(write sealpost\.dev\) failed: the device did not confirm; it said: Uncaught SyntaxError.*atob\("\[\.\.\.\]"\).* — retry the same command; the device is not provisioned yet/);
     expect(r.stderr).not.toContain(file.slice(8, 40));
@@ -270,7 +274,7 @@ describe('sealpost flash: against a fake device', () => {
 describe('sealpost flash: a bad port, through the real espruino CLI', () => {
   const expectStep1 = async (port: string) => {
     const started = Date.now();
-    const r = await captured(() => flashCommand(['--port', port, '--device', dev(puck, 'PK-0003'), '--firmware', FIRMWARE]));
+    const r = await captured(() => runFlash(['--port', port, '--device', dev(puck, 'PK-0003'), '--firmware', FIRMWARE]));
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`step 1/5 (connect and check the device) failed: cannot reach the device on ${port}`);
     expect(r.stderr).toContain('nothing was written to the device');
@@ -296,7 +300,7 @@ describe('sealpost flash --ohex: Storage as Intel HEX for SWD, by the real espru
 
   const hexFor = async (batchDir: string, serial: string, board: string) => {
     const outHex = join(work, `${serial}.hex`);
-    const r = await captured(() => flashCommand(['--ohex', outHex, '--device', dev(batchDir, serial), '--board', board, '--firmware', FIRMWARE]));
+    const r = await captured(() => runFlash(['--ohex', outHex, '--device', dev(batchDir, serial), '--board', board, '--firmware', FIRMWARE]));
     return { ...r, outHex };
   };
 

@@ -1,5 +1,6 @@
 // Secrets hygiene: run keys init, a 1,000-device provisioning run (and its
-// progress bar), a resume, failing commands and flashing as real processes,
+// progress bar), a resume, failing commands and flashing as real processes
+// (everything a process prints, not only what goes through console),
 // collect everything they print, and look for every device's seal key, nonce
 // salt and secret file and both private keys in hex (either case) and base64
 // (standard and URL alphabets, at every byte alignment).
@@ -11,7 +12,7 @@ import { decodeDeviceFile } from '../../protocol/index.js';
 import { createProgress } from '../../factory/progress.js';
 import { provisionBatch } from '../../factory/provision.js';
 import { parseSerialRange } from '../../factory/serials.js';
-import { FIRMWARE, makeKeys, provisionArgs, sealpost, sealpostAsync, tempDir, removeTempDirs } from '../fixtures/factory/setup.js';
+import { FIRMWARE, makeKeys, provisionArgs, sealpostProcess, tempDir, removeTempDirs } from '../fixtures/factory/setup.js';
 
 afterAll(removeTempDirs);
 
@@ -33,7 +34,7 @@ describe('no secret in any output', () => {
     const record = (r: { stdout: string; stderr: string }) => printed.push(r.stdout, r.stderr);
 
     const keyDir = tempDir('hygiene-keys');
-    const init = sealpost(['keys', 'init', '--dir', keyDir]);
+    const init = await sealpostProcess(['keys', 'init', '--dir', keyDir]);
     expect(init.status).toBe(0);
     record(init);
     const names = readdirSync(keyDir);
@@ -43,12 +44,12 @@ describe('no secret in any output', () => {
 
     const out = tempDir('hygiene-out');
     const args = provisionArgs({ ...paths, ingestId: '', factoryId: '' }, out, 'SP-000001-SP-001000');
-    const run = await sealpostAsync(args);
+    const run = await sealpostProcess(args);
     expect(run.status).toBe(0);
     record(run);
-    record(await sealpostAsync(args)); // already complete
-    record(sealpost(provisionArgs({ ...paths, ingestPublic: paths.ingestPrivate, ingestId: '', factoryId: '' }, out, 'SP-002001-SP-002002')));
-    record(sealpost(provisionArgs({ ...paths, factoryPrivate: paths.ingestPrivate, ingestId: '', factoryId: '' }, out, 'SP-002001-SP-002002')));
+    record(await sealpostProcess(args)); // already complete
+    record(await sealpostProcess(provisionArgs({ ...paths, ingestPublic: paths.ingestPrivate, ingestId: '', factoryId: '' }, out, 'SP-002001-SP-002002')));
+    record(await sealpostProcess(provisionArgs({ ...paths, factoryPrivate: paths.ingestPrivate, ingestId: '', factoryId: '' }, out, 'SP-002001-SP-002002')));
 
     // The progress bar as a terminal would show it, for a second batch in-process.
     const keys = makeKeys();
@@ -65,9 +66,9 @@ describe('no secret in any output', () => {
 
     const batchDir = join(out, 'SP-000001-SP-001000');
     const device = (serial: string) => join(batchDir, 'devices', `${serial}.dev`);
-    record(await sealpostAsync(['flash', '--ohex', join(tempDir('hygiene-hex'), 'a.hex'), '--device', device('SP-000001'), '--board', 'puckjs', '--firmware', FIRMWARE]));
-    record(await sealpostAsync(['flash', '--port', 'tcp://127.0.0.1:1', '--device', device('SP-000002'), '--firmware', FIRMWARE]));
-    record(await sealpostAsync(['flash', '--port', '/dev/ttyNONEXISTENT0', '--device', device('SP-000003'), '--board', 'pixljs']));
+    record(await sealpostProcess(['flash', '--ohex', join(tempDir('hygiene-hex'), 'a.hex'), '--device', device('SP-000001'), '--board', 'puckjs', '--firmware', FIRMWARE]));
+    record(await sealpostProcess(['flash', '--port', 'tcp://127.0.0.1:1', '--device', device('SP-000002'), '--firmware', FIRMWARE]));
+    record(await sealpostProcess(['flash', '--port', '/dev/ttyNONEXISTENT0', '--device', device('SP-000003'), '--board', 'pixljs']));
 
     const text = printed.join('\n');
     expect(text).toContain('batch SP-000001-SP-001000: 1000 devices');

@@ -28,7 +28,8 @@ import { provisionBatch, type ProvisionRequest } from '../../factory/provision.j
 import { createSender } from '../../factory/sender.js';
 import { formatRange, indexInRange, parseSerialRange, rangesOverlap, serialAt } from '../../factory/serials.js';
 import { provisionVectors, hex } from '../helpers/vectors.js';
-import { makeKeys, provisionArgs, sealpost, tempDir, type KeySet, removeTempDirs } from '../fixtures/factory/setup.js';
+import { makeKeys, provisionArgs, tempDir, type KeySet, removeTempDirs } from '../fixtures/factory/setup.js';
+import { sealpost } from '../helpers/cli.js';
 
 afterAll(removeTempDirs);
 
@@ -316,47 +317,47 @@ describe('resume from crash states', () => {
 describe('sealpost provision command line', () => {
   const keys = makeKeys();
 
-  it('refuses wrong key files with a message naming the file to use', () => {
+  it('refuses wrong key files with a message naming the file to use', async () => {
     const out = tempDir('wrongkeys');
     const base = (ingest: string, factory: string) => ['provision', '--board', 'puckjs', '--serials', 'SP-000001-SP-000002', '--ingest-pub', ingest, '--factory-key', factory, '--out', out];
-    const r1 = sealpost(base(keys.ingestPrivate, keys.factoryPrivate));
-    expect(r1.status).toBe(1);
-    expect(r1.stderr).toMatch(/--ingest-pub .* is the ingest PRIVATE key\. The factory must only ever hold the public half/);
-    const r2 = sealpost(base(keys.ingestPublic, keys.factoryPublic));
-    expect(r2.stderr).toMatch(/--factory-key .* holds a factory-public key, expected a factory-private key; pass the factory-<id>\.key file/);
-    const r3 = sealpost(base(keys.factoryPublic, keys.factoryPrivate));
-    expect(r3.stderr).toMatch(/--ingest-pub .* holds a factory-public key, expected a ingest-public key/);
-    const r4 = sealpost(base(keys.ingestPublic, join(out, 'nope.key')));
-    expect(r4.stderr).toMatch(/--factory-key .*nope\.key: no such file; pass the factory-<id>\.key file/);
+    const r1 = await sealpost(...base(keys.ingestPrivate, keys.factoryPrivate));
+    expect(r1.code).toBe(1);
+    expect(r1.err).toMatch(/--ingest-pub .* is the ingest PRIVATE key\. The factory must only ever hold the public half/);
+    const r2 = await sealpost(...base(keys.ingestPublic, keys.factoryPublic));
+    expect(r2.err).toMatch(/--factory-key .* holds a factory-public key, expected a factory-private key; pass the factory-<id>\.key file/);
+    const r3 = await sealpost(...base(keys.factoryPublic, keys.factoryPrivate));
+    expect(r3.err).toMatch(/--ingest-pub .* holds a factory-public key, expected a ingest-public key/);
+    const r4 = await sealpost(...base(keys.ingestPublic, join(out, 'nope.key')));
+    expect(r4.err).toMatch(/--factory-key .*nope\.key: no such file; pass the factory-<id>\.key file/);
     const edited = join(out, 'edited.pub');
     writeFileSync(edited, readFileSync(keys.ingestPublic, 'utf8').replace(/"public_key": "(..)/, '"public_key": "00'));
-    const r5 = sealpost(base(edited, keys.factoryPrivate));
-    expect(r5.stderr).toMatch(/its key's id is ik-[0-9a-f]{16}: the file was edited or damaged/);
+    const r5 = await sealpost(...base(edited, keys.factoryPrivate));
+    expect(r5.err).toMatch(/its key's id is ik-[0-9a-f]{16}: the file was edited or damaged/);
     expect(existsSync(join(out, 'SP-000001-SP-000002'))).toBe(false);
-    for (const r of [r1, r2, r3, r4, r5]) expect(r.status).toBe(1);
+    for (const r of [r1, r2, r3, r4, r5]) expect(r.code).toBe(1);
   });
 
-  it('reports argument errors with exit code 2 and the usage', () => {
-    const r = sealpost(['provision', '--board', 'toaster', '--serials', 'SP-1-SP-2']);
-    expect(r.status).toBe(2);
-    expect(r.stderr).toContain('--board "toaster" is not a board: use one of puckjs');
-    expect(r.stderr).toContain('usage: sealpost provision --board BOARD');
-    expect(sealpost(['provision', ...provisionArgs(keys, tempDir('x'), 'SP-2-SP-1').slice(1)]).stderr).toMatch(/comes after/);
-    expect(sealpost(['provision', '--colour', 'red']).stderr).toMatch(/Unknown option '--colour'/);
-    expect(sealpost(['keys']).status).toBe(2);
+  it('reports argument errors with exit code 2 and the usage', async () => {
+    const r = await sealpost('provision', '--board', 'toaster', '--serials', 'SP-1-SP-2');
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('--board "toaster" is not a board: use one of puckjs');
+    expect(r.err).toContain('usage: sealpost provision --board BOARD');
+    expect((await sealpost(...provisionArgs(keys, tempDir('x'), 'SP-2-SP-1'))).err).toMatch(/comes after/);
+    expect((await sealpost('provision', '--colour', 'red')).err).toMatch(/unknown option --colour/);
+    expect((await sealpost('keys')).code).toBe(2);
   });
 
-  it('keys init writes four files, private ones 0600, and refuses a directory that has keys', () => {
+  it('keys init writes four files, private ones 0600, and refuses a directory that has keys', async () => {
     const dir = tempDir('keysinit');
-    const r = sealpost(['keys', 'init', '--dir', dir]);
-    expect(r.status).toBe(0);
-    const ids = /ingest key {3}(ik-[0-9a-f]{16})[\s\S]*factory key {2}(fk-[0-9a-f]{16})/.exec(r.stdout)!;
+    const r = await sealpost('keys', 'init', '--dir', dir);
+    expect(r.code).toBe(0);
+    const ids = /ingest key {3}(ik-[0-9a-f]{16})[\s\S]*factory key {2}(fk-[0-9a-f]{16})/.exec(r.out)!;
     expect(statSync(join(dir, `ingest-${ids[1]}.key`)).mode & 0o777).toBe(0o600);
     expect(statSync(join(dir, `factory-${ids[2]}.key`)).mode & 0o777).toBe(0o600);
     expect(statSync(join(dir, `ingest-${ids[1]}.pub`)).isFile()).toBe(true);
-    expect(r.stdout).toMatch(/to the ingest server ONLY/);
-    const again = sealpost(['keys', 'init', '--dir', dir]);
-    expect(again.status).toBe(1);
-    expect(again.stderr).toMatch(/already holds key files .*nothing was written/);
+    expect(r.out).toMatch(/to the ingest server ONLY/);
+    const again = await sealpost('keys', 'init', '--dir', dir);
+    expect(again.code).toBe(1);
+    expect(again.err).toMatch(/already holds key files .*nothing was written/);
   });
 });

@@ -8,7 +8,8 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeDeviceFile, fromHex, recoverDeviceKeys, toHex, verifyManifest } from '../../protocol/index.js';
 import { parseJournal } from '../../factory/journal.js';
-import { BIN, makeKeys, provisionArgs, sealpost, tempDir, removeTempDirs } from '../fixtures/factory/setup.js';
+import { BIN, makeKeys, provisionArgs, tempDir, removeTempDirs } from '../fixtures/factory/setup.js';
+import { sealpost } from '../helpers/cli.js';
 
 afterAll(removeTempDirs);
 
@@ -77,9 +78,10 @@ describe('kill -9 and resume', () => {
     }
     expect(kills).toBeGreaterThanOrEqual(3);
 
-    const final = sealpost(args);
-    expect(final.stderr).toBe('');
-    expect(final.status).toBe(0);
+    // The resume itself needs no process of its own.
+    const final = await sealpost(...args);
+    expect(final.err).toBe('');
+    expect(final.code).toBe(0);
     remember();
 
     const { body } = verifyManifest(readFileSync(join(batchDir, 'manifest.json'), 'utf8'), [keys.factoryPub]);

@@ -4,7 +4,7 @@
 // modes, and connection limits over real sockets from several 127.0.0.x
 // source addresses. SQLite only: nothing here depends on the backend except
 // file modes, which only SQLite has.
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -15,7 +15,6 @@ import { join } from 'node:path';
 import { ANCHOR_BOOT } from '../../protocol/index.js';
 import { boardProfile } from '../../boards/index.js';
 import { fetchUploader } from '../../relay/index.js';
-import { relayCommands } from '../../relay/cli.js';
 import { loadOrCreateKeys } from '../../sim/fleet.js';
 import { runSimFleet } from '../../sim/run.js';
 import {
@@ -206,10 +205,15 @@ describe('relay keys', () => {
     const b = await sealpost('relay-key', 'new', 'acme-app');
     expect(b.out).not.toContain(key!);
     expect(checkConfig({ relay_keys: [entry] }).relayKeys).toEqual([entry]);
-    expect((await sealpost('relay-key', 'new', 'bad name')).err).toBe(
-      'sealpost relay-key: relay key name must be 1 to 64 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit, got "bad name"',
+    const badName = await sealpost('relay-key', 'new', 'bad name');
+    expect(badName.code).toBe(2);
+    expect(badName.err).toBe(
+      'sealpost relay-key: relay key name must be 1 to 64 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit, got "bad name"\n' +
+        'usage: sealpost relay-key new NAME',
     );
-    expect((await sealpost('relay-key')).err).toBe('sealpost relay-key: usage: sealpost relay-key new NAME');
+    const none = await sealpost('relay-key');
+    expect(none.code).toBe(2);
+    expect(none.err).toBe('sealpost relay-key: which action? only "new" exists\nusage: sealpost relay-key new NAME');
   });
 
   it('checks relay_keys: hashes only, names unique, never empty', () => {
@@ -330,13 +334,9 @@ describe('relay keys', () => {
       await server.stop();
     }
     // The CLI flag is checked like the others.
-    const error = vi.spyOn(console, 'error').mockImplementation(() => undefined);
-    try {
-      expect(await relayCommands.sim!.run(['--server', 'http://127.0.0.1:1', '--relay-key', 'has space'])).toBe(2);
-      expect(error.mock.calls.flat().join('\n')).toContain('--relay-key must be the key `sealpost relay-key new NAME` printed');
-    } finally {
-      error.mockRestore();
-    }
+    const flag = await sealpost('sim', '--server', 'http://127.0.0.1:1', '--relay-key', 'has space');
+    expect(flag.code).toBe(2);
+    expect(flag.err).toContain('--relay-key must be the key `sealpost relay-key new NAME` printed');
   });
 });
 

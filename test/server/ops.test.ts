@@ -62,7 +62,7 @@ describe('sealpost registry and server commands', () => {
     const revoke = await sealpost('registry', 'revoke', 'SP-T00002', '--config', config);
     expect(revoke.out).toBe('revoked SP-T00002: its frames are rejected from now on');
     expect((await sealpost('registry', 'revoke', 'SP-T00002', '--config', config)).out).toBe('SP-T00002 was already revoked: nothing changed');
-    expect((await sealpost('registry', 'revoke', 'SP-NOPE', '--config', config)).err).toBe('sealpost registry: no device with serial SP-NOPE is registered');
+    expect((await sealpost('registry', 'revoke', 'SP-NOPE', '--config', config)).err).toBe('sealpost registry: no device with serial SP-NOPE is registered (sealpost registry list shows the serials)');
     expect((await sealpost('registry', 'list', '--config', config)).out).toMatch(/SP-T00002\s+puckjs\s+B-0001\s+revoked/);
     expect((await sealpost('registry', 'frobnicate', '--config', config)).err).toContain('usage: sealpost registry import MANIFEST');
   });

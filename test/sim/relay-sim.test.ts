@@ -7,10 +7,10 @@ import { dirname, join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { boardProfile, withDevice } from '../../boards/index.js';
 import { parseKeyFile } from '../../protocol/index.js';
-import { relayCommands } from '../../relay/cli.js';
 import { loadOrCreateKeys } from '../../sim/fleet.js';
 import { formatSummary, runSimFleet } from '../../sim/run.js';
 import { createToken } from '../../server/tokens.js';
+import { sealpost } from '../helpers/cli.js';
 import { IngestServer } from '../helpers/relay-server.js';
 import { NO_RATE_LIMIT } from '../../server/index.js';
 
@@ -119,25 +119,22 @@ describe('sealpost sim', () => {
 
   it('refuses bad arguments with exit code 2 and says which', async () => {
     const errors: string[] = [];
-    const error = console.error;
-    console.error = (m: string) => errors.push(m);
-    try {
-      for (const args of [
-        [],
-        ['--server', 'not a url'],
-        ['--server', 'ftp://x'],
-        ['--server', 'http://x', '--devices', '0'],
-        ['--server', 'http://x', '--devices', '2.5'],
-        ['--server', 'http://x', '--duration', '5 minutes'],
-        ['--server', 'http://x', '--speed', '-1'],
-        ['--server', 'http://x', '--fail-rate', '1.5'],
-        ['--server', 'http://x', '--sensors', 'temperature,smell'],
-        ['--server', 'http://x', '--bogus'],
-      ]) {
-        expect(await relayCommands.sim!.run(args)).toBe(2);
-      }
-    } finally {
-      console.error = error;
+    for (const args of [
+      [],
+      ['--server', 'not a url'],
+      ['--server', 'ftp://x'],
+      ['--server', 'http://x', '--devices', '0'],
+      ['--server', 'http://x', '--devices', '2.5'],
+      ['--server', 'http://x', '--duration', '5 minutes'],
+      ['--server', 'http://x', '--speed', '-1'],
+      ['--server', 'http://x', '--fail-rate', '1.5'],
+      ['--server', 'http://x', '--sensors', 'temperature,smell'],
+      ['--server', 'http://x', '--bogus'],
+    ]) {
+      const r = await sealpost('sim', ...args);
+      expect(r.code).toBe(2);
+      expect(r.err).toContain('usage: sealpost sim --server URL');
+      errors.push(r.err);
     }
     expect(errors.join('\n')).toMatch(/--server URL is required/);
     expect(errors.join('\n')).toMatch(/--devices must be a whole number from 1 to 1000, got "2.5"/);

@@ -1,0 +1,38 @@
+// What `npm pack` would put in the package (package.json "files"), without
+// building or packing: the entry, the compiled host code with the files it
+// loads beside itself, the firmware bundles flash needs, the docs; no tests,
+// no TypeScript sources, no key files, no build records. The full check
+// (pack, install into an empty folder, run the demo) is by hand:
+// docs/decisions.md, "The npm package".
+import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+
+describe('npm pack', () => {
+  it('packs what an installed sealpost runs, and nothing secret or for development', () => {
+    const json = execFileSync('npm', ['pack', '--dry-run', '--ignore-scripts', '--json'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const files = (JSON.parse(json) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
+    for (const needed of [
+      'package.json',
+      'README.md',
+      'bin/sealpost.mjs',
+      'build/cli/main.js',
+      'build/server/storage/read-worker.js',
+      'build/factory/device-writer.worker.cjs',
+      'build/boards/espruino/PUCKJS.json',
+      'build/server/dashboard/index.html',
+      'build/server/dashboard/style.css',
+      'build/server/dashboard/app.js',
+      'build/relay/web/index.html',
+      'build/relay/web/icon.svg',
+      'build/relay/web/app.js',
+      'dist/puckjs.js',
+      'docs/server.md',
+    ]) {
+      expect(files, `${needed} is not packed (run npm run build first)`).toContain(needed);
+    }
+    const unwanted = files.filter((f) => /^(test|bench|node_modules|firmware|server|relay|factory|cli|\.sealpost)/.test(f) || /\.(ts|key|tsbuildinfo)$/.test(f) || f.endsWith('build-host.mjs'));
+    expect(unwanted).toEqual([]);
+  });
+});
