@@ -16,6 +16,7 @@ describe('npm pack', () => {
     for (const needed of [
       'package.json',
       'README.md',
+      'LICENSE',
       'bin/sealpost.mjs',
       'build/cli/main.js',
       'build/server/storage/read-worker.js',
