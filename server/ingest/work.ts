@@ -1,0 +1,46 @@
+// The working state of one uplink request as it passes the ingest steps
+// (open.ts, store.ts, settle.ts, time.ts, acks.ts): each opened frame as a
+// candidate for storage, and per registered device its row, keys and frames.
+import type { Decoded, DeviceKeys } from '../../protocol/index.js';
+import type { DeviceRow, TimeSource } from '../storage/types.js';
+
+/** An authenticated frame on its way into storage. */
+export interface Candidate {
+  /** Position of the device entry in the request, and of the frame in it. */
+  entry: number;
+  index: number;
+  serial: string;
+  counter: number;
+  bytes: Uint8Array;
+  decoded: Decoded | undefined;
+  typeCode: number;
+  content: string;
+  rx: number;
+  /** rx clamped into [now - max relay delay, now] (clampRx): a frame cannot have been sealed later. */
+  bound: number;
+  /** 'relay' when rx was inside the window, 'server' when clamped. */
+  source: TimeSource;
+  // filled in for samples once placed in a boot
+  boot?: number;
+  uptime?: number;
+}
+
+/** One registered device named by the request. */
+export interface DeviceWork {
+  /** The device's row; settling mutates it into the new device state. */
+  row: DeviceRow;
+  keys: DeviceKeys | undefined;
+  /** Why its frames are rejected without opening them (revoked, keys unavailable). */
+  problem: string | undefined;
+  /** Opened frames by counter, to tell an in-request replay from a reused counter. */
+  seen: Map<number, Candidate>;
+  /** Frames stored by this request. */
+  fresh: Candidate[];
+  authenticated: boolean;
+}
+
+export type Typed<T extends Decoded['type']> = Candidate & { decoded: Extract<Decoded, { type: T }> };
+
+export function isType<T extends Decoded['type']>(c: Candidate, type: T): c is Typed<T> {
+  return c.decoded !== undefined && c.decoded.type === type;
+}
