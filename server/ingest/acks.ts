@@ -3,7 +3,6 @@
 // watermark N (none for N = 0), and what the caller announces: readings,
 // re-timed boots, one uplink event per device, reused counters and the
 // failed authentications the throttle counts.
-import { makeAck } from '../../protocol/index.js';
 import type { RetimeEvent, UplinkEvent } from '../events.js';
 import type { NewReading } from '../storage/types.js';
 import { REASONS, type DeviceResult, type IngestContext, type IngestResult } from './types.js';
@@ -23,7 +22,7 @@ export function finish(committed: Committed, relayId: string, ctx: IngestContext
   const { results, work, readings, retimed, reused } = committed;
   const acks = new Map<string, string | null>();
   for (const [serial, w] of work) {
-    acks.set(serial, w.keys && w.row.settled >= 1 ? Buffer.from(makeAck(w.keys, w.row.settled)).toString('base64') : null);
+    acks.set(serial, w.cipher && w.row.settled >= 1 ? Buffer.from(w.cipher.ack(w.row.settled)).toString('base64') : null);
   }
   for (const r of results) {
     r.ack = acks.get(r.serial) ?? null;

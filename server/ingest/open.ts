@@ -1,19 +1,22 @@
 // Opening a request's frames (docs/protocol.md section 5; docs/server.md,
 // "Ingest"): each registered device's keys from its row (server/keys.ts:
-// cached, or unwrapped, never derived twice), then per frame the checks that
-// need no key (strict base64, done by uplink.ts; the device's frame size;
-// counter != 0), openFrame, an in-request replay check and decodePlaintext.
-// Anything wrong with one frame rejects that frame with a reason.
-import { AuthenticationError, decodePlaintext, equalBytes, openFrame, readU32BE, type Decoded, type DeviceKeys } from '../../protocol/index.js';
+// cached, or unwrapped, never derived twice), then the checks that need no
+// key (strict base64, done by uplink.ts; the device's frame size; counter
+// != 0), then all of a device's frames opened together on one cipher
+// (device-cipher.ts), and per frame in request order an in-request replay
+// check and decodePlaintext. Anything wrong with one frame rejects that
+// frame with a reason.
+import { decodePlaintext, equalBytes, readU32BE, type Decoded } from '../../protocol/index.js';
 import { DeviceKeyError } from '../keys.js';
 import type { DeviceRow } from '../storage/types.js';
+import { DeviceCipher, type OpenedFrame } from './device-cipher.js';
 import { clampRx } from './time.js';
 import { REASONS, type DeviceResult, type IngestContext, type UplinkFrame } from './types.js';
 import type { Candidate, DeviceWork } from './work.js';
 
-/** The device's keys, or the reason its frames are rejected; `wrapped` when they were derived just now. */
+/** The device's cipher, or the reason its frames are rejected; `wrapped` when its keys were derived just now. */
 export function deviceWork(row: DeviceRow, ctx: IngestContext): { work: DeviceWork; wrapped?: Uint8Array } {
-  const w: DeviceWork = { row: { ...row }, keys: undefined, problem: undefined, seen: new Map(), fresh: [], authenticated: false };
+  const w: DeviceWork = { row: { ...row }, cipher: undefined, problem: undefined, seen: new Map(), fresh: [], authenticated: false };
   if (row.status !== 'active') {
     w.problem = REASONS.revoked;
     ctx.keyring.forget(row.serial);
@@ -21,7 +24,7 @@ export function deviceWork(row: DeviceRow, ctx: IngestContext): { work: DeviceWo
   }
   try {
     const got = ctx.keyring.deviceKeys(row);
-    w.keys = got.keys;
+    w.cipher = new DeviceCipher(got.keys);
     return got.wrapped ? { work: w, wrapped: got.wrapped } : { work: w };
   } catch (e) {
     if (!(e instanceof DeviceKeyError)) throw e;
@@ -45,37 +48,57 @@ export interface ParsedEntry {
   bytes: (Uint8Array | undefined)[];
 }
 
+/** A frame that passed the checks without a key, waiting for its device's cipher. */
+interface ToOpen {
+  w: DeviceWork;
+  entry: number;
+  index: number;
+  bytes: Uint8Array;
+}
+
 /** Opens every frame of the request's entries; rejections and in-request duplicates go into `results`. */
 export function openEntries(entries: ParsedEntry[], work: Map<string, DeviceWork>, results: DeviceResult[], ctx: IngestContext): Opened {
-  const out: Opened = { candidates: [], reused: [] };
+  const toOpen: ToOpen[] = [];
+  const perDevice = new Map<DeviceWork, Uint8Array[]>();
   entries.forEach((e, entry) => {
     const w = work.get(e.serial);
-    e.frames.forEach((frame, index) => {
-      const reason = w ? openOne(w, entry, index, frame, e.bytes[index], results[entry]!, out, ctx) : REASONS.unknownSerial;
-      if (reason !== undefined) results[entry]!.rejected.push({ index, reason });
+    e.bytes.forEach((bytes, index) => {
+      const reason = w ? keylessCheck(w, bytes) : REASONS.unknownSerial;
+      if (reason !== undefined) return void results[entry]!.rejected.push({ index, reason });
+      toOpen.push({ w: w!, entry, index, bytes: bytes! });
+      const list = perDevice.get(w!);
+      if (list) list.push(bytes!);
+      else perDevice.set(w!, [bytes!]);
     });
   });
+  const opened = new Map<DeviceWork, (OpenedFrame | undefined)[]>();
+  for (const [w, frames] of perDevice) opened.set(w, w.cipher!.openFrames(frames, w.row.frameSize));
+
+  const out: Opened = { candidates: [], reused: [] };
+  const next = new Map<DeviceWork, number>();
+  for (const f of toOpen) {
+    const i = next.get(f.w) ?? 0;
+    next.set(f.w, i + 1);
+    const o = opened.get(f.w)![i];
+    const reason = o ? accept(f, o, entries[f.entry]!.frames[f.index]!, results[f.entry]!, out, ctx) : REASONS.authentication;
+    if (reason !== undefined) results[f.entry]!.rejected.push({ index: f.index, reason });
+  }
   return out;
 }
 
-/** One frame of a registered device: undefined when it became a candidate or an in-request duplicate, else the rejection's reason. */
-function openOne(
-  w: DeviceWork,
-  entry: number,
-  index: number,
-  frame: UplinkFrame,
-  bytes: Uint8Array | undefined,
-  result: DeviceResult,
-  out: Opened,
-  ctx: IngestContext,
-): string | undefined {
-  if (w.problem !== undefined || !w.keys) return w.problem ?? REASONS.revoked;
+/** The reason a frame is rejected before any key is used, or undefined. */
+function keylessCheck(w: DeviceWork, bytes: Uint8Array | undefined): string | undefined {
+  if (w.problem !== undefined || !w.cipher) return w.problem ?? REASONS.revoked;
   if (!bytes) return REASONS.badBase64;
   if (bytes.length !== w.row.frameSize) return REASONS.frameSize(w.row.frameSize, bytes.length);
   if (readU32BE(bytes, 0) === 0) return REASONS.counterZero;
-  const opened = open(w.keys, bytes, w.row.frameSize);
-  if (!opened) return REASONS.authentication;
-  const { counter, plaintext } = opened;
+  return undefined;
+}
+
+/** An authenticated frame: undefined when it became a candidate or an in-request duplicate, else the rejection's reason. */
+function accept(f: ToOpen, o: OpenedFrame, frame: UplinkFrame, result: DeviceResult, out: Opened, ctx: IngestContext): string | undefined {
+  const { w, bytes } = f;
+  const { counter, plaintext } = o;
   w.authenticated = true;
   const earlier = w.seen.get(counter);
   if (earlier) {
@@ -96,8 +119,8 @@ function openOne(
     content = JSON.stringify({ type: 'malformed', code: plaintext[0], error: (e as Error).message });
   }
   const c: Candidate = {
-    entry,
-    index,
+    entry: f.entry,
+    index: f.index,
     serial: w.row.serial,
     counter,
     bytes,
@@ -110,21 +133,4 @@ function openOne(
   w.seen.set(counter, c);
   out.candidates.push(c);
   return undefined;
-}
-
-/** openFrame, or undefined when the frame fails authentication. */
-function open(keys: DeviceKeys, bytes: Uint8Array, frameSize: number): { counter: number; plaintext: Uint8Array } | undefined {
-  // A junk frame fails by two exceptions (OpenSSL's in ccmDecrypt, then AuthenticationError)
-  // whose stacks nobody reads; capturing them was about a third of a junk frame's cost
-  // (bench/junk-uplink.ts). openFrame's arguments are checked above, so nothing else throws.
-  const stackLimit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    return openFrame(keys, bytes, frameSize);
-  } catch (e) {
-    if (e instanceof AuthenticationError) return undefined;
-    throw e;
-  } finally {
-    Error.stackTraceLimit = stackLimit;
-  }
 }

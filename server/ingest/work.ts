@@ -1,8 +1,9 @@
 // The working state of one uplink request as it passes the ingest steps
 // (open.ts, store.ts, settle.ts, time.ts, acks.ts): each opened frame as a
 // candidate for storage, and per registered device its row, keys and frames.
-import type { Decoded, DeviceKeys } from '../../protocol/index.js';
+import type { Decoded } from '../../protocol/index.js';
 import type { DeviceRow, TimeSource } from '../storage/types.js';
+import type { DeviceCipher } from './device-cipher.js';
 
 /** An authenticated frame on its way into storage. */
 export interface Candidate {
@@ -29,7 +30,8 @@ export interface Candidate {
 export interface DeviceWork {
   /** The device's row; settling mutates it into the new device state. */
   row: DeviceRow;
-  keys: DeviceKeys | undefined;
+  /** Its frame checks and acks; undefined when its frames are rejected unopened. */
+  cipher: DeviceCipher | undefined;
   /** Why its frames are rejected without opening them (revoked, keys unavailable). */
   problem: string | undefined;
   /** Opened frames by counter, to tell an in-request replay from a reused counter. */
