@@ -13,7 +13,7 @@ import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:cr
 import { readFileSync, statSync } from 'node:fs';
 import { equalBytes, parseKeyFile, recoverDeviceKeys, type DeviceKeys, type KeyFile } from '../protocol/index.js';
 import { Lru } from './lru.js';
-import type { DeviceRow, Storage, UnwrappedDevice } from './storage/types.js';
+import type { DeviceKeyRow, DeviceRow, Storage, UnwrappedDevice } from './storage/types.js';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -211,7 +211,7 @@ export class Keyring {
    * the row (symmetric only), else (a row not wrapped yet) derived once and
    * returned wrapped for the caller to store. Throws DeviceKeyError with a reason.
    */
-  deviceKeys(row: DeviceRow): DeviceKeysResult {
+  deviceKeys(row: Pick<DeviceKeyRow, 'serial' | 'ingestKeyId' | 'enc' | 'keysWrapped'>): DeviceKeysResult {
     const hit = this.cache.get(row.serial);
     if (hit && hit.keyId === row.ingestKeyId && equalBytes(hit.enc, row.enc)) {
       if (hit.keys) return { keys: hit.keys };

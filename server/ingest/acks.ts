@@ -1,6 +1,7 @@
-// After the request's transaction committed (docs/protocol.md section 6;
-// docs/server.md, "Durability"): the ack per device entry from the committed
-// watermark N (none for N = 0), and what the caller announces: readings,
+// After the request's transaction committed, or when it needed none
+// (docs/protocol.md section 6; docs/server.md, "Durability"): the ack per
+// device entry from the committed watermark N (none for N = 0), and what
+// the caller announces: readings,
 // re-timed boots, one uplink event per device, reused counters and the
 // failed authentications the throttle counts.
 import type { RetimeEvent, UplinkEvent } from '../events.js';
@@ -8,10 +9,12 @@ import type { NewReading } from '../storage/types.js';
 import { REASONS, type DeviceResult, type IngestContext, type IngestResult } from './types.js';
 import type { DeviceWork } from './work.js';
 
-/** What the transaction committed. */
+/** What the request committed (or, without a transaction, what it read). */
 export interface Committed {
-  results: DeviceResult[];
   work: Map<string, DeviceWork>;
+  /** Each registered device's committed watermark N. */
+  settled: Map<string, number>;
+  results: DeviceResult[];
   readings: NewReading[];
   retimed: RetimeEvent[];
   reused: { serial: string; counter: number }[];
@@ -19,10 +22,11 @@ export interface Committed {
 
 /** Only now may an ack promise that counters 1..N are settled. */
 export function finish(committed: Committed, relayId: string, ctx: IngestContext): IngestResult {
-  const { results, work, readings, retimed, reused } = committed;
+  const { results, work, settled, readings, retimed, reused } = committed;
   const acks = new Map<string, string | null>();
   for (const [serial, w] of work) {
-    acks.set(serial, w.cipher && w.row.settled >= 1 ? Buffer.from(w.cipher.ack(w.row.settled)).toString('base64') : null);
+    const n = settled.get(serial) ?? 0;
+    acks.set(serial, w.cipher && n >= 1 ? Buffer.from(w.cipher.ack(n)).toString('base64') : null);
   }
   for (const r of results) {
     r.ack = acks.get(r.serial) ?? null;
@@ -44,14 +48,14 @@ export function finish(committed: Committed, relayId: string, ctx: IngestContext
       uptime: r.uptime,
     })),
     retimed,
-    uplinks: uplinkEvents(results, work, relayId),
+    uplinks: uplinkEvents(results, settled, relayId),
     reused,
     failedAuth: failedAuthentications(results),
   };
 }
 
 /** One event per serial, its entries' counts summed. */
-function uplinkEvents(results: DeviceResult[], work: Map<string, DeviceWork>, relayId: string): UplinkEvent[] {
+function uplinkEvents(results: DeviceResult[], settled: Map<string, number>, relayId: string): UplinkEvent[] {
   const stats = new Map<string, { accepted: number; duplicates: number; rejected: number }>();
   for (const r of results) {
     const s = stats.get(r.serial) ?? { accepted: 0, duplicates: 0, rejected: 0 };
@@ -61,7 +65,7 @@ function uplinkEvents(results: DeviceResult[], work: Map<string, DeviceWork>, re
     stats.set(r.serial, s);
   }
   const uplinks: UplinkEvent[] = [];
-  for (const [serial, s] of stats) uplinks.push({ serial, relay: relayId, ...s, settled: work.get(serial)?.row.settled ?? 0 });
+  for (const [serial, s] of stats) uplinks.push({ serial, relay: relayId, ...s, settled: settled.get(serial) ?? 0 });
   return uplinks;
 }
 

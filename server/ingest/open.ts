@@ -1,5 +1,6 @@
 // Opening a request's frames (docs/protocol.md section 5; docs/server.md,
-// "Ingest"): each registered device's keys from its row (server/keys.ts:
+// "Ingest"), before any transaction: each registered device's keys from its
+// key row (server/keys.ts:
 // cached, or unwrapped, never derived twice), then the checks that need no
 // key (strict base64, done by uplink.ts; the device's frame size; counter
 // != 0), then all of a device's frames opened together on one cipher
@@ -8,15 +9,49 @@
 // frame with a reason.
 import { decodePlaintext, equalBytes, readU32BE, type Decoded } from '../../protocol/index.js';
 import { DeviceKeyError } from '../keys.js';
-import type { DeviceRow } from '../storage/types.js';
+import type { DeviceKeyRow } from '../storage/types.js';
 import { DeviceCipher, type OpenedFrame } from './device-cipher.js';
 import { clampRx } from './time.js';
 import { REASONS, type DeviceResult, type IngestContext, type UplinkFrame } from './types.js';
 import type { Candidate, DeviceWork } from './work.js';
 
+/** A request with its frames opened: nothing of it is stored yet. */
+export interface OpenedRequest {
+  /** Per registered serial named by the request. */
+  work: Map<string, DeviceWork>;
+  /** Per device entry: rejections so far and in-request duplicates (ack and accepted come later). */
+  results: DeviceResult[];
+  candidates: Candidate[];
+  /** Counters reused with different content within the request. */
+  reused: { serial: string; counter: number }[];
+  /** Rows whose keys were derived just now (imported without the private key): to be stored. */
+  newlyWrapped: { serial: string; keysWrapped: Uint8Array }[];
+}
+
+/** Opens every frame of the request's entries against the key rows of its registered serials. */
+export function openRequest(rows: DeviceKeyRow[], entries: ParsedEntry[], ctx: IngestContext): OpenedRequest {
+  const work = new Map<string, DeviceWork>();
+  const newlyWrapped: { serial: string; keysWrapped: Uint8Array }[] = [];
+  for (const row of rows) {
+    const got = deviceWork(row, ctx);
+    work.set(row.serial, got.work);
+    // A row imported without the private key: derived just now, stored so it is never derived again.
+    if (got.wrapped) newlyWrapped.push({ serial: row.serial, keysWrapped: got.wrapped });
+  }
+  const results: DeviceResult[] = entries.map((e) => ({ serial: e.serial, ack: null, accepted: 0, duplicates: 0, rejected: [] }));
+  const { candidates, reused } = openEntries(entries, work, results, ctx);
+  return { work, results, candidates, reused, newlyWrapped };
+}
+
+/** Whether `now` (a row locked later) opens frames exactly as `before` did: same status, frame size, key id, enc and wrapped keys. */
+export function sameKeyRow(before: DeviceKeyRow, now: DeviceKeyRow): boolean {
+  const wrapped = before.keysWrapped === null || now.keysWrapped === null ? before.keysWrapped === now.keysWrapped : equalBytes(before.keysWrapped, now.keysWrapped);
+  return wrapped && before.status === now.status && before.frameSize === now.frameSize && before.ingestKeyId === now.ingestKeyId && equalBytes(before.enc, now.enc);
+}
+
 /** The device's cipher, or the reason its frames are rejected; `wrapped` when its keys were derived just now. */
-export function deviceWork(row: DeviceRow, ctx: IngestContext): { work: DeviceWork; wrapped?: Uint8Array } {
-  const w: DeviceWork = { row: { ...row }, cipher: undefined, problem: undefined, seen: new Map(), fresh: [], authenticated: false };
+function deviceWork(row: DeviceKeyRow, ctx: IngestContext): { work: DeviceWork; wrapped?: Uint8Array } {
+  const w: DeviceWork = { row, cipher: undefined, problem: undefined, seen: new Map(), authenticated: false };
   if (row.status !== 'active') {
     w.problem = REASONS.revoked;
     ctx.keyring.forget(row.serial);
@@ -34,8 +69,8 @@ export function deviceWork(row: DeviceRow, ctx: IngestContext): { work: DeviceWo
   }
 }
 
-/** What opening a request's frames produced, besides each entry's rejections and duplicates in `results`. */
-export interface Opened {
+/** What opening the frames produced, besides each entry's rejections and duplicates in `results`. */
+interface Opened {
   candidates: Candidate[];
   /** Frames whose counter was reused with different content within the request. */
   reused: { serial: string; counter: number }[];
@@ -56,8 +91,8 @@ interface ToOpen {
   bytes: Uint8Array;
 }
 
-/** Opens every frame of the request's entries; rejections and in-request duplicates go into `results`. */
-export function openEntries(entries: ParsedEntry[], work: Map<string, DeviceWork>, results: DeviceResult[], ctx: IngestContext): Opened {
+/** Checks every frame, then opens each device's frames together; rejections and in-request duplicates go into `results`. */
+function openEntries(entries: ParsedEntry[], work: Map<string, DeviceWork>, results: DeviceResult[], ctx: IngestContext): Opened {
   const toOpen: ToOpen[] = [];
   const perDevice = new Map<DeviceWork, Uint8Array[]>();
   entries.forEach((e, entry) => {

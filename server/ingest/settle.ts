@@ -8,17 +8,17 @@ import type { RetimeEvent } from '../events.js';
 import { mergeRanges, rangesOf, subtractRanges } from '../ranges.js';
 import type { BootStart, DeviceRow, NewGap, NewReading, Range, Tx } from '../storage/types.js';
 import { timeFrames, type FreshAnchor } from './time.js';
-import { isType, type Candidate, type DeviceWork, type Typed } from './work.js';
+import { isType, type Candidate, type Typed } from './work.js';
 
 const BATTERY_CHANNEL = 2;
 
 /**
- * Time mapping, readings, gaps and the watermark of one device whose row is
- * locked. Mutates w.row (the new device state) and appends readings.
+ * Time mapping, readings, gaps and the watermark of one device whose row `d`
+ * is locked, after its `fresh` frames were stored. Mutates d into the new
+ * device state, stores it and appends readings.
  */
-export async function settleDevice(tx: Tx, w: DeviceWork, now: number, readings: NewReading[], retimed: RetimeEvent[]): Promise<void> {
-  const d = w.row;
-  const fresh = w.fresh.sort((a, b) => a.counter - b.counter);
+export async function settleDevice(tx: Tx, d: DeviceRow, fresh: Candidate[], now: number, readings: NewReading[], retimed: RetimeEvent[]): Promise<void> {
+  fresh.sort((a, b) => a.counter - b.counter);
   const oldMax = d.maxCounter;
   const oldGapHi = d.gapHi;
   d.lastSeen = Math.max(d.lastSeen ?? 0, now);

@@ -1,16 +1,17 @@
 // POST /v1/uplink, minus HTTP (docs/protocol.md sections 5 and 6;
-// docs/server.md, "Ingest"): parse the request, then in one transaction open
-// its frames (open.ts), store them (store.ts) and settle each device
-// (settle.ts, time.ts); the acks are made only after it committed (acks.ts).
-// Anything wrong with one frame is a rejection of that frame with a reason;
-// the request still succeeds.
-import type { NewReading } from '../storage/types.js';
+// docs/server.md, "Ingest"): parse the request; open its frames against the
+// devices' committed key rows (open.ts); then, only if a frame authenticated,
+// one transaction that locks those devices, stores the frames (store.ts) and
+// settles each device (settle.ts, time.ts); the acks are made only after it
+// committed (acks.ts). Anything wrong with one frame is a rejection of that
+// frame with a reason; the request still succeeds.
+import type { NewReading, Tx } from '../storage/types.js';
 import type { RetimeEvent } from '../events.js';
-import { finish } from './acks.js';
-import { deviceWork, openEntries, type ParsedEntry } from './open.js';
+import { finish, type Committed } from './acks.js';
+import { openRequest, sameKeyRow, type OpenedRequest, type ParsedEntry } from './open.js';
 import { settleDevice } from './settle.js';
 import { storeFrames } from './store.js';
-import type { DeviceResult, IngestContext, IngestResult, UplinkBody } from './types.js';
+import type { IngestContext, IngestResult, UplinkBody } from './types.js';
 import type { DeviceWork } from './work.js';
 
 export { clampRx } from './time.js';
@@ -30,30 +31,49 @@ export function decodeBase64(text: string): Uint8Array | undefined {
 /** Stores one uplink request; returns the response body and what to announce. */
 export async function ingestUplink(body: UplinkBody, ctx: IngestContext): Promise<IngestResult> {
   const { serials, entries } = parseRequest(body);
-  const committed = await ctx.storage.transaction(async (tx) => {
-    const results: DeviceResult[] = body.devices.map((d) => ({ serial: d.serial, ack: null, accepted: 0, duplicates: 0, rejected: [] }));
-    const work = new Map<string, DeviceWork>();
-    const newlyWrapped: { serial: string; keysWrapped: Uint8Array }[] = [];
-    for (const row of await tx.lockDevices(serials)) {
-      const got = deviceWork(row, ctx);
-      work.set(row.serial, got.work);
-      if (got.wrapped) newlyWrapped.push({ serial: row.serial, keysWrapped: got.wrapped });
-    }
-    // A row imported without the private key: derived just now, stored so it is never derived again.
-    if (newlyWrapped.length > 0) await tx.setKeysWrapped(newlyWrapped);
-
-    const { candidates, reused } = openEntries(entries, work, results, ctx);
-    await storeFrames(tx, candidates, body.relay, ctx.now, work, results, reused);
-    const readings: NewReading[] = [];
-    const retimed: RetimeEvent[] = [];
-    for (const serial of serials) {
-      const w = work.get(serial);
-      if (w?.authenticated) await settleDevice(tx, w, ctx.now, readings, retimed);
-    }
-    await tx.insertReadings(readings);
-    return { results, work, readings, retimed, reused };
-  });
+  // Keys and frames first, outside any transaction: a request none of whose frames
+  // authenticates takes no lock and writes nothing (docs/server.md, "Junk uplinks").
+  const opened = openRequest(await ctx.storage.deviceKeyRows(serials), entries, ctx);
+  const writes = opened.newlyWrapped.length > 0 || serials.some((s) => opened.work.get(s)?.authenticated);
+  const committed = writes
+    ? await ctx.storage.transaction((tx) => storeAndSettle(tx, opened, serials, entries, body.relay, ctx))
+    : { ...opened, settled: settledOf(opened.work), readings: [], retimed: [] };
   return finish(committed, body.relay.id, ctx);
+}
+
+/**
+ * The request's transaction: lock the devices with authenticated frames (in
+ * serial order), store the frames, settle each device. It changes nothing it
+ * is given, so a retried transaction (PostgreSQL) starts from the same state.
+ */
+async function storeAndSettle(tx: Tx, opened: OpenedRequest, serials: string[], entries: ParsedEntry[], relay: UplinkBody['relay'], ctx: IngestContext): Promise<Committed> {
+  let req = opened;
+  const wanted = serials.filter((s) => req.work.get(s)?.authenticated);
+  let rows = await tx.lockDevices(wanted);
+  if (rows.length !== wanted.length || rows.some((row) => !sameKeyRow(req.work.get(row.serial)!.row, row))) {
+    // The registry changed since the read (a revoke, a re-import): open again from rows locked now.
+    const all = await tx.lockDevices(serials);
+    req = openRequest(all, entries, ctx);
+    rows = all.filter((row) => req.work.get(row.serial)!.authenticated);
+  }
+  if (req.newlyWrapped.length > 0) await tx.setKeysWrapped(req.newlyWrapped);
+  const results = req.results.map((r) => ({ ...r, rejected: [...r.rejected] }));
+  const reused = [...req.reused];
+  const fresh = await storeFrames(tx, req.candidates, relay, ctx.now, results, reused);
+  const settled = settledOf(req.work);
+  const readings: NewReading[] = [];
+  const retimed: RetimeEvent[] = [];
+  for (const row of rows) {
+    const d = { ...row };
+    await settleDevice(tx, d, fresh.get(d.serial) ?? [], ctx.now, readings, retimed);
+    settled.set(d.serial, d.settled);
+  }
+  await tx.insertReadings(readings);
+  return { work: req.work, settled, results, readings, retimed, reused };
+}
+
+function settledOf(work: Map<string, DeviceWork>): Map<string, number> {
+  return new Map([...work].map(([serial, w]) => [serial, w.row.settled]));
 }
 
 /** The request's well-formed serials, sorted (anything else is simply not registered), and each frame's bytes. */

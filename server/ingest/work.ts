@@ -1,8 +1,8 @@
 // The working state of one uplink request as it passes the ingest steps
 // (open.ts, store.ts, settle.ts, time.ts, acks.ts): each opened frame as a
-// candidate for storage, and per registered device its row, keys and frames.
+// candidate for storage, and per registered device its key row and cipher.
 import type { Decoded } from '../../protocol/index.js';
-import type { DeviceRow, TimeSource } from '../storage/types.js';
+import type { DeviceKeyRow, TimeSource } from '../storage/types.js';
 import type { DeviceCipher } from './device-cipher.js';
 
 /** An authenticated frame on its way into storage. */
@@ -28,16 +28,15 @@ export interface Candidate {
 
 /** One registered device named by the request. */
 export interface DeviceWork {
-  /** The device's row; settling mutates it into the new device state. */
-  row: DeviceRow;
+  /** The device's key row as read before the transaction (committed state, no lock). */
+  row: DeviceKeyRow;
   /** Its frame checks and acks; undefined when its frames are rejected unopened. */
   cipher: DeviceCipher | undefined;
   /** Why its frames are rejected without opening them (revoked, keys unavailable). */
   problem: string | undefined;
   /** Opened frames by counter, to tell an in-request replay from a reused counter. */
   seen: Map<number, Candidate>;
-  /** Frames stored by this request. */
-  fresh: Candidate[];
+  /** At least one of its frames authenticated: the request stores and settles it. */
   authenticated: boolean;
 }
 

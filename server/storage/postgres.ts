@@ -22,11 +22,12 @@ import pg from 'pg';
 import { encodePage } from '../wire.js';
 import { ReadWorkers } from './read-workers.js';
 import { MIGRATIONS } from './migrations.js';
-import { batchFromRow, deviceFromRow, frameFromRow, gapFromRow, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
+import { KEY_ROW_COLUMNS, batchFromRow, deviceFromRow, frameFromRow, gapFromRow, keyRowFromRow, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
 import type {
   Anchor,
   BatchRow,
   BootStart,
+  DeviceKeyRow,
   DeviceRow,
   DeviceSummary,
   DevicesQuery,
@@ -393,6 +394,13 @@ export class PostgresStorage implements Storage {
   /** A read outside any transaction, on the read pool. */
   private async all(text: string, values?: unknown[]): Promise<Row[]> {
     return (await this.readPool.query(text, values)).rows as Row[];
+  }
+
+  /** On the ingest pool: an upload's first statement never queues behind the read API's. */
+  async deviceKeyRows(serials: string[]): Promise<DeviceKeyRow[]> {
+    if (serials.length === 0) return [];
+    const rows = (await this.pool.query(`SELECT ${KEY_ROW_COLUMNS} FROM devices WHERE serial = ANY($1::text[])`, [serials])).rows as Row[];
+    return rows.map(keyRowFromRow);
   }
 
   async device(serial: string): Promise<DeviceRow | undefined> {

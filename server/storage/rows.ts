@@ -1,7 +1,7 @@
 // Row mappers shared by both backends: snake_case columns to the typed rows of
 // types.ts. Numbers go through Number() because PostgreSQL's driver hands
 // some aggregates over as strings unless told otherwise.
-import type { BatchRow, DeviceRow, DeviceStatus, DeviceSummary, GapKind, GapRow, StoredFrame, StoredReading, TimeSource, TokenInfo, TokenRole } from './types.js';
+import type { BatchRow, DeviceKeyRow, DeviceRow, DeviceStatus, DeviceSummary, GapKind, GapRow, StoredFrame, StoredReading, TimeSource, TokenInfo, TokenRole } from './types.js';
 
 export type Row = Record<string, unknown>;
 
@@ -27,6 +27,22 @@ export function deviceFromRow(r: Row): DeviceRow {
     keysWrapped: r.keys_wrapped === null || r.keys_wrapped === undefined ? null : new Uint8Array(r.keys_wrapped as Buffer),
   };
 }
+
+/** The key columns only; the driver's Buffers are kept (they are Uint8Arrays), not copied: the request path reads 100 rows per request. */
+export function keyRowFromRow(r: Row): DeviceKeyRow {
+  return {
+    serial: r.serial as string,
+    enc: r.enc as Buffer,
+    ingestKeyId: r.ingest_key_id as string,
+    frameSize: Number(r.frame_size),
+    status: r.status as DeviceStatus,
+    settled: Number(r.settled),
+    keysWrapped: (r.keys_wrapped as Buffer | null | undefined) ?? null,
+  };
+}
+
+/** The columns of keyRowFromRow. */
+export const KEY_ROW_COLUMNS = 'serial, enc, ingest_key_id, frame_size, status, settled, keys_wrapped';
 
 export function summaryFromRow(r: Row): DeviceSummary {
   return {
