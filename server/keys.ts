@@ -121,10 +121,20 @@ export function registryKek(ingestPrivateKey: Uint8Array, keyId: string): Buffer
 
 type WrapRow = Pick<DeviceRow, 'serial' | 'ingestKeyId' | 'enc'>;
 
+const WRAP_AD_HEAD = Buffer.concat([Buffer.from(WRAP_LABEL, 'utf8'), Buffer.from([0, WRAP_FORMAT])]);
+
+/** The additional data of a row's blob; one allocation (it is built per unwrap on the request path). */
 function wrapAd(row: WrapRow): Buffer {
-  const serial = Buffer.from(row.serial, 'utf8');
-  const keyId = Buffer.from(row.ingestKeyId, 'utf8');
-  return Buffer.concat([Buffer.from(WRAP_LABEL, 'utf8'), Buffer.from([0, WRAP_FORMAT, serial.length]), serial, Buffer.from([keyId.length]), keyId, row.enc]);
+  const serialLen = Buffer.byteLength(row.serial, 'utf8');
+  const keyIdLen = Buffer.byteLength(row.ingestKeyId, 'utf8');
+  const ad = Buffer.allocUnsafe(WRAP_AD_HEAD.length + 2 + serialLen + keyIdLen + row.enc.length);
+  let at = WRAP_AD_HEAD.copy(ad, 0);
+  ad[at++] = serialLen;
+  at += ad.write(row.serial, at, 'utf8');
+  ad[at++] = keyIdLen;
+  at += ad.write(row.ingestKeyId, at, 'utf8');
+  ad.set(row.enc, at);
+  return ad;
 }
 
 export function wrapDeviceKeys(kek: Uint8Array, row: WrapRow, keys: DeviceKeys, random: (n: number) => Uint8Array = randomBytes): Uint8Array {

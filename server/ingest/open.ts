@@ -51,7 +51,7 @@ export function sameKeyRow(before: DeviceKeyRow, now: DeviceKeyRow): boolean {
 
 /** The device's cipher, or the reason its frames are rejected; `wrapped` when its keys were derived just now. */
 function deviceWork(row: DeviceKeyRow, ctx: IngestContext): { work: DeviceWork; wrapped?: Uint8Array } {
-  const w: DeviceWork = { row, cipher: undefined, problem: undefined, seen: new Map(), authenticated: false };
+  const w: DeviceWork = { row, cipher: undefined, problem: undefined, authenticated: false };
   if (row.status !== 'active') {
     w.problem = REASONS.revoked;
     ctx.keyring.forget(row.serial);
@@ -135,7 +135,8 @@ function accept(f: ToOpen, o: OpenedFrame, frame: UplinkFrame, result: DeviceRes
   const { w, bytes } = f;
   const { counter, plaintext } = o;
   w.authenticated = true;
-  const earlier = w.seen.get(counter);
+  const seen = (w.seen ??= new Map());
+  const earlier = seen.get(counter);
   if (earlier) {
     if (equalBytes(earlier.bytes, bytes)) {
       result.duplicates++;
@@ -165,7 +166,7 @@ function accept(f: ToOpen, o: OpenedFrame, frame: UplinkFrame, result: DeviceRes
     rx: frame.rx,
     ...clampRx(frame.rx, ctx.now, ctx.maxRelayDelay),
   };
-  w.seen.set(counter, c);
+  seen.set(counter, c);
   out.candidates.push(c);
   return undefined;
 }

@@ -34,8 +34,8 @@ export interface DeviceWork {
   cipher: DeviceCipher | undefined;
   /** Why its frames are rejected without opening them (revoked, keys unavailable). */
   problem: string | undefined;
-  /** Opened frames by counter, to tell an in-request replay from a reused counter. */
-  seen: Map<number, Candidate>;
+  /** Opened frames by counter, to tell an in-request replay from a reused counter (made on the first). */
+  seen?: Map<number, Candidate>;
   /** At least one of its frames authenticated: the request stores and settles it. */
   authenticated: boolean;
 }

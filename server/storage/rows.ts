@@ -28,21 +28,32 @@ export function deviceFromRow(r: Row): DeviceRow {
   };
 }
 
-/** The key columns only; the driver's Buffers are kept (they are Uint8Arrays), not copied: the request path reads 100 rows per request. */
+/**
+ * The key columns only (KEY_ROW_COLUMNS, or SQLITE_KEY_ROW_COLUMNS with the
+ * blobs as hex). The request path reads 100 rows per request, so nothing is
+ * copied: a driver's Buffer is a Uint8Array already, and hex decodes into
+ * Node's pooled small buffers, cheaper than the separate allocation
+ * better-sqlite3 makes per blob.
+ */
 export function keyRowFromRow(r: Row): DeviceKeyRow {
   return {
     serial: r.serial as string,
-    enc: r.enc as Buffer,
+    enc: bytesOf(r.enc)!,
     ingestKeyId: r.ingest_key_id as string,
     frameSize: Number(r.frame_size),
     status: r.status as DeviceStatus,
     settled: Number(r.settled),
-    keysWrapped: (r.keys_wrapped as Buffer | null | undefined) ?? null,
+    keysWrapped: bytesOf(r.keys_wrapped),
   };
 }
 
+const bytesOf = (v: unknown): Uint8Array | null => (v === null || v === undefined ? null : typeof v === 'string' ? Buffer.from(v, 'hex') : (v as Buffer));
+
 /** The columns of keyRowFromRow. */
 export const KEY_ROW_COLUMNS = 'serial, enc, ingest_key_id, frame_size, status, settled, keys_wrapped';
+/** The same for SQLite, blobs as hex; NULL stays NULL (hex(NULL) would be '', which an empty blob also gives). */
+export const SQLITE_KEY_ROW_COLUMNS =
+  'serial, hex(enc) AS enc, ingest_key_id, frame_size, status, settled, CASE WHEN keys_wrapped IS NULL THEN NULL ELSE hex(keys_wrapped) END AS keys_wrapped';
 
 export function summaryFromRow(r: Row): DeviceSummary {
   return {

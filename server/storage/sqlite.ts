@@ -31,7 +31,7 @@ import { chmodSync, closeSync, openSync, statSync } from 'node:fs';
 import { encodePage } from '../wire.js';
 import { ReadWorkers } from './read-workers.js';
 import { MIGRATIONS } from './migrations.js';
-import { KEY_ROW_COLUMNS, batchFromRow, deviceFromRow, frameFromRow, gapFromRow, keyRowFromRow, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
+import { SQLITE_KEY_ROW_COLUMNS, batchFromRow, deviceFromRow, frameFromRow, gapFromRow, keyRowFromRow, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
 import type {
   Anchor,
   BatchRow,
@@ -166,7 +166,7 @@ export class SqliteStorage implements Storage {
       // One statement for a request's devices: a third cheaper than one lookup per serial at 100
       // serials (bench/junk-uplink.ts), which is what a request naming many serials costs first.
       devicesIn: p('SELECT * FROM devices WHERE serial IN (SELECT value FROM json_each(?)) ORDER BY serial'),
-      keyRowsIn: p(`SELECT ${KEY_ROW_COLUMNS} FROM devices WHERE serial IN (SELECT value FROM json_each(?))`),
+      keyRowsIn: p(`SELECT ${SQLITE_KEY_ROW_COLUMNS} FROM devices WHERE serial IN (SELECT value FROM json_each(?))`),
       insertFrame: p(
         `INSERT INTO frames (serial, counter, frame, type, content, relay, relay_time, rx, received)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (serial, counter) DO NOTHING`,
