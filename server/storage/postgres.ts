@@ -2,8 +2,9 @@
 // database. Nothing an ingest decision depends on lives in a node's memory
 // (device keys are a cache of a pure function of the row), inserts are
 // idempotent (ON CONFLICT DO NOTHING on (serial, counter)), and a request
-// first locks the rows of its devices (SELECT ... FOR UPDATE, in serial
-// order so two requests never wait on each other in a cycle). The settled
+// that stores frames first locks the rows of their devices (SELECT ... FOR
+// UPDATE, in serial order so two requests never wait on each other in a
+// cycle; deviceKeyRows, the read before, takes no lock). The settled
 // watermark, gaps and boot estimates of one device are therefore computed by
 // one transaction at a time, whichever node runs it, from committed data
 // (READ COMMITTED: each statement after the lock sees what the previous
