@@ -13,10 +13,12 @@
 // genuine frame would carry, so no counter check can refuse them without the
 // key. `--settled N` gives every registry row the watermark N (an active
 // fleet: the server then answers each named device with an ack, one more
-// AES-CCM operation per serial); 0, the default, is a fresh registry. The fleet is larger than
-// the server's key cache (`key_cache`, small on purpose), so every serial is a
-// cache miss. Before wrapped keys, each miss cost an HPKE SetupBaseR (X25519);
-// now it costs an AES-256-GCM unwrap of the row's keys_wrapped.
+// AES operation per serial); 0, the default, is a fresh registry. The
+// worst case is `--settled 1000 --frames plausible` (docs/server.md, "Junk
+// uplinks"). The fleet is larger than the server's key cache (`key_cache`,
+// small on purpose), so every serial is a cache miss. Before wrapped keys,
+// each miss cost an HPKE SetupBaseR (X25519); now it costs an AES-256-GCM
+// unwrap of the row's keys_wrapped and an AES context for the CCM check.
 //
 // The registry rows are written through the storage API with real enc values
 // (factory/sender.ts, the factory's HPKE sender). With `--wrap bench` (the
