@@ -3,13 +3,22 @@
 //   npx tsx bench/junk-uplink.ts [--devices 100000] [--key-cache 1000] [--requests 3000]
 //       [--serials 100] [--concurrency 8] [--backend sqlite|postgres] [--pg URL]
 //       [--throttle off|on|both] [--wrap bench|server] [--profile DIR]
+//       [--settled N] [--frames random|plausible] [--root DIR]... [--rounds N]
 //
 // An attacker knows serials (public, sequential) and sends requests that each
 // name `serials` registered devices with one junk frame apiece: random bytes of
-// the right size (F = 20), which fail authentication. The fleet is larger than
-// the server's key cache (`key_cache`, small on purpose), so every serial is a
-// cache miss. Before wrapped keys, each miss cost an HPKE SetupBaseR (X25519);
-// now it costs an AES-256-GCM unwrap of the row's keys_wrapped.
+// the right size (F = 20), which fail authentication. `--frames random` (the
+// default) sends random counters too; `--frames plausible` is the smarter
+// attacker: counters just above each device's watermark, as the device's next
+// genuine frame would carry, so no counter check can refuse them without the
+// key. `--settled N` gives every registry row the watermark N (an active
+// fleet: the server then answers each named device with an ack, one more
+// AES operation per serial); 0, the default, is a fresh registry. The
+// worst case is `--settled 1000 --frames plausible` (docs/server.md, "Junk
+// uplinks"). The fleet is larger than the server's key cache (`key_cache`,
+// small on purpose), so every serial is a cache miss. Before wrapped keys,
+// each miss cost an HPKE SetupBaseR (X25519); now it costs an AES-256-GCM
+// unwrap of the row's keys_wrapped and an AES context for the CCM check.
 //
 // The registry rows are written through the storage API with real enc values
 // (factory/sender.ts, the factory's HPKE sender). With `--wrap bench` (the
@@ -24,6 +33,11 @@
 // failed-authentication throttle (the work per request); `on` keeps its
 // defaults and reports what one attacking address gets: how many requests
 // were looked at (200) and how many were refused before any work (429).
+//
+// `--root DIR` (repeatable) runs the server of another checkout (e.g. the
+// tree before a change) against the same registry; with several roots and
+// `--rounds N` the runs alternate root by root, N times, so a before/after
+// comparison on a shared machine sees the same load.
 import { readFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { cpus } from 'node:os';
@@ -47,6 +61,10 @@ const { values } = parseArgs({
     throttle: { type: 'string', default: 'both' },
     wrap: { type: 'string', default: 'bench' },
     profile: { type: 'string' },
+    settled: { type: 'string', default: '0' },
+    frames: { type: 'string', default: 'random' },
+    root: { type: 'string', multiple: true },
+    rounds: { type: 'string', default: '1' },
   },
   strict: true,
 });
@@ -56,7 +74,13 @@ const REQUESTS = Number(values.requests);
 const SERIALS = Number(values.serials);
 const CONCURRENCY = Number(values.concurrency);
 const BACKEND = values.backend as 'sqlite' | 'postgres';
+const SETTLED = Number(values.settled);
+const FRAMES = values.frames as 'random' | 'plausible';
+const ROUNDS = Number(values.rounds);
+const ROOTS: (string | undefined)[] = values.root ?? [undefined];
 const FRAME_SIZE = 20;
+if (FRAMES !== 'random' && FRAMES !== 'plausible') throw new Error(`--frames is random or plausible, not ${String(values.frames)}`);
+if (!Number.isInteger(SETTLED) || SETTLED < 0 || SETTLED > 0xffff0000) throw new Error(`--settled must be a counter, not ${String(values.settled)}`);
 
 // Present only on trees with wrapped device keys (not on the base commit).
 type Wrap = (kek: Uint8Array, row: { serial: string; ingestKeyId: string; enc: Uint8Array }, keys: DeviceKeys) => Uint8Array;
@@ -75,13 +99,20 @@ function cpuTicks(pid: number): number {
 }
 const TICK_MS = 10; // USER_HZ is 100 on Linux (sysconf(_SC_CLK_TCK))
 
+/** One junk frame: random bytes, or (plausible) a counter 1 to 16 above the device's watermark before them. */
+function junkFrame(): string {
+  const frame = randomBytes(FRAME_SIZE);
+  if (FRAMES === 'plausible') frame.writeUInt32BE(SETTLED + 1 + Math.floor(Math.random() * 16), 0);
+  return frame.toString('base64');
+}
+
 /** Request bodies: each names SERIALS random registered serials, one junk frame each. */
 function junkBodies(n: number): string[] {
   const now = Date.now();
   return Array.from({ length: n }, (_, r) => {
     const picked = new Set<number>();
     while (picked.size < SERIALS) picked.add(Math.floor(Math.random() * DEVICES));
-    const devices = [...picked].map((i) => `{"serial":"${serialOf(i)}","frames":[{"data":"${randomBytes(FRAME_SIZE).toString('base64')}","rx":${now}}]}`);
+    const devices = [...picked].map((i) => `{"serial":"${serialOf(i)}","frames":[{"data":"${junkFrame()}","rx":${now}}]}`);
     return `{"relay":{"id":"junk-${r % 4}","time":${now}},"devices":[${devices.join(',')}]}`;
   });
 }
@@ -116,6 +147,7 @@ async function drive(port: number, pid: number, bodies: string[]): Promise<Outco
             out.failedFrames++;
           }
           if (d.accepted !== 0) throw new Error('a junk frame was accepted');
+          if (SETTLED > 0 && d.ack === null) throw new Error(`no ack for ${d.serial as string}, whose watermark is ${SETTLED}`);
         }
       }
     }),
@@ -158,7 +190,14 @@ async function main(): Promise<void> {
         const row = { serial, enc: dev.enc, ingestKeyId: keyId, board: 'puckjs', frameSize: FRAME_SIZE, batch: 'JUNK', registeredAt: now };
         rows.push(kek ? { ...row, keysWrapped: wrapDeviceKeys!(kek, row, dev) } : row);
       }
-      await storage.transaction((tx) => tx.insertDevices(rows));
+      await storage.transaction(async (tx) => {
+        await tx.insertDevices(rows);
+        if (SETTLED === 0) return;
+        // An active fleet: every counter up to SETTLED stored and acknowledged (the frames themselves are not needed).
+        for (const d of await tx.lockDevices(rows.map((r) => r.serial))) {
+          await tx.updateDevice({ ...d, settled: SETTLED, maxCounter: SETTLED, frames: SETTLED, lastSeen: now });
+        }
+      });
     }
     await storage.close();
     const provisionS = (performance.now() - t) / 1000;
@@ -167,10 +206,13 @@ async function main(): Promise<void> {
     console.log(
       `sealpost junk-uplink bench: ${BACKEND}, ${DEVICES} registered devices (rows written in ${provisionS.toFixed(1)} s, ` +
         `${HAS_WRAPPING ? (kek ? 'keys wrapped by the bench' : 'keys left for the server to wrap') : 'tree without wrapped keys'}), ` +
-        `key_cache ${KEY_CACHE}, ${REQUESTS} requests x ${SERIALS} serials x 1 junk frame, ${CONCURRENCY} connections, ${cpus().length} CPUs, node ${process.version}`,
+        `watermark ${SETTLED}, key_cache ${KEY_CACHE}, ${REQUESTS} requests x ${SERIALS} serials x 1 junk frame (${FRAMES} counters), ` +
+        `${CONCURRENCY} connections, ${cpus().length} CPUs, node ${process.version}`,
     );
     const modes = values.throttle === 'both' ? ['off', 'on'] : [values.throttle!];
-    for (const mode of modes) {
+    const runs: { root: string | undefined; mode: string }[] = [];
+    for (let round = 0; round < ROUNDS; round++) for (const root of ROOTS) for (const mode of modes) runs.push({ root, mode });
+    for (const { root, mode } of runs) {
       if (mode === 'on' && !HAS_WRAPPING) {
         console.log('throttle on: this tree has no failed-authentication throttle; skipped');
         continue;
@@ -179,17 +221,17 @@ async function main(): Promise<void> {
       const settings: Record<string, unknown> = { db: bench.db, listen: `127.0.0.1:${port}`, ingest_keys: [keyFile], rate_limit: false, log_level: 'warn', key_cache: KEY_CACHE };
       if (HAS_WRAPPING && mode === 'off') settings.failed_auth = false;
       const config = writeConfig(bench, settings, `sealpost-${mode}.json`);
-      const server = await startServer(config, port, { profileDir: values.profile, timeoutMs: 600_000 });
+      const server = await startServer(config, port, { profileDir: values.profile, timeoutMs: 600_000, ...(root ? { root } : {}) });
       servers.push(server);
       const { child, startMs } = server;
-      if (HAS_WRAPPING && !kek && mode === modes[0]) console.log(`server start, wrapping every row first: ${(startMs / 1000).toFixed(1)} s`);
+      if (HAS_WRAPPING && !kek && servers.length === 1) console.log(`server start, wrapping every row first: ${(startMs / 1000).toFixed(1)} s`);
       // Warm-up (JIT, statement caches) only without the throttle: with it, the first requests are the attack.
       if (mode === 'off') await drive(port, child.pid!, junkBodies(Math.min(200, REQUESTS)));
       const r = await drive(port, child.pid!, junkBodies(REQUESTS));
       const perRequest = r.cpuMs / REQUESTS;
       console.log(
         [
-          `throttle ${mode.padEnd(3)}:`,
+          `${root ? `${root}: ` : ''}throttle ${mode.padEnd(3)}:`,
           `server CPU ${perRequest.toFixed(3)} ms per request (${r.cpuMs} ms over ${REQUESTS} requests in ${r.seconds.toFixed(2)} s),`,
           `${r.ok} looked at (200, ${r.failedFrames} frames failed authentication), ${r.refused} refused with 429 before any work;`,
           `${Math.round(r.failedFrames / r.seconds)} junk frames/s reached the crypto`,

@@ -14,10 +14,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { equalBytes, parseKeyFile, recoverDeviceKeys, type DeviceKeys, type KeyFile } from '../protocol/index.js';
 import { ConfigError, DeviceKeyError } from './errors.js';
 import { Lru } from './lru.js';
-import type { DeviceRow, Storage, UnwrappedDevice } from './storage/types.js';
-
-// server/ingest/ imports DeviceKeyError from here; it is defined with the other errors.
-export { DeviceKeyError } from './errors.js';
+import type { DeviceKeyRow, DeviceRow, Storage, UnwrappedDevice } from './storage/types.js';
 
 /** Refuses a private key file that group or others may access (mode & 0o077). */
 export function checkPrivateKeyMode(file: string): void {
@@ -115,10 +112,20 @@ export function registryKek(ingestPrivateKey: Uint8Array, keyId: string): Buffer
 
 type WrapRow = Pick<DeviceRow, 'serial' | 'ingestKeyId' | 'enc'>;
 
+const WRAP_AD_HEAD = Buffer.concat([Buffer.from(WRAP_LABEL, 'utf8'), Buffer.from([0, WRAP_FORMAT])]);
+
+/** The additional data of a row's blob; one allocation (it is built per unwrap on the request path). */
 function wrapAd(row: WrapRow): Buffer {
-  const serial = Buffer.from(row.serial, 'utf8');
-  const keyId = Buffer.from(row.ingestKeyId, 'utf8');
-  return Buffer.concat([Buffer.from(WRAP_LABEL, 'utf8'), Buffer.from([0, WRAP_FORMAT, serial.length]), serial, Buffer.from([keyId.length]), keyId, row.enc]);
+  const serialLen = Buffer.byteLength(row.serial, 'utf8');
+  const keyIdLen = Buffer.byteLength(row.ingestKeyId, 'utf8');
+  const ad = Buffer.allocUnsafe(WRAP_AD_HEAD.length + 2 + serialLen + keyIdLen + row.enc.length);
+  let at = WRAP_AD_HEAD.copy(ad, 0);
+  ad[at++] = serialLen;
+  at += ad.write(row.serial, at, 'utf8');
+  ad[at++] = keyIdLen;
+  at += ad.write(row.ingestKeyId, at, 'utf8');
+  ad.set(row.enc, at);
+  return ad;
 }
 
 export function wrapDeviceKeys(kek: Uint8Array, row: WrapRow, keys: DeviceKeys, random: (n: number) => Uint8Array = randomBytes): Uint8Array {
@@ -205,7 +212,7 @@ export class Keyring {
    * the row (symmetric only), else (a row not wrapped yet) derived once and
    * returned wrapped for the caller to store. Throws DeviceKeyError with a reason.
    */
-  deviceKeys(row: DeviceRow): DeviceKeysResult {
+  deviceKeys(row: Pick<DeviceKeyRow, 'serial' | 'ingestKeyId' | 'enc' | 'keysWrapped'>): DeviceKeysResult {
     const hit = this.cache.get(row.serial);
     if (hit && hit.keyId === row.ingestKeyId && equalBytes(hit.enc, row.enc)) {
       if (hit.keys) return { keys: hit.keys };

@@ -2,8 +2,9 @@
 // database. Nothing an ingest decision depends on lives in a node's memory
 // (device keys are a cache of a pure function of the row), inserts are
 // idempotent (ON CONFLICT DO NOTHING on (serial, counter)), and a request
-// first locks the rows of its devices (SELECT ... FOR UPDATE, in serial
-// order so two requests never wait on each other in a cycle). The settled
+// that stores frames first locks the rows of their devices (SELECT ... FOR
+// UPDATE, in serial order so two requests never wait on each other in a
+// cycle; deviceKeyRows, the read before, takes no lock). The settled
 // watermark, gaps and boot estimates of one device are therefore computed by
 // one transaction at a time, whichever node runs it, from committed data
 // (READ COMMITTED: each statement after the lock sees what the previous
@@ -22,11 +23,12 @@ import pg from 'pg';
 import { encodePage } from '../wire.js';
 import { ReadWorkers } from './read-workers.js';
 import { MIGRATIONS } from './migrations.js';
-import { batchFromRow, deviceFromRow, frameFromRow, gapFromRow, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
+import { KEY_ROW_COLUMNS, batchFromRow, deviceFromRow, frameFromRow, gapFromRow, keyRowFromRow, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
 import type {
   Anchor,
   BatchRow,
   BootStart,
+  DeviceKeyRow,
   DeviceRow,
   DeviceSummary,
   DevicesQuery,
@@ -393,6 +395,13 @@ export class PostgresStorage implements Storage {
   /** A read outside any transaction, on the read pool. */
   private async all(text: string, values?: unknown[]): Promise<Row[]> {
     return (await this.readPool.query(text, values)).rows as Row[];
+  }
+
+  /** On the ingest pool: an upload's first statement never queues behind the read API's. */
+  async deviceKeyRows(serials: string[]): Promise<DeviceKeyRow[]> {
+    if (serials.length === 0) return [];
+    const rows = (await this.pool.query(`SELECT ${KEY_ROW_COLUMNS} FROM devices WHERE serial = ANY($1::text[])`, [serials])).rows as Row[];
+    return rows.map(keyRowFromRow);
   }
 
   async device(serial: string): Promise<DeviceRow | undefined> {

@@ -1,7 +1,7 @@
 // Row mappers shared by both backends: snake_case columns to the typed rows of
 // types.ts. Numbers go through Number() because PostgreSQL's driver hands
 // some aggregates over as strings unless told otherwise.
-import type { BatchRow, DeviceRow, DeviceStatus, DeviceSummary, GapKind, GapRow, StoredFrame, StoredReading, TimeSource, TokenInfo, TokenRole } from './types.js';
+import type { BatchRow, DeviceKeyRow, DeviceRow, DeviceStatus, DeviceSummary, GapKind, GapRow, StoredFrame, StoredReading, TimeSource, TokenInfo, TokenRole } from './types.js';
 
 export type Row = Record<string, unknown>;
 
@@ -27,6 +27,33 @@ export function deviceFromRow(r: Row): DeviceRow {
     keysWrapped: r.keys_wrapped === null || r.keys_wrapped === undefined ? null : new Uint8Array(r.keys_wrapped as Buffer),
   };
 }
+
+/**
+ * The key columns only (KEY_ROW_COLUMNS, or SQLITE_KEY_ROW_COLUMNS with the
+ * blobs as hex). The request path reads 100 rows per request, so nothing is
+ * copied: a driver's Buffer is a Uint8Array already, and hex decodes into
+ * Node's pooled small buffers, cheaper than the separate allocation
+ * better-sqlite3 makes per blob.
+ */
+export function keyRowFromRow(r: Row): DeviceKeyRow {
+  return {
+    serial: r.serial as string,
+    enc: bytesOf(r.enc)!,
+    ingestKeyId: r.ingest_key_id as string,
+    frameSize: Number(r.frame_size),
+    status: r.status as DeviceStatus,
+    settled: Number(r.settled),
+    keysWrapped: bytesOf(r.keys_wrapped),
+  };
+}
+
+const bytesOf = (v: unknown): Uint8Array | null => (v === null || v === undefined ? null : typeof v === 'string' ? Buffer.from(v, 'hex') : (v as Buffer));
+
+/** The columns of keyRowFromRow. */
+export const KEY_ROW_COLUMNS = 'serial, enc, ingest_key_id, frame_size, status, settled, keys_wrapped';
+/** The same for SQLite, blobs as hex; NULL stays NULL (hex(NULL) would be '', which an empty blob also gives). */
+export const SQLITE_KEY_ROW_COLUMNS =
+  'serial, hex(enc) AS enc, ingest_key_id, frame_size, status, settled, CASE WHEN keys_wrapped IS NULL THEN NULL ELSE hex(keys_wrapped) END AS keys_wrapped';
 
 export function summaryFromRow(r: Row): DeviceSummary {
   return {

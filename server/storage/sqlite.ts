@@ -31,11 +31,12 @@ import { chmodSync, closeSync, openSync, statSync } from 'node:fs';
 import { encodePage } from '../wire.js';
 import { ReadWorkers } from './read-workers.js';
 import { MIGRATIONS } from './migrations.js';
-import { batchFromRow, deviceFromRow, frameFromRow, gapFromRow, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
+import { SQLITE_KEY_ROW_COLUMNS, batchFromRow, deviceFromRow, frameFromRow, gapFromRow, keyRowFromRow, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
 import type {
   Anchor,
   BatchRow,
   BootStart,
+  DeviceKeyRow,
   DeviceRow,
   DeviceSummary,
   DevicesQuery,
@@ -165,6 +166,7 @@ export class SqliteStorage implements Storage {
       // One statement for a request's devices: a third cheaper than one lookup per serial at 100
       // serials (bench/junk-uplink.ts), which is what a request naming many serials costs first.
       devicesIn: p('SELECT * FROM devices WHERE serial IN (SELECT value FROM json_each(?)) ORDER BY serial'),
+      keyRowsIn: p(`SELECT ${SQLITE_KEY_ROW_COLUMNS} FROM devices WHERE serial IN (SELECT value FROM json_each(?))`),
       insertFrame: p(
         `INSERT INTO frames (serial, counter, frame, type, content, relay, relay_time, rx, received)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (serial, counter) DO NOTHING`,
@@ -426,6 +428,13 @@ export class SqliteStorage implements Storage {
       }
     }
     group.forEach((p, i) => (outcomes[i]!.ok ? p.resolve(outcomes[i]!.value) : p.reject(outcomes[i]!.value)));
+  }
+
+  async deviceKeyRows(serials: string[]): Promise<DeviceKeyRow[]> {
+    if (serials.length === 0) return [];
+    // Committed rows only: on this one connection an open transaction's writes would be visible, so let a group in flight finish.
+    while (this.db.inTransaction) await this.running;
+    return (this.s.keyRowsIn!.all(JSON.stringify(serials)) as Row[]).map(keyRowFromRow);
   }
 
   async device(serial: string): Promise<DeviceRow | undefined> {

@@ -2,7 +2,7 @@
 // "Storage"). Everything the ingest path writes goes through `Tx`, inside one
 // transaction per request; the algorithms that decide *what* to write (settled
 // watermark, gaps, time mapping, registry import) live once, in
-// server/ingest/uplink.ts and server/registry.ts, and only the SQL differs per backend.
+// server/ingest/ and server/registry.ts, and only the SQL differs per backend.
 
 export type DeviceStatus = 'active' | 'revoked';
 /**
@@ -46,6 +46,13 @@ export interface DeviceRow {
    */
   keysWrapped: Uint8Array | null;
 }
+
+/**
+ * What a request's frames are checked, opened and answered with (the device's
+ * keys, frame size, status and watermark), read before any transaction so a
+ * request whose frames all fail takes no lock (server/ingest/uplink.ts).
+ */
+export type DeviceKeyRow = Pick<DeviceRow, 'serial' | 'enc' | 'ingestKeyId' | 'frameSize' | 'status' | 'settled' | 'keysWrapped'>;
 
 /** What GET /v1/devices and `registry list` show. */
 export interface DeviceSummary {
@@ -314,6 +321,11 @@ export interface Storage {
   /** Runs `fn` in one transaction; commits when it resolves, rolls back when it throws. */
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
   device(serial: string): Promise<DeviceRow | undefined>;
+  /**
+   * The key rows of these serials (those registered), committed state and no
+   * lock, outside any transaction; on the ingest side (never behind the read API).
+   */
+  deviceKeyRows(serials: string[]): Promise<DeviceKeyRow[]>;
   /** All devices by serial, or the one with this serial. */
   devices(serial?: string): Promise<DeviceSummary[]>;
   /** Up to `limit` devices by serial, after `after`. */

@@ -1,11 +1,34 @@
 // Pure parts of the server: counter ranges, the LRU, token buckets, query
-// times, schema error messages.
+// times, schema error messages, the wrapped device key blob.
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { mergeRanges, rangesOf, subtractRanges } from '../../server/ranges.js';
 import { Lru } from '../../server/lru.js';
 import { TokenBuckets } from '../../server/rate-limit.js';
 import { parseQueryTime } from '../../server/read-api.js';
 import { describeDb } from '../../server/storage/index.js';
+import { WRAPPED_LENGTH, unwrapDeviceKeys, wrapDeviceKeys } from '../../server/keys.js';
+
+describe('wrapped device keys', () => {
+  it('lay out the blob and its additional data as docs/server.md, "Wrapped device keys", says', () => {
+    for (const serial of ['SP-000001', 'a', 'Z'.repeat(32)]) {
+      const kek = randomBytes(32);
+      const nonce = new Uint8Array(randomBytes(12));
+      const row = { serial, ingestKeyId: 'ik-0123456789abcdef', enc: new Uint8Array(randomBytes(32)) };
+      const keys = { sealKey: new Uint8Array(randomBytes(16)), nonceSalt: new Uint8Array(randomBytes(8)) };
+      // Built from the document alone: ad = label || 0x00 || 0x01 || len(serial) || serial || len(key id) || key id || enc.
+      const ad = Buffer.concat([Buffer.from('sealpost/v1 wrapped device keys'), Buffer.from([0, 1, serial.length]), Buffer.from(serial), Buffer.from([19]), Buffer.from(row.ingestKeyId), row.enc]);
+      const gcm = createCipheriv('aes-256-gcm', kek, nonce, { authTagLength: 16 });
+      gcm.setAAD(ad);
+      const sealed = Buffer.concat([gcm.update(Buffer.concat([keys.sealKey, keys.nonceSalt])), gcm.final()]);
+      const expected = Buffer.concat([Buffer.from([1]), nonce, sealed, gcm.getAuthTag()]);
+      const blob = wrapDeviceKeys(kek, row, keys, () => nonce);
+      expect(blob.length).toBe(WRAPPED_LENGTH);
+      expect(Buffer.from(blob).toString('hex')).toBe(expected.toString('hex'));
+      expect(unwrapDeviceKeys(kek, row, expected)).toEqual(keys);
+    }
+  });
+});
 
 describe('counter ranges', () => {
   it('finds islands, merges and subtracts', () => {

@@ -1,0 +1,79 @@
+// After the request's transaction committed, or when it needed none
+// (docs/protocol.md section 6; docs/server.md, "Durability"): the ack per
+// device entry from the committed watermark N (none for N = 0), and what
+// the caller announces: readings,
+// re-timed boots, one uplink event per device, reused counters and the
+// failed authentications the throttle counts.
+import type { RetimeEvent, UplinkEvent } from '../events.js';
+import type { NewReading } from '../storage/types.js';
+import { REASONS, type DeviceResult, type IngestContext, type IngestResult } from './types.js';
+import type { DeviceWork } from './work.js';
+
+/** What the request committed (or, without a transaction, what it read). */
+export interface Committed {
+  work: Map<string, DeviceWork>;
+  /** Each registered device's committed watermark N. */
+  settled: Map<string, number>;
+  results: DeviceResult[];
+  readings: NewReading[];
+  retimed: RetimeEvent[];
+  reused: { serial: string; counter: number }[];
+}
+
+/** Only now may an ack promise that counters 1..N are settled. */
+export function finish(committed: Committed, relayId: string, ctx: IngestContext): IngestResult {
+  const { results, work, settled, readings, retimed, reused } = committed;
+  const acks = new Map<string, string | null>();
+  for (const [serial, w] of work) {
+    const n = settled.get(serial) ?? 0;
+    acks.set(serial, w.cipher && n >= 1 ? Buffer.from(w.cipher.ack(n)).toString('base64') : null);
+  }
+  for (const r of results) {
+    r.ack = acks.get(r.serial) ?? null;
+    r.rejected.sort((a, b) => a.index - b.index);
+  }
+  for (const u of reused) ctx.onReuse?.(u.serial, u.counter);
+  return {
+    devices: results,
+    readings: readings.map((r) => ({
+      serial: r.serial,
+      counter: r.counter,
+      channel: r.channel,
+      name: r.name,
+      unit: r.unit,
+      value: r.value,
+      time: r.time,
+      timeSource: r.timeSource,
+      boot: r.boot,
+      uptime: r.uptime,
+    })),
+    retimed,
+    uplinks: uplinkEvents(results, settled, relayId),
+    reused,
+    failedAuth: failedAuthentications(results),
+  };
+}
+
+/** One event per serial, its entries' counts summed. */
+function uplinkEvents(results: DeviceResult[], settled: Map<string, number>, relayId: string): UplinkEvent[] {
+  const stats = new Map<string, { accepted: number; duplicates: number; rejected: number }>();
+  for (const r of results) {
+    const s = stats.get(r.serial) ?? { accepted: 0, duplicates: 0, rejected: 0 };
+    s.accepted += r.accepted;
+    s.duplicates += r.duplicates;
+    s.rejected += r.rejected.length;
+    stats.set(r.serial, s);
+  }
+  const uplinks: UplinkEvent[] = [];
+  for (const [serial, s] of stats) uplinks.push({ serial, relay: relayId, ...s, settled: settled.get(serial) ?? 0 });
+  return uplinks;
+}
+
+function failedAuthentications(results: DeviceResult[]): Map<string, number> {
+  const failedAuth = new Map<string, number>();
+  for (const r of results) {
+    const n = r.rejected.filter((x) => x.reason === REASONS.authentication).length;
+    if (n > 0) failedAuth.set(r.serial, (failedAuth.get(r.serial) ?? 0) + n);
+  }
+  return failedAuth;
+}

@@ -1,0 +1,47 @@
+// The working state of one uplink request as it passes the ingest steps
+// (open.ts, store.ts, settle.ts, time.ts, acks.ts): each opened frame as a
+// candidate for storage, and per registered device its key row and cipher.
+import type { Decoded } from '../../protocol/index.js';
+import type { DeviceKeyRow, TimeSource } from '../storage/types.js';
+import type { DeviceCipher } from './device-cipher.js';
+
+/** An authenticated frame on its way into storage. */
+export interface Candidate {
+  /** Position of the device entry in the request, and of the frame in it. */
+  entry: number;
+  index: number;
+  serial: string;
+  counter: number;
+  bytes: Uint8Array;
+  decoded: Decoded | undefined;
+  typeCode: number;
+  content: string;
+  rx: number;
+  /** rx clamped into [now - max relay delay, now] (clampRx): a frame cannot have been sealed later. */
+  bound: number;
+  /** 'relay' when rx was inside the window, 'server' when clamped. */
+  source: TimeSource;
+  // filled in for samples once placed in a boot
+  boot?: number;
+  uptime?: number;
+}
+
+/** One registered device named by the request. */
+export interface DeviceWork {
+  /** The device's key row as read before the transaction (committed state, no lock). */
+  row: DeviceKeyRow;
+  /** Its frame checks and acks; undefined when its frames are rejected unopened. */
+  cipher: DeviceCipher | undefined;
+  /** Why its frames are rejected without opening them (revoked, keys unavailable). */
+  problem: string | undefined;
+  /** Opened frames by counter, to tell an in-request replay from a reused counter (made on the first). */
+  seen?: Map<number, Candidate>;
+  /** At least one of its frames authenticated: the request stores and settles it. */
+  authenticated: boolean;
+}
+
+export type Typed<T extends Decoded['type']> = Candidate & { decoded: Extract<Decoded, { type: T }> };
+
+export function isType<T extends Decoded['type']>(c: Candidate, type: T): c is Typed<T> {
+  return c.decoded !== undefined && c.decoded.type === type;
+}
