@@ -14,7 +14,7 @@ import { numberOption, parseFlags, stringOption } from './args.js';
 import { loadOrCreateKeys } from '../sim/fleet.js';
 import { formatSummary, runSimFleet } from '../sim/run.js';
 import { importManifest, makeConfig, startServer, type RunningServer } from '../server/index.js';
-import { createToken } from '../server/tokens.js';
+import { createToken } from '../server/auth/tokens.js';
 
 export async function runDemo(args: string[]): Promise<number> {
   const { values } = parseFlags(

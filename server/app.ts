@@ -5,7 +5,7 @@
 import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { KeyFile } from '../protocol/index.js';
 import type { ServerConfig } from './config.js';
-import { ConnectionGuard, clientErrorHandler, connectionCap, fileDescriptorLimit, makeServerFactory } from './connections.js';
+import { ConnectionGuard, clientErrorHandler, connectionCap, fileDescriptorLimit, makeServerFactory } from './edge/connections.js';
 import { CORE_PLUGINS, OPTIONAL_PLUGINS } from './plugins/index.js';
 import { wrapRegistryAtStart } from './plugins/keys.js';
 import { formatSchemaError } from './schemas.js';
@@ -48,7 +48,7 @@ function withSerializers(logger: FastifyServerOptions['logger']): FastifyServerO
 
 export async function buildServer(options: BuildOptions): Promise<FastifyInstance> {
   const { config } = options;
-  // Timeouts and connection caps live on the Node server (server/connections.ts).
+  // Timeouts and connection caps live on the Node server (server/edge/connections.ts).
   const cap = connectionCap(config.connections.max, fileDescriptorLimit());
   let log: FastifyInstance['log'] | undefined;
   const guard = new ConnectionGuard(cap.max, config.connections.perAddress, () => log);

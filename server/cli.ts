@@ -1,6 +1,6 @@
 // `sealpost server`, `registry`, `token` and `relay-key`: parse arguments
-// (cli/args.ts), call server/start.ts, server/registry.ts, server/tokens.ts and
-// server/relay-keys.ts, print, return an exit code (style.md rule 12). Mistakes
+// (cli/args.ts), call server/start.ts, server/registry.ts, server/auth/tokens.ts and
+// server/auth/relay-keys.ts, print, return an exit code (style.md rule 12). Mistakes
 // in the command line are UsageErrors; other errors are thrown with a message
 // for the operator. cli/main.ts holds the usage and prints both.
 import { existsSync, readFileSync } from 'node:fs';
@@ -11,8 +11,8 @@ import { ConfigError, RegistryError } from './errors.js';
 import { formatTable, importManifest, revokeDevice } from './registry.js';
 import { startServer } from './start.js';
 import { describeDb, isPostgresUrl, openStorage, type Storage } from './storage/index.js';
-import { newRelayKey, RELAY_KEY_NAME, RELAY_KEY_NAME_RULE } from './relay-keys.js';
-import { checkRole, checkTokenName, createToken, listTokens, revokeToken } from './tokens.js';
+import { newRelayKey, RELAY_KEY_NAME, RELAY_KEY_NAME_RULE } from './auth/relay-keys.js';
+import { checkRole, checkTokenName, createToken, listTokens, revokeToken } from './auth/tokens.js';
 
 const DB_OPTIONS: Flags = { config: { type: 'string' }, db: { type: 'string' } };
 

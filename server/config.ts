@@ -10,8 +10,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isPostgresUrl } from './storage/index.js';
 import { ConfigError } from './errors.js';
-import type { BucketSpec, RateSpec } from './rate-limit.js';
-import { RELAY_KEY_NAME, RELAY_KEY_NAME_RULE, type RelayKeyEntry } from './relay-keys.js';
+import type { BucketSpec, RateSpec } from './edge/rate-limit.js';
+import { RELAY_KEY_NAME, RELAY_KEY_NAME_RULE, type RelayKeyEntry } from './auth/relay-keys.js';
 import { checkMqttConfig } from './mqtt/config.js';
 import { checkDashboardConfig, checkRelayPageConfig } from './page-config.js';
 
@@ -36,7 +36,7 @@ export interface ServerConfig {
   trust: string[];
   tls: { cert: string; key: string } | null;
   limits: Limits;
-  /** API tokens (server/auth.ts): file keys rate_limit.read and rate_limit.auth_failures. */
+  /** API tokens (server/auth/access.ts): file keys rate_limit.read and rate_limit.auth_failures. */
   auth: { read: BucketSpec | null; failuresPerMinute: number | null };
   // -- the server's edge (docs/server.md, "Connection limits", "Rate limits", "Headers and hosts")
   /** Node's headersTimeout, requestTimeout (both answer 408) and keepAliveTimeout, in ms. */
@@ -233,7 +233,7 @@ function checkEdge(o: Record<string, unknown>, c: ServerConfig, where: string): 
       known(r, ['address', 'relay_key', 'read', 'auth_failures'], `${where}: rate_limit`);
       if (r.address !== undefined) c.rateLimit.address = rateSpec(r.address, `${where}: rate_limit.address`, c.rateLimit.address);
       if (r.relay_key !== undefined) c.rateLimit.relayKey = rateSpec(r.relay_key, `${where}: rate_limit.relay_key`, c.rateLimit.relayKey);
-      // API tokens (server/auth.ts): reads per token, 401s per address and minute.
+      // API tokens (server/auth/access.ts): reads per token, 401s per address and minute.
       if (r.read !== undefined) c.auth.read = bucket(r.read, `${where}: rate_limit.read`);
       const af = r.auth_failures;
       if (af !== undefined) c.auth.failuresPerMinute = af === null || af === false ? null : int(af, `${where}: rate_limit.auth_failures`, 1, 1e9);

@@ -55,7 +55,7 @@ export class RegistryError extends Error {
   }
 }
 
-/** A token name, role or operation refused (server/tokens.ts). */
+/** A token name, role or operation refused (server/auth/tokens.ts). */
 export class TokenError extends Error {
   constructor(message: string) {
     super(message);

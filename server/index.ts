@@ -10,6 +10,6 @@ export { formatTable, importManifest, revokeDevice, type ImportOutcome } from '.
 export { OPTIONAL_PLUGINS, type OptionalPlugin } from './plugins/index.js';
 export { openStorage, isPostgresUrl, SqliteStorage, PostgresStorage } from './storage/index.js';
 export type { Storage, DeviceRow, DeviceSummary, GapRow, StoredFrame, StoredReading, NewReading, PageRequest, EncodedPage } from './storage/types.js';
-export { TokenVerifier, createToken, listTokens, revokeToken, type CreatedToken, type TokenInfo, type TokenRole } from './tokens.js';
-export { RELAY_KEY_HEADER, RelayKeys, hashRelayKey, newRelayKey, type RelayKeyEntry } from './relay-keys.js';
-export { fileDescriptorLimit } from './connections.js';
+export { TokenVerifier, createToken, listTokens, revokeToken, type CreatedToken, type TokenInfo, type TokenRole } from './auth/tokens.js';
+export { RELAY_KEY_HEADER, RelayKeys, hashRelayKey, newRelayKey, type RelayKeyEntry } from './auth/relay-keys.js';
+export { fileDescriptorLimit } from './edge/connections.js';

@@ -1,17 +1,17 @@
 // sealpost-auth: API tokens at the server's edge (docs/api.md,
 // "Authentication"; design brief, "Trust at the server's edge"). DEFAULT
 // DENY: every route, including ones added later and unknown paths, needs a
-// valid bearer token unless it is on OPEN (server/auth.ts); a route that
+// valid bearer token unless it is on OPEN (server/auth/access.ts); a route that
 // needs more than read says so with `config: { role: 'admin' }`. Registered
 // after the storage and before every route, as an onRequest hook, so a
-// refused request costs no body parsing. server/auth.ts decides; this plugin
+// refused request costs no body parsing. server/auth/access.ts decides; this plugin
 // wires the decision in.
 //
 // The token never reaches a log line: fastify's request serializer logs no
 // headers (server/app.ts also strips token-shaped text from URLs).
 import fp from 'fastify-plugin';
-import { ApiAccess, type Principal } from '../auth.js';
-import { TokenVerifier, type TokenRole } from '../tokens.js';
+import { ApiAccess, type Principal } from '../auth/access.js';
+import { TokenVerifier, type TokenRole } from '../auth/tokens.js';
 
 declare module 'fastify' {
   interface FastifyRequest {

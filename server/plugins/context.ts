@@ -5,7 +5,7 @@ import fp from 'fastify-plugin';
 import type { ServerConfig } from '../config.js';
 import type { IngestEvents } from '../events.js';
 import type { Keyring } from '../keys.js';
-import type { RateLimiter } from '../rate-limit.js';
+import type { RateLimiter } from '../edge/rate-limit.js';
 import type { Storage } from '../storage/types.js';
 
 declare module 'fastify' {

@@ -2,20 +2,20 @@
 // /v1/devices/:serial, /v1/devices/:serial/readings (JSON or CSV),
 // /v1/devices/:serial/gaps.
 //
-// Lists are paged by keyset (server/cursor.ts) and each page is read and
+// Lists are paged by keyset (server/reads/cursor.ts) and each page is read and
 // encoded by the storage's readPage, which SQLite runs on its read worker and
 // PostgreSQL on its read pool: the event loop that answers uplinks only
 // copies the encoded bytes to the socket. CSV streams every matching reading
 // page by page as the client takes them (a Readable with backpressure).
-// Query parsing and the bodies are server/read-api.ts; this is the routes.
+// Query parsing and the bodies are server/reads/api.ts; this is the routes.
 import { Readable } from 'node:stream';
 import fp from 'fastify-plugin';
-import { devicesCursor, gapsCursor, parseDevicesCursor, parseGapsCursor, parseReadingsCursor, readingsCursor, type CursorScope } from '../cursor.js';
+import { devicesCursor, gapsCursor, parseDevicesCursor, parseGapsCursor, parseReadingsCursor, readingsCursor, type CursorScope } from '../reads/cursor.js';
 import { HttpError } from '../errors.js';
-import { csvStream, listJson, pageLimit, parseQueryTime } from '../read-api.js';
+import { csvStream, listJson, pageLimit, parseQueryTime } from '../reads/api.js';
 import { pageQuery, readingsQuery, serialParams } from '../schemas.js';
 import type { GapKey, ReadingKey, ReadingsQuery } from '../storage/types.js';
-import { deviceJson } from '../wire.js';
+import { deviceJson } from '../reads/wire.js';
 
 const deviceSchema = {
   type: 'object',

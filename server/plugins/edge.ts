@@ -11,13 +11,13 @@
 //   `Strict-Transport-Security: max-age=31536000` (one year, RFC 6797
 //   section 6.1.1; no includeSubDomains, which would bind the operator's
 //   other hosts).
-// - The relay keys (server/relay-keys.ts) and the connection guard, as
+// - The relay keys (server/auth/relay-keys.ts) and the connection guard, as
 //   decorations for the uplink and for tests.
 import fp from 'fastify-plugin';
-import type { ConnectionGuard } from '../connections.js';
+import type { ConnectionGuard } from '../edge/connections.js';
 import { normalHost } from '../config.js';
 import { HttpError } from '../errors.js';
-import { RelayKeys } from '../relay-keys.js';
+import { RelayKeys } from '../auth/relay-keys.js';
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,8 +1,8 @@
 // sealpost-rate-limit: token buckets per source address and per relay key,
-// each counting requests and frames (server/rate-limit.ts); from the config,
+// each counting requests and frames (server/edge/rate-limit.ts); from the config,
 // a disabled bucket is off.
 import fp from 'fastify-plugin';
-import { RateLimiter } from '../rate-limit.js';
+import { RateLimiter } from '../edge/rate-limit.js';
 
 export default fp(
   async (app) => {

@@ -5,11 +5,11 @@
 // app.events.
 import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { FailedAuthThrottle } from '../auth-throttle.js';
+import { FailedAuthThrottle } from '../auth/throttle.js';
 import { HttpError, tooManyRequests } from '../errors.js';
 import { ingestUplink, type UplinkBody } from '../ingest/uplink.js';
-import { addressKey, type Refusal } from '../rate-limit.js';
-import { RELAY_KEY_HEADER } from '../relay-keys.js';
+import { addressKey, type Refusal } from '../edge/rate-limit.js';
+import { RELAY_KEY_HEADER } from '../auth/relay-keys.js';
 import { uplinkSchema } from '../schemas.js';
 
 declare module 'fastify' {

@@ -20,7 +20,7 @@
 // the event loop that uploads need; point lookups (a device before its
 // readings) use a second small pool here (docs/server.md, "Reads").
 import pg from 'pg';
-import { encodePage } from '../wire.js';
+import { encodePage } from '../reads/wire.js';
 import { ReadWorkers } from './read-workers.js';
 import { MIGRATIONS } from './migrations.js';
 import { KEY_ROW_COLUMNS, batchFromRow, deviceFromRow, frameFromRow, gapFromRow, keyRowFromRow, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';

@@ -10,7 +10,7 @@
 // transferred, not copied.
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { encodePage } from '../wire.js';
+import { encodePage } from '../reads/wire.js';
 import { PostgresStorage } from './postgres.js';
 import { SqliteStorage } from './sqlite.js';
 import type { PageRequest, Storage } from './types.js';

@@ -28,7 +28,7 @@
 // be opened by another thread: it reads in-process (tests).
 import Database from 'better-sqlite3';
 import { chmodSync, closeSync, openSync, statSync } from 'node:fs';
-import { encodePage } from '../wire.js';
+import { encodePage } from '../reads/wire.js';
 import { ReadWorkers } from './read-workers.js';
 import { MIGRATIONS } from './migrations.js';
 import { SQLITE_KEY_ROW_COLUMNS, batchFromRow, deviceFromRow, frameFromRow, gapFromRow, keyRowFromRow, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';

@@ -210,7 +210,7 @@ export interface BootStart {
   source: TimeSource;
 }
 
-/** An API token as stored (server/tokens.ts): never the token itself, only its SHA-256. */
+/** An API token as stored (server/auth/tokens.ts): never the token itself, only its SHA-256. */
 export type TokenRole = 'read' | 'admin';
 
 export interface NewToken {
@@ -267,7 +267,7 @@ export type PageRequest =
   | { kind: 'gaps'; serial: string; query: GapsQuery };
 
 /**
- * A page encoded for the wire (server/wire.ts): JSON items joined by commas
+ * A page encoded for the wire (server/reads/wire.ts): JSON items joined by commas
  * (no brackets), or CSV lines; `next` is the position of its last item when
  * more follow, else null.
  */
@@ -335,13 +335,13 @@ export interface Storage {
   /** The device's gaps by (first, id); all of them without a query. */
   gaps(serial: string, query?: GapsQuery): Promise<GapRow[]>;
   /**
-   * One page of the read API, encoded (server/wire.ts). SQLite files run it
+   * One page of the read API, encoded (server/reads/wire.ts). SQLite files run it
    * on the read worker, PostgreSQL on the read pool: never on the ingest path.
    */
   readPage(request: PageRequest): Promise<EncodedPage>;
   frames(serial: string): Promise<StoredFrame[]>;
   batches(): Promise<BatchRow[]>;
-  // API tokens (server/tokens.ts). Writes outside `transaction` are single statements.
+  // API tokens (server/auth/tokens.ts). Writes outside `transaction` are single statements.
   /** Inserts a token; false when the name is taken (nothing changed). */
   insertToken(row: NewToken): Promise<boolean>;
   /** Every token by name, without hashes. */

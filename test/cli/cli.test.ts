@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { COMMANDS } from '../../cli/main.js';
 import { openStorage } from '../../server/index.js';
-import { TokenVerifier } from '../../server/tokens.js';
+import { TokenVerifier } from '../../server/auth/tokens.js';
 import { sealpost } from '../helpers/cli.js';
 
 /** The token in the dashboard URL a demo run printed, checked against the demo's database. */

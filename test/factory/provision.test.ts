@@ -22,7 +22,7 @@ import {
   type ManifestBody,
 } from '../../protocol/index.js';
 import { importManifest, makeConfig, startServer } from '../../server/index.js';
-import { createToken } from '../../server/tokens.js';
+import { createToken } from '../../server/auth/tokens.js';
 import { encodeJournalRow, parseJournal } from '../../factory/journal.js';
 import { provisionBatch, type ProvisionRequest } from '../../factory/provision.js';
 import { createSender } from '../../factory/sender.js';

@@ -25,7 +25,7 @@ import {
 } from '../../protocol/index.js';
 import { NO_RATE_LIMIT, buildServer, importManifest, makeConfig, openStorage, type ServerConfig, type Storage } from '../../server/index.js';
 import type { FastifyInstance } from 'fastify';
-import { createToken } from '../../server/tokens.js';
+import { createToken } from '../../server/auth/tokens.js';
 
 export const BACKENDS = ['sqlite', 'postgres'] as const;
 export type Backend = (typeof BACKENDS)[number];

@@ -12,7 +12,7 @@ import pg from 'pg';
 import { ANCHOR_BOOT } from '../../protocol/index.js';
 import { checkConfig, openStorage, type Storage } from '../../server/index.js';
 import { TokenError } from '../../server/errors.js';
-import { TOKEN_SHAPE, TOUCH_EVERY_MS, TokenVerifier, createToken, listTokens, revokeToken } from '../../server/tokens.js';
+import { TOKEN_SHAPE, TOUCH_EVERY_MS, TokenVerifier, createToken, listTokens, revokeToken } from '../../server/auth/tokens.js';
 import { BACKENDS, SealingDevice, body, closeServerFixture, logCapture, makeFleet, readToken, testDb, testServer, type Fleet, type TestDb, type TestServer } from '../helpers/server.js';
 import { sealpost } from '../helpers/cli.js';
 

@@ -14,7 +14,7 @@ import type { Page } from 'playwright-core';
 import { ANCHOR_BOOT, type Reading } from '../../protocol/index.js';
 import { NO_RATE_LIMIT, buildServer, checkConfig, importManifest, makeConfig, revokeDevice, type Storage } from '../../server/index.js';
 import { dashboardAssets } from '../../server/plugins/dashboard.js';
-import { createToken, revokeToken } from '../../server/tokens.js';
+import { createToken, revokeToken } from '../../server/auth/tokens.js';
 import { launchChromium, type Chromium } from '../helpers/chromium.js';
 import { SealingDevice, body, makeFleet, testDb, type Fleet, type TestDb } from '../helpers/server.js';
 

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { ANCHOR_BOOT, provisionDevice } from '../../protocol/index.js';
-import { addressKey } from '../../server/rate-limit.js';
+import { addressKey } from '../../server/edge/rate-limit.js';
 import { checkConfig } from '../../server/config.js';
 import { ConfigError } from '../../server/errors.js';
 import { clampRx } from '../../server/ingest/uplink.js';

@@ -31,8 +31,8 @@ import {
   type ServerConfig,
   type Storage,
 } from '../../server/index.js';
-import { connectionCap } from '../../server/connections.js';
-import { addressKey } from '../../server/rate-limit.js';
+import { connectionCap } from '../../server/edge/connections.js';
+import { addressKey } from '../../server/edge/rate-limit.js';
 import { IngestServer } from '../helpers/relay-server.js';
 import { SealingDevice, b64, body, logCapture, makeFleet, testServer, type Fleet } from '../helpers/server.js';
 import { sealpost } from '../helpers/cli.js';

@@ -9,7 +9,7 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { ANCHOR_BOOT, encodeKeyFile, newIngestKey } from '../../protocol/index.js';
 import { ConfigError, NO_RATE_LIMIT, buildServer, checkConfig, loadConfig, makeConfig, openStorage, startServer, type Storage } from '../../server/index.js';
-import { createToken } from '../../server/tokens.js';
+import { createToken } from '../../server/auth/tokens.js';
 import { SealingDevice, b64, body, logCapture, makeFleet, manifestFor, testServer, type Fleet } from '../helpers/server.js';
 import { sealpost } from '../helpers/cli.js';
 import { writeConfig, writeFleetFiles, type FleetFiles } from '../helpers/server-files.js';

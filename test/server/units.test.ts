@@ -4,8 +4,8 @@ import { createCipheriv, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { mergeRanges, rangesOf, subtractRanges } from '../../server/ranges.js';
 import { Lru } from '../../server/lru.js';
-import { TokenBuckets } from '../../server/rate-limit.js';
-import { parseQueryTime } from '../../server/read-api.js';
+import { TokenBuckets } from '../../server/edge/rate-limit.js';
+import { parseQueryTime } from '../../server/reads/api.js';
 import { describeDb } from '../../server/storage/index.js';
 import { WRAPPED_LENGTH, unwrapDeviceKeys, wrapDeviceKeys } from '../../server/keys.js';
 

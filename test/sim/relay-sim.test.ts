@@ -9,7 +9,7 @@ import { boardProfile, withDevice } from '../../boards/index.js';
 import { parseKeyFile } from '../../protocol/index.js';
 import { loadOrCreateKeys } from '../../sim/fleet.js';
 import { formatSummary, runSimFleet } from '../../sim/run.js';
-import { createToken } from '../../server/tokens.js';
+import { createToken } from '../../server/auth/tokens.js';
 import { sealpost } from '../helpers/cli.js';
 import { IngestServer } from '../helpers/relay-server.js';
 import { NO_RATE_LIMIT } from '../../server/index.js';

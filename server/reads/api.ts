@@ -1,9 +1,9 @@
 // What the read API (server/plugins/devices.ts, docs/api.md) computes apart
 // from fastify: query times, the page size asked for, a JSON list around an
 // encoded page, and the CSV body streamed page by page from storage.
-import { HttpError } from './errors.js';
-import { MAX_TIME_MS } from './schemas.js';
-import type { ReadingKey, Storage } from './storage/types.js';
+import { HttpError } from '../errors.js';
+import { MAX_TIME_MS } from '../schemas.js';
+import type { ReadingKey, Storage } from '../storage/types.js';
 import { CSV_HEADER } from './wire.js';
 
 const ISO = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/;

@@ -3,7 +3,7 @@
 // them is encoded. Both the HTTP plugin and the SQLite read worker
 // (server/storage/read-worker.ts) use it, so a field added to readings is
 // added here once and shows up in JSON, CSV and every backend alike.
-import type { DeviceSummary, EncodedPage, GapRow, PageRequest, ReadingsQuery, StoredReading } from './storage/types.js';
+import type { DeviceSummary, EncodedPage, GapRow, PageRequest, ReadingsQuery, StoredReading } from '../storage/types.js';
 
 export function deviceJson(d: DeviceSummary) {
   return {

@@ -12,8 +12,8 @@
 // not a secret and needs none: a client that edits a position only moves
 // within results it may read anyway.
 import { createHash } from 'node:crypto';
-import { HttpError } from './errors.js';
-import type { GapKey, ReadingKey } from './storage/types.js';
+import { HttpError } from '../errors.js';
+import type { GapKey, ReadingKey } from '../storage/types.js';
 
 const VERSION = 1;
 const LISTS = { readings: 1, devices: 2, gaps: 3 } as const;

@@ -8,10 +8,10 @@
 // minute (before any database lookup); 401 without a valid token; 403 when
 // its role is too low; 429 when the token's read bucket is empty. No message
 // here quotes the Authorization header.
-import type { ServerConfig } from './config.js';
-import { HttpError, tooManyRequests } from './errors.js';
-import { Lru } from './lru.js';
-import { TokenBuckets, addressKey } from './rate-limit.js';
+import type { ServerConfig } from '../config.js';
+import { HttpError, tooManyRequests } from '../errors.js';
+import { Lru } from '../lru.js';
+import { TokenBuckets, addressKey } from '../edge/rate-limit.js';
 import type { TokenRole, TokenVerifier } from './tokens.js';
 
 export interface Principal {

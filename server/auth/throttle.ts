@@ -16,8 +16,8 @@
 // Addresses are keyed by IPv4 address or by IPv6 /64 (RFC 4291 section 2.5.4:
 // the interface identifier is the low 64 bits, so one subscriber usually holds
 // a whole /64 and could otherwise rotate through 2^64 keys).
-import { Lru } from './lru.js';
-import { TokenBuckets, addressKey, type BucketSpec } from './rate-limit.js';
+import { Lru } from '../lru.js';
+import { TokenBuckets, addressKey, type BucketSpec } from '../edge/rate-limit.js';
 
 /** Alerts for one serial at most this often. */
 const ALERT_EVERY_MS = 60_000;

@@ -14,10 +14,10 @@
 // process (a reader polling every second costs one write a minute, not one
 // per request), and never moved back by a slower node.
 import { createHash, randomBytes } from 'node:crypto';
-import { TokenError } from './errors.js';
-import type { Storage, TokenInfo, TokenRole } from './storage/types.js';
+import { TokenError } from '../errors.js';
+import type { Storage, TokenInfo, TokenRole } from '../storage/types.js';
 
-export type { TokenInfo, TokenRole } from './storage/types.js';
+export type { TokenInfo, TokenRole } from '../storage/types.js';
 
 export const TOKEN_PREFIX = 'spt_';
 export const ROLES: readonly TokenRole[] = ['read', 'admin'];

@@ -23,7 +23,7 @@ import { createServer as createHttp, type IncomingMessage, type Server, type Ser
 import { createServer as createHttps } from 'node:https';
 import type { Socket } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
-import type { ServerConfig } from './config.js';
+import type { ServerConfig } from '../config.js';
 import { addressKey } from './rate-limit.js';
 
 /** Descriptors kept for everything that is not a client socket (database, WAL, logs, key files, pools). */

@@ -9,7 +9,7 @@
 // so a client can neither flood small requests nor few huge ones. `relay.id`
 // in the body is chosen by the client and is never a key here.
 import { isIPv6 } from 'node:net';
-import { Lru } from './lru.js';
+import { Lru } from '../lru.js';
 
 export interface BucketSpec {
   perSecond: number;
@@ -64,7 +64,7 @@ export class TokenBuckets {
 
   /**
    * Takes `cost` tokens even into debt: for work whose cost is known only
-   * after it was done (server/auth-throttle.ts).
+   * after it was done (server/auth/throttle.ts).
    */
   charge(key: string, cost: number): void {
     this.bucket(key).tokens -= cost;
