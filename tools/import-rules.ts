@@ -98,6 +98,11 @@ export const RULES: readonly Rule[] = [
     allows: (i, f) => !under(i.target, ...HAL_IMPLEMENTATIONS) || (f.startsWith('sim/') && under(i.target, 'hal/sim/')),
   },
   {
+    name: 'kernel/ imports only kernel/, tools/run-as-script.ts and node: builtins: the kernel build and the images it writes stand apart from the code that loads them',
+    applies: (f) => f.startsWith('kernel/'),
+    allows: (i) => under(i.target, 'kernel/', 'tools/run-as-script.ts') || (i.target === undefined && i.specifier.startsWith('node:')),
+  },
+  {
     name: "only the entries read the interpreter's globals: hal/espruino/globals.ts is imported for more than its types only by firmware/targets/",
     applies: (f) => !f.startsWith('firmware/targets/'),
     allows: (i) => i.target !== 'hal/espruino/globals.ts' || i.typeOnly,

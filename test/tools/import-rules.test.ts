@@ -63,6 +63,7 @@ describe('import rules', () => {
       { path: 'factory/storage-image.ts', text: "import { COUNTER_LOG_MAGIC } from '../firmware/counter-core.js';" },
       { path: 'hal/espruino/radio.ts', text: "import { nrf } from './globals.js';\nimport type { NrfGlobal } from './globals.js';" },
       { path: 'hal/espruino/globals.ts', text: "const c = require('crypto');\nconst f = require('fs');" },
+      { path: 'kernel/build.ts', text: "import { sealFrame } from '../protocol/frame.js';\nimport { x } from 'node:fs';\nimport { y } from 'typescript';" },
     ];
     const found = checkImports(files).map((v) => `${v.file}:${v.line} ${v.specifier} | ${v.rule.split(' ').slice(0, 3).join(' ')}`);
     expect(found).toEqual([
@@ -77,6 +78,8 @@ describe('import rules', () => {
       'hal/espruino/globals.ts:2 fs | hal/ imports only',
       'hal/espruino/radio.ts:1 ./globals.js | only the entries',
       'hal/plain/crypto.ts:1 ../sim/nor-flash.js | the device HAL',
+      'kernel/build.ts:1 ../protocol/frame.js | kernel/ imports only',
+      'kernel/build.ts:3 typescript | kernel/ imports only',
       'protocol/frame.ts:1 ../server/x.js | protocol/ imports only',
       'protocol/wire/codec.ts:1 @noble/hashes/sha2.js | protocol/wire/ imports only',
       'protocol/wire/codec.ts:2 ../bytes.js | protocol/wire/ imports only',

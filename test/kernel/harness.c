@@ -1,0 +1,115 @@
+/* Test harness for a committed kernel image under qemu-arm (user mode): loads the .bin into executable
+ * memory at a deliberately odd (word-aligned, not page-aligned) address and calls its entries in Thumb
+ * mode, one command per stdin line, one answer per stdout line. Built by test/kernel/aes-ccm.test.ts
+ * with arm-linux-gnueabihf-gcc -static.
+ *   usage: harness IMAGE.bin INIT SEAL ACK ACK_CHECK BLOCK    (entry offsets in bytes)
+ *   S key salt counter plaintext -> frame hex (sealed disjoint; "inplace-differs" if sealing in place differs)
+ *   A key salt counter           -> ack hex, ack_check(ack), ack_check(ack with its last bit flipped)
+ *   C key salt ack               -> ack_check(ack)
+ *   B key block                  -> AES-128(key, block) hex
+ *   I len                        -> aes_ccm_init's return value for that plaintext length
+ *   Z key salt len counter       -> aes_ccm_seal's return value (e.g. -1 for counter 0) */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+typedef int (*entry_fn)(uintptr_t, uintptr_t, uintptr_t, uintptr_t);
+static entry_fn init_fn, seal_fn, ack_fn, check_fn, block_fn;
+static uint8_t ctx[192] __attribute__((aligned(4)));
+
+static entry_fn entry(uint8_t *image, const char *offset) {
+  return (entry_fn)((uintptr_t)(image + strtoul(offset, 0, 0)) | 1);
+}
+
+static size_t unhex(const char *s, uint8_t *out) {
+  size_t n = 0;
+  while (s[0] && s[1]) {
+    unsigned v;
+    sscanf(s, "%2x", &v);
+    out[n++] = (uint8_t)v;
+    s += 2;
+  }
+  return n;
+}
+
+static void puthex(const uint8_t *b, size_t n) {
+  for (size_t i = 0; i < n; i++) printf("%02x", b[i]);
+}
+
+static void init(const char *key, const char *salt, uint32_t len) {
+  uint8_t k[16], s[8];
+  unhex(key, k);
+  unhex(salt, s);
+  if (init_fn((uintptr_t)ctx, (uintptr_t)k, (uintptr_t)s, len) != 0) {
+    printf("init-failed\n");
+    exit(1);
+  }
+}
+
+int main(int argc, char **argv) {
+  if (argc != 7) {
+    fprintf(stderr, "usage: harness IMAGE.bin INIT SEAL ACK ACK_CHECK BLOCK\n");
+    return 2;
+  }
+  FILE *f = fopen(argv[1], "rb");
+  if (!f) return 2;
+  uint8_t *mem = mmap(0, 65536, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) return 2;
+  uint8_t *image = mem + 0x104;
+  fread(image, 1, 60000, f);
+  fclose(f);
+  init_fn = entry(image, argv[2]);
+  seal_fn = entry(image, argv[3]);
+  ack_fn = entry(image, argv[4]);
+  check_fn = entry(image, argv[5]);
+  block_fn = entry(image, argv[6]);
+
+  static char line[2048], key[64], salt[64], data[1024];
+  static uint8_t msg[512], out[512], ring[512];
+  unsigned long counter, len;
+  while (fgets(line, sizeof line, stdin)) {
+    if (sscanf(line, "S %63s %63s %lu %1023s", key, salt, &counter, data) == 4) {
+      size_t n = unhex(data, msg);
+      init(key, salt, (uint32_t)n);
+      int r = seal_fn((uintptr_t)ctx, (uintptr_t)msg, (uintptr_t)out, counter);
+      memset(ring, 0xee, sizeof ring);
+      memcpy(ring + 4, msg, n);
+      int r2 = seal_fn((uintptr_t)ctx, (uintptr_t)(ring + 4), (uintptr_t)ring, counter);
+      if (r != (int)n + 12 || r2 != r) printf("bad-return %d %d\n", r, r2);
+      else if (memcmp(out, ring, n + 12) != 0 || ring[n + 12] != 0xee) printf("inplace-differs\n");
+      else puthex(out, n + 12), printf("\n");
+    } else if (sscanf(line, "A %63s %63s %lu", key, salt, &counter) == 3) {
+      init(key, salt, 1);
+      memset(out, 0xee, 16);
+      int r = ack_fn((uintptr_t)ctx, (uintptr_t)out, counter, 0);
+      if (r != 12 || out[12] != 0xee) { printf("bad-return %d\n", r); continue; }
+      int ok = check_fn((uintptr_t)ctx, (uintptr_t)out, 0, 0);
+      out[11] ^= 1;
+      int flipped = check_fn((uintptr_t)ctx, (uintptr_t)out, 0, 0);
+      out[11] ^= 1;
+      puthex(out, 12), printf(" %d %d\n", ok, flipped);
+    } else if (sscanf(line, "C %63s %63s %1023s", key, salt, data) == 3) {
+      init(key, salt, 1);
+      unhex(data, msg);
+      printf("%d\n", check_fn((uintptr_t)ctx, (uintptr_t)msg, 0, 0));
+    } else if (sscanf(line, "B %63s %1023s", key, data) == 2) {
+      init(key, "0000000000000000", 1);
+      unhex(data, msg);
+      block_fn((uintptr_t)ctx, (uintptr_t)msg, (uintptr_t)out, 0);
+      puthex(out, 16), printf("\n");
+    } else if (sscanf(line, "I %lu", &len) == 1) {
+      uint8_t k[16] = {0}, s[8] = {0};
+      printf("%d\n", init_fn((uintptr_t)ctx, (uintptr_t)k, (uintptr_t)s, len));
+    } else if (sscanf(line, "Z %63s %63s %lu %lu", key, salt, &len, &counter) == 4) {
+      init(key, salt, len);
+      memset(msg, 0, len);
+      printf("%d\n", seal_fn((uintptr_t)ctx, (uintptr_t)msg, (uintptr_t)out, counter));
+    } else {
+      printf("unknown-command\n");
+    }
+    fflush(stdout);
+  }
+  return 0;
+}
