@@ -1,5 +1,5 @@
 // The committed aes-ccm kernel image (kernel/aes-ccm/aes-ccm.bin) executed by qemu-arm through
-// test/kernel/harness.c: every seal and ack vector, FIPS-197 C.1, the entries' refusals, and 10,000
+// kernel/harness.c: every seal and ack vector, FIPS-197 C.1, the entries' refusals, and 10,000
 // random frames and 2,000 random acks against protocol/ (OpenSSL). RFC 3610's packet vectors 1-3 all
 // carry 8 bytes of associated data, which this CCM (docs/protocol.md: no AAD) never takes; the host
 // CCM is checked against them in test/hal/ccm.test.ts.
@@ -12,7 +12,7 @@ import { makeAck } from '../../protocol/ack.js';
 import { sealFrame } from '../../protocol/frame.js';
 import { MAX_FRAME_SIZE, MIN_FRAME_SIZE } from '../../protocol/wire/constants.js';
 import { ackVectors, sealVectors, toHex } from '../helpers/vectors.js';
-import { buildHarness, missingEmulation, runAesCcm } from './harness.js';
+import { buildHarness, missingEmulation, runAesCcm } from '../../kernel/harness.js';
 
 const RANDOM_FRAMES = 10_000;
 const RANDOM_ACKS = 2_000;

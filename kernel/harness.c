@@ -1,6 +1,6 @@
 /* Test harness for a committed kernel image under qemu-arm (user mode): loads the .bin into executable
  * memory at a deliberately odd (word-aligned, not page-aligned) address and calls its entries in Thumb
- * mode, one command per stdin line, one answer per stdout line. Built by test/kernel/aes-ccm.test.ts
+ * mode, one command per stdin line, one answer per stdout line. Built by kernel/harness.ts
  * with arm-linux-gnueabihf-gcc -static.
  *   usage: harness IMAGE.bin INIT SEAL ACK ACK_CHECK BLOCK    (entry offsets in bytes)
  *   S key salt counter plaintext -> frame hex (sealed disjoint; "inplace-differs" if sealing in place differs)
@@ -8,7 +8,10 @@
  *   C key salt ack               -> ack_check(ack)
  *   B key block                  -> AES-128(key, block) hex
  *   I len                        -> aes_ccm_init's return value for that plaintext length
- *   Z key salt len counter       -> aes_ccm_seal's return value (e.g. -1 for counter 0) */
+ *   Z key salt len counter       -> aes_ccm_seal's return value (e.g. -1 for counter 0)
+ *   P                            -> the image's address and size in memory (hex, decimal)
+ *   T key salt counter plaintext reps -> aes_ccm_init once, then reps seals; "done" (bench/kernel-seal.ts
+ *                                   counts the Thumb instructions executed inside the image) */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,7 +61,7 @@ int main(int argc, char **argv) {
   uint8_t *mem = mmap(0, 65536, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) return 2;
   uint8_t *image = mem + 0x104;
-  fread(image, 1, 60000, f);
+  size_t size = fread(image, 1, 60000, f);
   fclose(f);
   init_fn = entry(image, argv[2]);
   seal_fn = entry(image, argv[3]);
@@ -106,6 +109,13 @@ int main(int argc, char **argv) {
       init(key, salt, len);
       memset(msg, 0, len);
       printf("%d\n", seal_fn((uintptr_t)ctx, (uintptr_t)msg, (uintptr_t)out, counter));
+    } else if (line[0] == 'P') {
+      printf("%lx %lu\n", (unsigned long)(uintptr_t)image, (unsigned long)size);
+    } else if (sscanf(line, "T %63s %63s %lu %1023s %lu", key, salt, &counter, data, &len) == 5) {
+      size_t n = unhex(data, msg);
+      init(key, salt, (uint32_t)n);
+      while (len--) seal_fn((uintptr_t)ctx, (uintptr_t)msg, (uintptr_t)out, counter);
+      printf("done\n");
     } else {
       printf("unknown-command\n");
     }
