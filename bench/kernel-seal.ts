@@ -33,3 +33,4 @@ for (const frameSize of [20, 50, 244]) {
   const pt = '5a'.repeat(frameSize - 12);
   row(`aes_ccm_seal, ${frameSize}-byte frame`, perCall((reps) => `T ${KEY} ${SALT} 7 ${pt} ${reps}`));
 }
+row('aes_ccm_ack_check (per ack)', perCall((reps) => `Q ${KEY} ${SALT} 7 ${reps}`));

@@ -11,7 +11,8 @@
  *   Z key salt len counter       -> aes_ccm_seal's return value (e.g. -1 for counter 0)
  *   P                            -> the image's address and size in memory (hex, decimal)
  *   T key salt counter plaintext reps -> aes_ccm_init once, then reps seals; "done" (bench/kernel-seal.ts
- *                                   counts the Thumb instructions executed inside the image) */
+ *                                   counts the Thumb instructions executed inside the image)
+ *   Q key salt counter reps      -> aes_ccm_init and aes_ccm_ack once, then reps aes_ccm_ack_check; "done" */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,7 @@
 
 typedef int (*entry_fn)(uintptr_t, uintptr_t, uintptr_t, uintptr_t);
 static entry_fn init_fn, seal_fn, ack_fn, check_fn, block_fn;
-static uint8_t ctx[192] __attribute__((aligned(4)));
+static uint8_t ctx[256] __attribute__((aligned(4))); /* at least the kernel's CTX_SIZE */
 
 static entry_fn entry(uint8_t *image, const char *offset) {
   return (entry_fn)((uintptr_t)(image + strtoul(offset, 0, 0)) | 1);
@@ -115,6 +116,11 @@ int main(int argc, char **argv) {
       size_t n = unhex(data, msg);
       init(key, salt, (uint32_t)n);
       while (len--) seal_fn((uintptr_t)ctx, (uintptr_t)msg, (uintptr_t)out, counter);
+      printf("done\n");
+    } else if (sscanf(line, "Q %63s %63s %lu %lu", key, salt, &counter, &len) == 4) {
+      init(key, salt, 1);
+      ack_fn((uintptr_t)ctx, (uintptr_t)out, counter, 0);
+      while (len--) check_fn((uintptr_t)ctx, (uintptr_t)out, 0, 0);
       printf("done\n");
     } else {
       printf("unknown-command\n");

@@ -1,10 +1,11 @@
 /* The aes-ccm kernel: AES-128 encryption and the CCM of docs/protocol.md (tag 8, L = 2, no AAD,
  * nonce = salt (8) || counter (4, BE) || domain (1)) as position-independent Thumb-2 for a Cortex-M4,
  * called through E.nativeCall with at most 4 int arguments. Every function that is not static is an
- * entry point (kernel/build.ts lists them with their offsets). No writable globals, no libc: the only
+ * entry point (kernel/build.ts lists them with their offsets, and every KERNEL_* macro as a constant).
+ * No writable globals, no libc: the only
  * data is the read-only S-box, reached PC-relative; all state lives in the caller's context block.
  *
- * Context block (CTX_SIZE = 188 bytes, 4-byte aligned, written only by aes_ccm_init):
+ * Context block (KERNEL_CTX_SIZE = 188 bytes, 4-byte aligned, written only by aes_ccm_init):
  *   0    176  AES-128 round keys (11 x 16 bytes)
  *   176    8  nonce salt
  *   184    4  plaintext length of a frame (F - 12), 1 .. 232, little-endian u32
@@ -13,7 +14,8 @@ typedef unsigned char u8;
 typedef unsigned int u32;
 
 #define ROUND_KEYS 176
-#define MAX_MSG 232
+#define KERNEL_CTX_SIZE 188
+#define KERNEL_MAX_MSG 232
 #define TAG 8
 #define DOMAIN_UPLINK 0x01
 #define DOMAIN_ACK 0x02
@@ -153,7 +155,7 @@ static void put_counter(u8 *dst, u32 counter) {
  * length. Returns 0, or -1 (context untouched) when len is outside 1 .. 232. */
 int aes_ccm_init(struct ctx *c, const u8 *key, const u8 *salt, u32 len) {
   u32 i;
-  if (len < 1 || len > MAX_MSG) return -1;
+  if (len < 1 || len > KERNEL_MAX_MSG) return -1;
   expand_key(c->rk, key);
   for (i = 0; i < 8; i++) c->salt[i] = salt[i];
   c->len = len;
@@ -199,4 +201,4 @@ int aes_block(const struct ctx *c, const u8 *in, u8 *out) {
   return 0;
 }
 
-_Static_assert(sizeof(struct ctx) == 188, "the context block layout of the header comment");
+_Static_assert(sizeof(struct ctx) == KERNEL_CTX_SIZE, "the context block layout of the header comment");

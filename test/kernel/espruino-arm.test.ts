@@ -15,10 +15,10 @@ const BIN = process.env.ESPRUINO_ARM_BIN;
 const e = IMAGE.entries;
 
 // ES5 for the interpreter. Addresses are read again before every call: defragmentation may move flat
-// strings. The context (188 bytes) and io (600) are flat; a 16-byte Uint8Array would not be.
+// strings. The context (CTX_SIZE, 188 bytes) and io (600) are flat; a 16-byte Uint8Array would not be.
 const SCRIPT = `
 var K = E.toFlatString(require("Storage").read("${IMAGE.file}"));
-var ctx = new Uint8Array(188), io = new Uint8Array(600);
+var ctx = new Uint8Array(${IMAGE.constants.CTX_SIZE}), io = new Uint8Array(600);
 function call(off, a, b, c, d) { return E.nativeCall(E.getAddressOf(K, true) + off + 1, "int(int,int,int,int)")(a, b, c, d); }
 function at(o) { return E.getAddressOf(io, true) + o; }
 function cx() { return E.getAddressOf(ctx, true); }
