@@ -41,7 +41,8 @@ global.setTimeout = function (f, ms) { if (ms === ${d?.anchorPeriodMs ?? -1}) { 
 function spFlat(m) { var lo = 0, hi = (m.free - 64) * (m.blocksize - 6), mid, a, ok; while (hi - lo > 16) { mid = (lo + hi) >> 1; a = new Uint8Array(mid); ok = E.getAddressOf(a, true) !== 0; a = undefined; if (ok) lo = mid; else hi = mid; } return lo; }
 function spMem(tag) { var m = process.memory(); var f = spFlat(m); m = process.memory(); print("MEM " + tag + " " + m.usage + " " + m.total + " " + m.blocksize + " " + f); }
 function spStep() { var i, n = SP_C.length ? Math.min(50, SP_C[0] - SP_N) : 0; if (!n) { ${breakdown ? 'spBreak(); ' : ''}print("DONE"); return; } for (i = 0; i < n; i++) { SP_A(); SP_N++; } if (SP_N === SP_C[0]) { SP_C.shift(); spMem("seals" + SP_N); } SP_ST(spStep, 1); }
-function spBreak() { var h = global["\\xff"], k, j; for (k in h) { print("SIZE hidden." + k + " " + E.getSizeOf(h[k])); if (k === "timers") for (j in h[k]) print("SIZE hidden.timers." + j + " " + E.getSizeOf(h[k][j]) + " " + (h[k][j].interval || 0)); } for (k in global) print("SIZE global." + k.replace(/[^ -~]/g, "?") + " " + E.getSizeOf(global[k])); }
+function spWalk(a, p, d) { var i; for (i = 0; i < a.length; i++) { if (a[i].size >= 8) print("SIZE " + p + "." + a[i].name + " " + a[i].size); if (a[i].more && d < 2) spWalk(a[i].more, p + "." + a[i].name, d + 1); } }
+function spBreak() { var h = global["\\xff"], k, j; for (k in h) { print("SIZE hidden." + k + " " + E.getSizeOf(h[k])); if (k === "timers") for (j in h[k]) print("SIZE hidden.timers." + j + " " + E.getSizeOf(h[k][j]) + " " + (h[k][j].interval || 0)); } spWalk(E.getSizeOf(SP_A, 3), "anchorTick", 0); for (k in global) print("SIZE global." + k.replace(/[^ -~]/g, "?") + " " + E.getSizeOf(global[k])); }
 SP_ST(function () { spMem("boot"); SP_ST(spStep, 1); }, 3500);
 `;
 }
