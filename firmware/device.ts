@@ -22,9 +22,9 @@ import { FIRMWARE_VERSION } from './version.js';
 /** Console stays open this long after boot so the factory can read the boot line. */
 export const CONSOLE_GRACE_MS = 3000;
 /**
- * After a connection, wait this long before the first notification: the
- * central still has to discover the service and enable notifications, and
- * Espruino tells the firmware about neither.
+ * Fallback only: sending starts when the central enables notifications (the
+ * frames CCCD write, onWriteDesc); a central that never writes the
+ * descriptor gets its first notification this long after connecting.
  */
 export const CONNECT_SETTLE_MS = 1500;
 /** With everything sent and no ack for this long, send the unacknowledged frames again. */
@@ -86,6 +86,8 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
   let interval = profile.notifyIntervalMs;
   let lastRewind = 0;
   let reporting = false;
+  // The central's last CCCD write on this connection: 0 none yet, 1 on, 2 off.
+  let subscription = 0;
   let pumpTimer: unknown;
   let resendTimer: unknown;
 
@@ -156,7 +158,7 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
 
   function pump(): void {
     pumpTimer = undefined;
-    if (!radio.connected()) return;
+    if (!radio.connected() || subscription === 2) return;
     if (cursor < outbox.count()) {
       const at = outbox.offsetOf(cursor);
       radio.notify(outbox.ring.subarray(at, at + frameSize));
@@ -173,7 +175,7 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
   }
 
   function kick(): void {
-    if (pumpTimer === undefined && radio.connected()) pumpTimer = clock.setTimeout(pump, interval);
+    if (pumpTimer === undefined && radio.connected() && subscription !== 2) pumpTimer = clock.setTimeout(pump, interval);
   }
 
   function cancelResend(): void {
@@ -212,17 +214,26 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
     cursor = 0;
     interval = profile.notifyIntervalMs;
     lastRewind = clock.uptimeMs();
+    subscription = 0;
     sealAnchor(ANCHOR_CONNECT);
     sealGapReport();
     if (pumpTimer !== undefined) clock.clearTimeout(pumpTimer);
     pumpTimer = clock.setTimeout(pump, CONNECT_SETTLE_MS);
   }
 
-  function onDisconnect(): void {
+  function stopSending(): void {
     if (pumpTimer !== undefined) clock.clearTimeout(pumpTimer);
     pumpTimer = undefined;
     cancelResend();
     cursor = 0;
+  }
+
+  function onSubscribe(on: boolean): void {
+    subscription = on ? 1 : 2;
+    // On: send from the oldest frame now instead of after the fallback
+    // delay. Off: nothing goes out until the central enables them again.
+    stopSending();
+    if (on && radio.connected()) pumpTimer = clock.setTimeout(pump, 0);
   }
 
   sealAnchor(ANCHOR_BOOT);
@@ -231,7 +242,8 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
     info: '{"serial":"' + id.serial + '","v":' + PROTOCOL_VERSION + ',"f":' + frameSize + ',"b":"' + profile.id + '","fw":"' + FIRMWARE_VERSION + '"}',
     frameSize: frameSize,
     onConnect: onConnect,
-    onDisconnect: onDisconnect,
+    onDisconnect: stopSending,
+    onSubscribe: onSubscribe,
     onAck: onAck,
   });
   clock.setTimeout(function () {

@@ -109,6 +109,11 @@ export interface RadioOptions {
   frameSize: number;
   onConnect(): void;
   onDisconnect(): void;
+  /**
+   * The central wrote the frames characteristic's CCCD (Espruino's
+   * onWriteDesc): true when it enabled notifications, false when it disabled them.
+   */
+  onSubscribe(on: boolean): void;
   /** A write to the ack characteristic. */
   onAck(data: Uint8Array): void;
 }

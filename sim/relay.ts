@@ -259,6 +259,8 @@ export class SimRelay {
       onFrame: (cb) => {
         handler = cb;
         for (const f of early.splice(0)) cb(f);
+        // The CCCD write: the device starts sending now, not after its fallback delay.
+        link.subscribe(true);
       },
       writeAck: (ack) => link.writeAck(ack),
       disconnect: () => link.disconnect(),

@@ -1,7 +1,8 @@
 // The radio of the espruino-linux target: no BLE, so the "relay" is whoever
 // reads the console. Frames go out as `FRAME <hex>` lines; an ack comes back
 // by calling `sealpostAck("<24 hex>")` at the console, and
-// `sealpostConnect()` / `sealpostDisconnect()` play the relay's connection.
+// `sealpostConnect()` / `sealpostDisconnect()` play the relay's connection
+// and `sealpostSubscribe(on)` its write of the frames CCCD.
 // The entry passes in how to print and how to make a console function.
 import type { RadioHal, RadioOptions } from '../types.js';
 import { fromHexUnchecked, toHex } from '../../protocol/wire/hex.js';
@@ -20,6 +21,9 @@ export function consoleRadio(print: (line: string) => void, expose: (name: strin
         if (!isConnected) return;
         isConnected = false;
         opts.onDisconnect();
+      });
+      expose('sealpostSubscribe', function (on: unknown) {
+        if (isConnected) opts.onSubscribe(!!on);
       });
       expose('sealpostAck', function (h: string) {
         opts.onAck(fromHexUnchecked(h));

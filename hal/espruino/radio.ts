@@ -13,7 +13,16 @@ export function bleRadio(NRF: NrfGlobal): RadioHal {
   return {
     start: function (opts: RadioOptions): void {
       const chars: { [uuid: string]: object } = {};
-      chars[FRAMES_UUID] = { value: new Uint8Array(opts.frameSize), maxLen: opts.frameSize, readable: false, notify: true };
+      chars[FRAMES_UUID] = {
+        value: new Uint8Array(opts.frameSize),
+        maxLen: opts.frameSize,
+        readable: false,
+        notify: true,
+        // A CCCD write (2v15+); evt.data is an ArrayBuffer, bit 0 = notifications on.
+        onWriteDesc: function (evt: { data: ArrayBuffer }): void {
+          opts.onSubscribe((new Uint8Array(evt.data)[0]! & 1) === 1);
+        },
+      };
       chars[ACK_UUID] = {
         value: new Uint8Array(12),
         maxLen: 12,

@@ -20,6 +20,8 @@ export interface SimLink {
   info(): string;
   /** Writes an acknowledgement to the ack characteristic. */
   writeAck(data: Uint8Array): void;
+  /** Writes the frames characteristic's CCCD: notifications on (true) or off. */
+  subscribe(on: boolean): void;
   disconnect(): void;
   connected(): boolean;
 }
@@ -72,6 +74,9 @@ export class SimRadio implements RadioHal {
       info: () => opts.info,
       writeAck: (data: Uint8Array) => {
         if (open && this.#peer === onFrame && !this.#dead) opts.onAck(data.slice());
+      },
+      subscribe: (on: boolean) => {
+        if (open && this.#peer === onFrame && !this.#dead) opts.onSubscribe(on);
       },
       disconnect: () => {
         if (!open) return;

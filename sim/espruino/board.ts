@@ -1,6 +1,6 @@
 // A board bundle from dist/ (puckjs.js, mdbt42q.js, ...) run unchanged under
 // Node in a bare vm context that stands in for the board: NRF (GATT,
-// advertising, connect events, notifications), E (temperature, battery,
+// advertising, connect events, CCCD writes, notifications), E (temperature, battery,
 // CRC32, hwRand, password, console lock), Puck and Bangle sensors,
 // LoopbackA, require("Storage") with NOR semantics (bits only clear until a
 // file is replaced), require("Flash") free pages, require("crypto").AES with
@@ -43,6 +43,8 @@ export interface BoardRig {
   connect(): void;
   disconnect(): void;
   writeAck(ack: Uint8Array): void;
+  /** The central writes the frames characteristic's CCCD (the firmware's onWriteDesc): 1 = notifications on, 0 = off. */
+  writeCccd(value: number): void;
   /** Runs the bundle (its boot code runs now; its timers run as the clock advances). */
   start(): void;
 }
@@ -68,6 +70,12 @@ export function boardRig(board: BoardProfile, bundleFile: string, files: Record<
       const call = rig.gatt.at(-1)!;
       for (const chars of Object.values(call.services)) {
         for (const c of Object.values(chars)) if (typeof c.onWrite === 'function') (c.onWrite as (e: { data: ArrayBuffer }) => void)({ data: ack.slice().buffer });
+      }
+    },
+    writeCccd: (value) => {
+      const call = rig.gatt.at(-1)!;
+      for (const chars of Object.values(call.services)) {
+        for (const c of Object.values(chars)) if (typeof c.onWriteDesc === 'function') (c.onWriteDesc as (e: { data: ArrayBuffer }) => void)({ data: new Uint8Array([value, 0]).buffer });
       }
     },
     start: () => {

@@ -1,7 +1,8 @@
 // The BLE board bundles of dist/ (puckjs, mdbt42q, pixljs, banglejs2,
 // nrf52840dk), minified as they are flashed, run against stand-ins for the
 // board's builtins (sim/espruino/board.ts): boot line, GATT service,
-// advertising, console lock, paced notifications of frames the host opens,
+// advertising, console lock, paced notifications of frames the host opens
+// (from the central's CCCD write, or 1.5 s after connecting without one),
 // readings from the board's sensors, acks that free and acks that do not,
 // resending, and nothing in Storage created or replaced at run time.
 import { describe, expect, it } from 'vitest';
@@ -148,6 +149,28 @@ describe('BLE board bundles on stand-ins for the board builtins', () => {
         expect(rig.fileReplacements).toEqual([]);
       });
 
+      it('starts sending as soon as the central enables notifications (CCCD write), stops when it disables them', () => {
+        const { rig, open } = provisioned(board);
+        rig.start();
+        rig.clock.advance(5000);
+        rig.connect();
+        rig.clock.advance(20);
+        expect(rig.notified).toHaveLength(0);
+        rig.writeCccd(1);
+        // Right after the subscription, not 1.5 s after the connection.
+        rig.clock.advance(1);
+        expect(rig.notified.map((f) => open(f).counter)).toEqual([1]);
+        rig.clock.advance(board.device.notifyIntervalMs);
+        expect(rig.notified.map((f) => open(f).counter)).toEqual([1, 2]);
+        rig.writeCccd(0);
+        rig.clock.advance(board.device.samplePeriodMs + 10_000);
+        expect(rig.notified).toHaveLength(2);
+        // On again: from the oldest unacknowledged frame, at once.
+        rig.writeCccd(1);
+        rig.clock.advance(1);
+        expect(rig.notified.map((f) => open(f).counter)).toEqual([1, 2, 1]);
+      });
+
       it('records its boot in the counter medium and starts the next boot on a fresh block', () => {
         const { prov, rig, open } = provisioned(board);
         rig.start();
@@ -185,13 +208,15 @@ describe('BLE board bundles on stand-ins for the board builtins', () => {
 // same bundles on the real interpreter. A prelude defines what the Linux
 // build lacks (NRF, Puck, Bangle, battery) in JavaScript, keeps the console
 // on stdout, and runs the clock 50 times faster so a sampling period takes a
-// second; its timeline connects, then writes a forged and a valid ack.
+// second; its timeline connects, enables notifications 200 ms later (the
+// CCCD write, handed to the characteristic's onWriteDesc as an ArrayBuffer
+// as 2v29's bluetooth_utils.c does), then writes a forged and a valid ack.
 const BIN = process.env.ESPRUINO_BIN;
 const SCALE = 50;
 
 function prelude(acks: Record<number, string>, forged: string): string {
   return `
-var SP_ST = setTimeout, SP_GT = getTime, SP_T0 = getTime(), SP_H = {}, SP_W, SP_LAST = 0;
+var SP_ST = setTimeout, SP_GT = getTime, SP_T0 = getTime(), SP_H = {}, SP_W, SP_D, SP_LAST = 0;
 global.setTimeout = function (f, ms) { return SP_ST(f, ms / ${SCALE}); };
 global.getTime = function () { return SP_T0 + (SP_GT() - SP_T0) * ${SCALE}; };
 E.getTemperature = function () { return ${READINGS.temperature}; };
@@ -204,7 +229,7 @@ var Bangle = { getAccel: function () { return { x: 0, y: 0, z: -1, mag: ${READIN
 function spHex(a) { var s = "", i; for (i = 0; i < a.length; i++) s += (a[i] < 16 ? "0" : "") + a[i].toString(16); return s; }
 function spBytes(h) { var b = new Uint8Array(h.length / 2), i; for (i = 0; i < b.length; i++) b[i] = parseInt(h.substr(2 * i, 2), 16); return b; }
 var NRF = {
-  setServices: function (s, o) { var u, c, n = []; for (u in s) for (c in s[u]) { n.push(u + "/" + c); if (s[u][c].onWrite) SP_W = s[u][c].onWrite; } print("GATT " + n.join(" ") + " uart " + o.uart + " adv " + o.advertise[0]); },
+  setServices: function (s, o) { var u, c, n = []; for (u in s) for (c in s[u]) { n.push(u + "/" + c); if (s[u][c].onWrite) SP_W = s[u][c].onWrite; if (s[u][c].onWriteDesc) SP_D = s[u][c].onWriteDesc; } print("GATT " + n.join(" ") + " uart " + o.uart + " adv " + o.advertise[0]); },
   setAdvertising: function () {},
   setScanResponse: function (d) { print("SCAN " + d.join(",")); },
   on: function (e, f) { SP_H[e] = f; },
@@ -213,6 +238,8 @@ var NRF = {
 };
 var SP_ACKS = ${JSON.stringify(acks)};
 setTimeout(function () { print("CONNECT"); SP_H.connect(); }, 4000);
+setTimeout(function () { print("SUBSCRIBE"); SP_D({ data: new Uint8Array([1, 0]).buffer }); }, 4200);
+setTimeout(function () { print("SETTLE"); }, 5000);
 setTimeout(function () { print("FORGED"); SP_W({ data: spBytes(${JSON.stringify(forged)}).buffer }); }, 68000);
 setTimeout(function () { var n = SP_LAST; print("ACK " + n); SP_W({ data: spBytes(SP_ACKS[n]).buffer }); }, 90000);
 setTimeout(function () { print("DONE"); }, 160000);
@@ -238,6 +265,10 @@ describe.runIf(BIN)('BLE board bundles on the real interpreter ($ESPRUINO_BIN)',
       expect(lines).toContain(`SCAN ${scanResponse(prov).join(',')}`);
       expect(lines).toEqual(expect.arrayContaining(['LOCK console', 'LOCK loopback true']));
 
+      // The first frame follows the subscription, before the 1.5 s fallback would have sent it.
+      const firstFrame = lines.findIndex((l) => l.startsWith('FRAME '));
+      expect(firstFrame).toBeGreaterThan(lines.indexOf('SUBSCRIBE'));
+      expect(firstFrame).toBeLessThan(lines.indexOf('SETTLE'));
       const frames = lines.flatMap((l, i) => (l.startsWith('FRAME ') ? [{ i, f: openFrame(prov.keys, Buffer.from(l.slice(6), 'hex'), board.frameSize) }] : []));
       const firstSeen = [...new Set(frames.map((x) => x.f.counter))];
       expect(firstSeen.slice(0, 4)).toEqual([1, 2, 3, 4]);

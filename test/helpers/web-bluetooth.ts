@@ -18,7 +18,8 @@
 // connection are dead after a reconnect; notifications reuse one buffer (a
 // page that keeps the DataView sees it change); notifications sent before
 // startNotifications are lost, as a peripheral's are before the client
-// enables them; disconnect() fires gattserverdisconnected; navigating away
+// enables them, and startNotifications reaches the firmware as the CCCD write
+// (onWriteDesc, SimLink.subscribe); disconnect() fires gattserverdisconnected; navigating away
 // drops every connection.
 //
 // Page -> test: one binding (`__sealpostBle`). Test -> page: pump() delivers
@@ -244,6 +245,8 @@ export class WebBluetoothStandIn {
     }
     if (uuid !== FRAMES_UUID) return fail('NotSupportedError', 'GATT operation not permitted.');
     p.subscribed = true;
+    // startNotifications writes the CCCD: the firmware hears it (onWriteDesc).
+    p.link.subscribe(true);
     return { ok: true };
   }
 }

@@ -20,13 +20,17 @@ describe('consoleRadio', () => {
       frameSize: 20,
       onConnect: () => events.push('connect'),
       onDisconnect: () => events.push('disconnect'),
+      onSubscribe: (on) => events.push(on ? 'subscribe' : 'unsubscribe'),
       onAck: (d) => acks.push(d),
     });
     expect(lines).toEqual(['INFO {"serial":"SP-000001"}']);
-    expect(Object.keys(exposed).sort()).toEqual(['sealpostAck', 'sealpostConnect', 'sealpostDisconnect']);
+    expect(Object.keys(exposed).sort()).toEqual(['sealpostAck', 'sealpostConnect', 'sealpostDisconnect', 'sealpostSubscribe']);
+    exposed.sealpostSubscribe!(1);
     exposed.sealpostConnect!();
     exposed.sealpostConnect!();
     expect(radio.connected()).toBe(true);
+    exposed.sealpostSubscribe!(1);
+    exposed.sealpostSubscribe!(0);
     radio.notify(new Uint8Array([0, 1, 0xab, 0xff]));
     expect(lines[1]).toBe('FRAME 0001abff');
     exposed.sealpostAck!('0000000a0102030405060708');
@@ -34,6 +38,6 @@ describe('consoleRadio', () => {
     exposed.sealpostDisconnect!();
     exposed.sealpostDisconnect!();
     expect(radio.connected()).toBe(false);
-    expect(events).toEqual(['connect', 'disconnect']);
+    expect(events).toEqual(['connect', 'subscribe', 'unsubscribe', 'disconnect']);
   });
 });

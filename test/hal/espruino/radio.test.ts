@@ -35,6 +35,7 @@ function options(events: string[], acks: Uint8Array[]): RadioOptions {
     frameSize: 20,
     onConnect: () => events.push('connect'),
     onDisconnect: () => events.push('disconnect'),
+    onSubscribe: (on) => events.push(on ? 'subscribe' : 'unsubscribe'),
     onAck: (data) => acks.push(data),
   };
 }
@@ -72,6 +73,18 @@ describe('bleRadio on a fake NRF', () => {
     handlers.disconnect!();
     expect(radio.connected()).toBe(false);
     expect(events).toEqual(['connect', 'disconnect']);
+  });
+
+  it('hands a CCCD write on the frames characteristic (onWriteDesc, an ArrayBuffer) over as notifications on or off', () => {
+    const { NRF, calls } = fakeNrf();
+    const events: string[] = [];
+    bleRadio(NRF).start(options(events, []));
+    const onWriteDesc = calls.services[0]!.services[SERVICE_UUID]![FRAMES_UUID]!.onWriteDesc as (evt: { data: ArrayBuffer }) => void;
+    onWriteDesc({ data: new Uint8Array([1, 0]).buffer });
+    onWriteDesc({ data: new Uint8Array([0, 0]).buffer });
+    // Indications only (bit 1) is not a subscription to notifications.
+    onWriteDesc({ data: new Uint8Array([2, 0]).buffer });
+    expect(events).toEqual(['subscribe', 'unsubscribe', 'unsubscribe']);
   });
 
   it('notifies a frame through updateServices on the frames characteristic', () => {
