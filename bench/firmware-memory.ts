@@ -24,6 +24,7 @@ import { parseArgs } from 'node:util';
 import { BOARDS } from '../boards/index.js';
 import type { BoardProfile } from '../boards/types.js';
 import { counterLogImage } from '../protocol/wire/counter-log.js';
+import { consoleLines } from '../test/helpers/espruino-process.js';
 import { provisionSim } from '../test/helpers/sim-fleet.js';
 
 const DIST = new URL('../dist/', import.meta.url).pathname;
@@ -89,7 +90,6 @@ function run(bin: string, board: BoardProfile | undefined, seals: number, breakd
     const child = spawn(bin, [], { cwd: dir, stdio: ['pipe', 'pipe', 'ignore'] });
     const rows: Row[] = [];
     const sizes: string[] = [];
-    let buf = '';
     let error: string | undefined;
     const finish = () => {
       clearTimeout(timer);
@@ -97,19 +97,13 @@ function run(bin: string, board: BoardProfile | undefined, seals: number, breakd
       resolve({ rows, sizes, error });
     };
     const timer = setTimeout(() => ((error = 'timed out'), finish()), 3_600_000);
-    child.stdout.on('data', (d: Buffer) => {
-      buf += d.toString('latin1');
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i).replace(/\r/g, '').replace(/^(>|\x1b\[J)+/, '');
-        buf = buf.slice(i + 1);
-        if (process.env.SEALPOST_BENCH_VERBOSE) console.error((Date.now() % 100000) + ' > ' + JSON.stringify(line));
-        const m = /MEM (\S+) (\d+) (\d+) (\d+) (\d+)/.exec(line);
-        if (m) rows.push({ tag: m[1]!, usage: +m[2]!, total: +m[3]!, blocksize: +m[4]!, flat: +m[5]! });
-        else if (line.includes('SIZE ')) sizes.push(line.slice(line.indexOf('SIZE ') + 5));
-        else if (/out of memory|error/i.test(line)) error = (error ? error + '; ' : '') + line.trim();
-        if (line.includes('DONE') || (!board && rows.length)) finish();
-      }
+    consoleLines(child.stdout, (line) => {
+      if (process.env.SEALPOST_BENCH_VERBOSE) console.error((Date.now() % 100000) + ' > ' + JSON.stringify(line));
+      const m = /MEM (\S+) (\d+) (\d+) (\d+) (\d+)/.exec(line);
+      if (m) rows.push({ tag: m[1]!, usage: +m[2]!, total: +m[3]!, blocksize: +m[4]!, flat: +m[5]! });
+      else if (line.includes('SIZE ')) sizes.push(line.slice(line.indexOf('SIZE ') + 5));
+      else if (/out of memory|error/i.test(line)) error = (error ? error + '; ' : '') + line.trim();
+      if (line.includes('DONE') || (!board && rows.length)) finish();
     });
   });
 }

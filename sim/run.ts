@@ -1,6 +1,6 @@
 // `sealpost sim` as a library: a fleet of simulated devices (the real
 // firmware on the sim HAL) relayed by sim/relay.ts to an ingest server over
-// HTTP, in real time or faster. The CLI (relay/cli.ts) parses arguments and
+// HTTP, in real time or faster. The CLI (sim/cli.ts) parses arguments and
 // prints; everything here reports through `print` and returns a summary.
 import { writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';

@@ -23,21 +23,28 @@ export function writeStorage(bin: string, dir: string, files: Record<string, Uin
   execFileSync(bin, ['setup.js'], { cwd: dir, input: '' });
 }
 
-/** Runs `file` in `dir` on the interpreter; stop() kills it (a power loss). */
-export function startEspruino(bin: string, dir: string, file: string): Session {
-  const child = spawn(bin, [file], { cwd: dir });
-  const lines: string[] = [];
-  const waiters: Array<{ pred: (l: string) => boolean; done: (l: string) => void }> = [];
+/** Calls `onLine` with each console line of the interpreter's output, cleaned of the prompt and its escape codes. */
+export function consoleLines(output: NodeJS.ReadableStream, onLine: (line: string) => void): void {
   let buf = '';
-  child.stdout.on('data', (d: Buffer) => {
+  output.on('data', (d: Buffer) => {
     buf += d.toString('latin1');
     let i;
     while ((i = buf.indexOf('\n')) >= 0) {
       const line = buf.slice(0, i).replace(/\r/g, '').replace(/^(>|\x1b\[J)+/, '');
       buf = buf.slice(i + 1);
-      lines.push(line);
-      for (const w of waiters.splice(0)) (w.pred(line) ? w.done(line) : waiters.push(w));
+      onLine(line);
     }
+  });
+}
+
+/** Runs `file` in `dir` on the interpreter; stop() kills it (a power loss). */
+export function startEspruino(bin: string, dir: string, file: string): Session {
+  const child = spawn(bin, [file], { cwd: dir });
+  const lines: string[] = [];
+  const waiters: Array<{ pred: (l: string) => boolean; done: (l: string) => void }> = [];
+  consoleLines(child.stdout, (line) => {
+    lines.push(line);
+    for (const w of waiters.splice(0)) (w.pred(line) ? w.done(line) : waiters.push(w));
   });
   return {
     lines,
