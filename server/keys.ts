@@ -9,7 +9,15 @@
 // the request path only unwraps (symmetric), so a request naming many serials
 // costs no public-key work. Unwrapped keys stay in a bounded LRU: a memo of a
 // pure function of (key, serial, enc), so several ingest nodes never share it.
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+//
+// A request's rows are unwrapped together (keysFor): the GCM keystream of
+// every blob comes from ONE AES-256 call on the KEK's long-lived ECB context,
+// and the GCM tag is checked (confirm) only once a frame has authenticated
+// under the keys so obtained, before anything of it is stored or answered.
+// Junk frames therefore cost no cipher context for the wrap (docs/server.md,
+// "Junk uplinks"); a row whose blob was moved or altered gives keys that
+// authenticate nothing, and is found by confirm or by a budgeted audit.
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, type Cipher } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { equalBytes, parseKeyFile, recoverDeviceKeys, type DeviceKeys, type KeyFile } from '../protocol/index.js';
 import { ConfigError, DeviceKeyError } from './errors.js';
@@ -152,6 +160,41 @@ export function unwrapDeviceKeys(kek: Uint8Array, row: WrapRow, blob: Uint8Array
   return { sealKey: new Uint8Array(plain.subarray(0, SEAL_KEY_LEN)), nonceSalt: new Uint8Array(plain.subarray(SEAL_KEY_LEN)) };
 }
 
+/**
+ * The sealed bytes of many blobs under one KEK, decrypted but NOT
+ * authenticated: AES-256-GCM with a 96-bit nonce encrypts with the counter
+ * blocks inc32(J0) = nonce || 2 and nonce || 3 (NIST SP 800-38D, 7.1), so one
+ * ECB call over those blocks of every blob gives all the keystreams. The
+ * result is a candidate only: the caller may try frames with it, and must
+ * confirm the tag (unwrapDeviceKeys) before storing or answering anything.
+ * undefined for a blob of the wrong length or format.
+ */
+export function keystreamUnwrap(ecb: Cipher, blobs: readonly Uint8Array[]): (DeviceKeys | undefined)[] {
+  const counters = Buffer.alloc(blobs.length * 32);
+  blobs.forEach((blob, i) => {
+    if (blob.length !== WRAPPED_LENGTH || blob[0] !== WRAP_FORMAT) return;
+    for (let j = 0; j < 2; j++) {
+      counters.set(blob.subarray(1, 1 + WRAP_NONCE), i * 32 + j * 16);
+      counters[i * 32 + j * 16 + 15] = 2 + j;
+    }
+  });
+  const stream = ecb.update(counters);
+  if (stream.length !== counters.length) throw new Error(`AES-256-ECB returned ${stream.length} bytes for ${counters.length}`);
+  return blobs.map((blob, i) => {
+    if (blob.length !== WRAPPED_LENGTH || blob[0] !== WRAP_FORMAT) return undefined;
+    const plain = new Uint8Array(SEAL_KEY_LEN + NONCE_SALT_LEN);
+    for (let k = 0; k < plain.length; k++) plain[k] = blob[1 + WRAP_NONCE + k]! ^ stream[i * 32 + k]!;
+    return { sealKey: plain.subarray(0, SEAL_KEY_LEN), nonceSalt: plain.subarray(SEAL_KEY_LEN) };
+  });
+}
+
+/** A long-lived AES-256-ECB context of a KEK: no padding, so it keeps no state between calls. */
+function kekStream(kek: Uint8Array): Cipher {
+  const ecb = createCipheriv('aes-256-ecb', kek, null);
+  ecb.setAutoPadding(false);
+  return ecb;
+}
+
 export const REASON_UNWRAP = 'stored device keys do not open (altered registry row, or a different ingest private key under the same id); see the server log';
 export const REASON_DERIVE = 'device keys cannot be derived from its registry row';
 
@@ -163,6 +206,17 @@ interface CachedKeys {
   problem?: string;
 }
 
+/** A row's keys for one request (Keyring.keysFor). */
+export type KeyLookup =
+  /** `verified` false: unwrapped without checking the tag; confirm() before trusting anything they authenticate. */
+  | { keys: DeviceKeys; verified: boolean; wrapped?: Uint8Array; problem?: undefined }
+  | { keys?: undefined; verified: false; wrapped?: undefined; problem: string };
+
+type KeyRowLike = Pick<DeviceKeyRow, 'serial' | 'ingestKeyId' | 'enc' | 'keysWrapped'>;
+
+/** Tag checks the audit may spend per second on rows whose frames all failed (Keyring.audit). */
+export const AUDITS_PER_SECOND = 20;
+
 export interface DeviceKeysResult {
   keys: DeviceKeys;
   /** Set when the keys were derived just now (the row had none wrapped): store it in the row. */
@@ -172,13 +226,22 @@ export interface DeviceKeysResult {
 export class Keyring {
   private readonly privateKeys = new Map<string, Uint8Array>();
   private readonly keks = new Map<string, Buffer>();
+  private readonly streams = new Map<string, Cipher>();
   private readonly cache: Lru<string, CachedKeys>;
+  private auditTokens = AUDITS_PER_SECOND;
+  private auditRefilled = 0;
 
-  constructor(ingestKeys: readonly KeyFile[], cacheSize = 50_000) {
+  constructor(
+    ingestKeys: readonly KeyFile[],
+    cacheSize = 50_000,
+    private readonly clock: () => number = Date.now,
+  ) {
     for (const k of ingestKeys) {
       if (k.kind !== 'ingest-private') throw new ConfigError(`key ${k.id} is a ${k.kind} key, expected an ingest-private key`);
       this.privateKeys.set(k.id, k.key);
-      this.keks.set(k.id, registryKek(k.key, k.id));
+      const kek = registryKek(k.key, k.id);
+      this.keks.set(k.id, kek);
+      this.streams.set(k.id, kekStream(kek));
     }
     this.cache = new Lru(cacheSize);
   }
@@ -236,6 +299,76 @@ export class Keyring {
     }
     this.cache.set(row.serial, { enc: row.enc, keyId: row.ingestKeyId, keys: derived.keys });
     return derived;
+  }
+
+  /**
+   * The keys of a request's rows, in order: cached ones (verified), wrapped
+   * ones unwrapped together without the tag check (verified false: see
+   * keystreamUnwrap), rows not wrapped yet derived once (verified, with
+   * `wrapped` to store). Never throws for one bad row: its `problem` says why.
+   */
+  keysFor(rows: readonly KeyRowLike[]): KeyLookup[] {
+    const out: KeyLookup[] = new Array(rows.length);
+    const pending = new Map<string, number[]>();
+    rows.forEach((row, i) => {
+      const hit = this.cache.get(row.serial);
+      if (hit && hit.keyId === row.ingestKeyId && equalBytes(hit.enc, row.enc)) {
+        out[i] = hit.keys ? { keys: hit.keys, verified: true } : { verified: false, problem: hit.problem! };
+      } else if (!this.keks.has(row.ingestKeyId)) {
+        out[i] = { verified: false, problem: `ingest key ${row.ingestKeyId} is not loaded on this server` };
+      } else if (row.keysWrapped) {
+        const list = pending.get(row.ingestKeyId);
+        if (list) list.push(i);
+        else pending.set(row.ingestKeyId, [i]);
+      } else {
+        try {
+          const got = this.deviceKeys(row);
+          out[i] = { keys: got.keys, verified: true, ...(got.wrapped ? { wrapped: got.wrapped } : {}) };
+        } catch (e) {
+          if (!(e instanceof DeviceKeyError)) throw e;
+          out[i] = { verified: false, problem: e.message };
+        }
+      }
+    });
+    for (const [keyId, indices] of pending) {
+      const keys = keystreamUnwrap(this.streams.get(keyId)!, indices.map((i) => rows[i]!.keysWrapped!));
+      indices.forEach((i, j) => {
+        const k = keys[j];
+        out[i] = k ? { keys: k, verified: false } : { verified: false, problem: REASON_UNWRAP };
+      });
+    }
+    return out;
+  }
+
+  /**
+   * Checks the GCM tag of a row whose keys keysFor unwrapped unverified, and
+   * that the blob gives exactly those keys; true (and cached) when it does.
+   */
+  confirm(row: KeyRowLike, keys: DeviceKeys): boolean {
+    const kek = this.keks.get(row.ingestKeyId);
+    if (!kek || !row.keysWrapped) return false;
+    const checked = unwrapDeviceKeys(kek, row, row.keysWrapped);
+    if (!checked || !equalBytes(checked.sealKey, keys.sealKey) || !equalBytes(checked.nonceSalt, keys.nonceSalt)) return false;
+    this.cache.set(row.serial, { enc: row.enc, keyId: row.ingestKeyId, keys: checked });
+    return true;
+  }
+
+  /**
+   * confirm() for a row none of whose frames authenticated, within a budget
+   * of AUDITS_PER_SECOND per server: true when the tag was checked and
+   * failed (the row is broken: report it), false when it holds or the budget
+   * is spent. A junk flood spends the budget and nothing more; a device
+   * whose row was altered is reported once a check is free.
+   */
+  auditFails(row: KeyRowLike, keys: DeviceKeys): boolean {
+    const now = this.clock();
+    if (now - this.auditRefilled >= 1000) {
+      this.auditTokens = AUDITS_PER_SECOND;
+      this.auditRefilled = now;
+    }
+    if (this.auditTokens <= 0) return false;
+    this.auditTokens--;
+    return !this.confirm(row, keys);
   }
 
   /** Drops a device from the cache (revoked devices). */

@@ -1,6 +1,7 @@
 // After the request's transaction committed, or when it needed none
 // (docs/protocol.md section 6; docs/server.md, "Durability"): the ack per
-// device entry from the committed watermark N (none for N = 0), and what
+// device entry from the committed watermark N (none for N = 0, nor for a
+// device none of whose frames in the request authenticated), and what
 // the caller announces: readings,
 // re-timed boots, one uplink event per device, reused counters and the
 // failed authentications the throttle counts.
@@ -26,7 +27,8 @@ export function finish(committed: Committed, relayId: string, ctx: IngestContext
   const acks = new Map<string, string | null>();
   for (const [serial, w] of work) {
     const n = settled.get(serial) ?? 0;
-    acks.set(serial, w.cipher && n >= 1 ? Buffer.from(w.cipher.ack(n)).toString('base64') : null);
+    // Only for a device that authenticated a frame in this request: junk in its name learns nothing, not even N.
+    acks.set(serial, w.cipher && w.authenticated && n >= 1 ? Buffer.from(w.cipher.ack(n)).toString('base64') : null);
   }
   for (const r of results) {
     r.ack = acks.get(r.serial) ?? null;

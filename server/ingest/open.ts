@@ -1,14 +1,14 @@
 // Opening a request's frames (docs/protocol.md section 5; docs/server.md,
 // "Ingest"), before any transaction: each registered device's keys from its
-// key row (server/keys.ts:
-// cached, or unwrapped, never derived twice), then the checks that need no
+// key row (server/keys.ts: cached, or all rows unwrapped in one AES call and
+// confirmed once a frame authenticates, never derived twice), then the checks that need no
 // key (canonical padded base64, protocol/base64.ts, done by uplink.ts; the device's frame size; counter
 // != 0), then all of a device's frames opened together on one cipher
 // (device-cipher.ts), and per frame in request order an in-request replay
 // check and decodePlaintext. Anything wrong with one frame rejects that
 // frame with a reason.
 import { decodePlaintext, equalBytes, readU32BE, type Decoded } from '../../protocol/index.js';
-import { DeviceKeyError } from '../errors.js';
+import { REASON_UNWRAP } from '../keys.js';
 import type { DeviceKeyRow } from '../storage/types.js';
 import { DeviceCipher, type OpenedFrame } from './device-cipher.js';
 import { clampRx } from './time.js';
@@ -32,11 +32,25 @@ export interface OpenedRequest {
 export function openRequest(rows: DeviceKeyRow[], entries: ParsedEntry[], ctx: IngestContext): OpenedRequest {
   const work = new Map<string, DeviceWork>();
   const newlyWrapped: { serial: string; keysWrapped: Uint8Array }[] = [];
+  const active = rows.filter((row) => row.status === 'active');
+  const lookups = ctx.keyring.keysFor(active);
+  const lookup = new Map(active.map((row, i) => [row, lookups[i]!]));
   for (const row of rows) {
-    const got = deviceWork(row, ctx);
-    work.set(row.serial, got.work);
-    // A row imported without the private key: derived just now, stored so it is never derived again.
-    if (got.wrapped) newlyWrapped.push({ serial: row.serial, keysWrapped: got.wrapped });
+    const w: DeviceWork = { row, cipher: undefined, keys: undefined, verified: false, problem: undefined, authenticated: false };
+    work.set(row.serial, w);
+    const got = lookup.get(row);
+    if (!got) {
+      w.problem = REASONS.revoked;
+      ctx.keyring.forget(row.serial);
+    } else if (got.problem !== undefined) {
+      keyProblem(w, got.problem, ctx);
+    } else {
+      w.keys = got.keys;
+      w.verified = got.verified;
+      w.cipher = new DeviceCipher(got.keys);
+      // A row imported without the private key: derived just now, stored so it is never derived again.
+      if (got.wrapped) newlyWrapped.push({ serial: row.serial, keysWrapped: got.wrapped });
+    }
   }
   const results: DeviceResult[] = entries.map((e) => ({ serial: e.serial, ack: null, accepted: 0, duplicates: 0, rejected: [] }));
   const { candidates, reused } = openEntries(entries, work, results, ctx);
@@ -49,24 +63,32 @@ export function sameKeyRow(before: DeviceKeyRow, now: DeviceKeyRow): boolean {
   return wrapped && before.status === now.status && before.frameSize === now.frameSize && before.ingestKeyId === now.ingestKeyId && equalBytes(before.enc, now.enc);
 }
 
-/** The device's cipher, or the reason its frames are rejected; `wrapped` when its keys were derived just now. */
-function deviceWork(row: DeviceKeyRow, ctx: IngestContext): { work: DeviceWork; wrapped?: Uint8Array } {
-  const w: DeviceWork = { row, cipher: undefined, problem: undefined, authenticated: false };
-  if (row.status !== 'active') {
-    w.problem = REASONS.revoked;
-    ctx.keyring.forget(row.serial);
-    return { work: w };
+/** The device's keys are unusable: its frames are rejected with the reason, and the operator told. */
+function keyProblem(w: DeviceWork, reason: string, ctx: IngestContext): void {
+  w.problem = reason;
+  w.cipher = undefined;
+  w.keys = undefined;
+  ctx.onKeyProblem?.(w.row.serial, w.row.ingestKeyId, reason);
+}
+
+/**
+ * Opens a device's frames. Keys unwrapped without their tag check are
+ * confirmed once a frame authenticates under them, before anything of it is
+ * used; when none does, the budgeted audit may check them. Keys whose blob
+ * fails either way authenticate nothing: every frame gets REASON_UNWRAP.
+ */
+function openDevice(w: DeviceWork, frames: Uint8Array[], ctx: IngestContext): (OpenedFrame | undefined)[] {
+  const got = w.cipher!.openFrames(frames, w.row.frameSize);
+  if (w.verified) return got;
+  const any = got.some((o) => o !== undefined);
+  const broken = any ? !ctx.keyring.confirm(w.row, w.keys!) : ctx.keyring.auditFails(w.row, w.keys!);
+  if (!broken) {
+    w.verified = any;
+    return got;
   }
-  try {
-    const got = ctx.keyring.deviceKeys(row);
-    w.cipher = new DeviceCipher(got.keys);
-    return got.wrapped ? { work: w, wrapped: got.wrapped } : { work: w };
-  } catch (e) {
-    if (!(e instanceof DeviceKeyError)) throw e;
-    w.problem = e.message;
-    ctx.onKeyProblem?.(row.serial, row.ingestKeyId, e.message);
-    return { work: w };
-  }
+  for (const o of got) o?.plaintext.fill(0);
+  keyProblem(w, REASON_UNWRAP, ctx);
+  return got.map(() => undefined);
 }
 
 /** What opening the frames produced, besides each entry's rejections and duplicates in `results`. */
@@ -107,7 +129,7 @@ function openEntries(entries: ParsedEntry[], work: Map<string, DeviceWork>, resu
     });
   });
   const opened = new Map<DeviceWork, (OpenedFrame | undefined)[]>();
-  for (const [w, frames] of perDevice) opened.set(w, w.cipher!.openFrames(frames, w.row.frameSize));
+  for (const [w, frames] of perDevice) opened.set(w, openDevice(w, frames, ctx));
 
   const out: Opened = { candidates: [], reused: [] };
   const next = new Map<DeviceWork, number>();
@@ -115,7 +137,7 @@ function openEntries(entries: ParsedEntry[], work: Map<string, DeviceWork>, resu
     const i = next.get(f.w) ?? 0;
     next.set(f.w, i + 1);
     const o = opened.get(f.w)![i];
-    const reason = o ? accept(f, o, entries[f.entry]!.frames[f.index]!, results[f.entry]!, out, ctx) : REASONS.authentication;
+    const reason = o ? accept(f, o, entries[f.entry]!.frames[f.index]!, results[f.entry]!, out, ctx) : (f.w.problem ?? REASONS.authentication);
     if (reason !== undefined) results[f.entry]!.rejected.push({ index: f.index, reason });
   }
   return out;

@@ -1,7 +1,7 @@
 // The working state of one uplink request as it passes the ingest steps
 // (open.ts, store.ts, settle.ts, time.ts, acks.ts): each opened frame as a
 // candidate for storage, and per registered device its key row and cipher.
-import type { Decoded } from '../../protocol/index.js';
+import type { Decoded, DeviceKeys } from '../../protocol/index.js';
 import type { DeviceKeyRow, TimeSource } from '../storage/types.js';
 import type { DeviceCipher } from './device-cipher.js';
 
@@ -32,11 +32,15 @@ export interface DeviceWork {
   row: DeviceKeyRow;
   /** Its frame checks and acks; undefined when its frames are rejected unopened. */
   cipher: DeviceCipher | undefined;
+  /** The keys of the cipher. */
+  keys: DeviceKeys | undefined;
+  /** Their wrapped blob's tag was checked (or they were cached or derived): only then may a frame count. */
+  verified: boolean;
   /** Why its frames are rejected without opening them (revoked, keys unavailable). */
   problem: string | undefined;
   /** Opened frames by counter, to tell an in-request replay from a reused counter (made on the first). */
   seen?: Map<number, Candidate>;
-  /** At least one of its frames authenticated: the request stores and settles it. */
+  /** At least one of its frames authenticated (under verified keys): the request stores and settles it, and it gets an ack. */
   authenticated: boolean;
 }
 

@@ -23,7 +23,10 @@ import pg from 'pg';
 import { encodePage } from '../reads/wire.js';
 import { ReadWorkers } from './read-workers.js';
 import { MIGRATIONS } from './migrations.js';
-import { KEY_ROW_COLUMNS, batchFromRow, deviceFromRow, frameFromRow, gapFromRow, keyRowFromRow, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
+import { batchFromRow, keyRowsFromText, keyRowsQuery, deviceFromRow, frameFromRow, gapFromRow, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
+
+/** A request's key rows as one text value (rows.ts, keyRowsQuery). */
+const KEY_ROWS_ANY = keyRowsQuery('postgres', 'serial = ANY($1::text[])');
 import type {
   Anchor,
   BatchRow,
@@ -400,8 +403,8 @@ export class PostgresStorage implements Storage {
   /** On the ingest pool: an upload's first statement never queues behind the read API's. */
   async deviceKeyRows(serials: string[]): Promise<DeviceKeyRow[]> {
     if (serials.length === 0) return [];
-    const rows = (await this.pool.query(`SELECT ${KEY_ROW_COLUMNS} FROM devices WHERE serial = ANY($1::text[])`, [serials])).rows as Row[];
-    return rows.map(keyRowFromRow);
+    const r = await this.pool.query(KEY_ROWS_ANY, [serials]);
+    return keyRowsFromText((r.rows[0] as { t: string | null } | undefined)?.t ?? null);
   }
 
   async device(serial: string): Promise<DeviceRow | undefined> {

@@ -29,31 +29,41 @@ export function deviceFromRow(r: Row): DeviceRow {
 }
 
 /**
- * The key columns only (KEY_ROW_COLUMNS, or SQLITE_KEY_ROW_COLUMNS with the
- * blobs as hex). The request path reads 100 rows per request, so nothing is
- * copied: a driver's Buffer is a Uint8Array already, and hex decodes into
- * Node's pooled small buffers, cheaper than the separate allocation
- * better-sqlite3 makes per blob.
+ * The key rows of a request as ONE text value: per row serial, key id, frame
+ * size, status, settled, hex(enc), hex(keys_wrapped) or '-' for NULL, all
+ * joined by spaces (none of them can hold one: serials are [A-Za-z0-9._-],
+ * key ids ik-hex). Turning a hundred result rows into JavaScript values cost
+ * more than finding them (bench/junk-uplink.ts); one string costs half, and
+ * hex decodes into Node's pooled small buffers, cheaper than the separate
+ * allocation a driver makes per blob.
+ * `where` picks the rows.
  */
-export function keyRowFromRow(r: Row): DeviceKeyRow {
-  return {
-    serial: r.serial as string,
-    enc: bytesOf(r.enc)!,
-    ingestKeyId: r.ingest_key_id as string,
-    frameSize: Number(r.frame_size),
-    status: r.status as DeviceStatus,
-    settled: Number(r.settled),
-    keysWrapped: bytesOf(r.keys_wrapped),
-  };
+export function keyRowsQuery(dialect: 'sqlite' | 'postgres', where: string): string {
+  const hex = (col: string) => (dialect === 'sqlite' ? `hex(${col})` : `encode(${col}, 'hex')`);
+  const fields = ['serial', 'ingest_key_id', 'frame_size', 'status', 'settled', hex('enc'), `CASE WHEN keys_wrapped IS NULL THEN '-' ELSE ${hex('keys_wrapped')} END`];
+  const row = fields.join(` || ' ' || `);
+  return dialect === 'sqlite' ? `SELECT group_concat(${row}, ' ') AS t FROM devices WHERE ${where}` : `SELECT string_agg(${row}, ' ') AS t FROM devices WHERE ${where}`;
 }
 
-const bytesOf = (v: unknown): Uint8Array | null => (v === null || v === undefined ? null : typeof v === 'string' ? Buffer.from(v, 'hex') : (v as Buffer));
-
-/** The columns of keyRowFromRow. */
-export const KEY_ROW_COLUMNS = 'serial, enc, ingest_key_id, frame_size, status, settled, keys_wrapped';
-/** The same for SQLite, blobs as hex; NULL stays NULL (hex(NULL) would be '', which an empty blob also gives). */
-export const SQLITE_KEY_ROW_COLUMNS =
-  'serial, hex(enc) AS enc, ingest_key_id, frame_size, status, settled, CASE WHEN keys_wrapped IS NULL THEN NULL ELSE hex(keys_wrapped) END AS keys_wrapped';
+/** The rows of keyRowsQuery's value (null: no row). */
+export function keyRowsFromText(text: string | null): DeviceKeyRow[] {
+  if (!text) return [];
+  const p = text.split(' ');
+  if (p.length % 7 !== 0) throw new Error(`key rows text has ${p.length} fields, not a multiple of 7`);
+  const rows: DeviceKeyRow[] = new Array(p.length / 7);
+  for (let i = 0, r = 0; i < p.length; i += 7, r++) {
+    rows[r] = {
+      serial: p[i]!,
+      ingestKeyId: p[i + 1]!,
+      frameSize: Number(p[i + 2]),
+      status: p[i + 3] as DeviceStatus,
+      settled: Number(p[i + 4]),
+      enc: Buffer.from(p[i + 5]!, 'hex'),
+      keysWrapped: p[i + 6] === '-' ? null : Buffer.from(p[i + 6]!, 'hex'),
+    };
+  }
+  return rows;
+}
 
 export function summaryFromRow(r: Row): DeviceSummary {
   return {

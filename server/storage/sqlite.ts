@@ -31,7 +31,7 @@ import { chmodSync, closeSync, openSync, statSync } from 'node:fs';
 import { encodePage } from '../reads/wire.js';
 import { ReadWorkers } from './read-workers.js';
 import { MIGRATIONS } from './migrations.js';
-import { SQLITE_KEY_ROW_COLUMNS, batchFromRow, deviceFromRow, frameFromRow, gapFromRow, keyRowFromRow, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
+import { batchFromRow, deviceFromRow, frameFromRow, gapFromRow, keyRowsFromText, keyRowsQuery, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
 import type {
   Anchor,
   BatchRow,
@@ -166,7 +166,7 @@ export class SqliteStorage implements Storage {
       // One statement for a request's devices: a third cheaper than one lookup per serial at 100
       // serials (bench/junk-uplink.ts), which is what a request naming many serials costs first.
       devicesIn: p('SELECT * FROM devices WHERE serial IN (SELECT value FROM json_each(?)) ORDER BY serial'),
-      keyRowsIn: p(`SELECT ${SQLITE_KEY_ROW_COLUMNS} FROM devices WHERE serial IN (SELECT value FROM json_each(?))`),
+      keyRowsIn: p(keyRowsQuery('sqlite', 'serial IN (SELECT value FROM json_each(?))')).pluck(),
       insertFrame: p(
         `INSERT INTO frames (serial, counter, frame, type, content, relay, relay_time, rx, received)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (serial, counter) DO NOTHING`,
@@ -434,7 +434,7 @@ export class SqliteStorage implements Storage {
     if (serials.length === 0) return [];
     // Committed rows only: on this one connection an open transaction's writes would be visible, so let a group in flight finish.
     while (this.db.inTransaction) await this.running;
-    return (this.s.keyRowsIn!.all(JSON.stringify(serials)) as Row[]).map(keyRowFromRow);
+    return keyRowsFromText(this.s.keyRowsIn!.get(JSON.stringify(serials)) as string | null);
   }
 
   async device(serial: string): Promise<DeviceRow | undefined> {

@@ -270,6 +270,27 @@ describe.each(BACKENDS)('the server edge on %s', (backend) => {
     expect(altered.json.devices[0].rejected).toEqual([{ index: 0, reason: REASON_UNWRAP }]);
     expect((await storage.frames(donor.serial)).length).toBe(0);
 
+    // The attack the row binding stops: the donor's keys moved into the victim's row, and the donor's
+    // genuine frames posted in the victim's name. They authenticate under the moved keys, so the
+    // blob's tag is checked before anything is used: nothing stored, no ack.
+    const donor2 = fresh();
+    const donor2Row = (await storage.device(donor2.serial))!;
+    const victim2 = fresh();
+    await writeRow(db, victim2.serial, donor2Row.keysWrapped);
+    s.app.keyring.forget(victim2.serial);
+    const forged = await post([{ serial: victim2.serial, frames: [donor2.anchor(1, 0, ANCHOR_BOOT), donor2.sample(1, 5, [{ channel: 1, value: 9 }])].map((frame) => ({ frame, rx: T })) }]);
+    expect(forged.json.devices[0]).toEqual({
+      serial: victim2.serial,
+      ack: null,
+      accepted: 0,
+      duplicates: 0,
+      rejected: [
+        { index: 0, reason: REASON_UNWRAP },
+        { index: 1, reason: REASON_UNWRAP },
+      ],
+    });
+    expect(await storage.frames(victim2.serial)).toEqual([]);
+
     const errors = logs.filter((l) => l.msg === 'device keys unavailable: its frames are rejected');
     expect(errors.map((l) => l.serial)).toEqual(expect.arrayContaining([victim.serial, donor.serial]));
     const text = JSON.stringify(logs);

@@ -7,7 +7,8 @@ import { Lru } from '../../server/lru.js';
 import { TokenBuckets } from '../../server/edge/rate-limit.js';
 import { parseQueryTime } from '../../server/reads/api.js';
 import { describeDb } from '../../server/storage/index.js';
-import { WRAPPED_LENGTH, unwrapDeviceKeys, wrapDeviceKeys } from '../../server/keys.js';
+import { AUDITS_PER_SECOND, Keyring, REASON_UNWRAP, WRAPPED_LENGTH, keystreamUnwrap, registryKek, unwrapDeviceKeys, wrapDeviceKeys } from '../../server/keys.js';
+import { newIngestKey } from '../../protocol/index.js';
 
 describe('wrapped device keys', () => {
   it('lay out the blob and its additional data as docs/server.md, "Wrapped device keys", says', () => {
@@ -27,6 +28,53 @@ describe('wrapped device keys', () => {
       expect(Buffer.from(blob).toString('hex')).toBe(expected.toString('hex'));
       expect(unwrapDeviceKeys(kek, row, expected)).toEqual(keys);
     }
+  });
+});
+
+describe('unwrapping a request\'s rows together', () => {
+  const ingest = newIngestKey().privateFile;
+  const kek = registryKek(ingest.key, ingest.id);
+  const rowOf = (i: number) => {
+    const row = { serial: `SP-${String(i).padStart(6, '0')}`, ingestKeyId: ingest.id, enc: new Uint8Array(randomBytes(32)) };
+    const keys = { sealKey: new Uint8Array(randomBytes(16)), nonceSalt: new Uint8Array(randomBytes(8)) };
+    return { row: { ...row, keysWrapped: wrapDeviceKeys(kek, row, keys) }, keys };
+  };
+
+  it('gives every row the keys its tag-checked unwrap gives, from one AES call, and nothing for a malformed blob', () => {
+    const rows = Array.from({ length: 100 }, (_, i) => rowOf(i));
+    const ecb = createCipheriv('aes-256-ecb', kek, null).setAutoPadding(false);
+    const blobs = rows.map((r) => r.row.keysWrapped);
+    blobs[7] = blobs[7]!.subarray(1);
+    const got = keystreamUnwrap(ecb, blobs);
+    rows.forEach((r, i) => {
+      if (i === 7) expect(got[i]).toBeUndefined();
+      else expect({ sealKey: new Uint8Array(got[i]!.sealKey), nonceSalt: new Uint8Array(got[i]!.nonceSalt) }).toEqual(unwrapDeviceKeys(kek, r.row, r.row.keysWrapped));
+    });
+  });
+
+  it('trusts such keys only after confirm checks the tag, and audits failing rows within a budget per second', () => {
+    let now = 1_000_000;
+    const keyring = new Keyring([ingest], 1000, () => now);
+    const good = rowOf(1);
+    const moved = { row: { ...rowOf(2).row, keysWrapped: good.row.keysWrapped }, keys: good.keys };
+    const [g, m] = keyring.keysFor([good.row, moved.row]);
+    expect(g).toMatchObject({ verified: false });
+    // The moved blob still decrypts (CTR), to the donor's keys: only the tag, bound to the row, tells.
+    expect(m).toMatchObject({ verified: false, keys: { sealKey: good.keys.sealKey } });
+    expect(keyring.confirm(moved.row, m!.keys!)).toBe(false);
+    expect(keyring.cached(moved.row.serial)).toBe(false);
+    expect(keyring.confirm(good.row, g!.keys!)).toBe(true);
+    expect(keyring.keysFor([good.row])[0]).toMatchObject({ verified: true, keys: good.keys });
+
+    let found = 0;
+    for (let i = 0; i < 3 * AUDITS_PER_SECOND; i++) if (keyring.auditFails(moved.row, m!.keys!)) found++;
+    expect(found).toBe(AUDITS_PER_SECOND);
+    now += 1000;
+    expect(keyring.auditFails(moved.row, m!.keys!)).toBe(true);
+
+    const short = { ...rowOf(3).row };
+    short.keysWrapped = short.keysWrapped.subarray(0, 10);
+    expect(keyring.keysFor([short])[0]).toEqual({ verified: false, problem: REASON_UNWRAP });
   });
 });
 

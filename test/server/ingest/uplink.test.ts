@@ -26,10 +26,11 @@ describe.each(BACKENDS)('ingestUplink on %s', (backend) => {
   });
   afterAll(() => closeServerFixture({ s, storage, db }));
 
-  it('opens no transaction for a request none of whose frames authenticates, and still acks each device from its committed row', async () => {
+  it('opens no transaction for a request none of whose frames authenticates, and answers it with no ack: junk learns no watermark', async () => {
     const d = fresh();
     const other = fresh();
-    const stored = await ingestUplink(upload([{ serial: d.serial, frames: [d.anchor(1, 0, ANCHOR_BOOT), d.sample(1, 5, [{ channel: 1, value: 2 }])] }]), ctx());
+    const first = d.anchor(1, 0, ANCHOR_BOOT);
+    const stored = await ingestUplink(upload([{ serial: d.serial, frames: [first, d.sample(1, 5, [{ channel: 1, value: 2 }])] }]), ctx());
     expect(stored.devices[0]).toMatchObject({ accepted: 2, rejected: [] });
 
     const transaction = vi.spyOn(storage, 'transaction');
@@ -47,14 +48,17 @@ describe.each(BACKENDS)('ingestUplink on %s', (backend) => {
         [other.serial, 0, [{ index: 0, reason: auth }]],
         ['SP-NOBODY', 0, [{ index: 0, reason: 'unknown serial' }]],
       ]);
-      expect(verifyAck(d.keys, new Uint8Array(Buffer.from(r.devices[0]!.ack!, 'base64')))).toBe(2);
-      expect(r.devices[1]!.ack).toBeNull();
+      expect(r.devices.map((x) => x.ack)).toEqual([null, null, null]);
       expect(r.failedAuth).toEqual(new Map([[d.serial, 2], [other.serial, 1]]));
       expect(r.uplinks.find((u) => u.serial === d.serial)).toMatchObject({ accepted: 0, rejected: 2, settled: 2 });
     } finally {
       transaction.mockRestore();
     }
     expect((await storage.frames(d.serial)).map((f) => f.counter)).toEqual([1, 2]);
+    // One genuine frame (here a resent duplicate) next to junk: the device is answered again.
+    const again = await ingestUplink(upload([{ serial: d.serial, frames: [new Uint8Array(randomBytes(20)), first] }]), ctx());
+    expect(again.devices[0]).toMatchObject({ accepted: 0, duplicates: 1, rejected: [{ index: 0, reason: 'frame authentication failed' }] });
+    expect(verifyAck(d.keys, new Uint8Array(Buffer.from(again.devices[0]!.ack!, 'base64')))).toBe(2);
   });
 
   it('opens again from the locked rows when a device was revoked between the key read and the lock', async () => {
