@@ -170,22 +170,32 @@ export function unwrapDeviceKeys(kek: Uint8Array, row: WrapRow, blob: Uint8Array
  * undefined for a blob of the wrong length or format.
  */
 export function keystreamUnwrap(ecb: Cipher, blobs: readonly Uint8Array[]): (DeviceKeys | undefined)[] {
-  const counters = Buffer.alloc(blobs.length * 32);
-  blobs.forEach((blob, i) => {
-    if (blob.length !== WRAPPED_LENGTH || blob[0] !== WRAP_FORMAT) return;
-    for (let j = 0; j < 2; j++) {
-      counters.set(blob.subarray(1, 1 + WRAP_NONCE), i * 32 + j * 16);
-      counters[i * 32 + j * 16 + 15] = 2 + j;
-    }
-  });
+  const n = blobs.length;
+  const ok = (blob: Uint8Array) => blob.length === WRAPPED_LENGTH && blob[0] === WRAP_FORMAT;
+  // Byte loops, not subarray/set: a request has up to 100 rows and each view costs more than 12 stores.
+  const counters = Buffer.alloc(n * 32);
+  for (let i = 0; i < n; i++) {
+    const blob = blobs[i]!;
+    if (!ok(blob)) continue;
+    const at = i * 32;
+    for (let j = 0; j < WRAP_NONCE; j++) counters[at + j] = counters[at + 16 + j] = blob[1 + j]!;
+    counters[at + 15] = 2;
+    counters[at + 31] = 3;
+  }
   const stream = ecb.update(counters);
   if (stream.length !== counters.length) throw new Error(`AES-256-ECB returned ${stream.length} bytes for ${counters.length}`);
-  return blobs.map((blob, i) => {
-    if (blob.length !== WRAPPED_LENGTH || blob[0] !== WRAP_FORMAT) return undefined;
-    const plain = new Uint8Array(SEAL_KEY_LEN + NONCE_SALT_LEN);
-    for (let k = 0; k < plain.length; k++) plain[k] = blob[1 + WRAP_NONCE + k]! ^ stream[i * 32 + k]!;
-    return { sealKey: plain.subarray(0, SEAL_KEY_LEN), nonceSalt: plain.subarray(SEAL_KEY_LEN) };
-  });
+  const size = SEAL_KEY_LEN + NONCE_SALT_LEN;
+  const plain = new Uint8Array(n * size);
+  const out: (DeviceKeys | undefined)[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const blob = blobs[i]!;
+    if (!ok(blob)) continue;
+    const at = i * size;
+    for (let k = 0; k < size; k++) plain[at + k] = blob[1 + WRAP_NONCE + k]! ^ stream[i * 32 + k]!;
+    out[i] = { sealKey: plain.subarray(at, at + SEAL_KEY_LEN), nonceSalt: plain.subarray(at + SEAL_KEY_LEN, at + size) };
+  }
+  stream.fill(0);
+  return out;
 }
 
 /** A long-lived AES-256-ECB context of a KEK: no padding, so it keeps no state between calls. */
