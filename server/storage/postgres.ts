@@ -71,6 +71,22 @@ const TYPES = {
 
 /** Codes of transaction failures that are safe to retry from the start. */
 const RETRYABLE = new Set(['40001', '40P01']);
+/**
+ * A lost connection: the server ended it (admin_shutdown 57P01, e.g.
+ * pg_terminate_backend; crash_shutdown 57P02; connection exceptions 08xxx),
+ * or the socket died. Also retried from the start on a fresh connection:
+ * even when the loss hit the COMMIT and the outcome is unknown, a request's
+ * transaction is idempotent (frames ON CONFLICT DO NOTHING, readings only
+ * for frames this attempt inserted, settle recomputed from committed rows),
+ * so a second run that finds the first one committed stores nothing twice
+ * and acks from what is committed (docs/server.md, "Several nodes").
+ */
+function connectionLost(e: unknown): boolean {
+  const code = (e as { code?: string }).code;
+  if (code !== undefined && (code.startsWith('08') || code === '57P01' || code === '57P02' || code === 'ECONNRESET' || code === 'EPIPE')) return true;
+  const message = (e as Error).message ?? '';
+  return /^Connection terminated( unexpectedly)?$|^Client has encountered a connection error and is not queryable$/.test(message);
+}
 const MIGRATION_LOCK = 0x5ea1_0001;
 
 const buf = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength));
@@ -88,14 +104,51 @@ export interface PostgresOptions {
   onWarning?: (message: string) => void;
 }
 
-export function parsePostgresUrl(url: string): { connectionString: string; schema: string | undefined } {
+/**
+ * The URL's sealpost parameters: `schema` (the tables' schema) and
+ * `application_name` (what pg_stat_activity shows for this node's pools,
+ * default "sealpost"; the read pool adds "-read"), both removed before the
+ * URL reaches `pg`. Naming each node (`?application_name=ingest-a`) lets an
+ * operator of several nodes tell their connections apart.
+ */
+/**
+ * A client checked out of a pool, with an 'error' listener while it is out.
+ * pg's pool listens for errors only on idle clients: a connection the server
+ * ends while a transaction holds it (pg_terminate_backend, a database
+ * restart) makes the client emit 'error' between two queries, and without a
+ * listener that kills the whole process. Here it only marks the client lost:
+ * the next query fails, and the client is destroyed on release.
+ */
+async function checkout(pool: pg.Pool): Promise<{ client: pg.PoolClient; lost: () => boolean; release: (broken: boolean) => void }> {
+  const client = await pool.connect();
+  let lost = false;
+  const onError = () => {
+    lost = true;
+  };
+  client.on('error', onError);
+  return {
+    client,
+    lost: () => lost,
+    release: (broken) => {
+      client.removeListener('error', onError);
+      client.release(broken || lost);
+    },
+  };
+}
+
+export function parsePostgresUrl(url: string): { connectionString: string; schema: string | undefined; applicationName: string } {
   const u = new URL(url);
   const schema = u.searchParams.get('schema') ?? undefined;
+  const applicationName = u.searchParams.get('application_name') ?? 'sealpost';
   u.searchParams.delete('schema');
+  u.searchParams.delete('application_name');
   if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
     throw new Error(`database URL schema "${schema.slice(0, 70)}" must be a lower-case SQL identifier (a-z, 0-9, _)`);
   }
-  return { connectionString: u.toString(), schema };
+  if (!/^[A-Za-z0-9._-]{1,50}$/.test(applicationName)) {
+    throw new Error(`database URL application_name "${applicationName.slice(0, 70)}" must be 1 to 50 characters A-Z a-z 0-9 . _ -`);
+  }
+  return { connectionString: u.toString(), schema, applicationName };
 }
 
 export class PostgresStorage implements Storage {
@@ -114,11 +167,11 @@ export class PostgresStorage implements Storage {
   }
 
   static async open(url: string, options: PostgresOptions = {}): Promise<PostgresStorage> {
-    const { connectionString, schema } = parsePostgresUrl(url);
+    const { connectionString, schema, applicationName } = parsePostgresUrl(url);
     const settings = { connectionString, types: TYPES, ...(schema ? { options: `-c search_path=${schema}` } : {}) };
     // The names show in pg_stat_activity, so an operator can tell the two pools apart.
-    const pool = new pg.Pool({ ...settings, max: options.poolSize ?? 10, application_name: 'sealpost' });
-    const readPool = new pg.Pool({ ...settings, max: options.readPoolSize ?? 4, application_name: 'sealpost-read' });
+    const pool = new pg.Pool({ ...settings, max: options.poolSize ?? 10, application_name: applicationName });
+    const readPool = new pg.Pool({ ...settings, max: options.readPoolSize ?? 4, application_name: `${applicationName}-read` });
     pool.on('error', (e) => options.onError?.(e));
     readPool.on('error', (e) => options.onError?.(e));
     const workers = options.readWorkers ?? 1;
@@ -143,7 +196,8 @@ export class PostgresStorage implements Storage {
   }
 
   private async migrate(): Promise<void> {
-    const client = await this.pool.connect();
+    const { client, release } = await checkout(this.pool);
+    let broken = false;
     try {
       await client.query('BEGIN');
       await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
@@ -161,10 +215,12 @@ export class PostgresStorage implements Storage {
       }
       await client.query('COMMIT');
     } catch (e) {
-      await client.query('ROLLBACK').catch(() => undefined);
+      await client.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
       throw e;
     } finally {
-      client.release();
+      release(broken);
     }
   }
 
@@ -373,7 +429,7 @@ export class PostgresStorage implements Storage {
 
   async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const client = await this.pool.connect();
+      const { client, lost, release } = await checkout(this.pool);
       let broken = false;
       try {
         await client.query('BEGIN');
@@ -387,10 +443,13 @@ export class PostgresStorage implements Storage {
           broken = true;
         }
         const code = (e as { code?: string }).code;
-        if (attempt < 3 && code !== undefined && RETRYABLE.has(code)) continue;
+        if (attempt < 3 && ((code !== undefined && RETRYABLE.has(code)) || connectionLost(e) || lost())) {
+          if (connectionLost(e) || lost()) broken = true;
+          continue;
+        }
         throw e;
       } finally {
-        client.release(broken);
+        release(broken);
       }
     }
   }
@@ -403,7 +462,13 @@ export class PostgresStorage implements Storage {
   /** On the ingest pool: an upload's first statement never queues behind the read API's. */
   async deviceKeyRows(serials: string[]): Promise<DeviceKeyRow[]> {
     if (serials.length === 0) return [];
-    const r = await this.pool.query(KEY_ROWS_ANY, [serials]);
+    let r: pg.QueryResult;
+    try {
+      r = await this.pool.query(KEY_ROWS_ANY, [serials]);
+    } catch (e) {
+      if (!connectionLost(e)) throw e;
+      r = await this.pool.query(KEY_ROWS_ANY, [serials]); // once more, on a fresh connection
+    }
     return keyRowsFromText((r.rows[0] as { t: string | null } | undefined)?.t ?? null);
   }
 
