@@ -3,6 +3,7 @@
 //   npx tsx bench/ingest.ts [--backend sqlite|postgres|both] [--devices 1000]
 //       [--frames 200000] [--batch 50] [--concurrency 16] [--pg URL]
 //       [--profile DIR]   (writes a V8 CPU profile of the server process)
+//       [--raw on|off]    (default on: the raw baseline and the ratio)
 //
 // The server runs as its own process (`node bin/sealpost.mjs server`, the
 // production entry, logs at warn) so the client does not share its event
@@ -14,10 +15,15 @@
 // response is checked: status 200, every frame accepted, and the ack verifies
 // and covers the batch. A warm-up round sends each device's first batch
 // (first contact: HPKE key recovery on the server) and is reported apart.
+// Then, in the same invocation, the raw baseline (bench/ingest-raw.ts): the
+// rows this run stored, inserted into an empty database of the same backend
+// with the same driver and durability and no HTTP; the line gives sealpost's
+// steady frames/s as a ratio of it (issue #14's target: at least 0.8).
 import { Agent } from 'node:http';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { verifyAck, type ProvisionedDevice } from '../protocol/index.js';
+import { rawBaseline } from './ingest-raw.js';
 import { DEFAULT_PG, benchDb, importFleet, pct, post, freePort, startServer, stopServer, uploadBody, writeConfig, type BenchServer } from './harness.js';
 
 const { values } = parseArgs({
@@ -29,6 +35,7 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '16' },
     pg: { type: 'string', default: DEFAULT_PG },
     profile: { type: 'string' },
+    raw: { type: 'string', default: 'on' },
   },
   strict: true,
 });
@@ -89,6 +96,9 @@ async function run(backend: 'sqlite' | 'postgres'): Promise<void> {
     const warm = await drive(port, rounds[0]!);
     const steady = await drive(port, rounds.slice(1).flat());
     const frames = (ROUNDS - 1) * DEVICES * BATCH;
+    await stopServer(server);
+    server = undefined;
+    const sealpost = frames / steady.seconds;
     console.log(
       [
         `${backend.padEnd(8)}`,
@@ -98,6 +108,18 @@ async function run(backend: 'sqlite' | 'postgres'): Promise<void> {
         `| first contact: ${Math.round((DEVICES * BATCH) / warm.seconds).toLocaleString('en-US')} frames/s incl. HPKE key recovery`,
       ].join(' '),
     );
+    if (values.raw !== 'off') {
+      const target = benchDb(backend, values.pg);
+      try {
+        const raw = await rawBaseline(bench, target, BATCH, CONCURRENCY);
+        console.log(
+          `${'raw'.padEnd(8)} ${Math.round(raw.framesPerSecond).toLocaleString('en-US').padStart(7)} frames/s (the ${raw.frames} frames and ${raw.readings} readings stored above, inserted directly)` +
+            ` | sealpost / raw = ${(sealpost / raw.framesPerSecond).toFixed(2)}`,
+        );
+      } finally {
+        await target.drop();
+      }
+    }
   } finally {
     await stopServer(server);
     await bench.drop();
