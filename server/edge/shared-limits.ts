@@ -196,10 +196,9 @@ export class SharedLimitStore {
   private timed<T>(run: () => Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
-      // setImmediate: a timer runs before the poll phase of the same loop turn, so on
-      // a busy event loop a reply already in the socket would lose to it; it gets that
-      // phase first (measured: without it, 100-frame requests on a loaded 2-core machine
-      // marked a healthy local Redis down).
+      // setImmediate: timers run before the I/O poll of a loop turn, so after the loop
+      // was busy a reply already in the socket would lose to the timer; it gets the
+      // poll first (docs/decisions.md, "Limits shared by several nodes").
       timer = setTimeout(() => setImmediate(() => reject(new Error(`no answer within ${this.options.timeoutMs} ms`))), this.options.timeoutMs);
     });
     return Promise.race([run(), late]).finally(() => clearTimeout(timer));
