@@ -13,7 +13,8 @@
 // and from then on every limiter counts in its own local buckets (the
 // TokenBuckets of one node) without waiting on Redis at all. A probe (PING,
 // same timeout) runs every second while it is down; the first answer logs
-// once that the store is back and the limiters count in Redis again.
+// once (a warning too, so that it shows wherever the outage did) that the
+// store is back and the limiters count in Redis again.
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Lru } from '../lru.js';
@@ -38,7 +39,6 @@ export interface RedisClient {
 
 export interface StoreLog {
   warn(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
 }
 
 /**
@@ -218,7 +218,7 @@ export class SharedLimitStore {
     if (!this.healthy || this.closed) return;
     this.healthy = false;
     this.options.log.warn(
-      { store: this.options.where, err: { message: (err as Error)?.message ?? String(err) } },
+      { store: this.options.where, reason: (err as Error)?.message ?? String(err) },
       'shared limits store unreachable or slow: this node now enforces every rate limit and failed-authentication throttle on its own (local buckets) until it answers again',
     );
     this.probe = setInterval(() => void this.tryUp(), PROBE_EVERY_MS);
@@ -236,7 +236,7 @@ export class SharedLimitStore {
     this.healthy = true;
     if (this.probe) clearInterval(this.probe);
     this.probe = null;
-    this.options.log.info({ store: this.options.where }, 'shared limits store answers again: the limits are shared by all nodes again');
+    this.options.log.warn({ store: this.options.where }, 'shared limits store answers again: the limits are shared by all nodes again');
   }
 
   /** One bucket operation in Redis; null when the store is down (count locally). */

@@ -40,10 +40,9 @@ afterAll(async () => {
 });
 
 /** A log that keeps its lines, for the store used on its own. */
-function memoryLog(): StoreLog & { warns: string[]; infos: string[] } {
+function memoryLog(): StoreLog & { warns: string[] } {
   const warns: string[] = [];
-  const infos: string[] = [];
-  return { warns, infos, warn: (_o, msg) => warns.push(msg), info: (_o, msg) => infos.push(msg) };
+  return { warns, warn: (_o, msg) => warns.push(msg) };
 }
 
 /** A store on the test Redis under a prefix of its own; `clock` replaces Redis's TIME. */
