@@ -115,6 +115,8 @@ const sha1 = (s: string) => createHash('sha1').update(s).digest('hex');
 const BUCKET_SHA = sha1(BUCKET_LUA);
 const WINDOW_SHA = sha1(WINDOW_LUA);
 const PROBE_EVERY_MS = 1_000;
+/** How long a node waits for the store at boot before it starts on local limits. */
+const BOOT_WAIT_MS = 1_000;
 
 /** The URL without user and password, for log lines. */
 export function redactRedisUrl(url: string): string {
@@ -163,16 +165,26 @@ export class SharedLimitStore {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       // No commandTimeout: the store's own timeout (call) decides, after the replies already read.
-      connectTimeout: 1_000,
+      connectTimeout: BOOT_WAIT_MS,
       retryStrategy: (times) => Math.min(times * 200, 2_000),
     });
     // Connection errors come back as failed calls; the store logs the outage once.
     client.on('error', () => {});
+    // A Redis that accepts the connection but never answers would hold connect() (its
+    // ready check has no timeout) and with it the boot: a second at most, then local.
     let down: unknown;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await client.connect();
+      await Promise.race([
+        client.connect(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`not ready within ${BOOT_WAIT_MS} ms at start`)), BOOT_WAIT_MS);
+        }),
+      ]);
     } catch (e) {
       down = e;
+    } finally {
+      clearTimeout(timer);
     }
     return new SharedLimitStore(client, { prefix: config.prefix, timeoutMs: config.timeoutMs, log, where: redactRedisUrl(config.redis), down });
   }

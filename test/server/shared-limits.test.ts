@@ -358,6 +358,21 @@ describe('when Redis fails', () => {
     expect(t.nodes[0]!.app.sharedLimits!.up).toBe(false);
   });
 
+  it('stalled at boot: the node starts within a second or so, on local limits, and joins when Redis answers', async () => {
+    const proxy = await new RedisProxy(new URL(REDIS)).listen();
+    proxy.stall();
+    try {
+      t = await new TwoNodes().open({ rateLimit: { ...NO_RATE_LIMIT, address: { requests: { perSecond: 0.1, burst: 2 }, frames: null } } }, proxy.url, 'stalled-boot', 1);
+      expect(t.lines(0, OUTAGE)).toMatchObject([{ reason: 'not ready within 1000 ms at start' }]);
+      expect((await t.upload(0, '203.0.113.50')).statusCode).toBe(200);
+      proxy.resume();
+      await until('the node on Redis', () => t!.nodes[0]!.app.sharedLimits!.up);
+      expect(t.lines(0, BACK).length).toBe(1);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('stalled, then gone, mid-run: uploads keep working on local limits, one warning per outage, one line when back', async () => {
     const proxy = await new RedisProxy(new URL(REDIS)).listen();
     const spec = { rateLimit: { ...NO_RATE_LIMIT, address: { requests: { perSecond: 0.1, burst: 4 }, frames: null } } };
