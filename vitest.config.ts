@@ -2,10 +2,11 @@
 import { defineConfig } from 'vitest/config';
 
 // Services the tests talk to: the ones this machine runs (PostgreSQL with
-// trust auth, Mosquitto). .ci/run sets these explicitly; the defaults make
+// trust auth, Mosquitto, Redis). .ci/run sets these explicitly; the defaults make
 // `npm test` work the same on a developer's machine of this kind.
 process.env.SEALPOST_TEST_PG_URL ??= 'postgres://postgres@127.0.0.1:5432/postgres';
 process.env.SEALPOST_TEST_MQTT_URL ??= 'mqtt://127.0.0.1:1883';
+process.env.SEALPOST_TEST_REDIS_URL ??= 'redis://127.0.0.1:6379';
 process.env.SEALPOST_TEST_CHROMIUM ??= '/usr/bin/chromium';
 
 export default defineConfig({

@@ -76,10 +76,10 @@ export async function buildServer(options: BuildOptions): Promise<FastifyInstanc
   await app.register(p.edge, { tls: options.https !== undefined, connections: guard });
   await app.register(p.storage, options.storage ? { storage: options.storage } : {});
   // Before every route: default deny (server/plugins/auth.ts).
+  await app.register(p.rateLimit);
   await app.register(p.auth);
   await app.register(p.keys, { ingestKeys: options.ingestKeys });
   await app.register(p.events);
-  await app.register(p.rateLimit);
   await app.register(p.uplink);
   await app.register(p.devices);
   await app.register(p.admin);

@@ -11,6 +11,7 @@ import { dirname, resolve } from 'node:path';
 import { isPostgresUrl } from './storage/index.js';
 import { ConfigError } from './errors.js';
 import type { BucketSpec, RateSpec } from './edge/rate-limit.js';
+import type { SharedLimitsConfig } from './edge/shared-limits.js';
 import { RELAY_KEY_NAME, RELAY_KEY_NAME_RULE, type RelayKeyEntry } from './auth/relay-keys.js';
 import { checkMqttConfig } from './mqtt/config.js';
 import { checkDashboardConfig, checkRelayPageConfig } from './page-config.js';
@@ -45,6 +46,8 @@ export interface ServerConfig {
   connections: { max: number | null; perAddress: number | null; requestsPerSocket: number };
   /** Token buckets per source address and per relay key; a null bucket is off. */
   rateLimit: { address: RateSpec; relayKey: RateSpec };
+  /** Redis where every node counts the limits above, failed_auth and the API's; null: each node counts alone (docs/server.md, "Several nodes: shared limits"). */
+  sharedLimits: SharedLimitsConfig | null;
   /** Hashed relay keys; null: uploads need none. */
   relayKeys: RelayKeyEntry[] | null;
   /** Host names (lowercase, no port) the server answers to; null: any. */
@@ -91,6 +94,7 @@ export const DEFAULTS: ServerConfig = {
     address: { requests: { perSecond: 100, burst: 200 }, frames: { perSecond: 2_000, burst: 10_000 } },
     relayKey: { requests: { perSecond: 1_000, burst: 2_000 }, frames: { perSecond: 20_000, burst: 100_000 } },
   },
+  sharedLimits: null,
   relayKeys: null,
   allowedHosts: null,
   // read: requests per second per API token (a dashboard's first load of 24 devices is about 50);
@@ -166,7 +170,39 @@ function bucket(v: unknown, where: string): BucketSpec | null {
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const TOP = ['db', 'listen', 'ingest_keys', 'trust', 'tls', 'limits', 'rate_limit', 'key_cache', 'log_level', 'trust_proxy', 'sqlite_synchronous', 'pg_pool_size',
-  'max_relay_delay', 'failed_auth', 'timeouts', 'connections', 'relay_keys', 'allowed_hosts', 'read_workers', 'pg_read_pool_size'];
+  'max_relay_delay', 'failed_auth', 'timeouts', 'connections', 'relay_keys', 'allowed_hosts', 'read_workers', 'pg_read_pool_size', 'shared_limits'];
+
+/** Longest wait on the shared limits store before a node counts locally (docs/server.md, "Several nodes: shared limits"). */
+export const SHARED_LIMITS_TIMEOUT_MS = 50;
+
+/** `shared_limits`: {"redis": URL, "prefix": "sealpost:", "timeout_ms": 50}; null/false/absent: off. */
+function checkSharedLimits(v: unknown, where: string): SharedLimitsConfig | null {
+  if (v === null || v === false) return null;
+  const eg = '(e.g. {"redis": "redis://127.0.0.1:6379", "prefix": "sealpost:"})';
+  if (typeof v !== 'object' || Array.isArray(v)) fail(where, `must be an object ${eg}, or false to count limits on each node alone`);
+  const o = v as Record<string, unknown>;
+  known(o, ['redis', 'prefix', 'timeout_ms'], where);
+  if (o.redis === undefined) fail(where, `needs "redis", the URL of the Redis all nodes share ${eg}`);
+  const url = o.redis;
+  let parsed: URL | null = null;
+  try {
+    parsed = typeof url === 'string' ? new URL(url) : null;
+  } catch {
+    parsed = null;
+  }
+  if (!parsed || (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') || parsed.hostname === '') {
+    fail(`${where}.redis`, `must be a redis:// or rediss:// URL with a host (e.g. "redis://127.0.0.1:6379", "rediss://user:password@redis.example.org:6380/0"), got ${JSON.stringify(typeof url === 'string' ? url.replace(/\/\/[^@/]*@/, '//***@') : url)}`);
+  }
+  let prefix = 'sealpost:';
+  if (o.prefix !== undefined) {
+    if (typeof o.prefix !== 'string' || !/^[\x21-\x7e]{1,100}$/.test(o.prefix)) {
+      fail(`${where}.prefix`, `must be 1 to 100 printable characters without spaces (e.g. "sealpost:" or "fleet-a:"), prepended to every key so fleets can share one Redis; got ${JSON.stringify(o.prefix)}`);
+    }
+    prefix = o.prefix as string;
+  }
+  const timeoutMs = o.timeout_ms === undefined ? SHARED_LIMITS_TIMEOUT_MS : int(o.timeout_ms, `${where}.timeout_ms`, 1, 1_000);
+  return { redis: url as string, prefix, timeoutMs };
+}
 
 /** One rate-limit scope: {"requests": bucket|null, "frames": bucket|null}, or null/false for both off. */
 function rateSpec(v: unknown, where: string, base: RateSpec): RateSpec {
@@ -336,6 +372,7 @@ export function checkConfig(raw: unknown, baseDir = process.cwd(), where = 'conf
     }
   }
   checkEdge(o, c, where);
+  if (o.shared_limits !== undefined) c.sharedLimits = checkSharedLimits(o.shared_limits, `${where}: shared_limits`);
   if (o.pg_read_pool_size !== undefined) c.pgReadPoolSize = int(o.pg_read_pool_size, `${where}: pg_read_pool_size`, 1, 1000);
   if (o.read_workers !== undefined) c.readWorkers = int(o.read_workers, `${where}: read_workers`, 0, 64);
   for (const [name, checker] of Object.entries(SECTIONS)) {

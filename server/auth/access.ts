@@ -7,11 +7,12 @@
 // Order of checks: 429 for an address that sent too many bad tokens this
 // minute (before any database lookup); 401 without a valid token; 403 when
 // its role is too low; 429 when the token's read bucket is empty. No message
-// here quotes the Authorization header.
+// here quotes the Authorization header. With `shared_limits` both counts are
+// kept in Redis for all nodes (server/edge/shared-limits.ts).
 import type { ServerConfig } from '../config.js';
 import { HttpError, tooManyRequests } from '../errors.js';
-import { Lru } from '../lru.js';
-import { TokenBuckets, addressKey } from '../edge/rate-limit.js';
+import { addressKey } from '../edge/rate-limit.js';
+import { SharedBuckets, SharedWindows, type SharedLimitStore } from '../edge/shared-limits.js';
 import type { TokenRole, TokenVerifier } from './tokens.js';
 
 export interface Principal {
@@ -36,26 +37,6 @@ const HOW = 'an operator creates one with: sealpost token create --role read --n
 const unauthorized = (message: string, error?: string) =>
   new HttpError(401, message, { 'www-authenticate': error ? `${REALM}, error="${error}"` : REALM });
 
-/** 401s per client address in fixed one-minute windows. */
-class FailureCounter {
-  private readonly windows = new Lru<string, { start: number; count: number }>(100_000);
-  constructor(private readonly perMinute: number) {}
-
-  /** Seconds until the address may try again; 0 when it may now. */
-  wait(address: string, now: number): number {
-    const w = this.windows.get(address);
-    if (!w || now - w.start >= 60_000 || w.count < this.perMinute) return 0;
-    return (w.start + 60_000 - now) / 1000;
-  }
-
-  fail(address: string, now: number): void {
-    let w = this.windows.get(address);
-    if (!w || now - w.start >= 60_000) w = { start: now, count: 0 };
-    w.count++;
-    this.windows.set(address, w);
-  }
-}
-
 /** The token of an `Authorization: Bearer TOKEN` header (RFC 6750 section 2.1), '' when absent, null when malformed. */
 function bearer(header: string | undefined): string | null {
   if (header === undefined || header === '') return '';
@@ -75,16 +56,18 @@ export interface AccessRequest {
 }
 
 export class ApiAccess {
-  private readonly buckets: TokenBuckets | null;
-  private readonly failures: FailureCounter | null;
+  private readonly buckets: SharedBuckets | null;
+  /** 401s per client address in fixed one-minute windows. */
+  private readonly failures: SharedWindows | null;
 
   constructor(
     private readonly verifier: Pick<TokenVerifier, 'verify'>,
     config: ServerConfig['auth'],
     private readonly clock: () => number,
+    store: SharedLimitStore | null = null,
   ) {
-    this.buckets = config.read ? new TokenBuckets(config.read) : null;
-    this.failures = config.failuresPerMinute ? new FailureCounter(config.failuresPerMinute) : null;
+    this.buckets = config.read ? new SharedBuckets(config.read, 'read', store) : null;
+    this.failures = config.failuresPerMinute ? new SharedWindows(config.failuresPerMinute, 60_000, 'authfail', store) : null;
   }
 
   isOpen(method: string, route: string): boolean {
@@ -96,25 +79,25 @@ export class ApiAccess {
     const now = this.clock();
     // Counted like every per-address limit: IPv4 as is, IPv6 by its /64.
     const address = addressKey(r.ip);
-    const refuse = (e: HttpError) => {
-      this.failures?.fail(address, now);
+    const refuse = async (e: HttpError) => {
+      await this.failures?.fail(address, now);
       return e;
     };
-    const wait = this.failures?.wait(address, now) ?? 0;
+    const wait = this.failures ? await this.failures.wait(address, now) : 0;
     if (wait > 0) throw tooManyRequests(`too many requests without a valid token from address ${address}`, wait);
 
     const token = bearer(r.authorization);
-    if (token === '') throw refuse(unauthorized(`this route needs an API token: send "Authorization: Bearer TOKEN"; ${HOW}`));
-    if (token === null) throw refuse(unauthorized(`the Authorization header must be "Bearer TOKEN"; ${HOW}`, 'invalid_request'));
+    if (token === '') throw await refuse(unauthorized(`this route needs an API token: send "Authorization: Bearer TOKEN"; ${HOW}`));
+    if (token === null) throw await refuse(unauthorized(`the Authorization header must be "Bearer TOKEN"; ${HOW}`, 'invalid_request'));
     const who = await this.verifier.verify(token);
-    if (!who) throw refuse(unauthorized(`the token is not valid (revoked, mistyped, or made for another server's database); ${HOW}`, 'invalid_token'));
+    if (!who) throw await refuse(unauthorized(`the token is not valid (revoked, mistyped, or made for another server's database); ${HOW}`, 'invalid_token'));
 
     if (RANK[who.role] < RANK[r.needs]) {
       throw new HttpError(403, `token ${who.name} has role ${who.role}; ${r.method} ${r.route} needs an ${r.needs} token`, {
         'www-authenticate': `${REALM}, error="insufficient_scope"`,
       });
     }
-    const slow = this.buckets?.take(who.name) ?? 0;
+    const slow = this.buckets ? await this.buckets.take(who.name) : 0;
     if (slow > 0) throw tooManyRequests(`rate limit for token ${who.name} exceeded`, slow);
     return who;
   }

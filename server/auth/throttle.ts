@@ -16,8 +16,11 @@
 // Addresses are keyed by IPv4 address or by IPv6 /64 (RFC 4291 section 2.5.4:
 // the interface identifier is the low 64 bits, so one subscriber usually holds
 // a whole /64 and could otherwise rotate through 2^64 keys).
-import { Lru } from '../lru.js';
-import { TokenBuckets, addressKey, type BucketSpec } from '../edge/rate-limit.js';
+//
+// With `shared_limits` both counts live in Redis for all nodes, the alert's
+// once-a-minute included (server/edge/shared-limits.ts).
+import { addressKey, type BucketSpec } from '../edge/rate-limit.js';
+import { SharedBuckets, type SharedLimitStore } from '../edge/shared-limits.js';
 
 /** Alerts for one serial at most this often. */
 const ALERT_EVERY_MS = 60_000;
@@ -28,46 +31,33 @@ export interface FailedAuthSpec {
 }
 
 export class FailedAuthThrottle {
-  private readonly ip: TokenBuckets | null;
-  private readonly serial: TokenBuckets | null;
-  private readonly alerted: Lru<string, number>;
+  private readonly ip: SharedBuckets | null;
+  private readonly serial: SharedBuckets | null;
 
-  constructor(
-    spec: FailedAuthSpec,
-    private readonly clock: () => number = () => performance.now(),
-    maxKeys = 100_000,
-  ) {
-    this.ip = spec.ip ? new TokenBuckets(spec.ip, maxKeys, clock) : null;
-    this.serial = spec.serial ? new TokenBuckets(spec.serial, maxKeys, clock) : null;
-    this.alerted = new Lru(10_000);
+  constructor(spec: FailedAuthSpec, store: SharedLimitStore | null = null, clock: () => number = () => performance.now()) {
+    this.ip = spec.ip ? new SharedBuckets(spec.ip, 'fa:ip', store, clock) : null;
+    this.serial = spec.serial ? new SharedBuckets(spec.serial, 'fa:serial', store, clock) : null;
   }
 
   /** Seconds the address must wait before its next upload is looked at; 0 when it may go on. */
-  wait(address: string): number {
-    return this.ip?.wait(addressKey(address)) ?? 0;
+  async wait(address: string): Promise<number> {
+    return this.ip ? this.ip.wait(addressKey(address)) : 0;
   }
 
   /**
    * Charges a request's failed frames to its address and to each serial.
    * Returns the serials whose failure budget just ran out and that were not
-   * alerted in the last minute: the caller raises the alert.
+   * alerted in the last minute (by any node): the caller raises the alert.
    */
-  record(address: string, failed: ReadonlyMap<string, number>): { serial: string; failed: number }[] {
+  async record(address: string, failed: ReadonlyMap<string, number>): Promise<{ serial: string; failed: number }[]> {
     let total = 0;
     for (const n of failed.values()) total += n;
     if (total === 0) return [];
-    this.ip?.charge(addressKey(address), total);
-    const alerts: { serial: string; failed: number }[] = [];
-    if (!this.serial) return alerts;
-    const now = this.clock();
-    for (const [serial, n] of failed) {
-      this.serial.charge(serial, n);
-      if (this.serial.wait(serial) === 0) continue;
-      const last = this.alerted.get(serial);
-      if (last !== undefined && now - last < ALERT_EVERY_MS) continue;
-      this.alerted.set(serial, now);
-      alerts.push({ serial, failed: n });
-    }
-    return alerts;
+    const serial = this.serial;
+    const [, ...charged] = await Promise.all([
+      this.ip?.charge(addressKey(address), total),
+      ...(serial ? [...failed].map(async ([s, n]) => ({ serial: s, failed: n, alert: (await serial.charge(s, n, ALERT_EVERY_MS)).alert })) : []),
+    ]);
+    return charged.filter((c) => c!.alert).map((c) => ({ serial: c!.serial, failed: c!.failed }));
   }
 }

@@ -8,6 +8,9 @@
 // relay key, one token per request and one per frame, from separate buckets,
 // so a client can neither flood small requests nor few huge ones. `relay.id`
 // in the body is chosen by the client and is never a key here.
+//
+// These are one node's buckets. server/edge/shared-limits.ts runs the same
+// bucket in Redis for all nodes, and falls back to these when Redis is down.
 import { isIPv6 } from 'node:net';
 import { Lru } from '../lru.js';
 
@@ -78,33 +81,26 @@ export class TokenBuckets {
   }
 }
 
-/** A refusal: which bucket, and the seconds to wait. */
-export interface Refusal {
-  what: 'requests' | 'frames';
-  spec: BucketSpec;
-  wait: number;
-}
+/** Counts per key in fixed windows, on one node (the API's 401s per address, server/auth/access.ts). */
+export class FixedWindows {
+  private readonly windows = new Lru<string, { start: number; count: number }>(100_000);
+  constructor(
+    readonly limit: number,
+    readonly windowMs: number,
+  ) {}
 
-/** The request and frame buckets of one scope. */
-export class RateLimiter {
-  readonly requests: TokenBuckets | null;
-  readonly frames: TokenBuckets | null;
-
-  constructor(spec: RateSpec, clock?: () => number) {
-    this.requests = spec.requests ? new TokenBuckets(spec.requests, 100_000, clock) : null;
-    this.frames = spec.frames ? new TokenBuckets(spec.frames, 100_000, clock) : null;
+  /** Seconds until the key may try again; 0 when it may now. */
+  wait(key: string, now: number): number {
+    const w = this.windows.get(key);
+    if (!w || now - w.start >= this.windowMs || w.count < this.limit) return 0;
+    return (w.start + this.windowMs - now) / 1000;
   }
 
-  /** Charges one request; null when allowed. */
-  request(key: string): Refusal | null {
-    const wait = this.requests?.take(key, 1) ?? 0;
-    return wait > 0 ? { what: 'requests', spec: this.requests!.spec, wait } : null;
-  }
-
-  /** Charges `count` frames (at least 1: an empty request still costs); null when allowed. */
-  frameCost(key: string, count: number): Refusal | null {
-    const wait = this.frames?.take(key, Math.max(1, count)) ?? 0;
-    return wait > 0 ? { what: 'frames', spec: this.frames!.spec, wait } : null;
+  fail(key: string, now: number): void {
+    let w = this.windows.get(key);
+    if (!w || now - w.start >= this.windowMs) w = { start: now, count: 0 };
+    w.count++;
+    this.windows.set(key, w);
   }
 }
 

@@ -27,7 +27,7 @@ declare module 'fastify' {
 export default fp(
   async (app) => {
     const verifier = new TokenVerifier(app.storage, app.clock, (e) => app.log.warn({ err: e }, 'could not record when a token was last used'));
-    const access = new ApiAccess(verifier, app.config.auth, app.clock);
+    const access = new ApiAccess(verifier, app.config.auth, app.clock, app.sharedLimits);
 
     app.decorateRequest('auth', null);
 
@@ -48,5 +48,5 @@ export default fp(
     // Who is signed in, for the dashboard's "signed in as".
     app.get('/v1/session', async (request) => ({ name: request.auth!.name, role: request.auth!.role }));
   },
-  { name: 'sealpost-auth', fastify: '5.x', dependencies: ['sealpost-context', 'sealpost-errors', 'sealpost-storage'] },
+  { name: 'sealpost-auth', fastify: '5.x', dependencies: ['sealpost-context', 'sealpost-errors', 'sealpost-storage', 'sealpost-rate-limit'] },
 );

@@ -5,7 +5,7 @@ import fp from 'fastify-plugin';
 import type { ServerConfig } from '../config.js';
 import type { IngestEvents } from '../events.js';
 import type { Keyring } from '../keys.js';
-import type { RateLimiter } from '../edge/rate-limit.js';
+import type { RateLimiter, SharedLimitStore } from '../edge/shared-limits.js';
 import type { Storage } from '../storage/types.js';
 
 declare module 'fastify' {
@@ -22,6 +22,8 @@ declare module 'fastify' {
     events: IngestEvents;
     /** Request and frame buckets per source address and per relay key (sealpost-rate-limit). */
     rateLimits: { address: RateLimiter; relayKey: RateLimiter };
+    /** The Redis all nodes count limits in, null without `shared_limits` (sealpost-rate-limit). */
+    sharedLimits: SharedLimitStore | null;
   }
 }
 

@@ -31,7 +31,7 @@ export interface OptionalPlugin {
   plugin: FastifyPluginAsync;
 }
 
-export const CORE_PLUGINS = { context, errors, edge, storage, auth, keys, events, rateLimit, uplink, devices, admin };
+export const CORE_PLUGINS = { context, errors, edge, storage, rateLimit, auth, keys, events, uplink, devices, admin };
 
 export const OPTIONAL_PLUGINS: OptionalPlugin[] = [
   { name: 'dashboard', enabled: (config) => dashboardConfig(config).enabled, plugin: dashboard },
