@@ -7,7 +7,9 @@
 // a node picked at random; devices drop frames when their outbox overflows
 // and report the loss as a gap, as the firmware does. Meanwhile one node is
 // killed with SIGKILL and restarted, and the nodes' PostgreSQL connections
-// are terminated at random (pg_terminate_backend). Then the chaos stops and
+// are terminated at random (pg_terminate_backend). The nodes count their rate
+// limits together in Redis (shared_limits), as a deployment of several nodes
+// does, with budgets an honest fleet stays within. Then the chaos stops and
 // the relays drain every outbox. What must hold:
 //   - no ack ever covers a frame that is not stored or inside a reported gap;
 //   - every frame a device made is stored or inside a reported gap, and every
@@ -17,6 +19,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ANCHOR_BOOT, readU32BE, verifyAck } from '../../protocol/index.js';
@@ -26,6 +29,7 @@ import { writeConfig, writeFleetFiles, type FleetFiles } from '../helpers/server
 
 const BIN = new URL('../../bin/sealpost.mjs', import.meta.url).pathname;
 const BASE = process.env.SEALPOST_TEST_PG_URL!;
+const REDIS = process.env.SEALPOST_TEST_REDIS_URL!;
 const NODES = 3;
 const DEVICES = 10;
 /** Frames a device keeps unacknowledged; beyond it the oldest are dropped and reported as a gap. */
@@ -89,6 +93,8 @@ describe('three ingest nodes on one PostgreSQL schema, under chaos', () => {
   let fleet: Fleet;
   let files: FleetFiles;
   let admin: pg.Client;
+  let redis: Redis;
+  const prefix = `sealpost-chaos-${tag}:`;
   const nodes: (Node | undefined)[] = [];
 
   beforeAll(async () => {
@@ -96,11 +102,16 @@ describe('three ingest nodes on one PostgreSQL schema, under chaos', () => {
     files = writeFleetFiles(fleet);
     admin = new pg.Client({ connectionString: BASE });
     await admin.connect();
+    redis = new Redis(REDIS, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    await redis.connect();
   });
   afterAll(async () => {
     for (const n of nodes) n?.child.kill('SIGKILL');
     await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
     await admin.end();
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    redis.disconnect();
     rmSync(files.dir, { recursive: true, force: true });
   });
 
@@ -109,7 +120,8 @@ describe('three ingest nodes on one PostgreSQL schema, under chaos', () => {
       db: dbUrl,
       listen: '127.0.0.1:0',
       ingest_keys: [files.ingestKey],
-      rate_limit: false,
+      rate_limit: { address: { requests: { per_second: 1000, burst: 2000 }, frames: { per_second: 50_000, burst: 100_000 } } },
+      shared_limits: { redis: REDIS, prefix, timeout_ms: 1000 },
       log_level: 'info',
       pg_pool_size: 4,
       pg_read_pool_size: 1,
@@ -270,6 +282,8 @@ describe('three ingest nodes on one PostgreSQL schema, under chaos', () => {
     expect(await q(`SELECT serial, counter, count(*) AS n FROM ${schema}.readings GROUP BY serial, counter HAVING count(*) <> 1`)).toEqual([]);
     const samples = await q(`SELECT count(*) AS n FROM ${schema}.frames f WHERE NOT EXISTS (SELECT 1 FROM ${schema}.readings r WHERE r.serial = f.serial AND r.counter = f.counter) AND f.type = 1`);
     expect(Number(samples[0].n)).toBe(0);
+    // The nodes counted their limits in Redis, together.
+    expect((await redis.keys(`${prefix}*`)).length).toBeGreaterThan(0);
     // Every node that ran until the end is still up: no node died of a dropped connection.
     for (const n of nodes) expect(n!.child.exitCode, n!.stderr.join('').slice(-2000)).toBeNull();
   }, 150_000);
