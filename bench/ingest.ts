@@ -4,6 +4,8 @@
 //       [--frames 200000] [--batch 50] [--concurrency 16] [--pg URL]
 //       [--profile DIR]   (writes a V8 CPU profile of the server process)
 //       [--raw on|off]    (default on: the raw baseline and the ratio)
+//       [--nodes 1,2]     (PostgreSQL: a run per count of server processes on the
+//                          one database, requests spread round-robin over them)
 //
 // The server runs as its own process (`node bin/sealpost.mjs server`, the
 // production entry, logs at warn) so the client does not share its event
@@ -36,6 +38,7 @@ const { values } = parseArgs({
     pg: { type: 'string', default: DEFAULT_PG },
     profile: { type: 'string' },
     raw: { type: 'string', default: 'on' },
+    nodes: { type: 'string', default: '1' },
   },
   strict: true,
 });
@@ -43,6 +46,8 @@ const DEVICES = Number(values.devices);
 const BATCH = Number(values.batch);
 const ROUNDS = Math.max(2, Math.ceil(Number(values.frames) / (DEVICES * BATCH)));
 const CONCURRENCY = Number(values.concurrency);
+const NODES = values.nodes!.split(',').map(Number);
+if (NODES.some((n) => !Number.isInteger(n) || n < 1 || n > 8)) throw new Error(`--nodes takes counts from 1 to 8, comma-separated, not ${values.nodes}`);
 
 interface Job {
   device: ProvisionedDevice;
@@ -58,7 +63,7 @@ function makeJobs(devices: ProvisionedDevice[]): Job[][] {
   return rounds;
 }
 
-async function drive(port: number, jobs: Job[]): Promise<{ seconds: number; latencies: number[] }> {
+async function drive(ports: number[], jobs: Job[]): Promise<{ seconds: number; latencies: number[] }> {
   const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
   const latencies: number[] = [];
   let next = 0;
@@ -66,9 +71,10 @@ async function drive(port: number, jobs: Job[]): Promise<{ seconds: number; late
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
       while (next < jobs.length) {
-        const job = jobs[next++]!;
+        const i = next++;
+        const job = jobs[i]!;
         const t = performance.now();
-        const r = await post(agent, port, job.body);
+        const r = await post(agent, ports[i % ports.length]!, job.body);
         latencies.push(performance.now() - t);
         if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.text.slice(0, 300)}`);
         const d = JSON.parse(r.text).devices[0];
@@ -83,32 +89,35 @@ async function drive(port: number, jobs: Job[]): Promise<{ seconds: number; late
   return { seconds, latencies };
 }
 
-async function run(backend: 'sqlite' | 'postgres'): Promise<void> {
+async function run(backend: 'sqlite' | 'postgres', nodes: number): Promise<void> {
+  if (backend === 'sqlite' && nodes > 1) throw new Error('SQLite takes one server process per file: --nodes above 1 is for postgres');
   const bench = benchDb(backend, values.pg);
-  let server: BenchServer | undefined;
+  const servers: BenchServer[] = [];
   try {
     const { devices, keyFile } = await importFleet(bench, DEVICES);
-    const port = await freePort();
-    const config = writeConfig(bench, { db: bench.db, listen: `127.0.0.1:${port}`, ingest_keys: [keyFile], rate_limit: false, log_level: 'warn' });
-
+    const ports: number[] = [];
+    for (let n = 0; n < nodes; n++) {
+      const port = await freePort();
+      const config = writeConfig(bench, { db: bench.db, listen: `127.0.0.1:${port}`, ingest_keys: [keyFile], rate_limit: false, log_level: 'warn' }, `sealpost-${n}.json`);
+      servers.push(await startServer(config, port, values.profile ? { profileDir: values.profile } : {}));
+      ports.push(port);
+    }
     const rounds = makeJobs(devices);
-    server = await startServer(config, port, values.profile ? { profileDir: values.profile } : {});
-    const warm = await drive(port, rounds[0]!);
-    const steady = await drive(port, rounds.slice(1).flat());
+    const warm = await drive(ports, rounds[0]!);
+    const steady = await drive(ports, rounds.slice(1).flat());
     const frames = (ROUNDS - 1) * DEVICES * BATCH;
-    await stopServer(server);
-    server = undefined;
+    for (const server of servers.splice(0)) await stopServer(server);
     const sealpost = frames / steady.seconds;
     console.log(
       [
-        `${backend.padEnd(8)}`,
+        `${(nodes > 1 ? `${backend} x${nodes}` : backend).padEnd(8)}`,
         `${Math.round(frames / steady.seconds).toLocaleString('en-US').padStart(7)} frames/s`,
         `(${frames} frames in ${steady.seconds.toFixed(2)} s, ${Math.round(steady.latencies.length / steady.seconds)} req/s,`,
         `latency p50 ${pct(steady.latencies, 0.5).toFixed(1)} ms p99 ${pct(steady.latencies, 0.99).toFixed(1)} ms)`,
         `| first contact: ${Math.round((DEVICES * BATCH) / warm.seconds).toLocaleString('en-US')} frames/s incl. HPKE key recovery`,
       ].join(' '),
     );
-    if (values.raw !== 'off') {
+    if (values.raw !== 'off' && nodes === NODES[0]) {
       const target = benchDb(backend, values.pg);
       try {
         const raw = await rawBaseline(bench, target, BATCH, CONCURRENCY);
@@ -121,7 +130,7 @@ async function run(backend: 'sqlite' | 'postgres'): Promise<void> {
       }
     }
   } finally {
-    await stopServer(server);
+    for (const server of servers) await stopServer(server);
     await bench.drop();
   }
 }
@@ -130,4 +139,4 @@ console.log(
   `sealpost ingest bench: ${DEVICES} devices, ${BATCH} frames per request, ${ROUNDS - 1} timed rounds, ${CONCURRENCY} connections, ${cpus().length} CPUs, node ${process.version}`,
 );
 const backends = values.backend === 'both' ? (['sqlite', 'postgres'] as const) : [values.backend as 'sqlite' | 'postgres'];
-for (const b of backends) await run(b);
+for (const b of backends) for (const n of b === 'sqlite' ? [1] : NODES) await run(b, n);
