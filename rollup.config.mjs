@@ -54,7 +54,7 @@ export default Object.entries(ENTRIES).map(([name, input]) => ({
     typescript({
       tsconfig: './tsconfig.firmware.json',
       compilerOptions: { noEmit: false, outDir: 'dist', declaration: false, sourceMap: false, removeComments: true },
-      include: ['firmware/**/*.ts', 'hal/**/*.ts', 'boards/*.ts', 'protocol/wire/*.ts'],
+      include: ['firmware/**/*.ts', 'hal/**/*.ts', 'boards/*.ts', 'protocol/wire/*.ts', 'kernel/*/image.ts'],
       exclude: ['hal/sim/**', 'firmware/targets/sim.ts'],
       noForceEmit: false,
     }),

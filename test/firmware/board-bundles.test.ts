@@ -15,6 +15,8 @@ import { counterLogImage, initialPageHeader } from '../../protocol/wire/counter-
 import { FIRMWARE_VERSION } from '../../firmware/version.js';
 import { ACK_UUID, decodePlaintext, FRAMES_UUID, INFO_UUID, makeAck, openFrame, SERVICE_UUID, toHex } from '../../protocol/index.js';
 import { boardRig, FREE_AREA, PAGE, READINGS } from '../../sim/espruino/board.js';
+import { kernelImage } from '../../sim/espruino/kernel.js';
+import { KERNEL_FILE_NAME } from '../../protocol/wire/names.js';
 import { provisionSim, type Provisioned } from '../helpers/sim-fleet.js';
 import { startEspruino, writeStorage } from '../helpers/espruino-process.js';
 
@@ -52,11 +54,19 @@ function forgedAck(prov: Provisioned, n: number): Uint8Array {
   return makeAck({ sealKey: prov.keys.sealKey, nonceSalt: new Uint8Array(8) }, n);
 }
 
-function provisioned(board: BoardProfile) {
+/** Kernel set-up of a native-kernel board: in place or copied, and a damaged, missing or miscomputing kernel. */
+type KernelCase = { xip?: boolean; wrongOutput?: boolean; file?: 'flip' | 'none' };
+
+function provisioned(board: BoardProfile, kernel: KernelCase = {}) {
   const prov = provisionSim(`SP-${board.id.toUpperCase()}-0042`, board.frameSize);
   const files: Record<string, Uint8Array> = { 'sealpost.dev': prov.deviceFile };
   if (board.counterStore.kind === 'storage-log') files['sealpost.ctr'] = counterLogImage(board.counterStore.bytes);
-  const rig = boardRig(board, `${DIST}${board.id}.js`, files);
+  if (board.crypto === 'native-kernel' && kernel.file !== 'none') {
+    // As the factory writes it (sealpost flash), or with one bit flipped.
+    files[KERNEL_FILE_NAME] = kernelImage();
+    if (kernel.file === 'flip') files[KERNEL_FILE_NAME][333]! ^= 0x10;
+  }
+  const rig = boardRig(board, `${DIST}${board.id}.js`, files, { xip: kernel.xip, wrongOutput: kernel.wrongOutput });
   if (board.counterStore.kind === 'flash-pages') rig.flash.set(initialPageHeader(), FREE_AREA.length - 2 * PAGE);
   const open = (f: Uint8Array) => openFrame(prov.keys, f, board.frameSize);
   return { prov, rig, open };
@@ -192,6 +202,42 @@ describe('BLE board bundles on stand-ins for the board builtins', () => {
         expect(next.lines[0]).toBe(bootLine(prov));
       });
 
+      if (board.crypto === 'native-kernel') {
+        it('runs its compiled kernel in place from flash (a RAM copy only where the Storage address is 0)', () => {
+          for (const xip of [true, false]) {
+            const { prov, rig, open } = provisioned(board, { xip });
+            rig.start();
+            rig.connect();
+            rig.clock.advance(2000);
+            expect(rig.lines).toEqual([bootLine(prov)]);
+            expect(open(rig.notified[0]!).counter).toBe(1);
+            expect(rig.kernel.flatCopies.includes(kernelImage().length)).toBe(!xip);
+            // The boot self-test and the key check value, then one seal per frame.
+            expect(rig.kernel.calls.aes_block).toBe(1);
+            expect(rig.kernel.calls.aes_ccm_seal).toBeGreaterThanOrEqual(3);
+          }
+        });
+
+        for (const [what, damage, message] of [
+          ['a damaged kernel file (one bit flipped)', { file: 'flip' }, /^sealpost SP-\S+: crypto unusable: kernel sealpost.krn is damaged or not this firmware's \(CRC \d+, expected \d+\): flash the device again$/],
+          ['no kernel file', { file: 'none' }, /^sealpost SP-\S+: crypto unusable: kernel sealpost.krn is missing: provision this device with sealpost flash$/],
+          ['a kernel that seals its self-test vector wrong', { wrongOutput: true }, /^sealpost SP-\S+: crypto unusable: kernel sealpost.krn failed its self-test \(a test vector sealed wrong\): it must not seal$/],
+        ] as const) {
+          it(`with ${what} it says why and never puts a frame on the air`, () => {
+            const { rig } = provisioned(board, damage);
+            rig.start();
+            rig.clock.advance(10_000);
+            expect(rig.lines).toHaveLength(1);
+            expect(rig.lines[0]).toMatch(message);
+            expect(rig.gatt).toEqual([]);
+            expect(rig.notified).toEqual([]);
+            expect(rig.fileReplacements).toEqual([]);
+            // Refused before the counter store recorded a boot.
+            if (board.counterStore.kind === 'storage-log') expect(Array.from(rig.storage.get('sealpost.ctr')!.subarray(4, 8))).toEqual([255, 255, 255, 255]);
+          });
+        }
+      }
+
       it('without a device file it says how to provision and neither advertises nor seals', () => {
         const rig = boardRig(board, `${DIST}${board.id}.js`, {});
         rig.start();
@@ -247,7 +293,9 @@ setTimeout(function () { print("DONE"); }, 160000);
 }
 
 describe.runIf(BIN)('BLE board bundles on the real interpreter ($ESPRUINO_BIN)', () => {
-  for (const board of BLE_BOARDS.filter((b) => b.counterStore.kind === 'storage-log')) {
+  // Not the native-kernel bundles: the x86-64 build cannot run Thumb code (E.nativeCall would jump
+  // into the image as x86 code); they run on the 32-bit ARM build in test/firmware/kernel-arm.test.ts.
+  for (const board of BLE_BOARDS.filter((b) => b.counterStore.kind === 'storage-log' && b.crypto !== 'native-kernel')) {
     it(`dist/${board.id}.js boots, advertises, sends frames the host opens and honours only a valid ack`, async () => {
       const prov = provisionSim(`SP-${board.id.toUpperCase()}-0042`, board.frameSize);
       const dir = mkdtempSync(join(tmpdir(), 'sealpost-board-'));
