@@ -3,6 +3,7 @@
 // checker (tools/espruino-check/checker.ts) over every file in dist/.
 import typescript from '@rollup/plugin-typescript';
 import terser from '@rollup/plugin-terser';
+import { readFileSync } from 'node:fs';
 import { fixBareReturns } from './tools/espruino-return.ts';
 import { BOARDS as PROFILES, boardProfile } from './boards/index.ts';
 
@@ -33,6 +34,19 @@ function sizeBudget(board) {
           this.error(`${chunk.fileName} is ${size} bytes, over the ${limit} bytes its board allows (bundleBytes in boards/${board}.ts): make it smaller before flashing it`);
         }
       }
+    },
+  };
+}
+
+// A native-kernel bundle runs the compiled AES-CCM kernel (kernel/aes-ccm/), which the factory
+// writes as the Storage file sealpost.krn: put the committed image next to the bundle in dist/,
+// where `sealpost flash` looks for it (docs/factory.md).
+function kernelImage(board) {
+  return {
+    name: 'kernel-image',
+    generateBundle() {
+      if (boardProfile(board).crypto !== 'native-kernel') return;
+      this.emitFile({ type: 'asset', fileName: 'aes-ccm.bin', source: readFileSync('kernel/aes-ccm/aes-ccm.bin') });
     },
   };
 }
@@ -73,6 +87,6 @@ export default Object.entries(ENTRIES).map(([name, input]) => ({
       format: { comments: false, ascii_only: true },
     }),
     espruinoReturns(),
-    ...(BOARDS.includes(name) ? [sizeBudget(name)] : []),
+    ...(BOARDS.includes(name) ? [sizeBudget(name), kernelImage(name)] : []),
   ],
 }));
