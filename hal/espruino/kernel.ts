@@ -30,12 +30,14 @@ export interface KernelImage {
 
 type Native = (a: number, b: number, c: number, d: number) => number;
 
-interface Kernel {
+/** The kernel's entry points as E.nativeCall functions ("int(int,int,int,int)"). */
+export interface KernelEntries {
   init: Native;
   seal: Native;
   ack: Native;
   block: Native;
 }
+type Kernel = KernelEntries;
 
 const SIG = 'int(int,int,int,int)';
 /**
@@ -50,24 +52,19 @@ function refuse(why: string): Error {
   return new Error('kernel ' + KERNEL_FILE_NAME + ' ' + why);
 }
 
+// A Uint8Array above ~14 bytes is allocated flat when a contiguous block is free (Espruino 2v29,
+// jswrap_arraybuffer.c); without one the kernel cannot run. Addresses are read again before every
+// call: a defragmentation may move a flat block.
+function addressOf(E: EGlobal, b: Uint8Array): number {
+  const a = E.getAddressOf(b, true);
+  if (!a) throw refuse('has no flat RAM');
+  return a;
+}
+
 /** The native-kernel CryptoHal: E and Storage are the interpreter's (stand-ins under Node, sim/espruino/kernel.ts). */
 export function kernelCrypto(E: EGlobal, S: EspruinoStorageModule, image: KernelImage): CryptoHal {
   const CTX = image.constants.CTX_SIZE;
   let kernel: Kernel | undefined;
-
-  // A Uint8Array above ~14 bytes is allocated flat when a contiguous block is free (Espruino 2v29,
-  // jswrap_arraybuffer.c); without one the kernel cannot run.
-  function flat(n: number): Uint8Array {
-    const b = new Uint8Array(n);
-    addr(b);
-    return b;
-  }
-
-  function addr(b: Uint8Array): number {
-    const a = E.getAddressOf(b, true);
-    if (!a) throw refuse('has no flat RAM');
-    return a;
-  }
 
   function load(): Kernel {
     if (kernel) return kernel;
@@ -104,10 +101,39 @@ export function kernelCrypto(E: EGlobal, S: EspruinoStorageModule, image: Kernel
   }
 
   function ccm(key: Uint8Array, maxMsgLen: number): Ccm {
-    const k = load();
+    return kernelEngine(E, load(), CTX)(key, maxMsgLen);
+  }
+
+  return {
+    ccm: ccm,
+    encryptBlock: function (key: Uint8Array, block: Uint8Array): Uint8Array {
+      const k = load();
+      // ctx | key (16, also read as the salt) | block (16), encrypted in place.
+      const t = new Uint8Array(CTX + 32);
+      t.set(key, CTX);
+      t.set(block, CTX + 16);
+      const a = addressOf(E, t);
+      k.init(a, a + CTX, a + CTX, 1);
+      k.block(a, a + CTX + 16, a + CTX + 16, 0);
+      const out = new Uint8Array(16);
+      out.set(t.subarray(CTX + 16));
+      t.fill(0);
+      return out;
+    },
+  };
+}
+
+/**
+ * The framers over a kernel's entry points: CCM engines (one context block each) that seal in their
+ * own flat block and copy each frame into the ring. kernelCrypto hands the verified kernel's entries;
+ * bench/ times this glue with stand-ins of the same signature (firmware/targets/bench-seal.ts).
+ */
+export function kernelEngine(E: EGlobal, k: KernelEntries, CTX: number): (key: Uint8Array, maxMsgLen: number) => Ccm {
+  return function (key: Uint8Array, maxMsgLen: number): Ccm {
     // ctx | one frame (the kernel seals here, then one native copy puts it into the ring) | key and
     // salt while init runs. The kernel so writes only into this block, whatever ring it is given.
-    const w = flat(CTX + 12 + (maxMsgLen > 24 ? maxMsgLen : 24));
+    const w = new Uint8Array(CTX + 12 + (maxMsgLen > 24 ? maxMsgLen : 24));
+    addressOf(E, w);
     let len = 0;
     let salt: Uint8Array | undefined;
 
@@ -119,14 +145,14 @@ export function kernelCrypto(E: EGlobal, S: EspruinoStorageModule, image: Kernel
         if (n) len = n;
         w.set(key, CTX);
         w.set(nonceSalt, CTX + 16);
-        const a = addr(w);
+        const a = addressOf(E, w);
         k.init(a, a + CTX, a + CTX + 16, len || 1);
         w.fill(0, CTX);
         const size = n + 12;
         const entry = n ? k.seal : k.ack;
         return function (counter: number, msg: Uint8Array, at: number): void {
           if (at + size > ring.length) throw refuse('ring too short');
-          const a = addr(w);
+          const a = addressOf(E, w);
           w.set(msg, CTX + 4);
           const got = n ? entry(a, a + CTX + 4, a + CTX, counter | 0) : entry(a, a + CTX, counter | 0, 0);
           if (got !== size) throw refuse('returned ' + got);
@@ -134,23 +160,5 @@ export function kernelCrypto(E: EGlobal, S: EspruinoStorageModule, image: Kernel
         };
       },
     };
-  }
-
-  return {
-    ccm: ccm,
-    encryptBlock: function (key: Uint8Array, block: Uint8Array): Uint8Array {
-      const k = load();
-      // ctx | key (16, also read as the salt) | block (16), encrypted in place.
-      const t = flat(CTX + 32);
-      t.set(key, CTX);
-      t.set(block, CTX + 16);
-      const a = addr(t);
-      k.init(a, a + CTX, a + CTX, 1);
-      k.block(a, a + CTX + 16, a + CTX + 16, 0);
-      const out = new Uint8Array(16);
-      out.set(t.subarray(CTX + 16));
-      t.fill(0);
-      return out;
-    },
   };
 }
