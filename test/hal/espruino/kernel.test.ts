@@ -103,7 +103,7 @@ describe('native-kernel backend', () => {
     expect(() => ccm.framer(KEYS.nonceSalt, 4, ring, 2)).toThrow('kernel sealpost.krn has no such framer');
     const frame = ccm.framer(KEYS.nonceSalt, 8, ring, 1);
     expect(() => ccm.framer(hex('0000000000000000'), 0, ring, 2)).toThrow('kernel sealpost.krn has no such framer');
-    expect(() => frame(1, new Uint8Array(8), 21)).toThrow('kernel sealpost.krn ring too short');
+    expect(() => frame(1, new Uint8Array(8), 21)).toThrow('kernel sealpost.krn has no flat RAM or ring room');
     frame(1, new Uint8Array(8), 20);
     expect(openFrame(KEYS, ring.subarray(20), 20).counter).toBe(1);
   });
