@@ -95,7 +95,7 @@ export function kernelCrypto(E: EGlobal, S: EspruinoStorageModule, image: Kernel
     }
     if (diff) {
       kernel = undefined;
-      throw refuse('failed its self-test (a test vector sealed wrong): it must not seal');
+      throw refuse('failed its self-test: it must not seal');
     }
     return kernel;
   }
