@@ -3,6 +3,7 @@
 // checker (tools/espruino-check/checker.ts) over every file in dist/.
 import typescript from '@rollup/plugin-typescript';
 import terser from '@rollup/plugin-terser';
+import { readFileSync } from 'node:fs';
 import { fixBareReturns } from './tools/espruino-return.ts';
 import { BOARDS as PROFILES, boardProfile } from './boards/index.ts';
 
@@ -37,6 +38,19 @@ function sizeBudget(board) {
   };
 }
 
+// A native-kernel bundle runs the compiled AES-CCM kernel (kernel/aes-ccm/), which the factory
+// writes as the Storage file sealpost.krn: put the committed image next to the bundle in dist/,
+// where `sealpost flash` looks for it (docs/factory.md).
+function kernelImage(board) {
+  return {
+    name: 'kernel-image',
+    generateBundle() {
+      if (boardProfile(board).crypto !== 'native-kernel') return;
+      this.emitFile({ type: 'asset', fileName: 'aes-ccm.bin', source: readFileSync('kernel/aes-ccm/aes-ccm.bin') });
+    },
+  };
+}
+
 // Every board with a firmware bundle; its entry is generated from its profile
 // (tools/board-entries.ts). The sim target runs under Node and has no bundle.
 const BOARDS = PROFILES.filter((b) => b.radio !== 'sim').map((b) => b.id);
@@ -54,7 +68,7 @@ export default Object.entries(ENTRIES).map(([name, input]) => ({
     typescript({
       tsconfig: './tsconfig.firmware.json',
       compilerOptions: { noEmit: false, outDir: 'dist', declaration: false, sourceMap: false, removeComments: true },
-      include: ['firmware/**/*.ts', 'hal/**/*.ts', 'boards/*.ts', 'protocol/wire/*.ts'],
+      include: ['firmware/**/*.ts', 'hal/**/*.ts', 'boards/*.ts', 'protocol/wire/*.ts', 'kernel/*/image.ts'],
       exclude: ['hal/sim/**', 'firmware/targets/sim.ts'],
       noForceEmit: false,
     }),
@@ -73,6 +87,6 @@ export default Object.entries(ENTRIES).map(([name, input]) => ({
       format: { comments: false, ascii_only: true },
     }),
     espruinoReturns(),
-    ...(BOARDS.includes(name) ? [sizeBudget(name)] : []),
+    ...(BOARDS.includes(name) ? [sizeBudget(name), kernelImage(name)] : []),
   ],
 }));

@@ -1,10 +1,18 @@
-// Cost of the compiled aes-ccm kernel (kernel/aes-ccm/aes-ccm.bin) per seal on a 64 MHz Cortex-M4,
-// estimated from the Thumb instructions the committed image executes under qemu-arm
-// (kernel/harness.ts countInstructions: -singlestep -d exec,nochain, PCs inside the image) at a stated
-// cycles-per-instruction bound. The kernel only: the interpreter's E.nativeCall glue around it is not
-// counted here (issue #12 part 5, once the native-kernel backend exists). Run: npx tsx bench/kernel-seal.ts
+// Cost of a seal with the native-kernel backend on a 64 MHz nRF52, in two parts measured apart:
+// 1. the compiled aes-ccm kernel (kernel/aes-ccm/aes-ccm.bin): Thumb instructions the committed image
+//    executes under qemu-arm (kernel/harness.ts countInstructions: -singlestep -d exec,nochain, PCs
+//    inside the image) at a stated cycles-per-instruction bound;
+// 2. the interpreter's glue around the call (hal/espruino/kernel.ts kernelEngine: addresses, copies,
+//    the call, its checks), counted with callgrind on Espruino's x86-64 Linux build with the kernel
+//    replaced by stand-ins of the same signature (backend native-kernel-glue of
+//    firmware/targets/bench-seal.ts), by the machinery and calibration of bench/seal-espruino.ts,
+//    next to plain-js and native-aes measured the same way.
+// Run: npx tsx bench/kernel-seal.ts [--espruino BIN] [--frames N]   (BIN defaults to $ESPRUINO_BIN;
+// without one only part 1 is printed). Build first: npm run build.
 import { buildHarness, countInstructions, missingEmulation } from '../kernel/harness.js';
 import { IMAGE } from '../kernel/aes-ccm/image.js';
+import { parseArgs } from 'node:util';
+import { calibration, instructionsPerSeal, nrf52Ms } from './seal-espruino.js';
 
 const MHZ = 64;
 /** Cycles per instruction: 1 for ALU work, 2 for a load or store, 2-4 for a taken branch on a Cortex-M4 without flash wait states; 2 and 3 bracket this load-heavy code. */
@@ -28,9 +36,33 @@ console.log(`aes-ccm kernel ${IMAGE.size} bytes (sha256 ${IMAGE.sha256.slice(0, 
 console.log(`estimated ms on a ${MHZ} MHz Cortex-M4 at ${CPI.join(' and ')} cycles per instruction (kernel only, no interpreter glue)`);
 console.log('operation                      instructions   ' + CPI.map((c) => `ms@CPI${c}`).join('   '));
 const row = (name: string, n: number) => console.log(`${name.padEnd(30)} ${String(Math.round(n)).padStart(12)}   ${CPI.map((c) => ((n * c) / (MHZ * 1000)).toFixed(3).padStart(8)).join('   ')}`);
+let kernel20 = 0;
+const { values } = parseArgs({ options: { espruino: { type: 'string' }, frames: { type: 'string' } } });
 row('aes_ccm_init (once per boot)', countInstructions(harness, [`T ${KEY} ${SALT} 1 ${'00'.repeat(8)} 0`]));
 for (const frameSize of [20, 50, 244]) {
   const pt = '5a'.repeat(frameSize - 12);
-  row(`aes_ccm_seal, ${frameSize}-byte frame`, perCall((reps) => `T ${KEY} ${SALT} 7 ${pt} ${reps}`));
+  const n = perCall((reps) => `T ${KEY} ${SALT} 7 ${pt} ${reps}`);
+  if (frameSize === 20) kernel20 = n;
+  row(`aes_ccm_seal, ${frameSize}-byte frame`, n);
 }
 row('aes_ccm_ack_check (per ack)', perCall((reps) => `Q ${KEY} ${SALT} 7 ${reps}`));
+
+const espruino = values.espruino ?? process.env.ESPRUINO_BIN;
+if (!espruino) {
+  console.log('\n(no --espruino BIN or ESPRUINO_BIN: the interpreter glue and the other backends are not measured)');
+} else {
+  const frames = Number(values.frames ?? 10);
+  const loop = calibration(espruino);
+  console.log(`\nseal of a 20-byte frame on a 64 MHz nRF52, nonce and frame assembly included; interpreter work counted with callgrind on`);
+  console.log(`${espruino.split('/').pop()} (${frames} seals per backend), scaled by for (i=0;i<1000;i=i+1); = ${(loop / 1e6).toFixed(2)} M instructions = 0.28 s`);
+  console.log('backend                          x86 M instr   interpreter ms   + kernel ms (CPI ' + CPI.join('-') + ')   = est. ms per seal');
+  const glue = instructionsPerSeal(espruino, 'native-kernel-glue', frames);
+  const k = CPI.map((c) => (kernel20 * c) / (MHZ * 1000));
+  const g = nrf52Ms(glue, loop);
+  console.log(`${'native-kernel (glue + kernel)'.padEnd(32)} ${(glue / 1e6).toFixed(3).padStart(12)}   ${g.toFixed(2).padStart(14)}   ${k.map((x) => x.toFixed(2)).join('-').padStart(22)}   ${k.map((x) => (g + x).toFixed(2)).join('-').padStart(18)}`);
+  for (const backend of ['native-aes', 'plain-js']) {
+    const per = instructionsPerSeal(espruino, backend, frames);
+    console.log(`${backend.padEnd(32)} ${(per / 1e6).toFixed(3).padStart(12)}   ${nrf52Ms(per, loop).toFixed(2).padStart(14)}   ${'-'.padStart(22)}   ${nrf52Ms(per, loop).toFixed(2).padStart(18)}`);
+  }
+  console.log('(native-aes runs only where the build has AES.encrypt: Puck.js, and the Linux build here; the glue counts a JS stand-in call, a little more than E.nativeCall costs)');
+}

@@ -16,7 +16,7 @@ export const PROFILE: BoardProfile = {
   name: 'nRF52840 DK',
   chip: 'nRF52840',
   frameSize: 20,
-  crypto: 'plain-js',
+  crypto: 'native-kernel',
   counterStore: { kind: 'flash-pages' },
   variableBudget: 12500,
   storageBytes: 40960,

@@ -16,7 +16,7 @@ export const PROFILE: BoardProfile = {
   name: 'Pixl.js',
   chip: 'nRF52832',
   frameSize: 20,
-  crypto: 'plain-js',
+  crypto: 'native-kernel',
   counterStore: { kind: 'storage-log', bytes: 8192 },
   variableBudget: 2950,
   storageBytes: 36864,

@@ -17,6 +17,7 @@ export async function flashCommand(args: string[], runner: EspruinoRunner = runE
       ohex: { type: 'string' },
       device: { type: 'string' },
       firmware: { type: 'string' },
+      kernel: { type: 'string' },
       board: { type: 'string' },
       timeout: { type: 'string' },
     },
@@ -33,7 +34,7 @@ export async function flashCommand(args: string[], runner: EspruinoRunner = runE
   const firmware = stringOption(values, 'firmware');
 
   // Without --firmware, the board's bundle in this package's dist/.
-  const target = loadFlashTarget({ devicePath: device, board, firmware, distDir: join(packageRoot(), 'dist') });
+  const target = loadFlashTarget({ devicePath: device, board, firmware, kernel: stringOption(values, 'kernel'), distDir: join(packageRoot(), 'dist') });
 
   if (ohex !== undefined) {
     const r = await writeStorageHex(target, ohex, runner);

@@ -11,13 +11,16 @@
 //      header (magic, version, frame size, serial): never the key;
 //   3. write sealpost.ctr pre-sized and erased (storage-log boards only),
 //      then read back its length and CRC-32;
+//   3b. write sealpost.krn, the compiled AES-CCM kernel (native-kernel boards
+//      only: kernel/aes-ccm/), then read back its length and CRC-32 on the
+//      device (E.CRC32 of Storage.read) against the image's;
 //   4. write the firmware bundle as .bootcde, then read back length and CRC;
 //   5. load() (restart from Storage, as at power-on) and read the boot line
 //      "sealpost <serial> kcv <6 hex> fw <version>", whose kcv the firmware
 //      computes from the key it read; compare serial and kcv with the batch.
 //
 // --ohex: one offline CLI run (--board BOARD.json --ohex) that writes the
-// Storage area with the same three files as Intel HEX for SWD programming;
+// Storage area with the same files as Intel HEX for SWD programming;
 // the hex is parsed back and every file compared before it is handed out.
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,6 +32,9 @@ import { writeFileAtomic } from './fsutil.js';
 import { KCV_FILE, KCV_FORMAT, MANIFEST_FILE, DEVICES_DIR, type KcvFile } from './provision.js';
 import { parseIntelHex, parseStorage, storageFootprint } from './storage-image.js';
 import { counterLogImage, initialPageHeader } from '../protocol/wire/counter-log.js';
+import { KERNEL_FILE_NAME } from '../protocol/wire/names.js';
+import { IMAGE as KERNEL_IMAGE } from '../kernel/aes-ccm/image.js';
+import { createHash } from 'node:crypto';
 
 /**
  * On flash-pages boards: find the two pages the firmware uses (the last two of
@@ -110,14 +116,33 @@ export interface FlashTarget {
   firmware: Uint8Array;
   /** The erased counter log, on storage-log boards. */
   counterLog?: Uint8Array;
+  /** The compiled AES-CCM kernel written as sealpost.krn, on native-kernel boards: the committed image, checked by SHA-256. */
+  kernel?: { path: string; bytes: Uint8Array };
 }
 
 export interface TargetOptions {
   devicePath: string;
   board?: string;
   firmware?: string;
-  /** The folder of firmware bundles used when `firmware` is not given (default ./dist). */
+  /** The folder of firmware bundles used when `firmware` is not given (default ./dist); also holds the kernel image (npm run build copies it there). */
   distDir?: string;
+  /** The kernel image for native-kernel boards (default DIST/aes-ccm.bin). */
+  kernel?: string;
+}
+
+/** The kernel image a native-kernel board's firmware was built for, read and checked against kernel/aes-ccm/image.ts. */
+export function loadKernel(path: string): { path: string; bytes: Uint8Array } {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(readFileSync(path));
+  } catch {
+    throw new FlashError(`kernel ${path} not found: build it into dist/ with \`npm run build\` (it copies kernel/aes-ccm/${KERNEL_IMAGE.file}) or pass --kernel FILE`);
+  }
+  const sha = createHash('sha256').update(bytes).digest('hex');
+  if (bytes.length !== KERNEL_IMAGE.size || sha !== KERNEL_IMAGE.sha256) {
+    throw new FlashError(`kernel ${path} is not the image this firmware was built for (${bytes.length} bytes, SHA-256 ${sha.slice(0, 16)}..., expected ${KERNEL_IMAGE.size} bytes, ${KERNEL_IMAGE.sha256.slice(0, 16)}...): use the ${KERNEL_IMAGE.file} of the same build`);
+  }
+  return { path, bytes };
 }
 
 function noColon(path: string, what: string): string {
@@ -201,13 +226,20 @@ export function loadFlashTarget(options: TargetOptions): FlashTarget {
   const firmware = new Uint8Array(readFileSync(firmwarePath));
   if (firmware.length === 0) throw new FlashError(`firmware ${firmwarePath} is empty`);
   const counterLog = board.counterStore.kind === 'storage-log' ? counterLogImage(board.counterStore.bytes) : undefined;
-  const needed = storageFootprint(deviceFileLength) + (counterLog ? storageFootprint(counterLog.length) : 0) + storageFootprint(firmware.length);
+  const kernel = board.crypto === 'native-kernel' ? loadKernel(resolve(options.kernel ?? join(options.distDir ?? 'dist', KERNEL_IMAGE.file))) : undefined;
+  const needed = footprint({ deviceFileLength, counterLog, kernel, firmware });
   if (needed > board.storageBytes) {
-    throw new FlashError(`${DEVICE_FILE_NAME}, ${counterLog ? `${COUNTER_LOG_NAME}, ` : ''}and the firmware need ${needed} bytes of Storage; ${board.name} has ${board.storageBytes}`);
+    throw new FlashError(`${DEVICE_FILE_NAME}, ${counterLog ? `${COUNTER_LOG_NAME}, ` : ''}${kernel ? `${KERNEL_FILE_NAME}, ` : ''}and the firmware need ${needed} bytes of Storage; ${board.name} has ${board.storageBytes}`);
   }
   noColon(devicePath, 'device file');
   noColon(firmwarePath, 'firmware');
-  return { devicePath, serial, batch, board, espruino, kcv, publicHeader, deviceFileLength, firmwarePath, firmware, counterLog };
+  if (kernel) noColon(kernel.path, 'kernel');
+  return { devicePath, serial, batch, board, espruino, kcv, publicHeader, deviceFileLength, firmwarePath, firmware, counterLog, kernel };
+}
+
+/** Storage bytes the files of one device take. */
+function footprint(t: { deviceFileLength: number; counterLog?: Uint8Array; kernel?: { bytes: Uint8Array }; firmware: Uint8Array }): number {
+  return storageFootprint(t.deviceFileLength) + (t.counterLog ? storageFootprint(t.counterLog.length) : 0) + (t.kernel ? storageFootprint(t.kernel.bytes.length) : 0) + storageFootprint(t.firmware.length);
 }
 
 /** The outcome of one step, judged from the CLI's output. */
@@ -279,7 +311,7 @@ export function planPortFlash(t: FlashTarget, o: PortOptions, counterLogPath: st
   const base = ['-p', o.port, '--board', t.espruino.json, ...(BLE_ADDRESS.test(o.port) ? [] : ['--no-ble'])];
   const notYet = 'retry the same command; the device is not provisioned yet (each file is replaced when written again)';
   const steps: FlashStep[] = [];
-  const needed = storageFootprint(t.deviceFileLength) + (t.counterLog ? storageFootprint(t.counterLog.length) : 0) + storageFootprint(t.firmware.length);
+  const needed = footprint(t);
 
   steps.push({
     title: 'connect and check the device',
@@ -389,6 +421,24 @@ export function planPortFlash(t: FlashTarget, o: PortOptions, counterLogPath: st
     });
   }
 
+  if (t.kernel) {
+    const k = t.kernel.bytes;
+    steps.push({
+      title: `write the kernel ${KERNEL_FILE_NAME}`,
+      args: [...base, '--storage', `${KERNEL_FILE_NAME}:${t.kernel.path}`, '-e', lengthAndCrc('SPFLASH6', KERNEL_FILE_NAME)],
+      timeoutMs: writeTimeout,
+      advice: notYet,
+      judge(run) {
+        const text = markerLine(run, 'SPFLASH6');
+        if (text === undefined) return { ok: false, why: noAnswer(run, o.port, this.timeoutMs) };
+        const [len, crc] = text.split(' ');
+        // E.CRC32 may print the same 32 bits as a negative number.
+        if (Number(len) !== k.length || Number(crc) >>> 0 !== crc32(k)) return { ok: false, why: `${KERNEL_FILE_NAME} reads back as ${len} bytes with CRC ${crc}, expected ${k.length} bytes with CRC ${crc32(k)}` };
+        return { ok: true };
+      },
+    });
+  }
+
   steps.push({
     title: `write the firmware as boot code (${BOOT_CODE_FILE})`,
     args: [...base, '--storage', `${BOOT_CODE_FILE}:${t.firmwarePath}`, '-e', lengthAndCrc('SPFLASH4', BOOT_CODE_FILE)],
@@ -483,6 +533,7 @@ export function planHex(t: FlashTarget, counterLogPath: string, hexPath: string)
     '--storage',
     `${DEVICE_FILE_NAME}:${t.devicePath}`,
     ...(t.counterLog ? ['--storage', `${COUNTER_LOG_NAME}:${counterLogPath}`] : []),
+    ...(t.kernel ? ['--storage', `${KERNEL_FILE_NAME}:${t.kernel.path}`] : []),
     '--storage',
     `${BOOT_CODE_FILE}:-`,
     t.firmwarePath,
@@ -502,7 +553,8 @@ export interface HexReport {
  * Writes OUT (mode 0600: it holds the device's key) with the Storage area of
  * one device as Intel HEX, made by the espruino CLI and checked here: the
  * area holds exactly sealpost.dev (equal to the device file), sealpost.ctr
- * where the board needs it (magic, then erased), and .bootcde (equal to the
+ * where the board needs it (magic, then erased), sealpost.krn on native-kernel
+ * boards (equal to the committed kernel image) and .bootcde (equal to the
  * firmware).
  */
 export async function writeStorageHex(t: FlashTarget, out: string, run: EspruinoRunner): Promise<HexReport> {
@@ -526,7 +578,12 @@ export async function writeStorageHex(t: FlashTarget, out: string, run: Espruino
     }
     const files = parseStorage(image.read(area.address, area.size));
     const device = readFileSync(t.devicePath);
-    const expected: [string, Uint8Array][] = [[DEVICE_FILE_NAME, device], ...(t.counterLog ? [[COUNTER_LOG_NAME, t.counterLog] as [string, Uint8Array]] : []), [BOOT_CODE_FILE, t.firmware]];
+    const expected: [string, Uint8Array][] = [
+      [DEVICE_FILE_NAME, device],
+      ...(t.counterLog ? [[COUNTER_LOG_NAME, t.counterLog] as [string, Uint8Array]] : []),
+      ...(t.kernel ? [[KERNEL_FILE_NAME, t.kernel.bytes] as [string, Uint8Array]] : []),
+      [BOOT_CODE_FILE, t.firmware],
+    ];
     try {
       if (files.length !== expected.length || expected.some(([name], i) => files[i]?.name !== name)) {
         throw new FlashError(`the hex holds Storage files ${files.map((f) => f.name).join(', ')}, expected ${expected.map(([n]) => n).join(', ')}`);

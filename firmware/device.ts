@@ -13,7 +13,7 @@ import { PROTOCOL_VERSION } from '../protocol/wire/constants.js';
 import { NAME_PREFIX } from '../protocol/wire/ble.js';
 import { toHex } from '../protocol/wire/hex.js';
 import type { DeviceSettings } from '../boards/types.js';
-import type { CounterSource, Hal } from '../hal/types.js';
+import type { Ccm, CounterSource, Hal } from '../hal/types.js';
 import { createOutbox, type Outbox } from './outbox.js';
 import { ackCounter, createSealer, type Sealer } from './sealer.js';
 import { readIdentity } from './identity.js';
@@ -62,6 +62,17 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
     hal.console.print('sealpost: ' + got.problem);
     return undefined;
   }
+  // Before the counter store records a boot: a backend that cannot run (the native-kernel
+  // backend's file missing, damaged or failing its self-test) seals nothing and says why.
+  let kcv: Uint8Array;
+  let ccm: Ccm;
+  try {
+    kcv = hal.crypto.encryptBlock(id.sealKey, new Uint8Array(16));
+    ccm = hal.crypto.ccm(id.sealKey, id.frameSize - 12);
+  } catch (e) {
+    hal.console.print('sealpost ' + id.serial + ': crypto unusable: ' + (e as Error).message);
+    return undefined;
+  }
   let counters: CounterSource;
   try {
     counters = hal.counters(profile.counterBlock);
@@ -70,13 +81,12 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
     return undefined;
   }
   const frameSize = id.frameSize;
-  const kcv = hal.crypto.encryptBlock(id.sealKey, new Uint8Array(16));
   hal.console.print('sealpost ' + id.serial + ' kcv ' + toHex(kcv, 3) + ' fw ' + FIRMWARE_VERSION);
 
   const clock = hal.clock;
   const radio = hal.radio;
   const outbox = createOutbox(profile.outboxFrames, frameSize);
-  const sealer: Sealer = createSealer({ ccm: hal.crypto.ccm(id.sealKey, frameSize - 12), nonceSalt: id.nonceSalt, frameSize: frameSize, ring: outbox.ring });
+  const sealer: Sealer = createSealer({ ccm: ccm, nonceSalt: id.nonceSalt, frameSize: frameSize, ring: outbox.ring });
   const pt = new Uint8Array(frameSize - 12);
   const boot = counters.boot;
   let sealed = 0;

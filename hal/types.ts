@@ -28,8 +28,8 @@ export interface BlockModes {
   ecb(data: Uint8Array, out: Uint8Array): void;
 }
 
-/** The three device crypto backends of the design brief; a board profile names one. */
-export type CryptoBackend = 'native-ccm' | 'native-aes' | 'plain-js';
+/** The four device crypto backends of the design brief; a board profile names one. */
+export type CryptoBackend = 'native-ccm' | 'native-aes' | 'native-kernel' | 'plain-js';
 
 /** Byte sources Espruino's crypto builtins accept (they iterate anything array-like). */
 export type EspruinoData = Uint8Array | ArrayBuffer | number[] | string;

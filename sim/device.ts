@@ -7,13 +7,14 @@
 // on the crypto engine.
 import type { BoardProfile } from '../boards/types.js';
 import type { Device } from '../firmware/device.js';
-import { startSimDevice } from '../firmware/targets/sim.js';
-import { COUNTER_LOG_NAME, DEVICE_FILE_NAME } from '../protocol/wire/names.js';
+import { startSimDevice, type SimBoard } from '../firmware/targets/sim.js';
+import { COUNTER_LOG_NAME, DEVICE_FILE_NAME, KERNEL_FILE_NAME } from '../protocol/wire/names.js';
 import { DOMAIN_UPLINK } from '../protocol/wire/constants.js';
 import { initialPageHeader } from '../protocol/wire/counter-log.js';
 import type { Ccm, CryptoBackend, CryptoHal, Sensor } from '../hal/types.js';
 import type { VirtualClock } from '../hal/sim/clock.js';
 import { boardAesFeatures, createEspruinoAes } from './espruino/aes.js';
+import { kernelImage, kernelMachine } from './espruino/kernel.js';
 import { SimLogFile } from '../hal/sim/log-file.js';
 import { NorFlash } from '../hal/sim/nor-flash.js';
 import { SimRadio, type SimRadioOptions } from '../hal/sim/radio.js';
@@ -86,6 +87,8 @@ export class SimDevice {
       counterStore = { kind: 'flash-pages' };
     }
     this.#profile = { ...profile, crypto: opts.crypto ?? profile.crypto, counterStore };
+    // As the factory does for native-kernel boards: the compiled kernel as a Storage file.
+    if (this.#profile.crypto === 'native-kernel') this.files.set(KERNEL_FILE_NAME, kernelImage());
   }
 
   /** Powers the device up: a fresh RAM state running the firmware from the start. */
@@ -136,6 +139,10 @@ export class SimDevice {
         }),
         flash: this.flash,
         log: this.log,
+        kernel: (() => {
+          const m = kernelMachine({ files: () => this.files });
+          return { E: m.E, Storage: { read: m.read } } as unknown as SimBoard['kernel'];
+        })(),
         sensors,
         tapCrypto: (crypto) => this.#tap(crypto, bootIndex),
       },

@@ -30,10 +30,14 @@ const BUILTINS: Record<Builtin, { accessor: string; read: string; type?: string 
   Bangle: { accessor: 'boardGlobal', read: "boardGlobal<BangleGlobal>('Bangle')", type: 'BangleGlobal' },
 };
 
-/** The CryptoHal each backend gets on a board (hal/espruino/crypto-hal.ts). */
+/**
+ * The CryptoHal each backend gets on a board (hal/espruino/crypto-hal.ts; the compiled kernel's in
+ * hal/espruino/kernel.ts, given the image's offsets and CRC from kernel/aes-ccm/image.ts).
+ */
 const CRYPTO: Record<CryptoBackend, string> = {
   'native-ccm': 'nativeCcmCrypto(cryptoAes())',
   'native-aes': 'nativeAesCrypto(cryptoAes())',
+  'native-kernel': 'kernelCrypto(E, Storage, IMAGE)',
   'plain-js': 'plainCrypto()',
 };
 
@@ -75,7 +79,8 @@ export function entrySource(board: BoardProfile): string {
   const firmware: string[] = [];
 
   const crypto = CRYPTO[board.crypto];
-  if (board.crypto !== 'plain-js') globals.push('cryptoAes');
+  const kernel = board.crypto === 'native-kernel';
+  if (board.crypto !== 'plain-js' && !kernel) globals.push('cryptoAes');
 
   let counters: string[];
   if (board.counterStore.kind === 'storage-log') {
@@ -117,7 +122,8 @@ export function entrySource(board: BoardProfile): string {
   const imports = [
     `import { DEVICE } from '../../boards/${board.id}.js';`,
     importLine(base, '../../hal/espruino/base.js'),
-    importLine([crypto.slice(0, crypto.indexOf('('))], '../../hal/espruino/crypto-hal.js'),
+    importLine([crypto.slice(0, crypto.indexOf('('))], kernel ? '../../hal/espruino/kernel.js' : '../../hal/espruino/crypto-hal.js'),
+    ...(kernel ? ["import { IMAGE } from '../../kernel/aes-ccm/image.js';"] : []),
     importLine(globals, '../../hal/espruino/globals.js'),
     consoleRadio ? "import { consoleRadio } from '../../hal/espruino/console-radio.js';" : "import { bleRadio } from '../../hal/espruino/radio.js';",
     importLine(

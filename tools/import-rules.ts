@@ -47,6 +47,8 @@ export interface Violation {
 const under = (target: string | undefined, ...rooms: string[]) => target !== undefined && rooms.some((r) => (r.endsWith('/') ? target.startsWith(r) : target === r));
 /** The HAL implementations: only an entry chooses among them. */
 const HAL_IMPLEMENTATIONS = ['hal/espruino/', 'hal/plain/', 'hal/sim/', 'hal/ccm.ts'];
+/** A kernel's generated description (size, CRC, entry offsets): what an entry hands the kernel backend. */
+const KERNEL_IMAGE = (t: string | undefined) => t !== undefined && /^kernel\/[^/]+\/image\.ts$/.test(t);
 const BOARD_FILES = (t: string | undefined) => under(t, 'boards/') && t !== 'boards/index.ts';
 /** The interpreter's own modules, which only hal/espruino/globals.ts may require. */
 const ESPRUINO_MODULES = new Set(['crypto', 'Flash', 'Storage']);
@@ -78,9 +80,9 @@ export const RULES: readonly Rule[] = [
     allows: (i) => (under(i.target, 'firmware/') && !under(i.target, 'firmware/targets/')) || under(i.target, 'hal/types.ts', 'protocol/wire/') || BOARD_FILES(i.target),
   },
   {
-    name: 'firmware/targets/ imports only firmware/, hal/, protocol/wire/ and boards/ (not boards/index.ts)',
+    name: "firmware/targets/ imports only firmware/, hal/, protocol/wire/, boards/ (not boards/index.ts) and a kernel's image.ts",
     applies: (f) => f.startsWith('firmware/targets/'),
-    allows: (i) => under(i.target, 'firmware/', 'hal/', 'protocol/wire/') || BOARD_FILES(i.target),
+    allows: (i) => under(i.target, 'firmware/', 'hal/', 'protocol/wire/') || BOARD_FILES(i.target) || KERNEL_IMAGE(i.target),
   },
   {
     name: 'firmware/ is imported only by firmware/, sim/, bench/ and test/: host tools take the formats they share with it from protocol/',

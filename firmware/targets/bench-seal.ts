@@ -8,7 +8,10 @@
 import { nativeAesCcm, nativeCcm } from '../../hal/espruino/crypto.js';
 import { plainCcm } from '../../hal/plain/crypto.js';
 import { createSealer } from '../sealer.js';
-import { cryptoAes, printLine, secondsNow } from '../../hal/espruino/globals.js';
+import { cryptoAes, espruinoE, printLine, secondsNow, storageModule } from '../../hal/espruino/globals.js';
+import { kernelCrypto, kernelEngine } from '../../hal/espruino/kernel.js';
+import { KERNEL_FILE_NAME } from '../../protocol/wire/names.js';
+import { IMAGE } from '../../kernel/aes-ccm/image.js';
 import type { Ccm } from '../../hal/types.js';
 
 declare const SEALPOST_BENCH: { backend: string; frames: number; seal: boolean };
@@ -24,6 +27,19 @@ function engine(name: string): Ccm | undefined {
   if (name === 'native-ccm') return aes.ccmEncrypt ? nativeCcm(aes, KEY) : undefined;
   if (name === 'native-aes') return aes.encrypt ? nativeAesCcm(aes, KEY, FRAME - 12) : undefined;
   if (name === 'plain-js') return plainCcm(KEY, FRAME - 12);
+  // The native-kernel backend's glue (hal/espruino/kernel.ts kernelEngine: addresses, copies, the
+  // call and its checks) with the kernel replaced by stand-ins of the same signature that return what
+  // the entry points return: the x86-64 build cannot execute Thumb code. A JS function stands in for
+  // the native one, so the call itself counts a little more than E.nativeCall's would.
+  // The real kernel, where Storage holds it (a board flashed by sealpost flash).
+  if (name === 'native-kernel') return storageModule().read(KERNEL_FILE_NAME) !== undefined ? kernelCrypto(espruinoE(), storageModule(), IMAGE).ccm(KEY, FRAME - 12) : undefined;
+  if (name === 'native-kernel-glue') {
+    const ok = function (): number {
+      return 0;
+    };
+    const entries = { init: ok, block: ok, seal: function (): number { return FRAME; }, ack: function (): number { return 12; } };
+    return kernelEngine(espruinoE(), entries, IMAGE.constants.CTX_SIZE)(KEY, FRAME - 12);
+  }
   return undefined;
 }
 

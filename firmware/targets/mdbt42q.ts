@@ -1,10 +1,11 @@
 // Firmware entry for mdbt42q (built to dist/mdbt42q.js), generated from boards/mdbt42q.ts by
 // tools/board-entries.ts: do not edit; change the profile and run `npx tsx tools/board-entries.ts`.
-// The Espruino HAL with the profile's crypto backend (plain-js), counter store (storage-log),
+// The Espruino HAL with the profile's crypto backend (native-kernel), counter store (storage-log),
 // radio (ble) and sensors, each driver given the builtins it uses, then the device program.
 import { DEVICE } from '../../boards/mdbt42q.js';
 import { espruinoClock, espruinoCrc32, lockedConsole, storageLog, storageReader } from '../../hal/espruino/base.js';
-import { plainCrypto } from '../../hal/espruino/crypto-hal.js';
+import { kernelCrypto } from '../../hal/espruino/kernel.js';
+import { IMAGE } from '../../kernel/aes-ccm/image.js';
 import { boardGlobal, cancelTimeout, espruinoE, type LoopbackGlobal, nrf, printLine, secondsNow, storageModule, timeout } from '../../hal/espruino/globals.js';
 import { bleRadio } from '../../hal/espruino/radio.js';
 import { batteryVoltageSensor, temperatureSensor } from '../../hal/espruino/sensors.js';
@@ -20,7 +21,7 @@ startDevice(
     clock: espruinoClock(secondsNow, timeout, cancelTimeout),
     radio: bleRadio(NRF),
     console: lockedConsole(printLine, E, boardGlobal<LoopbackGlobal>('LoopbackA')),
-    crypto: plainCrypto(),
+    crypto: kernelCrypto(E, Storage, IMAGE),
     readFile: storageReader(Storage),
     crc32: espruinoCrc32(E),
     counters: function (block: number) {

@@ -2,7 +2,13 @@
 // this build has, on the interpreter itself: `dist/crypto-selftest.js` with a
 // `var SEALPOST_VECTORS = {...}` line put in front (see README, "Checking a
 // bundle on Espruino"). Prints one line per backend and a final verdict.
-import { cryptoAes, printLine as print } from '../../hal/espruino/globals.js';
+// native-kernel runs when Storage holds the kernel file (sealpost.krn, as the
+// factory writes it) and the build executes Thumb code (a board, or the 32-bit
+// ARM build under qemu-arm; never put the file on the x86-64 build).
+import { cryptoAes, espruinoE, printLine as print, storageModule } from '../../hal/espruino/globals.js';
+import { kernelCrypto } from '../../hal/espruino/kernel.js';
+import { IMAGE } from '../../kernel/aes-ccm/image.js';
+import { KERNEL_FILE_NAME } from '../../protocol/wire/names.js';
 import { nativeAesCcm, nativeCcm } from '../../hal/espruino/crypto.js';
 import { plainCcm } from '../../hal/plain/crypto.js';
 import { createSealer } from '../sealer.js';
@@ -59,4 +65,14 @@ if (aes.encrypt) pass = run('native-aes', function (key: Uint8Array, max: number
 else print('SELFTEST native-aes unavailable on this build');
 if (aes.ccmEncrypt) pass = run('native-ccm', function (key: Uint8Array) { return nativeCcm(aes, key); }) && pass;
 else print('SELFTEST native-ccm unavailable on this build');
+const storage = storageModule();
+if (storage.read(KERNEL_FILE_NAME) !== undefined) {
+  const kernel = kernelCrypto(espruinoE(), storage, IMAGE);
+  try {
+    pass = run('native-kernel', kernel.ccm) && pass;
+  } catch (e) {
+    print('SELFTEST native-kernel ' + (e as Error).message);
+    pass = false;
+  }
+} else print('SELFTEST native-kernel unavailable (no ' + KERNEL_FILE_NAME + ' in Storage)');
 print(pass ? 'SELFTEST PASS' : 'SELFTEST FAIL');

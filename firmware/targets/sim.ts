@@ -7,6 +7,9 @@
 // Runs under Node only, so it is not part of the firmware build.
 import type { BoardProfile } from '../../boards/types.js';
 import { nativeAesCrypto, nativeCcmCrypto, plainCrypto } from '../../hal/espruino/crypto-hal.js';
+import type { EGlobal, EspruinoStorageModule } from '../../hal/espruino/globals.js';
+import { kernelCrypto } from '../../hal/espruino/kernel.js';
+import { IMAGE } from '../../kernel/aes-ccm/image.js';
 import type { NorFlash } from '../../hal/sim/nor-flash.js';
 import type { ClockHal, ConsoleHal, CryptoBackend, CryptoHal, EspruinoAes, Hal, LogFileHal, RadioHal, Sensor } from '../../hal/types.js';
 import { crc32 } from '../../protocol/wire/crc32.js';
@@ -31,20 +34,29 @@ export interface SimBoard {
   log: LogFileHal | undefined;
   /** The sensor models, by SensorId (hal/sim/sensors.ts). */
   sensors: { [id: string]: Sensor };
+  /**
+   * What the native-kernel backend reads of the interpreter (E.getAddressOf, E.nativeCall, ...,
+   * Storage.read): sim/espruino/kernel.ts's stand-in over this board's Storage files.
+   */
+  kernel?: { E: EGlobal; Storage: EspruinoStorageModule };
   /** A probe on the crypto engine the entry picked (SimDevice records what was sealed). */
   tapCrypto?(crypto: CryptoHal): CryptoHal;
 }
 
-/** The CryptoHal of each backend, as the board entries make it, on the simulated AES builtin. */
-export function simCrypto(backend: CryptoBackend, aes: EspruinoAes): CryptoHal {
+/** The CryptoHal of each backend, as the board entries make it, on the simulated AES builtin (and kernel stand-in). */
+export function simCrypto(backend: CryptoBackend, aes: EspruinoAes, kernel?: SimBoard['kernel']): CryptoHal {
   if (backend === 'native-ccm') return nativeCcmCrypto(aes);
   if (backend === 'native-aes') return nativeAesCrypto(aes);
+  if (backend === 'native-kernel') {
+    if (!kernel) throw new Error("crypto backend native-kernel needs the SimBoard's kernel stand-in (sim/espruino/kernel.ts)");
+    return kernelCrypto(kernel.E, kernel.Storage, IMAGE);
+  }
   return plainCrypto();
 }
 
 /** The Hal of `board` for `profile`: its crypto backend and counter store, everything else as the board has it. */
 export function simHal(board: SimBoard, profile: BoardProfile): Hal {
-  const crypto = simCrypto(profile.crypto, board.aes);
+  const crypto = simCrypto(profile.crypto, board.aes, board.kernel);
   const flash = board.flash;
   const log = board.log;
   return {

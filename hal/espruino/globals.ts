@@ -21,6 +21,8 @@ export interface EspruinoFlashModule {
 
 export interface EspruinoStorageModule {
   readArrayBuffer(name: string): ArrayBuffer | undefined;
+  /** A file as a string: on an nRF52 one that points into memory-mapped flash (../shared/espruino.md, "Native code"). */
+  read(name: string): string | undefined;
   write(name: string, data: Uint8Array | string, offset?: number, size?: number): boolean;
 }
 
@@ -40,6 +42,13 @@ export interface EGlobal {
   hwRand(): number;
   setPassword(password: string): void;
   lockConsole(): void;
+  /** With flat = true: the address of the data of a flat string, native (flash) string or flat ArrayBuffer; 0 when there is none. */
+  getAddressOf(v: unknown, flat: boolean): number;
+  /** A native function at addr (with data: at addr + the address of data as a flat string, copied into RAM first when it is not one). */
+  nativeCall(addr: number, signature: string, data?: string): (a: number, b: number, c: number, d: number) => number;
+  /** The arguments' bytes as one flat string, or undefined when no contiguous block is free. */
+  toFlatString(data: unknown): string | undefined;
+  toArrayBuffer(s: string): ArrayBuffer;
 }
 
 /** Puck.js's board object (its light sensor and magnetometer). */

@@ -2,3 +2,5 @@
 // the firmware and the simulation read them (at most 28 characters on Espruino).
 export const DEVICE_FILE_NAME = 'sealpost.dev';
 export const COUNTER_LOG_NAME = 'sealpost.ctr';
+/** The compiled AES-CCM kernel (kernel/aes-ccm/aes-ccm.bin) on native-kernel boards, executed in place. */
+export const KERNEL_FILE_NAME = 'sealpost.krn';

@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import vm from 'node:vm';
 import type { BoardProfile } from '../../boards/types.js';
 import { boardAesFeatures, createEspruinoAes } from './aes.js';
+import { kernelMachine, type KernelMachine, type KernelMachineOptions } from './kernel.js';
 import { VirtualClock } from '../../hal/sim/clock.js';
 import { crc32 } from '../../protocol/wire/crc32.js';
 
@@ -47,9 +48,14 @@ export interface BoardRig {
   writeCccd(value: number): void;
   /** Runs the bundle (its boot code runs now; its timers run as the clock advances). */
   start(): void;
+  /** The stand-in that runs the compiled kernel for native-kernel bundles (sim/espruino/kernel.ts). */
+  kernel: KernelMachine;
 }
 
-export function boardRig(board: BoardProfile, bundleFile: string, files: Record<string, Uint8Array>): BoardRig {
+/** How the board runs a native-kernel bundle's kernel: in place from flash (default) or copied to RAM, and fault injection. */
+export type RigKernelOptions = Omit<KernelMachineOptions, 'files'>;
+
+export function boardRig(board: BoardProfile, bundleFile: string, files: Record<string, Uint8Array>, kernelOptions: RigKernelOptions = {}): BoardRig {
   const clock = new VirtualClock();
   const handlers: Record<string, () => void> = {};
   let started = false;
@@ -82,11 +88,13 @@ export function boardRig(board: BoardProfile, bundleFile: string, files: Record<
       started = true;
       vm.runInContext(readFileSync(bundleFile, 'utf8'), context, { filename: bundleFile });
     },
+    kernel: undefined as unknown as KernelMachine,
   };
+  rig.kernel = kernelMachine({ ...kernelOptions, files: () => rig.storage });
 
   const Storage = {
     readArrayBuffer: (name: string) => rig.storage.get(name)?.buffer,
-    read: (name: string) => (rig.storage.has(name) ? Buffer.from(rig.storage.get(name)!).toString('latin1') : undefined),
+    read: (name: string) => rig.kernel.read(name),
     write: (name: string, data: Uint8Array | string, offset?: number, size?: number) => {
       const bytes = typeof data === 'string' ? Uint8Array.from(Buffer.from(data, 'latin1')) : Uint8Array.from(data);
       if (offset) {
@@ -146,10 +154,12 @@ export function boardRig(board: BoardProfile, bundleFile: string, files: Record<
       },
       getBattery: () => READINGS.batteryVoltage,
     },
+    atob: (b64: string) => Buffer.from(b64, 'base64').toString('latin1'),
     E: {
+      ...rig.kernel.E,
       getTemperature: () => READINGS.temperature,
       getBattery: () => READINGS.battery,
-      CRC32: (data: Uint8Array) => crc32(data),
+      CRC32: (data: Uint8Array | string) => crc32(typeof data === 'string' ? Uint8Array.from(Buffer.from(data, 'latin1')) : data),
       hwRand: () => randomInt(0, 2 ** 32) | 0,
       setPassword: (pw: string) => (rig.console.password = pw),
       lockConsole: () => (rig.console.locked = true),

@@ -20,6 +20,9 @@ import { parseIntelHex, parseStorage } from '../../factory/storage-image.js';
 import { counterLogImage } from '../../protocol/wire/counter-log.js';
 import { FIRMWARE, makeKeys, tempDir, removeTempDirs } from '../fixtures/factory/setup.js';
 
+/** The committed kernel image: what dist/aes-ccm.bin (npm run build) and so sealpost.krn must be. */
+const KERNEL_BIN = new URL('../../kernel/aes-ccm/aes-ccm.bin', import.meta.url).pathname;
+
 afterAll(removeTempDirs);
 
 const keys = makeKeys();
@@ -67,6 +70,8 @@ interface FakeDevice {
   storage: Map<string, Buffer>;
   /** Tamper with what the firmware reports. */
   kcvOverride?: string;
+  /** Flip a bit of sealpost.krn as it lands in flash (a bad write). */
+  kernelDamage?: number;
   commands: string[][];
 }
 
@@ -97,6 +102,12 @@ function fakeDevice(board: string): FakeDevice & { runner: EspruinoRunner } {
       lines.push(`SPFLASH2 ${f.length} ${f.subarray(0, 7 + f[6]!).toString('hex')}`);
     } else if (expr.includes('SPFLASH3')) lines.push(`SPFLASH3 ${lenCrc('sealpost.ctr')}`);
     else if (expr.includes('SPFLASH4')) lines.push(`SPFLASH4 ${lenCrc('.bootcde')}`);
+    else if (expr.includes('SPFLASH6')) {
+      // E.CRC32 as the interpreter prints it: the same 32 bits, possibly negative.
+      if (d.kernelDamage && d.storage.has('sealpost.krn')) d.storage.get('sealpost.krn')![d.kernelDamage]! ^= 1;
+      const k = d.storage.get('sealpost.krn');
+      lines.push(`SPFLASH6 ${k ? `${k.length} ${crc32(k) | 0}` : '-1 0'}`);
+    }
     else if (expr === 'load()') {
       const f = decodeDeviceFile(new Uint8Array(d.storage.get('sealpost.dev')!));
       lines.push(`sealpost ${f.serial} kcv ${d.kcvOverride ?? toHex(keyCheckValue(f.sealKey))} fw 0.1.0`);
@@ -201,6 +212,7 @@ describe('sealpost flash: the espruino CLI command lines', () => {
       'connect and check the device',
       'write sealpost.dev',
       'initialise the counter pages',
+      'write the kernel sealpost.krn',
       'write the firmware as boot code (.bootcde)',
       'restart the device and check its key',
     ]);
@@ -212,6 +224,60 @@ describe('sealpost flash: the espruino CLI command lines', () => {
     expect(judge('used sealpost')).toMatchObject({ ok: false, why: expect.stringMatching(/already hold a sealpost counter log/) });
     expect(judge('used other')).toMatchObject({ ok: false, advice: expect.stringMatching(/erase those pages/) });
     await expect(writeStorageHex(t, '/w/o.hex', async () => { throw new Error('the CLI must not run'); })).rejects.toThrow(/counter log in two raw flash pages.*flash it with --port/);
+  });
+});
+
+describe('sealpost flash: the kernel file of native-kernel boards', () => {
+  const flashPixl = (d: { runner: EspruinoRunner }, extra: string[] = []) =>
+    captured(() => runFlash(['--port', 'tcp://127.0.0.1:2323', '--device', dev(pixl, 'PX-0001'), '--firmware', FIRMWARE, ...extra], d.runner));
+
+  it('writes sealpost.krn after the counter log and checks its length and CRC-32 as read back on the device', async () => {
+    const t = loadFlashTarget({ devicePath: dev(pixl, 'PX-0001'), firmware: FIRMWARE });
+    expect(Buffer.from(t.kernel!.bytes).equals(readFileSync(KERNEL_BIN))).toBe(true);
+    const steps = planPortFlash(t, { port: 'tcp://127.0.0.1:2323', workDir: '/w' }, '/w/sealpost.ctr');
+    expect(steps.map((s) => s.title)).toEqual([
+      'connect and check the device',
+      'write sealpost.dev',
+      'write sealpost.ctr',
+      'write the kernel sealpost.krn',
+      'write the firmware as boot code (.bootcde)',
+      'restart the device and check its key',
+    ]);
+    expect(steps[3]!.args.slice(5, 7)).toEqual(['--storage', `sealpost.krn:${t.kernel!.path}`]);
+    expect(steps[3]!.args[8]).toBe('(function(){var s=require("Storage").read("sealpost.krn");print("SPFLASH6 "+(s===undefined?"-1 0":s.length+" "+E.CRC32(s)))})()');
+    expect(checkSource(steps[3]!.args[8]!, 'krn-check.js')).toEqual([]);
+    const d = fakeDevice('PIXLJS');
+    const r = await flashPixl(d);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain('step 4/6 write the kernel sealpost.krn: ok');
+    expect(d.storage.get('sealpost.krn')!.equals(readFileSync(KERNEL_BIN))).toBe(true);
+    // Puck.js seals with its AES builtin: no kernel file.
+    expect(loadFlashTarget({ devicePath: dev(puck, 'PK-0001'), firmware: FIRMWARE }).kernel).toBeUndefined();
+  });
+
+  it('stops before the firmware when the kernel reads back wrong', async () => {
+    const d = fakeDevice('PIXLJS');
+    d.kernelDamage = 512;
+    const r = await flashPixl(d);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/step 4\/6 \(write the kernel sealpost\.krn\) failed: sealpost\.krn reads back as 1280 bytes with CRC -?\d+, expected 1280 bytes with CRC 2300083468 — retry the same command/);
+    expect(d.storage.has('.bootcde')).toBe(false);
+  });
+
+  it('refuses a kernel file that is missing or is not the image the firmware was built for, before writing anything', async () => {
+    const work = tempDir('krn');
+    const other = join(work, 'other.bin');
+    const k = readFileSync(KERNEL_BIN);
+    k[100] ^= 1;
+    writeFileSync(other, k);
+    const never: EspruinoRunner = () => {
+      throw new Error('must not run the CLI');
+    };
+    const wrong = await captured(() => runFlash(['--port', 'tcp://127.0.0.1:2323', '--device', dev(pixl, 'PX-0001'), '--firmware', FIRMWARE, '--kernel', other], never));
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/kernel .*other\.bin is not the image this firmware was built for \(1280 bytes, SHA-256 [0-9a-f]{16}\.\.\., expected 1280 bytes, 130369c592a4c63e\.\.\.\): use the aes-ccm\.bin of the same build/);
+    const missing = await captured(() => runFlash(['--port', 'tcp://127.0.0.1:2323', '--device', dev(pixl, 'PX-0001'), '--firmware', FIRMWARE, '--kernel', join(work, 'none.bin')], never));
+    expect(missing.stderr).toMatch(/kernel .*none\.bin not found: build it into dist\/ with `npm run build`/);
   });
 });
 
@@ -337,7 +403,10 @@ describe('sealpost flash --ohex: Storage as Intel HEX for SWD, by the real espru
     expect(b.code).toBe(0);
     const tb = loadFlashTarget({ devicePath: dev(pixl, 'PX-0001'), firmware: FIRMWARE });
     expect(tb.espruino.storage).toEqual({ address: 0x6d000, size: 9 * 4096 });
-    expect(storageOf(b.outHex, tb).map((f) => f.name)).toEqual(['sealpost.dev', 'sealpost.ctr', '.bootcde']);
+    const files = storageOf(b.outHex, tb);
+    expect(files.map((f) => f.name)).toEqual(['sealpost.dev', 'sealpost.ctr', 'sealpost.krn', '.bootcde']);
+    expect(Buffer.from(files[2]!.data).equals(readFileSync(KERNEL_BIN))).toBe(true);
+    expect(b.stdout).toContain('sealpost.krn 1280 B');
   });
 
   it('refuses Bangle.js 2, whose Storage is in external SPI flash', async () => {

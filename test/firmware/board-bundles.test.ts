@@ -15,8 +15,11 @@ import { counterLogImage, initialPageHeader } from '../../protocol/wire/counter-
 import { FIRMWARE_VERSION } from '../../firmware/version.js';
 import { ACK_UUID, decodePlaintext, FRAMES_UUID, INFO_UUID, makeAck, openFrame, SERVICE_UUID, toHex } from '../../protocol/index.js';
 import { boardRig, FREE_AREA, PAGE, READINGS } from '../../sim/espruino/board.js';
+import { kernelImage } from '../../sim/espruino/kernel.js';
+import { KERNEL_FILE_NAME } from '../../protocol/wire/names.js';
 import { provisionSim, type Provisioned } from '../helpers/sim-fleet.js';
 import { startEspruino, writeStorage } from '../helpers/espruino-process.js';
+import { prelude } from '../helpers/board-prelude.js';
 
 const DIST = new URL('../../dist/', import.meta.url).pathname;
 const BLE_BOARDS = BOARDS.filter((b) => b.radio === 'ble');
@@ -52,11 +55,19 @@ function forgedAck(prov: Provisioned, n: number): Uint8Array {
   return makeAck({ sealKey: prov.keys.sealKey, nonceSalt: new Uint8Array(8) }, n);
 }
 
-function provisioned(board: BoardProfile) {
+/** Kernel set-up of a native-kernel board: in place or copied, and a damaged, missing or miscomputing kernel. */
+type KernelCase = { xip?: boolean; wrongOutput?: boolean; file?: 'flip' | 'none' };
+
+function provisioned(board: BoardProfile, kernel: KernelCase = {}) {
   const prov = provisionSim(`SP-${board.id.toUpperCase()}-0042`, board.frameSize);
   const files: Record<string, Uint8Array> = { 'sealpost.dev': prov.deviceFile };
   if (board.counterStore.kind === 'storage-log') files['sealpost.ctr'] = counterLogImage(board.counterStore.bytes);
-  const rig = boardRig(board, `${DIST}${board.id}.js`, files);
+  if (board.crypto === 'native-kernel' && kernel.file !== 'none') {
+    // As the factory writes it (sealpost flash), or with one bit flipped.
+    files[KERNEL_FILE_NAME] = kernelImage();
+    if (kernel.file === 'flip') files[KERNEL_FILE_NAME][333]! ^= 0x10;
+  }
+  const rig = boardRig(board, `${DIST}${board.id}.js`, files, { xip: kernel.xip, wrongOutput: kernel.wrongOutput });
   if (board.counterStore.kind === 'flash-pages') rig.flash.set(initialPageHeader(), FREE_AREA.length - 2 * PAGE);
   const open = (f: Uint8Array) => openFrame(prov.keys, f, board.frameSize);
   return { prov, rig, open };
@@ -192,6 +203,42 @@ describe('BLE board bundles on stand-ins for the board builtins', () => {
         expect(next.lines[0]).toBe(bootLine(prov));
       });
 
+      if (board.crypto === 'native-kernel') {
+        it('runs its compiled kernel in place from flash (a RAM copy only where the Storage address is 0)', () => {
+          for (const xip of [true, false]) {
+            const { prov, rig, open } = provisioned(board, { xip });
+            rig.start();
+            rig.connect();
+            rig.clock.advance(2000);
+            expect(rig.lines).toEqual([bootLine(prov)]);
+            expect(open(rig.notified[0]!).counter).toBe(1);
+            expect(rig.kernel.flatCopies.includes(kernelImage().length)).toBe(!xip);
+            // The boot self-test and the key check value, then one seal per frame.
+            expect(rig.kernel.calls.aes_block).toBe(1);
+            expect(rig.kernel.calls.aes_ccm_seal).toBeGreaterThanOrEqual(3);
+          }
+        });
+
+        for (const [what, damage, message] of [
+          ['a damaged kernel file (one bit flipped)', { file: 'flip' }, /^sealpost SP-\S+: crypto unusable: kernel sealpost.krn is damaged or not this firmware's \(CRC \d+, expected \d+\): flash the device again$/],
+          ['no kernel file', { file: 'none' }, /^sealpost SP-\S+: crypto unusable: kernel sealpost.krn is missing: provision this device with sealpost flash$/],
+          ['a kernel that seals its self-test vector wrong', { wrongOutput: true }, /^sealpost SP-\S+: crypto unusable: kernel sealpost.krn failed its self-test: it must not seal$/],
+        ] as const) {
+          it(`with ${what} it says why and never puts a frame on the air`, () => {
+            const { rig } = provisioned(board, damage);
+            rig.start();
+            rig.clock.advance(10_000);
+            expect(rig.lines).toHaveLength(1);
+            expect(rig.lines[0]).toMatch(message);
+            expect(rig.gatt).toEqual([]);
+            expect(rig.notified).toEqual([]);
+            expect(rig.fileReplacements).toEqual([]);
+            // Refused before the counter store recorded a boot.
+            if (board.counterStore.kind === 'storage-log') expect(Array.from(rig.storage.get('sealpost.ctr')!.subarray(4, 8))).toEqual([255, 255, 255, 255]);
+          });
+        }
+      }
+
       it('without a device file it says how to provision and neither advertises nor seals', () => {
         const rig = boardRig(board, `${DIST}${board.id}.js`, {});
         rig.start();
@@ -212,42 +259,10 @@ describe('BLE board bundles on stand-ins for the board builtins', () => {
 // CCCD write, handed to the characteristic's onWriteDesc as an ArrayBuffer
 // as 2v29's bluetooth_utils.c does), then writes a forged and a valid ack.
 const BIN = process.env.ESPRUINO_BIN;
-const SCALE = 50;
-
-function prelude(acks: Record<number, string>, forged: string): string {
-  return `
-var SP_ST = setTimeout, SP_GT = getTime, SP_T0 = getTime(), SP_H = {}, SP_W, SP_D, SP_LAST = 0;
-global.setTimeout = function (f, ms) { return SP_ST(f, ms / ${SCALE}); };
-global.getTime = function () { return SP_T0 + (SP_GT() - SP_T0) * ${SCALE}; };
-E.getTemperature = function () { return ${READINGS.temperature}; };
-E.getBattery = function () { return ${READINGS.battery}; };
-E.setPassword = function (pw) { print("LOCK password " + pw.length); };
-E.lockConsole = function () { print("LOCK console"); };
-LoopbackA.setConsole = function (f) { print("LOCK loopback " + f); };
-var Puck = { light: function () { return ${READINGS.light}; }, mag: function () { return { x: ${READINGS.mag.x}, y: ${READINGS.mag.y}, z: ${READINGS.mag.z} }; } };
-var Bangle = { getAccel: function () { return { x: 0, y: 0, z: -1, mag: ${READINGS.accelMag} }; } };
-function spHex(a) { var s = "", i; for (i = 0; i < a.length; i++) s += (a[i] < 16 ? "0" : "") + a[i].toString(16); return s; }
-function spBytes(h) { var b = new Uint8Array(h.length / 2), i; for (i = 0; i < b.length; i++) b[i] = parseInt(h.substr(2 * i, 2), 16); return b; }
-var NRF = {
-  setServices: function (s, o) { var u, c, n = []; for (u in s) for (c in s[u]) { n.push(u + "/" + c); if (s[u][c].onWrite) SP_W = s[u][c].onWrite; if (s[u][c].onWriteDesc) SP_D = s[u][c].onWriteDesc; } print("GATT " + n.join(" ") + " uart " + o.uart + " adv " + o.advertise[0]); },
-  setAdvertising: function () {},
-  setScanResponse: function (d) { print("SCAN " + d.join(",")); },
-  on: function (e, f) { SP_H[e] = f; },
-  updateServices: function (u) { var s, c, v; for (s in u) for (c in u[s]) if (u[s][c].notify) { v = u[s][c].value; SP_LAST = Math.max(SP_LAST, (v[0] << 24 | v[1] << 16 | v[2] << 8 | v[3]) >>> 0); print("FRAME " + spHex(v)); } },
-  getBattery: function () { return ${READINGS.batteryVoltage}; }
-};
-var SP_ACKS = ${JSON.stringify(acks)};
-setTimeout(function () { print("CONNECT"); SP_H.connect(); }, 4000);
-setTimeout(function () { print("SUBSCRIBE"); SP_D({ data: new Uint8Array([1, 0]).buffer }); }, 4200);
-setTimeout(function () { print("SETTLE"); }, 5000);
-setTimeout(function () { print("FORGED"); SP_W({ data: spBytes(${JSON.stringify(forged)}).buffer }); }, 68000);
-setTimeout(function () { var n = SP_LAST; print("ACK " + n); SP_W({ data: spBytes(SP_ACKS[n]).buffer }); }, 90000);
-setTimeout(function () { print("DONE"); }, 160000);
-`;
-}
-
 describe.runIf(BIN)('BLE board bundles on the real interpreter ($ESPRUINO_BIN)', () => {
-  for (const board of BLE_BOARDS.filter((b) => b.counterStore.kind === 'storage-log')) {
+  // Not the native-kernel bundles: the x86-64 build cannot run Thumb code (E.nativeCall would jump
+  // into the image as x86 code); they run on the 32-bit ARM build in test/firmware/kernel-arm.test.ts.
+  for (const board of BLE_BOARDS.filter((b) => b.counterStore.kind === 'storage-log' && b.crypto !== 'native-kernel')) {
     it(`dist/${board.id}.js boots, advertises, sends frames the host opens and honours only a valid ack`, async () => {
       const prov = provisionSim(`SP-${board.id.toUpperCase()}-0042`, board.frameSize);
       const dir = mkdtempSync(join(tmpdir(), 'sealpost-board-'));

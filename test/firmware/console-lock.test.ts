@@ -20,7 +20,8 @@ import { startEspruino, writeStorage } from '../helpers/espruino-process.js';
 
 const BIN = process.env.ESPRUINO_BIN;
 const DIST = new URL('../../dist/', import.meta.url).pathname;
-const BOARDS_LOG = BOARDS.filter((b) => b.radio === 'ble' && b.counterStore.kind === 'storage-log');
+// The native-kernel bundles need a build that runs Thumb code (ESPRUINO_ARM_BIN, test/firmware/kernel-arm.test.ts); their console lock is the same code.
+const BOARDS_LOG = BOARDS.filter((b) => b.radio === 'ble' && b.counterStore.kind === 'storage-log' && b.crypto !== 'native-kernel');
 
 function prelude(loopback: boolean): string {
   return `

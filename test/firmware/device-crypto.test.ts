@@ -3,6 +3,12 @@
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { createEspruinoAes } from '../../sim/espruino/aes.js';
+import { kernelImage, kernelMachine } from '../../sim/espruino/kernel.js';
+import { kernelCrypto } from '../../hal/espruino/kernel.js';
+import type { EGlobal, EspruinoStorageModule } from '../../hal/espruino/globals.js';
+import { IMAGE } from '../../kernel/aes-ccm/image.js';
+import { KERNEL_FILE_NAME } from '../../protocol/wire/names.js';
+import { crc32 } from '../../protocol/wire/crc32.js';
 import { nativeAesCcm, nativeCcm } from '../../hal/espruino/crypto.js';
 import { plainCcm } from '../../hal/plain/crypto.js';
 import { aes128, expandKey, sbox } from '../../hal/plain/aes128.js';
@@ -16,8 +22,17 @@ const quiet = () => {};
 const BACKENDS: Record<CryptoBackend, (key: Uint8Array, maxMsgLen: number) => Ccm> = {
   'native-ccm': (key) => nativeCcm(createEspruinoAes({ print: quiet }), key),
   'native-aes': (key, max) => nativeAesCcm(createEspruinoAes({ features: { ccm: false }, print: quiet }), key, max),
+  'native-kernel': (key, max) => kernelOnStandIn().ccm(key, max),
   'plain-js': (key, max) => plainCcm(key, max),
 };
+
+/** The native-kernel backend on the interpreter stand-in (sim/espruino/kernel.ts), the kernel file in its Storage. */
+function kernelOnStandIn(options: { xip?: boolean; wrongOutput?: boolean; file?: Uint8Array } = {}) {
+  const files = new Map([[KERNEL_FILE_NAME, options.file ?? kernelImage()]]);
+  const m = kernelMachine({ files: () => files, xip: options.xip, wrongOutput: options.wrongOutput });
+  const E = { ...m.E, CRC32: (s: string) => crc32(Uint8Array.from(Buffer.from(s, 'latin1'))) } as unknown as EGlobal;
+  return Object.assign(kernelCrypto(E, { read: m.read } as unknown as EspruinoStorageModule, IMAGE), { machine: m });
+}
 
 /** A sealer over a one-frame ring, as the device builds it over its outbox. */
 function sealerWithRing(ccm: Ccm, nonceSalt: Uint8Array, frameSize: number) {

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkSource } from '../../tools/espruino-check/checker.js';
 import { runBundle } from '../../sim/espruino/vm.js';
+import { kernelImage } from '../../sim/espruino/kernel.js';
 import { ackVectors, sealVectors } from '../helpers/vectors.js';
 
 const DIST = new URL('../../dist/', import.meta.url).pathname;
@@ -34,19 +35,26 @@ describe('firmware bundles in dist/ (built by npm run build)', () => {
     }
   });
 
-  it('the minified crypto self-test passes every vector on all three backends', () => {
-    const lines = runBundle(SELFTEST, { SEALPOST_VECTORS: VECTORS });
-    expect(lines).toEqual([
-      `SELFTEST plain-js seal ${VECTORS.seal.length}/${VECTORS.seal.length} ack ${VECTORS.ack.length}/${VECTORS.ack.length}`,
-      `SELFTEST native-aes seal ${VECTORS.seal.length}/${VECTORS.seal.length} ack ${VECTORS.ack.length}/${VECTORS.ack.length}`,
-      `SELFTEST native-ccm seal ${VECTORS.seal.length}/${VECTORS.seal.length} ack ${VECTORS.ack.length}/${VECTORS.ack.length}`,
-      'SELFTEST PASS',
-    ]);
+  const all = `seal ${VECTORS.seal.length}/${VECTORS.seal.length} ack ${VECTORS.ack.length}/${VECTORS.ack.length}`;
+
+  it('the minified crypto self-test passes every vector on all four backends (native-kernel on the interpreter stand-in)', () => {
+    const lines = runBundle(SELFTEST, { SEALPOST_VECTORS: VECTORS }, {}, { 'sealpost.krn': kernelImage() });
+    expect(lines).toEqual([`SELFTEST plain-js ${all}`, `SELFTEST native-aes ${all}`, `SELFTEST native-ccm ${all}`, `SELFTEST native-kernel ${all}`, 'SELFTEST PASS']);
   });
 
-  it('on a build without AES builtins (MDBT42Q, Pixl.js) it runs plain-js and says the others are unavailable', () => {
-    const lines = runBundle(SELFTEST, { SEALPOST_VECTORS: VECTORS }, { aes: false, ccm: false });
-    expect(lines.slice(1)).toEqual(['SELFTEST native-aes unavailable on this build', 'SELFTEST native-ccm unavailable on this build', 'SELFTEST PASS']);
+  it('on a build without AES builtins (MDBT42Q, Pixl.js) it runs plain-js and the kernel, and says the others are unavailable', () => {
+    const lines = runBundle(SELFTEST, { SEALPOST_VECTORS: VECTORS }, { aes: false, ccm: false }, { 'sealpost.krn': kernelImage() });
+    expect(lines.slice(1)).toEqual(['SELFTEST native-aes unavailable on this build', 'SELFTEST native-ccm unavailable on this build', `SELFTEST native-kernel ${all}`, 'SELFTEST PASS']);
+  });
+
+  it('without the kernel file it says native-kernel is unavailable; with a damaged one it fails', () => {
+    expect(runBundle(SELFTEST, { SEALPOST_VECTORS: VECTORS }).slice(3)).toEqual(['SELFTEST native-kernel unavailable (no sealpost.krn in Storage)', 'SELFTEST PASS']);
+    const damaged = kernelImage();
+    damaged[1] ^= 4;
+    expect(runBundle(SELFTEST, { SEALPOST_VECTORS: VECTORS }, {}, { 'sealpost.krn': damaged }).slice(3)).toEqual([
+      expect.stringMatching(/^SELFTEST native-kernel kernel sealpost.krn is damaged or not this firmware's/),
+      'SELFTEST FAIL',
+    ]);
   });
 
   it('reports FAIL when a vector is wrong', () => {
@@ -64,6 +72,7 @@ describe('firmware bundles in dist/ (built by npm run build)', () => {
     const out = execFileSync(process.env.ESPRUINO_BIN!, [file], { cwd: dir, input: '', encoding: 'utf8', timeout: 120_000 });
     const lines = out.replace(/\r/g, '').split('\n').filter((l) => l.startsWith('SELFTEST'));
     expect(lines.at(-1)).toBe('SELFTEST PASS');
-    expect(lines).toHaveLength(4);
+    expect(lines).toHaveLength(5);
+    expect(lines).toContain('SELFTEST native-kernel unavailable (no sealpost.krn in Storage)');
   });
 });

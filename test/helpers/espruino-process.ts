@@ -23,6 +23,22 @@ export function writeStorage(bin: string, dir: string, files: Record<string, Uin
   execFileSync(bin, ['setup.js'], { cwd: dir, input: '' });
 }
 
+/**
+ * Writes `files` into Storage in 1 KB pieces, each by its own run (Storage.write(name, piece,
+ * offset, size)), so no run holds a whole file in RAM: the 2,630-variable builds run out of memory
+ * on an 8 KB array literal. Erased pieces after the first are skipped.
+ */
+export function writeStorageInPieces(bin: string, dir: string, files: Record<string, Uint8Array>): void {
+  for (const [name, bytes] of Object.entries(files)) {
+    for (let off = 0; off < bytes.length; off += 1024) {
+      const piece = bytes.subarray(off, off + 1024);
+      if (off > 0 && piece.every((b) => b === 0xff)) continue;
+      writeFileSync(join(dir, 'setup.js'), `require("Storage").write(${JSON.stringify(name)}, new Uint8Array([${Array.from(piece).join(',')}]), ${off}, ${bytes.length});\n`);
+      execFileSync(bin, ['setup.js'], { cwd: dir, input: '', timeout: 60_000, killSignal: 'SIGKILL' });
+    }
+  }
+}
+
 /** Calls `onLine` with each console line of the interpreter's output, cleaned of the prompt and its escape codes. */
 export function consoleLines(output: NodeJS.ReadableStream, onLine: (line: string) => void): void {
   let buf = '';
@@ -37,9 +53,12 @@ export function consoleLines(output: NodeJS.ReadableStream, onLine: (line: strin
   });
 }
 
-/** Runs `file` in `dir` on the interpreter; stop() kills it (a power loss). */
-export function startEspruino(bin: string, dir: string, file: string): Session {
-  const child = spawn(bin, [file], { cwd: dir });
+/**
+ * Runs `file` in `dir` on the interpreter, or, without one, boots from Storage as a board does
+ * (.boot0, then .bootcde); stop() kills it (a power loss).
+ */
+export function startEspruino(bin: string, dir: string, file?: string): Session {
+  const child = spawn(bin, file === undefined ? [] : [file], { cwd: dir });
   const lines: string[] = [];
   const waiters: Array<{ pred: (l: string) => boolean; done: (l: string) => void }> = [];
   consoleLines(child.stdout, (line) => {

@@ -21,8 +21,10 @@ describe('generated board entries', () => {
     expect(puck).toContain('radio: bleRadio(NRF),');
     expect(puck).toContain('sensors: { temperature: temperatureSensor(E), battery: batterySensor(E), light: puckLightSensor(Puck), magnetometer: puckMagnetometer(Puck) },');
     const dk = entrySource(boardProfile('nrf52840dk'));
-    expect(dk).toContain('crypto: plainCrypto(),');
+    expect(dk).toContain('crypto: kernelCrypto(E, Storage, IMAGE),');
+    expect(dk).toContain("import { IMAGE } from '../../kernel/aes-ccm/image.js';");
     expect(dk).not.toContain('cryptoAes');
+    expect(dk).not.toContain('plainCrypto');
     expect(dk).toContain('const m = flashPages(Flash);');
     const linux = entrySource(boardProfile('espruino-linux'));
     expect(linux).toContain('crypto: nativeCcmCrypto(cryptoAes()),');
@@ -35,6 +37,7 @@ describe('generated board entries', () => {
   it('changes with the profile, and refuses sensors and targets the Espruino HAL has no code for', () => {
     const puck = boardProfile('puckjs');
     expect(entrySource({ ...puck, crypto: 'plain-js' })).toContain('crypto: plainCrypto(),');
+    expect(entrySource({ ...puck, crypto: 'native-kernel' })).toContain("import { kernelCrypto } from '../../hal/espruino/kernel.js';");
     expect(entrySource({ ...puck, counterStore: { kind: 'flash-pages' } })).toContain('createPageCounters(m.flash, m.pages, block, true)');
     expect(() => entrySource({ ...puck, device: { ...puck.device, sensors: ['temperature', 'humidity'] } })).toThrow(
       'board puckjs: no Espruino driver for sensor "humidity" (hal/espruino/sensors.ts; add it to SENSORS in tools/board-entries.ts)',

@@ -57,6 +57,8 @@ describe('import rules', () => {
       { path: 'hal/plain/crypto.ts', text: "import { NorFlash } from '../sim/nor-flash.js';" },
       { path: 'firmware/device.ts', text: "import { composeCcm } from '../hal/ccm.js';\nimport { BOARDS } from '../boards/index.js';\nimport { ok } from '../hal/types.js';" },
       { path: 'firmware/targets/sim.ts', text: "import { createEspruinoAes } from '../../sim/espruino/aes.js';" },
+      // An entry may take a kernel's image.ts (size, CRC, entries), nothing else of kernel/.
+      { path: 'firmware/targets/mdbt42q.ts', text: "import { IMAGE } from '../../kernel/aes-ccm/image.js';\nimport { buildKernel } from '../../kernel/build.js';" },
       { path: 'boards/puckjs.ts', text: "import { z } from '../protocol/wire/codec.js';" },
       { path: 'relay/core.ts', text: "import { bleRadio } from '../hal/espruino/radio.js';\nimport { VirtualClock } from '../hal/sim/clock.js';" },
       { path: 'sim/fleet.ts', text: "import { VirtualClock } from '../hal/sim/clock.js';\nimport { plainCrypto } from '../hal/espruino/crypto-hal.js';" },
@@ -72,6 +74,7 @@ describe('import rules', () => {
       'firmware/device.ts:1 ../hal/ccm.js | firmware/ outside firmware/targets/',
       'firmware/device.ts:1 ../hal/ccm.js | only the entries',
       'firmware/device.ts:2 ../boards/index.js | firmware/ outside firmware/targets/',
+      'firmware/targets/mdbt42q.ts:2 ../../kernel/build.js | firmware/targets/ imports only',
       'firmware/targets/sim.ts:1 ../../sim/espruino/aes.js | firmware/targets/ imports only',
       'hal/espruino/base.ts:3 ../../firmware/names.js | hal/ imports only',
       'hal/espruino/base.ts:3 ../../firmware/names.js | firmware/ is imported',

@@ -12,6 +12,7 @@ function fakeStorage(files: Record<string, Uint8Array>, writable = true) {
   const writes: { name: string; data: Uint8Array; offset?: number }[] = [];
   const S: EspruinoStorageModule = {
     readArrayBuffer: (name) => files[name]?.buffer as ArrayBuffer | undefined,
+    read: (name) => (files[name] ? Buffer.from(files[name]).toString('latin1') : undefined),
     write: (name, data, offset) => {
       writes.push({ name, data: Uint8Array.from(data as Uint8Array), offset });
       if (!writable) return false;

@@ -1,0 +1,166 @@
+// native-kernel: the compiled AES-CCM kernel (kernel/aes-ccm/, docs/firmware.md "Compiled kernel")
+// called through E.nativeCall. The factory writes it as the Storage file sealpost.krn; on an nRF52
+// require("Storage").read gives a string pointing into memory-mapped flash, which runs in place
+// (E.getAddressOf(..., true) non-zero, 4-byte aligned); where that address is 0 (the Linux builds,
+// whose flash is a file) the image is copied once into a flat string in RAM.
+//
+// Every pointer handed to the kernel is the address of a flat block, read again before each call
+// (a defragmentation may move it) and checked: a 16-byte Uint8Array has address 0 (not flat), and
+// passing 0 makes the interpreter fault (docs/espruino-notes.md). Counters go in as `counter | 0`,
+// the same 32 bits as an int; the kernel reads them as unsigned.
+//
+// Before the first use the file's length and CRC-32 are compared with the image this firmware was
+// built with (a damaged or foreign file is never executed), then the kernel seals a frame of
+// test/vectors/seal.json and the bytes are compared: on any difference this backend throws, the
+// device prints why and seals nothing.
+import type { Ccm, CryptoHal, Framer } from '../types.js';
+import { KERNEL_FILE_NAME } from '../../protocol/wire/names.js';
+import type { EGlobal, EspruinoStorageModule } from './globals.js';
+
+// The interpreter's base64 decoder (a global on Espruino, Node and browsers alike).
+declare function atob(data: string): string;
+
+/** What the firmware needs of kernel/aes-ccm/image.ts: the image's length and CRC-32, entry offsets, context size. */
+export interface KernelImage {
+  size: number;
+  crc32: number;
+  entries: { aes_ccm_init: number; aes_ccm_seal: number; aes_ccm_ack: number; aes_block: number };
+  constants: { CTX_SIZE: number };
+}
+
+type Native = (a: number, b: number, c: number, d: number) => number;
+
+/** The kernel's entry points as E.nativeCall functions ("int(int,int,int,int)"). */
+export interface KernelEntries {
+  init: Native;
+  seal: Native;
+  ack: Native;
+  block: Native;
+}
+type Kernel = KernelEntries;
+
+const SIG = 'int(int,int,int,int)';
+/**
+ * seal.json vector 18: key (16) || salt (8) || plaintext (8) || frame (20), counter 2^31, so the
+ * self-test also proves a counter above 2^31 - 1 reaches the kernel as unsigned
+ * (test/hal/espruino/kernel.test.ts checks these bytes against the vector file).
+ */
+export const SELFTEST_VECTOR = 'cNV6fYbebqisbdooQZw4y447qW11/hUJ49OwSQAAAACAAAAAkt9l64v+A/Qvtw0xyT3A/g==';
+export const SELFTEST_COUNTER = 2147483648;
+
+function refuse(why: string): Error {
+  return new Error('kernel ' + KERNEL_FILE_NAME + ' ' + why);
+}
+
+// A Uint8Array above ~14 bytes is allocated flat when a contiguous block is free (Espruino 2v29,
+// jswrap_arraybuffer.c); without one the kernel cannot run. Addresses are read again before every
+// call: a defragmentation may move a flat block.
+function addressOf(E: EGlobal, b: Uint8Array): number {
+  const a = E.getAddressOf(b, true);
+  if (!a) throw refuse('has no flat RAM');
+  return a;
+}
+
+/** The native-kernel CryptoHal: E and Storage are the interpreter's (stand-ins under Node, sim/espruino/kernel.ts). */
+export function kernelCrypto(E: EGlobal, S: EspruinoStorageModule, image: KernelImage): CryptoHal {
+  const CTX = image.constants.CTX_SIZE;
+  let kernel: Kernel | undefined;
+
+  function load(): Kernel {
+    if (kernel) return kernel;
+    const code = S.read(KERNEL_FILE_NAME);
+    if (code === undefined) throw refuse('is missing: provision this device with sealpost flash');
+    const crc = E.CRC32(code as unknown as Uint8Array) >>> 0;
+    if (code.length !== image.size || crc !== image.crc32) throw refuse('is damaged or not this firmware\'s (CRC ' + crc + ', expected ' + image.crc32 + '): flash the device again');
+    const at = E.getAddressOf(code, true);
+    let copy: string | undefined;
+    if (!at || at & 3) {
+      copy = E.toFlatString(code);
+      if (!copy) throw refuse('has no flat RAM');
+    }
+    const e = image.entries;
+    const fn = function (offset: number): Native {
+      return copy ? E.nativeCall(offset + 1, SIG, copy) : E.nativeCall(at + offset + 1, SIG);
+    };
+    kernel = { init: fn(e.aes_ccm_init), seal: fn(e.aes_ccm_seal), ack: fn(e.aes_ccm_ack), block: fn(e.aes_block) };
+    // The self-test runs the path every frame takes: a framer sealing into a ring.
+    const v = new Uint8Array(E.toArrayBuffer(atob(SELFTEST_VECTOR)));
+    const ring = new Uint8Array(20);
+    let diff = 0;
+    try {
+      ccm(v.subarray(0, 16), 8).framer(v.subarray(16, 24), 8, ring, 1)(SELFTEST_COUNTER, v.subarray(24, 32), 0);
+      for (let i = 0; i < 20; i++) diff |= ring[i]! ^ v[32 + i]!;
+    } catch (x) {
+      diff = 1;
+    }
+    if (diff) {
+      kernel = undefined;
+      throw refuse('failed its self-test: it must not seal');
+    }
+    return kernel;
+  }
+
+  function ccm(key: Uint8Array, maxMsgLen: number): Ccm {
+    return kernelEngine(E, load(), CTX)(key, maxMsgLen);
+  }
+
+  return {
+    ccm: ccm,
+    encryptBlock: function (key: Uint8Array, block: Uint8Array): Uint8Array {
+      const k = load();
+      // ctx | key (16, also read as the salt) | block (16), encrypted in place.
+      const t = new Uint8Array(CTX + 32);
+      t.set(key, CTX);
+      t.set(block, CTX + 16);
+      const a = addressOf(E, t);
+      k.init(a, a + CTX, a + CTX, 1);
+      k.block(a, a + CTX + 16, a + CTX + 16, 0);
+      const out = new Uint8Array(16);
+      out.set(t.subarray(CTX + 16));
+      t.fill(0);
+      return out;
+    },
+  };
+}
+
+/**
+ * The framers over a kernel's entry points: CCM engines (one context block each) that seal in their
+ * own flat block and copy each frame into the ring. kernelCrypto hands the verified kernel's entries;
+ * bench/ times this glue with stand-ins of the same signature (firmware/targets/bench-seal.ts).
+ */
+export function kernelEngine(E: EGlobal, k: KernelEntries, CTX: number): (key: Uint8Array, maxMsgLen: number) => Ccm {
+  return function (key: Uint8Array, maxMsgLen: number): Ccm {
+    // ctx | one frame (the kernel seals here, then one native copy puts it into the ring) | key and
+    // salt while init runs. The kernel so writes only into this block, whatever ring it is given.
+    const w = new Uint8Array(CTX + 12 + (maxMsgLen > 24 ? maxMsgLen : 24));
+    addressOf(E, w);
+    let len = 0;
+    let salt: Uint8Array | undefined;
+
+    return {
+      framer: function (nonceSalt: Uint8Array, n: number, ring: Uint8Array, domain: number): Framer {
+        // One context per engine: its framers share the nonce salt (the sealer's do).
+        if ((salt && salt !== nonceSalt) || !(domain === 2 ? !n : domain === 1 && n > 0 && n <= maxMsgLen && (!len || len === n))) throw refuse('has no such framer');
+        salt = nonceSalt;
+        if (n) len = n;
+        w.set(key, CTX);
+        w.set(nonceSalt, CTX + 16);
+        const a = addressOf(E, w);
+        k.init(a, a + CTX, a + CTX + 16, len || 1);
+        w.fill(0, CTX);
+        const size = n + 12;
+        const entry = n ? k.seal : k.ack;
+        // Made once: every statement costs tens of microseconds on the interpreter (docs/firmware.md, "Cost").
+        const out = new Uint8Array(w.buffer, w.byteOffset + CTX, size);
+        const end = ring.length - size;
+        return function (counter: number, msg: Uint8Array, at: number): void {
+          const a = E.getAddressOf(w, true);
+          if (!a || at > end) throw refuse('has no flat RAM or ring room');
+          w.set(msg, CTX + 4);
+          if ((n ? entry(a, a + CTX + 4, a + CTX, counter | 0) : entry(a, a + CTX, counter | 0, 0)) !== size) throw refuse('failed');
+          ring.set(out, at);
+        };
+      },
+    };
+  };
+}
