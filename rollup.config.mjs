@@ -68,8 +68,11 @@ export default Object.entries(ENTRIES).map(([name, input]) => ({
   output: { file: NAMES ? `dist/names/${name}.js` : `dist/${name}.js`, format: 'es', strict: false },
   plugins: [
     typescript({
+      // Comments are kept into terser, which reads /*@__NOINLINE__*/ and
+      // /*@__PURE__*/ from them (firmware/device.ts, protocol/wire/ble.ts),
+      // and drops every comment from the bundle (format.comments: false).
       tsconfig: './tsconfig.firmware.json',
-      compilerOptions: { noEmit: false, outDir: 'dist', declaration: false, sourceMap: false, removeComments: true },
+      compilerOptions: { noEmit: false, outDir: 'dist', declaration: false, sourceMap: false, removeComments: false },
       include: ['firmware/**/*.ts', 'hal/**/*.ts', 'boards/*.ts', 'protocol/wire/*.ts'],
       exclude: ['hal/sim/**', 'firmware/targets/sim.ts'],
       noForceEmit: false,
