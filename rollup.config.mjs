@@ -61,13 +61,37 @@ const ENTRIES = {
   'bench-seal': 'firmware/targets/bench-seal.ts',
 };
 
+// SEALPOST_BUNDLE_NAMES=1 writes the same bundles without name mangling into
+// dist/names/ (no size budget), so the memory bench's --trace breakdown
+// (bench/firmware-memory.ts --names) names the source's own variables.
+const NAMES = process.env.SEALPOST_BUNDLE_NAMES === '1';
+
+// format 'es' (no export, so plain top-level code), not 'iife': on the
+// interpreter every function keeps a link to the scope it was made in, a
+// function made inside a function that is itself inside another keeps a
+// copied array of all those scopes (jspeiGetScopesAsVar, 2v29), and a
+// top-level function keeps none. Without the wrapper the bundle's own
+// functions cost one variable less each and the device's closures one scope
+// level less: measured 2026-12-07, puckjs after boot on the 32-bit ARM build
+// 1,558 -> 1,403 variables (docs/firmware.md, "Memory on the interpreter").
+// The price: the bundle's minified top-level names (single letters) are
+// globals, so code a product adds must keep its own names out of the global
+// scope (docs/firmware.md). The seal benchmark's harness stays an IIFE: its
+// own loop variables would otherwise be globals, and every lookup of one
+// walks the interpreter's whole root scope, which the benchmark would count
+// as seal cost (measured 2026-12-07, 100 seals under callgrind: native-aes
+// 0.506 M instructions as es, 0.477 M as IIFE, 0.488 M before this change;
+// on the device the seal path's names live in startDevice's scope).
 export default Object.entries(ENTRIES).map(([name, input]) => ({
   input,
-  output: { file: `dist/${name}.js`, format: 'iife', strict: false },
+  output: { file: NAMES ? `dist/names/${name}.js` : `dist/${name}.js`, format: name === 'bench-seal' ? 'iife' : 'es', strict: false },
   plugins: [
     typescript({
+      // Comments are kept into terser, which reads /*@__NOINLINE__*/ and
+      // /*@__PURE__*/ from them (firmware/device.ts, protocol/wire/ble.ts),
+      // and drops every comment from the bundle (format.comments: false).
       tsconfig: './tsconfig.firmware.json',
-      compilerOptions: { noEmit: false, outDir: 'dist', declaration: false, sourceMap: false, removeComments: true },
+      compilerOptions: { noEmit: false, outDir: 'dist', declaration: false, sourceMap: false, removeComments: false },
       include: ['firmware/**/*.ts', 'hal/**/*.ts', 'boards/*.ts', 'protocol/wire/*.ts', 'kernel/*/image.ts'],
       exclude: ['hal/sim/**', 'firmware/targets/sim.ts'],
       noForceEmit: false,
@@ -83,10 +107,10 @@ export default Object.entries(ENTRIES).map(([name, input]) => ({
       // use-before-declaration in five of the six board bundles), and Espruino
       // would resolve such a use to a global.
       compress: { passes: 2, toplevel: true, hoist_vars: true, hoist_funs: true, inline: 1 },
-      mangle: { toplevel: true },
+      mangle: NAMES ? false : { toplevel: true },
       format: { comments: false, ascii_only: true },
     }),
     espruinoReturns(),
-    ...(BOARDS.includes(name) ? [sizeBudget(name), kernelImage(name)] : []),
+    ...(BOARDS.includes(name) ? [...(NAMES ? [] : [sizeBudget(name)]), kernelImage(name)] : []),
   ],
 }));

@@ -30,7 +30,7 @@ import { provisionSim } from '../test/helpers/sim-fleet.js';
 
 const DIST = new URL('../dist/', import.meta.url).pathname;
 
-function driver(board: BoardProfile | undefined, seals: number, breakdown: boolean): string {
+function driver(board: BoardProfile | undefined, seals: number, breakdown: boolean, traceAfter: boolean): string {
   const d = board?.device;
   const checkpoints = d ? [...new Set([d.outboxFrames, 1000, ...Array.from({ length: Math.floor(seals / 1000) }, (_, i) => (i + 1) * 1000)])].filter((n) => n <= seals).sort((a, b) => a - b) : [];
   return `
@@ -42,9 +42,10 @@ var SP_ST = setTimeout, SP_A, SP_N = 0, SP_C = ${JSON.stringify(checkpoints)};
 global.setTimeout = function (f, ms) { if (ms === ${d?.anchorPeriodMs ?? -1}) { SP_A = f; return 0; } if (ms === ${d?.samplePeriodMs ?? -1}) return 0; return SP_ST(f, ms); };
 function spFlat(m) { var lo = 0, hi = (m.free - 64) * (m.blocksize - 6), mid, a, ok; while (hi - lo > 16) { mid = (lo + hi) >> 1; a = new Uint8Array(mid); ok = E.getAddressOf(a, true) !== 0; a = undefined; if (ok) lo = mid; else hi = mid; } return lo; }
 function spMem(tag) { var m = process.memory(); var f = spFlat(m); m = process.memory(); print("MEM " + tag + " " + m.usage + " " + m.total + " " + m.blocksize + " " + f); }
-function spStep() { var i, n = SP_C.length ? Math.min(50, SP_C[0] - SP_N) : 0; if (!n) { ${breakdown ? 'spBreak(); ' : ''}print("DONE"); return; } for (i = 0; i < n; i++) { SP_A(); SP_N++; } if (SP_N === SP_C[0]) { SP_C.shift(); spMem("seals" + SP_N); } SP_ST(spStep, 1); }
+function spStep() { var i, n = SP_C.length ? Math.min(50, SP_C[0] - SP_N) : 0; if (!n) { ${breakdown ? 'spBreak(); ' : ''}print("DO" + "NE"); return; } for (i = 0; i < n; i++) { SP_A(); SP_N++; } if (SP_N === SP_C[0]) { SP_C.shift(); spMem("seals" + SP_N); } SP_ST(spStep, 1); }
 function spWalk(a, p, d) { var i; for (i = 0; i < a.length; i++) { if (a[i].size >= 8) print("SIZE " + p + "." + a[i].name + " " + a[i].size); if (a[i].more && d < 2) spWalk(a[i].more, p + "." + a[i].name, d + 1); } }
 function spBreak() { var h = global["\\xff"], k, j; for (k in h) { print("SIZE hidden." + k + " " + E.getSizeOf(h[k])); if (k === "timers") for (j in h[k]) print("SIZE hidden.timers." + j + " " + E.getSizeOf(h[k][j]) + " " + (h[k][j].interval || 0)); } spWalk(E.getSizeOf(SP_A, 3), "anchorTick", 0); for (k in global) print("SIZE global." + k.replace(/[^ -~]/g, "?") + " " + E.getSizeOf(global[k])); }
+${traceAfter ? 'SP_ST(function () { print("TRACE" + "{"); trace(); print("}" + "TRACE"); }, 2900);' : ''}
 SP_ST(function () { spMem("boot"); SP_ST(spStep, 1); }, 3500);
 `;
 }
@@ -75,7 +76,40 @@ interface Row {
   flat: number;
 }
 
-function run(bin: string, board: BoardProfile | undefined, seals: number, breakdown: boolean): Promise<{ rows: Row[]; sizes: string[]; error?: string }> {
+/**
+ * Where the variables of a `trace()` dump go: each variable is charged to the
+ * path of names (globals, properties, scope members) by which the dump first
+ * reaches it, cut at `depth` names; strings count their blocks. A shared
+ * variable is charged once, to the first path (trace() prints a shared
+ * scope's members again under every closure that holds it).
+ */
+export function traceBreakdown(lines: string[], depth: number): { path: string; vars: number }[] {
+  const sums = new Map<string, number>();
+  const stack: { indent: number; path: string[] }[] = [];
+  const seen = new Set<string>();
+  for (const line of lines) {
+    const tokens = [...line.matchAll(/#(\d+)\[r\d+,l\d+\] (\.\.\.|Name (?:String|Param|Integer)?|[A-Za-z0-9]+)( \[(\d+) blocks\])? ?(?:"((?:[^"\\]|\\.)*)"|(-?\d+))?/g)];
+    if (!tokens.length) continue;
+    const indent = line.length - line.trimStart().length;
+    while (stack.length && stack.at(-1)!.indent >= indent) stack.pop();
+    const parent = stack.length ? stack.at(-1)!.path : [];
+    const first = tokens[0]!;
+    const name = first[2]!.startsWith('Name') ? (first[5] ?? first[6] ?? '?').replace(/\\xFF/g, '~') : undefined;
+    const path = name === undefined ? parent : [...parent, name];
+    let vars = 0;
+    for (const t of tokens) {
+      if (t[2] === '...' || seen.has(t[1]!)) continue;
+      seen.add(t[1]!);
+      vars += t[4] ? +t[4] : 1;
+    }
+    const key = path.slice(0, depth).join('.') || '(root)';
+    sums.set(key, (sums.get(key) ?? 0) + vars);
+    stack.push({ indent, path });
+  }
+  return [...sums].map(([path, vars]) => ({ path, vars })).sort((a, b) => b.vars - a.vars);
+}
+
+function run(bin: string, board: BoardProfile | undefined, seals: number, breakdown: boolean, traceDepth = 0): Promise<{ rows: Row[]; sizes: string[]; trace: string[]; error?: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'sealpost-mem-'));
   const files: Record<string, Uint8Array> = {};
   if (board) {
@@ -84,24 +118,29 @@ function run(bin: string, board: BoardProfile | undefined, seals: number, breakd
     if (board.counterStore.kind === 'storage-log') files['sealpost.ctr'] = counterLogImage(board.counterStore.bytes);
     // As the factory writes it; the Linux build copies it into a flat string (its Storage strings have address 0).
     if (board.crypto === 'native-kernel') files[KERNEL_FILE_NAME] = readFileSync(new URL('../kernel/aes-ccm/aes-ccm.bin', import.meta.url));
-    files['.bootcde'] = readFileSync(`${DIST}${board.id}.js`);
+    files['.bootcde'] = readFileSync(`${bundleDir}${board.id}${bundleSuffix}`);
   }
   // Last: the Linux build runs .boot0 even when given a script (setup.js), .bootcde only without one.
-  files['.boot0'] = Buffer.from(driver(board, seals, breakdown), 'latin1');
+  files['.boot0'] = Buffer.from(driver(board, seals, breakdown, traceDepth > 0), 'latin1');
   flash(bin, dir, files);
   return new Promise((resolve) => {
     const child = spawn(bin, [], { cwd: dir, stdio: ['pipe', 'pipe', 'ignore'] });
     const rows: Row[] = [];
     const sizes: string[] = [];
+    const trace: string[] = [];
+    let inTrace = false;
     let error: string | undefined;
     const finish = () => {
       clearTimeout(timer);
       child.kill('SIGKILL');
-      resolve({ rows, sizes, error });
+      resolve({ rows, sizes, trace, error });
     };
     const timer = setTimeout(() => ((error = 'timed out'), finish()), 3_600_000);
     consoleLines(child.stdout, (line) => {
       if (process.env.SEALPOST_BENCH_VERBOSE) console.error((Date.now() % 100000) + ' > ' + JSON.stringify(line));
+      if (line.includes('TRACE{')) inTrace = true;
+      if (line.includes('}TRACE')) inTrace = false;
+      if (inTrace) return void trace.push(line);
       const m = /MEM (\S+) (\d+) (\d+) (\d+) (\d+)/.exec(line);
       if (m) rows.push({ tag: m[1]!, usage: +m[2]!, total: +m[3]!, blocksize: +m[4]!, flat: +m[5]! });
       else if (line.includes('SIZE ')) sizes.push(line.slice(line.indexOf('SIZE ') + 5));
@@ -111,7 +150,11 @@ function run(bin: string, board: BoardProfile | undefined, seals: number, breakd
   });
 }
 
-const args = parseArgs({ options: { bin: { type: 'string', multiple: true }, boards: { type: 'string' }, seals: { type: 'string', default: '10000' }, breakdown: { type: 'boolean', default: false } } });
+const args = parseArgs({ options: { bin: { type: 'string', multiple: true }, boards: { type: 'string' }, seals: { type: 'string', default: '10000' }, breakdown: { type: 'boolean', default: false }, trace: { type: 'string', default: '0' }, names: { type: 'boolean', default: false } } });
+// --names runs the bundles `npm run build` leaves unmangled in dist/names/ (SEALPOST_BUNDLE_NAMES=1), so --trace names the source's variables.
+const bundleDir = args.values.names ? `${DIST}names/` : DIST;
+const bundleSuffix = '.js';
+const traceDepth = Number(args.values.trace);
 const bins = args.values.bin ?? [process.env.ESPRUINO_2630_BIN, process.env.ESPRUINO_ARM_BIN].filter((b): b is string => !!b);
 if (!bins.length) throw new Error('name an interpreter with --bin, or set ESPRUINO_2630_BIN / ESPRUINO_ARM_BIN (source /tmp/testenv.sh or ../shared/espruino/build.sh)');
 const wanted = args.values.boards?.split(',');
@@ -129,7 +172,7 @@ for (const bin of bins) {
       continue;
     }
     const t0 = Date.now();
-    const r = await run(bin, board, seals, args.values.breakdown);
+    const r = await run(bin, board, seals, args.values.breakdown, traceDepth);
     const at = (tag: string) => r.rows.find((x) => x.tag === tag);
     const boot = at('boot');
     const full = at(`seals${board.device.outboxFrames}`);
@@ -141,5 +184,7 @@ for (const bin of bins) {
     );
     if (process.env.SEALPOST_BENCH_VERBOSE) console.error(board.id, ((Date.now() - t0) / 1000).toFixed(1) + ' s', JSON.stringify(r.rows));
     for (const s of r.sizes) console.log(`    ${board.id} ${s}`);
+    if (process.env.SEALPOST_TRACE_RAW) writeFileSync(process.env.SEALPOST_TRACE_RAW, r.trace.join('\n'));
+    if (traceDepth) for (const t of traceBreakdown(r.trace, traceDepth)) console.log(`    ${board.id} ${String(t.vars).padStart(5)} ${t.path}`);
   }
 }

@@ -15,7 +15,8 @@ export function createLogCounters(log: LogFileHal, block: number): CounterSource
   if (readU32BE(log.read(0, COUNTER_LOG_HEADER_LEN), 0) !== COUNTER_LOG_MAGIC) {
     throw new Error('counter log has no magic 53 50 63 01: provision this device again');
   }
-  return openCounters(
+  // Not inlined (firmware/device.ts, createOutbox: why).
+  return /*@__NOINLINE__*/ openCounters(
     {
       cap: Math.floor((log.size - COUNTER_LOG_HEADER_LEN) / SLOT_LEN),
       open: true,

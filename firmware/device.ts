@@ -82,28 +82,40 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
   }
   const frameSize = id.frameSize;
   hal.console.print('sealpost ' + id.serial + ' kcv ' + toHex(kcv, 3) + ' fw ' + FIRMWARE_VERSION);
+  kcv = undefined as unknown as Uint8Array; // boot-only, like hal below
 
   const clock = hal.clock;
   const radio = hal.radio;
-  const outbox = createOutbox(profile.outboxFrames, frameSize);
-  const sealer: Sealer = createSealer({ ccm: ccm, nonceSalt: id.nonceSalt, frameSize: frameSize, ring: outbox.ring });
+  const cons = hal.console;
+  const sensors = hal.sensors;
+  // Not inlined by terser (used once, it would be): a function made inside
+  // a function inlined here keeps a copied array of both scopes on the
+  // interpreter, about 3 variables per closure (docs/firmware.md).
+  const outbox = /*@__NOINLINE__*/ createOutbox(profile.outboxFrames, frameSize);
+  const sealer: Sealer = /*@__NOINLINE__*/ createSealer({ ccm: ccm, nonceSalt: id.nonceSalt, frameSize: frameSize, ring: outbox.ring });
+  // Every closure below keeps this function's whole scope alive on the
+  // interpreter, parameters included: drop the HAL object, whose device-file
+  // reader, CRC, crypto factory and counter opener are needed only at boot
+  // (about 50 variables, docs/firmware.md "Memory on the interpreter").
+  hal = undefined as unknown as Hal;
+  // The same for the profile: the closures need four of its settings.
+  const minInterval = profile.notifyIntervalMs;
+  const sensorIds = profile.sensors;
+  const sampleMs = profile.samplePeriodMs;
+  const anchorMs = profile.anchorPeriodMs;
   const pt = new Uint8Array(frameSize - 12);
   const boot = counters.boot;
   let sealed = 0;
   let acked = 0;
   let stopped = '';
   let cursor = 0;
-  let interval = profile.notifyIntervalMs;
+  let interval = minInterval;
   let lastRewind = 0;
   let reporting = false;
   // The central's last CCCD write on this connection: 0 none yet, 1 on, 2 off.
   let subscription = 0;
   let pumpTimer: unknown;
   let resendTimer: unknown;
-
-  function uptimeS(): number {
-    return Math.floor(clock.uptimeMs() / 1000);
-  }
 
   function seal(gapFirst: number): boolean {
     if (stopped) return false;
@@ -112,7 +124,7 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
       counter = counters.next();
     } catch (e) {
       stopped = (e as Error).message;
-      hal.console.print('sealpost ' + id!.serial + ': stopped sealing: ' + stopped);
+      cons.print('sealpost ' + id!.serial + ': stopped sealing: ' + stopped);
       return false;
     }
     const dropped = outbox.dropped();
@@ -126,7 +138,7 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
   }
 
   function sealAnchor(reason: number): void {
-    encodeAnchor(pt, boot & 0xffff, uptimeS(), reason);
+    encodeAnchor(pt, boot & 0xffff, Math.floor(clock.uptimeMs() / 1000), reason);
     seal(0);
   }
 
@@ -149,8 +161,8 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
 
   function sample(): void {
     const readings: Reading[] = [];
-    for (let i = 0; i < profile.sensors.length; i++) {
-      const sensor = hal.sensors[profile.sensors[i]!];
+    for (let i = 0; i < sensorIds.length; i++) {
+      const sensor = sensors[sensorIds[i]!];
       const values = sensor ? sensor.sample() : undefined;
       if (!values) continue;
       for (const name in values) {
@@ -158,7 +170,7 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
         if (ch) readings.push({ channel: ch, value: values[name]! });
       }
     }
-    const t = uptimeS();
+    const t = Math.floor(clock.uptimeMs() / 1000);
     let from = 0;
     while (from < readings.length) {
       from = encodeSample(pt, boot, t, readings, from);
@@ -215,14 +227,14 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
     }
     acked += freed;
     cursor = cursor > freed ? cursor - freed : 0;
-    interval = interval - (interval >> 2) < profile.notifyIntervalMs ? profile.notifyIntervalMs : interval - (interval >> 2);
+    interval = interval - (interval >> 2) < minInterval ? minInterval : interval - (interval >> 2);
     cancelResend();
     kick();
   }
 
   function onConnect(): void {
     cursor = 0;
-    interval = profile.notifyIntervalMs;
+    interval = minInterval;
     lastRewind = clock.uptimeMs();
     subscription = 0;
     sealAnchor(ANCHOR_CONNECT);
@@ -256,21 +268,24 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
     onSubscribe: onSubscribe,
     onAck: onAck,
   });
+  profile = undefined as unknown as DeviceSettings;
   clock.setTimeout(function () {
-    hal.console.lock();
+    cons.lock();
   }, CONSOLE_GRACE_MS);
 
-  function every(ms: number, fn: () => void): void {
-    const tick = function (): void {
-      fn();
-      clock.setTimeout(tick, ms);
-    };
-    clock.setTimeout(tick, ms);
+  // Two ticks written out rather than one helper making a tick per period:
+  // each function made inside a helper called from here keeps a copied
+  // array of both scopes on the interpreter.
+  function sampleTick(): void {
+    sample();
+    clock.setTimeout(sampleTick, sampleMs);
   }
-  every(profile.samplePeriodMs, sample);
-  every(profile.anchorPeriodMs, function () {
+  function anchorTick(): void {
     sealAnchor(ANCHOR_PERIODIC);
-  });
+    clock.setTimeout(anchorTick, anchorMs);
+  }
+  clock.setTimeout(sampleTick, sampleMs);
+  clock.setTimeout(anchorTick, anchorMs);
 
   return {
     outbox: outbox,

@@ -13,6 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { BOARDS } from '../boards/index.js';
 import type { BoardProfile, SensorId } from '../boards/types.js';
 import type { CryptoBackend } from '../hal/types.js';
+import { imageNumbers } from '../hal/espruino/kernel.js';
+import { IMAGE } from '../kernel/aes-ccm/image.js';
 import { runAsScript } from './run-as-script.js';
 
 /**
@@ -32,12 +34,13 @@ const BUILTINS: Record<Builtin, { accessor: string; read: string; type?: string 
 
 /**
  * The CryptoHal each backend gets on a board (hal/espruino/crypto-hal.ts; the compiled kernel's in
- * hal/espruino/kernel.ts, given the image's offsets and CRC from kernel/aes-ccm/image.ts).
+ * hal/espruino/kernel.ts, given the image's length, CRC, entry offsets and context size from
+ * kernel/aes-ccm/image.ts written out as numbers: a bundle then carries no object with key names).
  */
 const CRYPTO: Record<CryptoBackend, string> = {
   'native-ccm': 'nativeCcmCrypto(cryptoAes())',
   'native-aes': 'nativeAesCrypto(cryptoAes())',
-  'native-kernel': 'kernelCrypto(E, Storage, IMAGE)',
+  'native-kernel': `kernelCrypto(E, Storage, [${imageNumbers(IMAGE).join(', ')}])`,
   'plain-js': 'plainCrypto()',
 };
 
@@ -123,7 +126,6 @@ export function entrySource(board: BoardProfile): string {
     `import { DEVICE } from '../../boards/${board.id}.js';`,
     importLine(base, '../../hal/espruino/base.js'),
     importLine([crypto.slice(0, crypto.indexOf('('))], kernel ? '../../hal/espruino/kernel.js' : '../../hal/espruino/crypto-hal.js'),
-    ...(kernel ? ["import { IMAGE } from '../../kernel/aes-ccm/image.js';"] : []),
     importLine(globals, '../../hal/espruino/globals.js'),
     consoleRadio ? "import { consoleRadio } from '../../hal/espruino/console-radio.js';" : "import { bleRadio } from '../../hal/espruino/radio.js';",
     importLine(

@@ -9,7 +9,7 @@ import { nativeAesCcm, nativeCcm } from '../../hal/espruino/crypto.js';
 import { plainCcm } from '../../hal/plain/crypto.js';
 import { createSealer } from '../sealer.js';
 import { cryptoAes, espruinoE, printLine, secondsNow, storageModule } from '../../hal/espruino/globals.js';
-import { kernelCrypto, kernelEngine } from '../../hal/espruino/kernel.js';
+import { kernelCrypto, kernelEngine, imageNumbers } from '../../hal/espruino/kernel.js';
 import { KERNEL_FILE_NAME } from '../../protocol/wire/names.js';
 import { IMAGE } from '../../kernel/aes-ccm/image.js';
 import type { Ccm } from '../../hal/types.js';
@@ -32,7 +32,7 @@ function engine(name: string): Ccm | undefined {
   // the entry points return: the x86-64 build cannot execute Thumb code. A JS function stands in for
   // the native one, so the call itself counts a little more than E.nativeCall's would.
   // The real kernel, where Storage holds it (a board flashed by sealpost flash).
-  if (name === 'native-kernel') return storageModule().read(KERNEL_FILE_NAME) !== undefined ? kernelCrypto(espruinoE(), storageModule(), IMAGE).ccm(KEY, FRAME - 12) : undefined;
+  if (name === 'native-kernel') return storageModule().read(KERNEL_FILE_NAME) !== undefined ? kernelCrypto(espruinoE(), storageModule(), imageNumbers(IMAGE)).ccm(KEY, FRAME - 12) : undefined;
   if (name === 'native-kernel-glue') {
     const ok = function (): number {
       return 0;

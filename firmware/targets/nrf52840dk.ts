@@ -5,7 +5,6 @@
 import { DEVICE } from '../../boards/nrf52840dk.js';
 import { espruinoClock, espruinoCrc32, flashPages, lockedConsole, storageReader } from '../../hal/espruino/base.js';
 import { kernelCrypto } from '../../hal/espruino/kernel.js';
-import { IMAGE } from '../../kernel/aes-ccm/image.js';
 import { boardGlobal, cancelTimeout, espruinoE, flashModule, type LoopbackGlobal, nrf, printLine, secondsNow, storageModule, timeout } from '../../hal/espruino/globals.js';
 import { bleRadio } from '../../hal/espruino/radio.js';
 import { batteryVoltageSensor, temperatureSensor } from '../../hal/espruino/sensors.js';
@@ -22,7 +21,7 @@ startDevice(
     clock: espruinoClock(secondsNow, timeout, cancelTimeout),
     radio: bleRadio(NRF),
     console: lockedConsole(printLine, E, boardGlobal<LoopbackGlobal>('LoopbackA')),
-    crypto: kernelCrypto(E, Storage, IMAGE),
+    crypto: kernelCrypto(E, Storage, [1280, 2300083468, 608, 788, 848, 990, 188]),
     readFile: storageReader(Storage),
     crc32: espruinoCrc32(E),
     counters: function (block: number) {

@@ -6,7 +6,7 @@
 // factory writes it) and the build executes Thumb code (a board, or the 32-bit
 // ARM build under qemu-arm; never put the file on the x86-64 build).
 import { cryptoAes, espruinoE, printLine as print, storageModule } from '../../hal/espruino/globals.js';
-import { kernelCrypto } from '../../hal/espruino/kernel.js';
+import { kernelCrypto, imageNumbers } from '../../hal/espruino/kernel.js';
 import { IMAGE } from '../../kernel/aes-ccm/image.js';
 import { KERNEL_FILE_NAME } from '../../protocol/wire/names.js';
 import { nativeAesCcm, nativeCcm } from '../../hal/espruino/crypto.js';
@@ -67,7 +67,7 @@ if (aes.ccmEncrypt) pass = run('native-ccm', function (key: Uint8Array) { return
 else print('SELFTEST native-ccm unavailable on this build');
 const storage = storageModule();
 if (storage.read(KERNEL_FILE_NAME) !== undefined) {
-  const kernel = kernelCrypto(espruinoE(), storage, IMAGE);
+  const kernel = kernelCrypto(espruinoE(), storage, imageNumbers(IMAGE));
   try {
     pass = run('native-kernel', kernel.ccm) && pass;
   } catch (e) {

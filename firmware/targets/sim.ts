@@ -8,7 +8,7 @@
 import type { BoardProfile } from '../../boards/types.js';
 import { nativeAesCrypto, nativeCcmCrypto, plainCrypto } from '../../hal/espruino/crypto-hal.js';
 import type { EGlobal, EspruinoStorageModule } from '../../hal/espruino/globals.js';
-import { kernelCrypto } from '../../hal/espruino/kernel.js';
+import { kernelCrypto, imageNumbers } from '../../hal/espruino/kernel.js';
 import { IMAGE } from '../../kernel/aes-ccm/image.js';
 import type { NorFlash } from '../../hal/sim/nor-flash.js';
 import type { ClockHal, ConsoleHal, CryptoBackend, CryptoHal, EspruinoAes, Hal, LogFileHal, RadioHal, Sensor } from '../../hal/types.js';
@@ -49,7 +49,7 @@ export function simCrypto(backend: CryptoBackend, aes: EspruinoAes, kernel?: Sim
   if (backend === 'native-aes') return nativeAesCrypto(aes);
   if (backend === 'native-kernel') {
     if (!kernel) throw new Error("crypto backend native-kernel needs the SimBoard's kernel stand-in (sim/espruino/kernel.ts)");
-    return kernelCrypto(kernel.E, kernel.Storage, IMAGE);
+    return kernelCrypto(kernel.E, kernel.Storage, imageNumbers(IMAGE));
   }
   return plainCrypto();
 }

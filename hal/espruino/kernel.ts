@@ -20,12 +20,23 @@ import type { EGlobal, EspruinoStorageModule } from './globals.js';
 // The interpreter's base64 decoder (a global on Espruino, Node and browsers alike).
 declare function atob(data: string): string;
 
-/** What the firmware needs of kernel/aes-ccm/image.ts: the image's length and CRC-32, entry offsets, context size. */
-export interface KernelImage {
+/**
+ * What the firmware needs of kernel/aes-ccm/image.ts, flat: [length, CRC-32, offsets of aes_ccm_init,
+ * aes_ccm_seal, aes_ccm_ack and aes_block, CTX_SIZE]. Seven numbers, so a bundle carries no object
+ * with key names (about 130 bytes on MDBT42Q, whose bundle is at its budget); board entries write
+ * the numbers out (tools/board-entries.ts, checked against image.ts by test/tools/board-entries.test.ts),
+ * everything else takes imageNumbers(IMAGE).
+ */
+export type KernelImage = readonly [size: number, crc32: number, init: number, seal: number, ack: number, block: number, ctxSize: number];
+
+/** The flat KernelImage of an image.ts IMAGE. */
+export function imageNumbers(i: {
   size: number;
   crc32: number;
   entries: { aes_ccm_init: number; aes_ccm_seal: number; aes_ccm_ack: number; aes_block: number };
   constants: { CTX_SIZE: number };
+}): KernelImage {
+  return [i.size, i.crc32, i.entries.aes_ccm_init, i.entries.aes_ccm_seal, i.entries.aes_ccm_ack, i.entries.aes_block, i.constants.CTX_SIZE];
 }
 
 type Native = (a: number, b: number, c: number, d: number) => number;
@@ -63,7 +74,7 @@ function addressOf(E: EGlobal, b: Uint8Array): number {
 
 /** The native-kernel CryptoHal: E and Storage are the interpreter's (stand-ins under Node, sim/espruino/kernel.ts). */
 export function kernelCrypto(E: EGlobal, S: EspruinoStorageModule, image: KernelImage): CryptoHal {
-  const CTX = image.constants.CTX_SIZE;
+  const CTX = image[6];
   let kernel: Kernel | undefined;
 
   function load(): Kernel {
@@ -71,18 +82,17 @@ export function kernelCrypto(E: EGlobal, S: EspruinoStorageModule, image: Kernel
     const code = S.read(KERNEL_FILE_NAME);
     if (code === undefined) throw refuse('is missing: provision this device with sealpost flash');
     const crc = E.CRC32(code as unknown as Uint8Array) >>> 0;
-    if (code.length !== image.size || crc !== image.crc32) throw refuse('is damaged or not this firmware\'s (CRC ' + crc + ', expected ' + image.crc32 + '): flash the device again');
+    if (code.length !== image[0] || crc !== image[1]) throw refuse('is damaged or not this firmware\'s (CRC ' + crc + ', expected ' + image[1] + '): flash the device again');
     const at = E.getAddressOf(code, true);
     let copy: string | undefined;
     if (!at || at & 3) {
       copy = E.toFlatString(code);
       if (!copy) throw refuse('has no flat RAM');
     }
-    const e = image.entries;
     const fn = function (offset: number): Native {
       return copy ? E.nativeCall(offset + 1, SIG, copy) : E.nativeCall(at + offset + 1, SIG);
     };
-    kernel = { init: fn(e.aes_ccm_init), seal: fn(e.aes_ccm_seal), ack: fn(e.aes_ccm_ack), block: fn(e.aes_block) };
+    kernel = { init: fn(image[2]), seal: fn(image[3]), ack: fn(image[4]), block: fn(image[5]) };
     // The self-test runs the path every frame takes: a framer sealing into a ring.
     const v = new Uint8Array(E.toArrayBuffer(atob(SELFTEST_VECTOR)));
     const ring = new Uint8Array(20);

@@ -4,14 +4,19 @@
 // entry reads the global), so test/hal/espruino/radio.test.ts drives it with a
 // fake. Not verified on a board in this repository's CI (no radio here);
 // hal/sim/radio.ts models the behaviour.
-import { ACK_UUID, FRAMES_UUID, INFO_UUID, SERVICE_UUID } from '../../protocol/wire/ble.js';
+import { gattUuid } from '../../protocol/wire/ble.js';
 import type { RadioHal, RadioOptions } from '../types.js';
 import type { NrfGlobal } from './globals.js';
 
 export function bleRadio(NRF: NrfGlobal): RadioHal {
   let isConnected = false;
+  // Made at start-up, kept for notify (protocol/wire/ble.ts: why not constants).
+  let SERVICE_UUID = '';
+  let FRAMES_UUID = '';
   return {
     start: function (opts: RadioOptions): void {
+      SERVICE_UUID = gattUuid(1);
+      FRAMES_UUID = gattUuid(2);
       const chars: { [uuid: string]: object } = {};
       chars[FRAMES_UUID] = {
         value: new Uint8Array(opts.frameSize),
@@ -23,7 +28,7 @@ export function bleRadio(NRF: NrfGlobal): RadioHal {
           opts.onSubscribe((new Uint8Array(evt.data)[0]! & 1) === 1);
         },
       };
-      chars[ACK_UUID] = {
+      chars[gattUuid(3)] = {
         value: new Uint8Array(12),
         maxLen: 12,
         writable: true,
@@ -31,7 +36,7 @@ export function bleRadio(NRF: NrfGlobal): RadioHal {
           opts.onAck(new Uint8Array(evt.data));
         },
       };
-      chars[INFO_UUID] = { value: opts.info, maxLen: opts.info.length, readable: true };
+      chars[gattUuid(4)] = { value: opts.info, maxLen: opts.info.length, readable: true };
       const services: { [uuid: string]: object } = {};
       services[SERVICE_UUID] = chars;
       NRF.setServices(services, { uart: false, advertise: [SERVICE_UUID] });

@@ -6,16 +6,26 @@
 import type { Sensor } from '../types.js';
 import type { BangleGlobal, EGlobal, NrfGlobal, PuckGlobal } from './globals.js';
 
+// One class for every driver: the instances share sample() and close() on
+// the prototype, so a sensor costs the interpreter its object, two fields and
+// its read function instead of two closures and their scope (docs/firmware.md,
+// "Memory on the interpreter").
+class BuiltinSensor implements Sensor {
+  private r: () => { [channel: string]: number };
+  private o = true;
+  constructor(read: () => { [channel: string]: number }) {
+    this.r = read;
+  }
+  sample(): { [channel: string]: number } | undefined {
+    return this.o ? this.r() : undefined;
+  }
+  close(): void {
+    this.o = false;
+  }
+}
+
 function sensor(read: () => { [channel: string]: number }): Sensor {
-  let open = true;
-  return {
-    sample: function () {
-      return open ? read() : undefined;
-    },
-    close: function (): void {
-      open = false;
-    },
-  };
+  return new BuiltinSensor(read);
 }
 
 function need<T>(builtin: T | undefined, name: string): T {

@@ -1,6 +1,7 @@
 // Runs a firmware bundle from dist/ under Node in a bare vm context whose only
 // globals are what the bundle would find on the interpreter: `print`,
-// `require("crypto")` (the AES stand-in) and whatever the caller adds. It
+// `getTime`, `setTimeout`, `clearTimeout`, `require("crypto")` (the AES
+// stand-in) and whatever the caller adds. It
 // proves the minified bundle works; only the real interpreter proves it parses
 // there (README, "Checking a bundle on Espruino").
 import { readFileSync } from 'node:fs';
@@ -21,6 +22,10 @@ export function runBundle(file: string, globals: Record<string, unknown>, aesOpt
   const machine = kernelMachine({ files: () => files });
   const context = vm.createContext({
     print,
+    // The interpreter's own; hal/espruino/globals.ts hands them on as values at load.
+    getTime: () => performance.now() / 1000,
+    setTimeout,
+    clearTimeout,
     require: (name: string) => {
       if (name === 'crypto') return { AES: aes };
       if (name === 'Storage') return { read: machine.read };

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { createEspruinoAes } from '../../sim/espruino/aes.js';
 import { kernelImage, kernelMachine } from '../../sim/espruino/kernel.js';
-import { kernelCrypto } from '../../hal/espruino/kernel.js';
+import { kernelCrypto, imageNumbers } from '../../hal/espruino/kernel.js';
 import type { EGlobal, EspruinoStorageModule } from '../../hal/espruino/globals.js';
 import { IMAGE } from '../../kernel/aes-ccm/image.js';
 import { KERNEL_FILE_NAME } from '../../protocol/wire/names.js';
@@ -31,7 +31,7 @@ function kernelOnStandIn(options: { xip?: boolean; wrongOutput?: boolean; file?:
   const files = new Map([[KERNEL_FILE_NAME, options.file ?? kernelImage()]]);
   const m = kernelMachine({ files: () => files, xip: options.xip, wrongOutput: options.wrongOutput });
   const E = { ...m.E, CRC32: (s: string) => crc32(Uint8Array.from(Buffer.from(s, 'latin1'))) } as unknown as EGlobal;
-  return Object.assign(kernelCrypto(E, { read: m.read } as unknown as EspruinoStorageModule, IMAGE), { machine: m });
+  return Object.assign(kernelCrypto(E, { read: m.read } as unknown as EspruinoStorageModule, imageNumbers(IMAGE)), { machine: m });
 }
 
 /** A sealer over a one-frame ring, as the device builds it over its outbox. */

@@ -4,7 +4,7 @@
 // test/firmware/device-crypto.test.ts; the real kernel on the real interpreter in
 // test/firmware/kernel-arm.test.ts.
 import { describe, expect, it } from 'vitest';
-import { kernelCrypto, SELFTEST_COUNTER, SELFTEST_VECTOR } from '../../../hal/espruino/kernel.js';
+import { kernelCrypto, imageNumbers, SELFTEST_COUNTER, SELFTEST_VECTOR } from '../../../hal/espruino/kernel.js';
 import type { EGlobal, EspruinoStorageModule } from '../../../hal/espruino/globals.js';
 import { IMAGE } from '../../../kernel/aes-ccm/image.js';
 import { kernelImage, kernelMachine } from '../../../sim/espruino/kernel.js';
@@ -19,7 +19,7 @@ function backend(options: { xip?: boolean; wrongOutput?: boolean; file?: Uint8Ar
   if (options.file !== null) files.set(KERNEL_FILE_NAME, options.file ?? kernelImage());
   const m = kernelMachine({ files: () => files, xip: options.xip, wrongOutput: options.wrongOutput });
   const E = { ...m.E, CRC32: (s: string) => crc32(Uint8Array.from(Buffer.from(s, 'latin1'))) | 0 } as unknown as EGlobal;
-  return { crypto: kernelCrypto(E, { read: m.read } as unknown as EspruinoStorageModule, IMAGE), machine: m };
+  return { crypto: kernelCrypto(E, { read: m.read } as unknown as EspruinoStorageModule, imageNumbers(IMAGE)), machine: m };
 }
 
 const KEYS = { sealKey: hex('000102030405060708090a0b0c0d0e0f'), nonceSalt: hex('a0a1a2a3a4a5a6a7') };
