@@ -13,7 +13,6 @@ import { fileURLToPath } from 'node:url';
 import { BOARDS } from '../boards/index.js';
 import type { BoardProfile, SensorId } from '../boards/types.js';
 import type { CryptoBackend } from '../hal/types.js';
-import { imageNumbers } from '../hal/espruino/kernel.js';
 import { IMAGE } from '../kernel/aes-ccm/image.js';
 import { runAsScript } from './run-as-script.js';
 
@@ -40,7 +39,8 @@ const BUILTINS: Record<Builtin, { accessor: string; read: string; type?: string 
 const CRYPTO: Record<CryptoBackend, string> = {
   'native-ccm': 'nativeCcmCrypto(cryptoAes())',
   'native-aes': 'nativeAesCrypto(cryptoAes())',
-  'native-kernel': `kernelCrypto(E, Storage, [${imageNumbers(IMAGE).join(', ')}])`,
+  // The order of KernelImage (hal/espruino/kernel.ts, imageNumbers).
+  'native-kernel': `kernelCrypto(E, Storage, [${[IMAGE.size, IMAGE.crc32, IMAGE.entries.aes_ccm_init, IMAGE.entries.aes_ccm_seal, IMAGE.entries.aes_ccm_ack, IMAGE.entries.aes_block, IMAGE.constants.CTX_SIZE].join(', ')}])`,
   'plain-js': 'plainCrypto()',
 };
 
