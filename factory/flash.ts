@@ -373,22 +373,23 @@ export function planPortFlash(t: FlashTarget, o: PortOptions, counterLogPath: st
     },
   });
 
-  if (t.counterLog) {
-    const log = t.counterLog;
-    steps.push({
-      title: `write ${COUNTER_LOG_NAME}`,
-      args: [...base, '--storage', `${COUNTER_LOG_NAME}:${counterLogPath}`, '-e', lengthAndCrc('SPFLASH3', COUNTER_LOG_NAME)],
-      timeoutMs: writeTimeout,
-      advice: notYet,
-      judge(run) {
-        const text = markerLine(run, 'SPFLASH3');
-        if (text === undefined) return { ok: false, why: noAnswer(run, o.port, this.timeoutMs) };
-        const [len, crc] = text.split(' ');
-        if (Number(len) !== log.length || Number(crc) !== crc32(log)) return { ok: false, why: `${COUNTER_LOG_NAME} reads back as ${len} bytes with CRC ${crc}, expected ${log.length} bytes with CRC ${crc32(log)}` };
-        return { ok: true };
-      },
-    });
-  }
+  // A Storage file written from `path` and read back on the device: its length and E.CRC32
+  // (which may print the same 32 bits as a negative number) must be those of `bytes`.
+  const checkedFile = (title: string, name: string, path: string, bytes: Uint8Array, marker: string): FlashStep => ({
+    title,
+    args: [...base, '--storage', `${name}:${path}`, '-e', lengthAndCrc(marker, name)],
+    timeoutMs: writeTimeout,
+    advice: notYet,
+    judge(run) {
+      const text = markerLine(run, marker);
+      if (text === undefined) return { ok: false, why: noAnswer(run, o.port, this.timeoutMs) };
+      const [len, crc] = text.split(' ');
+      if (Number(len) !== bytes.length || Number(crc) >>> 0 !== crc32(bytes)) return { ok: false, why: `${name} reads back as ${len} bytes with CRC ${crc}, expected ${bytes.length} bytes with CRC ${crc32(bytes)}` };
+      return { ok: true };
+    },
+  });
+
+  if (t.counterLog) steps.push(checkedFile(`write ${COUNTER_LOG_NAME}`, COUNTER_LOG_NAME, counterLogPath, t.counterLog, 'SPFLASH3'));
 
   if (t.board.counterStore.kind === 'flash-pages') {
     const expected = initialPageHeader().reduce((a, b) => a + b, 0);
@@ -421,23 +422,7 @@ export function planPortFlash(t: FlashTarget, o: PortOptions, counterLogPath: st
     });
   }
 
-  if (t.kernel) {
-    const k = t.kernel.bytes;
-    steps.push({
-      title: `write the kernel ${KERNEL_FILE_NAME}`,
-      args: [...base, '--storage', `${KERNEL_FILE_NAME}:${t.kernel.path}`, '-e', lengthAndCrc('SPFLASH6', KERNEL_FILE_NAME)],
-      timeoutMs: writeTimeout,
-      advice: notYet,
-      judge(run) {
-        const text = markerLine(run, 'SPFLASH6');
-        if (text === undefined) return { ok: false, why: noAnswer(run, o.port, this.timeoutMs) };
-        const [len, crc] = text.split(' ');
-        // E.CRC32 may print the same 32 bits as a negative number.
-        if (Number(len) !== k.length || Number(crc) >>> 0 !== crc32(k)) return { ok: false, why: `${KERNEL_FILE_NAME} reads back as ${len} bytes with CRC ${crc}, expected ${k.length} bytes with CRC ${crc32(k)}` };
-        return { ok: true };
-      },
-    });
-  }
+  if (t.kernel) steps.push(checkedFile(`write the kernel ${KERNEL_FILE_NAME}`, KERNEL_FILE_NAME, t.kernel.path, t.kernel.bytes, 'SPFLASH6'));
 
   steps.push({
     title: `write the firmware as boot code (${BOOT_CODE_FILE})`,
