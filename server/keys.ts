@@ -227,12 +227,6 @@ type KeyRowLike = Pick<DeviceKeyRow, 'serial' | 'ingestKeyId' | 'enc' | 'keysWra
 /** Tag checks the audit may spend per second on rows whose frames all failed (Keyring.audit). */
 export const AUDITS_PER_SECOND = 20;
 
-export interface DeviceKeysResult {
-  keys: DeviceKeys;
-  /** Set when the keys were derived just now (the row had none wrapped): store it in the row. */
-  wrapped?: Uint8Array;
-}
-
 export class Keyring {
   private readonly privateKeys = new Map<string, Uint8Array>();
   private readonly keks = new Map<string, Buffer>();
@@ -281,34 +275,20 @@ export class Keyring {
   }
 
   /**
-   * The device's seal key and nonce salt: from the cache, else unwrapped from
-   * the row (symmetric only), else (a row not wrapped yet) derived once and
-   * returned wrapped for the caller to store. Throws DeviceKeyError with a reason.
+   * A row not wrapped yet: its keys derived once (the public-key operation),
+   * cached, and returned wrapped for the caller to store; a row that cannot
+   * be derived is remembered with its reason, so it costs that once.
    */
-  deviceKeys(row: Pick<DeviceKeyRow, 'serial' | 'ingestKeyId' | 'enc' | 'keysWrapped'>): DeviceKeysResult {
-    const hit = this.cache.get(row.serial);
-    if (hit && hit.keyId === row.ingestKeyId && equalBytes(hit.enc, row.enc)) {
-      if (hit.keys) return { keys: hit.keys };
-      throw new DeviceKeyError(hit.problem!);
-    }
-    const kek = this.keks.get(row.ingestKeyId);
-    if (!kek) throw new DeviceKeyError(`ingest key ${row.ingestKeyId} is not loaded on this server`);
-    if (row.keysWrapped) {
-      const keys = unwrapDeviceKeys(kek, row, row.keysWrapped);
-      // Not cached: the row may be repaired, and unwrapping is cheap.
-      if (!keys) throw new DeviceKeyError(REASON_UNWRAP);
-      this.cache.set(row.serial, { enc: row.enc, keyId: row.ingestKeyId, keys });
-      return { keys };
-    }
-    let derived: { keys: DeviceKeys; wrapped: Uint8Array };
+  private derive(row: KeyRowLike): KeyLookup {
     try {
-      derived = this.deriveAndWrap(row);
+      const derived = this.deriveAndWrap(row);
+      this.cache.set(row.serial, { enc: row.enc, keyId: row.ingestKeyId, keys: derived.keys });
+      return { keys: derived.keys, verified: true, wrapped: derived.wrapped };
     } catch (e) {
-      if (e instanceof DeviceKeyError) this.cache.set(row.serial, { enc: row.enc, keyId: row.ingestKeyId, keys: undefined, problem: e.message });
-      throw e;
+      if (!(e instanceof DeviceKeyError)) throw e;
+      this.cache.set(row.serial, { enc: row.enc, keyId: row.ingestKeyId, keys: undefined, problem: e.message });
+      return { verified: false, problem: e.message };
     }
-    this.cache.set(row.serial, { enc: row.enc, keyId: row.ingestKeyId, keys: derived.keys });
-    return derived;
   }
 
   /**
@@ -331,13 +311,7 @@ export class Keyring {
         if (list) list.push(i);
         else pending.set(row.ingestKeyId, [i]);
       } else {
-        try {
-          const got = this.deviceKeys(row);
-          out[i] = { keys: got.keys, verified: true, ...(got.wrapped ? { wrapped: got.wrapped } : {}) };
-        } catch (e) {
-          if (!(e instanceof DeviceKeyError)) throw e;
-          out[i] = { verified: false, problem: e.message };
-        }
+        out[i] = this.derive(row);
       }
     });
     for (const [keyId, indices] of pending) {

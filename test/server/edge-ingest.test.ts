@@ -370,7 +370,7 @@ describe('failed authentications', () => {
     expect((await send('203.0.113.7', [junkFor(victim, 100)])).statusCode).toBe(200);
 
     const transaction = vi.spyOn(storage, 'transaction');
-    const deviceKeys = vi.spyOn(s.app.keyring, 'deviceKeys');
+    const keysFor = vi.spyOn(s.app.keyring, 'keysFor');
     try {
       const third = await send('203.0.113.7', [junkFor(victim, 100)]);
       expect(third.statusCode).toBe(429);
@@ -379,10 +379,10 @@ describe('failed authentications', () => {
       expect(Number(third.headers['retry-after'])).toBeGreaterThanOrEqual(50);
       expect(Number(third.headers['retry-after'])).toBeLessThanOrEqual(52);
       expect(transaction).not.toHaveBeenCalled();
-      expect(deviceKeys).not.toHaveBeenCalled();
+      expect(keysFor).not.toHaveBeenCalled();
     } finally {
       transaction.mockRestore();
-      deviceKeys.mockRestore();
+      keysFor.mockRestore();
     }
     // Other addresses are not affected.
     expect((await send('203.0.113.8', [junkFor(fleet.devices[1]!.serial, 1)])).statusCode).toBe(200);
