@@ -11,6 +11,7 @@
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { openStorage } from '../server/index.js';
+import { parsePostgresUrl } from '../server/storage/postgres.js';
 import type { BenchDb } from './harness.js';
 
 type Row = Record<string, unknown>;
@@ -50,12 +51,10 @@ async function capture(from: BenchDb): Promise<Captured> {
 }
 
 async function pgClient(url: string): Promise<{ client: pg.Client; schema: string }> {
-  const u = new URL(url);
-  const schema = u.searchParams.get('schema')!;
-  u.searchParams.delete('schema');
-  const client = new pg.Client({ connectionString: u.toString() });
+  const { connectionString, schema } = parsePostgresUrl(url);
+  const client = new pg.Client({ connectionString });
   await client.connect();
-  return { client, schema };
+  return { client, schema: schema! };
 }
 
 /** Chunks of frames in the order the run sent them: per device and round, `batch` frames. */
@@ -91,10 +90,8 @@ export async function rawBaseline(from: BenchDb, to: BenchDb, batch: number, con
     for (const frames of chunks(c.frames, 500)) group(frames);
     db.close();
   } else {
-    const u = new URL(to.db);
-    const schema = u.searchParams.get('schema')!;
-    u.searchParams.delete('schema');
-    const pool = new pg.Pool({ connectionString: u.toString(), max: concurrency, options: `-c search_path=${schema}` });
+    const { connectionString, schema } = parsePostgresUrl(to.db);
+    const pool = new pg.Pool({ connectionString, max: concurrency, options: `-c search_path=${schema!}` });
     const types = await columnTypes(pool);
     const unnest = (table: string, columns: string[]) =>
       `INSERT INTO ${table} (${columns.join(', ')}) SELECT * FROM unnest(${columns.map((k, i) => `$${i + 1}::${types.get(`${table}.${k}`)}[]`).join(', ')})`;
