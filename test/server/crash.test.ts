@@ -5,35 +5,15 @@
 // flight. Afterwards every frame an ack covered (counter <= N) must be in the
 // database.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { readU32BE, verifyAck } from '../../protocol/index.js';
 import { importManifest, openStorage } from '../../server/index.js';
 import { SealingDevice, body, makeFleet, type Fleet } from '../helpers/server.js';
-import { writeConfig, writeFleetFiles, type FleetFiles } from '../helpers/server-files.js';
+import { startServerProcess, writeConfig, writeFleetFiles, type FleetFiles } from '../helpers/server-files.js';
 
-const BIN = new URL('../../bin/sealpost.mjs', import.meta.url).pathname;
 const DEVICES = 12;
 const BATCH = 25;
 const KILL_AFTER_ACKS = 60;
-
-function listening(child: ChildProcess): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buffered = '';
-    let stderr = '';
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${stderr}`)), 30_000);
-    child.stderr!.on('data', (c) => (stderr += c));
-    child.stdout!.on('data', (chunk) => {
-      buffered += chunk;
-      const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(buffered);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`server exited with ${code}: ${stderr}`)));
-  });
-}
 
 describe('kill -9 during ingest', () => {
   let fleet: Fleet;
@@ -50,9 +30,7 @@ describe('kill -9 during ingest', () => {
 
   it('keeps every frame it acknowledged', async () => {
     const config = writeConfig(files.dir, { db: files.db, listen: '127.0.0.1:0', ingest_keys: [files.ingestKey], rate_limit: false, log_level: 'info' });
-    const child = spawn(process.execPath, [BIN, 'server', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
-    const url = await listening(child);
+    const { child, url, exited } = await startServerProcess(config, 30_000);
 
     const devices = fleet.devices.map((d) => new SealingDevice(d));
     const acked = new Map<string, number>();

@@ -16,7 +16,6 @@
 //     device ends fully acknowledged (N = its last counter);
 //   - nothing is stored twice: one frame row per counter (the key), and one
 //     reading per stored sample.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { Redis } from 'ioredis';
@@ -25,9 +24,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ANCHOR_BOOT, readU32BE, verifyAck } from '../../protocol/index.js';
 import { importManifest, openStorage } from '../../server/index.js';
 import { SealingDevice, body, makeFleet, type Fleet } from '../helpers/server.js';
-import { writeConfig, writeFleetFiles, type FleetFiles } from '../helpers/server-files.js';
+import { startServerProcess, writeConfig, writeFleetFiles, type FleetFiles, type ServerProcess } from '../helpers/server-files.js';
 
-const BIN = new URL('../../bin/sealpost.mjs', import.meta.url).pathname;
 const BASE = process.env.SEALPOST_TEST_PG_URL!;
 const REDIS = process.env.SEALPOST_TEST_REDIS_URL!;
 const NODES = 3;
@@ -37,13 +35,8 @@ const OUTBOX = 48;
 const CHAOS_MS = 12_000;
 const DRAIN_MS = 45_000;
 
-interface Node {
+interface Node extends ServerProcess {
   index: number;
-  child: ChildProcess;
-  url: string;
-  /** How it ended: the signal, or `exit CODE`. */
-  exited: Promise<string>;
-  stderr: string[];
   /** Requests sent to it and not yet answered. */
   inFlight: number;
 }
@@ -58,28 +51,8 @@ interface Device {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function startNode(index: number, config: string): Promise<Node> {
-  const child = spawn(process.execPath, [BIN, 'server', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const stderr: string[] = [];
-  const exited = new Promise<string>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? `exit ${code}: ${stderr.join('').slice(-2000)}`)));
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`node ${index} did not start: ${stderr.join('')}`)), 45_000);
-    child.stderr!.on('data', (c) => stderr.push(String(c)));
-    child.stdout!.on('data', (chunk) => {
-      if (out === null) return;
-      out += chunk;
-      const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        out = '';
-        child.stdout!.removeAllListeners('data');
-        child.stdout!.resume(); // keep draining the request logs
-        resolve({ index, child, url: m[1]!, exited, stderr, inFlight: 0 });
-      }
-    });
-    child.on('exit', (code, signal) => reject(new Error(`node ${index} exited (${code ?? signal}) before listening: ${stderr.join('')}`)));
-  });
+async function startNode(index: number, config: string): Promise<Node> {
+  return { index, inFlight: 0, ...(await startServerProcess(config, 45_000)) };
 }
 
 describe('three ingest nodes on one PostgreSQL schema, under chaos', () => {
