@@ -107,7 +107,7 @@ describe.runIf(BIN)('the MDBT42Q bundle with its compiled kernel on the 32-bit A
     const { prov, run } = setUp(damaged);
     // Without the 60 acks in the prelude: what the stand-ins hold is not on a board.
     const lines = await run(false, false);
-    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^sealpost ${prov.serial}: crypto unusable: kernel sealpost.krn is damaged or not this firmware's \\(CRC \\d+, expected \\d+\\): flash the device again$`)));
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^sealpost ${prov.serial}: crypto unusable: kernel sealpost.krn is damaged or not this firmware's: flash the device again$`)));
     expect(lines.some((l) => l.startsWith('GATT ') || l.startsWith('FRAME '))).toBe(false);
   }, 300_000);
 
