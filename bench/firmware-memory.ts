@@ -1,6 +1,6 @@
 // Variables the BLE board bundles keep on the real interpreter: after boot, with the outbox full, after 1,000 and up to N seals, and the largest free flat block.
 //
-//   npx tsx bench/firmware-memory.ts [--bin PATH]... [--boards puckjs,mdbt42q] [--seals 10000] [--breakdown]
+//   npx tsx bench/firmware-memory.ts [--bin PATH]... [--boards puckjs,mdbt42q] [--seals 10000] [--breakdown] [--kernel-in-place]
 //
 // Without --bin it runs ESPRUINO_2630_BIN and ESPRUINO_ARM_BIN (see
 // ../shared/espruino/README.md: Espruino 2v29 for Linux with a Puck.js's
@@ -15,7 +15,12 @@
 // "prelude" column is the same .boot0 without a .bootcde: what the
 // stand-ins and driver themselves hold. Largest flat block: the largest
 // Uint8Array that gets a flat (contiguous) buffer, by bisection with
-// E.getAddressOf(a, true). Build first: npm run build.
+// E.getAddressOf(a, true). A native-kernel bundle on the Linux build copies the kernel into a flat
+// string in RAM (its Storage strings have no address), about 100 variables a board keeps in flash;
+// with --kernel-in-place, .boot0 makes that flat copy itself, before the bundle, and hands it to the
+// firmware as Storage's sealpost.krn with a non-zero address, as flash is on a board: the firmware
+// then runs the kernel in place, and the line under the row says what the copy held and the
+// figures without it. Build first: npm run build.
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,10 +35,16 @@ import { provisionSim } from '../test/helpers/sim-fleet.js';
 
 const DIST = new URL('../dist/', import.meta.url).pathname;
 
-function driver(board: BoardProfile | undefined, seals: number, breakdown: boolean, traceAfter: boolean): string {
+function driver(board: BoardProfile | undefined, seals: number, breakdown: boolean, traceAfter: boolean, kernelInPlace = false): string {
   const d = board?.device;
+  const inPlace =
+    kernelInPlace && board?.crypto === 'native-kernel'
+      ? `var SP_M0 = process.memory().usage, SP_S = require("Storage"), SP_RD = SP_S.read, SP_K = E.toFlatString(SP_RD.call(SP_S, ${JSON.stringify(KERNEL_FILE_NAME)}));
+SP_S.read = function (n) { return n === ${JSON.stringify(KERNEL_FILE_NAME)} ? SP_K : SP_RD.call(SP_S, n); };
+print("MEM kernelcopy " + (process.memory().usage - SP_M0) + " 0 0 " + E.getAddressOf(SP_K, true));`
+      : '';
   const checkpoints = d ? [...new Set([d.outboxFrames, 1000, ...Array.from({ length: Math.floor(seals / 1000) }, (_, i) => (i + 1) * 1000)])].filter((n) => n <= seals).sort((a, b) => a - b) : [];
-  return `
+  return `${inPlace}
 var NRF = { setServices: function () {}, setAdvertising: function () {}, setScanResponse: function () {}, on: function () {}, updateServices: function () {}, getBattery: function () { return 3; } };
 var Puck = { light: function () { return 0.5; }, mag: function () { return { x: 1, y: 2, z: 3 }; } };
 var Bangle = { getAccel: function () { return { x: 0, y: 0, z: -1, mag: 1 }; } };
@@ -109,7 +120,7 @@ export function traceBreakdown(lines: string[], depth: number): { path: string; 
   return [...sums].map(([path, vars]) => ({ path, vars })).sort((a, b) => b.vars - a.vars);
 }
 
-function run(bin: string, board: BoardProfile | undefined, seals: number, breakdown: boolean, traceDepth = 0): Promise<{ rows: Row[]; sizes: string[]; trace: string[]; error?: string }> {
+function run(bin: string, board: BoardProfile | undefined, seals: number, breakdown: boolean, traceDepth = 0, kernelInPlace = false): Promise<{ rows: Row[]; sizes: string[]; trace: string[]; error?: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'sealpost-mem-'));
   const files: Record<string, Uint8Array> = {};
   if (board) {
@@ -121,7 +132,7 @@ function run(bin: string, board: BoardProfile | undefined, seals: number, breakd
     files['.bootcde'] = readFileSync(`${bundleDir}${board.id}${bundleSuffix}`);
   }
   // Last: the Linux build runs .boot0 even when given a script (setup.js), .bootcde only without one.
-  files['.boot0'] = Buffer.from(driver(board, seals, breakdown, traceDepth > 0), 'latin1');
+  files['.boot0'] = Buffer.from(driver(board, seals, breakdown, traceDepth > 0, kernelInPlace), 'latin1');
   flash(bin, dir, files);
   return new Promise((resolve) => {
     const child = spawn(bin, [], { cwd: dir, stdio: ['pipe', 'pipe', 'ignore'] });
@@ -150,7 +161,7 @@ function run(bin: string, board: BoardProfile | undefined, seals: number, breakd
   });
 }
 
-const args = parseArgs({ options: { bin: { type: 'string', multiple: true }, boards: { type: 'string' }, seals: { type: 'string', default: '10000' }, breakdown: { type: 'boolean', default: false }, trace: { type: 'string', default: '0' }, names: { type: 'boolean', default: false } } });
+const args = parseArgs({ options: { bin: { type: 'string', multiple: true }, boards: { type: 'string' }, seals: { type: 'string', default: '10000' }, breakdown: { type: 'boolean', default: false }, trace: { type: 'string', default: '0' }, names: { type: 'boolean', default: false }, 'kernel-in-place': { type: 'boolean', default: false } } });
 // --names runs the bundles `npm run build` leaves unmangled in dist/names/ (SEALPOST_BUNDLE_NAMES=1), so --trace names the source's variables.
 const bundleDir = args.values.names ? `${DIST}names/` : DIST;
 const bundleSuffix = '.js';
@@ -172,7 +183,7 @@ for (const bin of bins) {
       continue;
     }
     const t0 = Date.now();
-    const r = await run(bin, board, seals, args.values.breakdown, traceDepth);
+    const r = await run(bin, board, seals, args.values.breakdown, traceDepth, args.values['kernel-in-place']);
     const at = (tag: string) => r.rows.find((x) => x.tag === tag);
     const boot = at('boot');
     const full = at(`seals${board.device.outboxFrames}`);
@@ -182,6 +193,11 @@ for (const bin of bins) {
     console.log(
       `| ${name} | ${board.id} | ${base.total} (${base.blocksize} B) | ${base.usage} | ${boot?.usage ?? '-'} | ${full?.usage ?? '-'} (${board.device.outboxFrames}) | ${k1?.usage ?? '-'} | ${last?.usage ?? '-'} (${last?.tag.slice(5) ?? '-'}) | ${k1 && last ? last.usage - k1.usage : '-'} | ${boot?.flat ?? '-'} / ${full?.flat ?? '-'} B | ${r.error ?? 'none'} |`,
     );
+    const copy = at('kernelcopy');
+    if (copy) {
+      const without = (n: number | undefined) => (n === undefined ? '-' : n - copy.usage);
+      console.log(`    ${board.id}: kernel in place (address ${copy.flat}); the .boot0 copy standing in for flash holds ${copy.usage} variables; without it: after boot ${without(boot?.usage)}, outbox full ${without(full?.usage)}`);
+    }
     if (process.env.SEALPOST_BENCH_VERBOSE) console.error(board.id, ((Date.now() - t0) / 1000).toFixed(1) + ' s', JSON.stringify(r.rows));
     for (const s of r.sizes) console.log(`    ${board.id} ${s}`);
     if (process.env.SEALPOST_TRACE_RAW) writeFileSync(process.env.SEALPOST_TRACE_RAW, r.trace.join('\n'));

@@ -7,14 +7,21 @@
 //    replaced by stand-ins of the same signature (backend native-kernel-glue of
 //    firmware/targets/bench-seal.ts), by the machinery and calibration of bench/seal-espruino.ts,
 //    next to plain-js and native-aes measured the same way.
+// Then, per board profile (boards/): its chip and frame size, its crypto backend, the estimate with
+// the kernel and, on Puck.js, the only nRF52 board with AES ECB/CBC builtins (../shared/espruino.md,
+// "Crypto builtins per board"), with native-aes: the glue is the backend's code for a 20-byte frame,
+// the same on every board with that frame size, and every nRF52 runs its Cortex-M4 at 64 MHz.
 // Run: npx tsx bench/kernel-seal.ts [--espruino BIN] [--frames N]   (BIN defaults to $ESPRUINO_BIN;
 // without one only part 1 is printed). Build first: npm run build.
 import { buildHarness, countInstructions, missingEmulation } from '../kernel/harness.js';
 import { IMAGE } from '../kernel/aes-ccm/image.js';
+import { BOARDS } from '../boards/index.js';
 import { parseArgs } from 'node:util';
 import { calibration, instructionsPerSeal, nrf52Ms } from './seal-espruino.js';
 
 const MHZ = 64;
+/** The nRF52 boards whose Espruino build has AES.encrypt and AES.decrypt (ECB, CBC) but no CCM: where native-aes can run. */
+const AES_BUILTIN = new Set(['puckjs']);
 /** Cycles per instruction: 1 for ALU work, 2 for a load or store, 2-4 for a taken branch on a Cortex-M4 without flash wait states; 2 and 3 bracket this load-heavy code. */
 const CPI = [2, 3];
 const REPS = 20;
@@ -60,9 +67,21 @@ if (!espruino) {
   const k = CPI.map((c) => (kernel20 * c) / (MHZ * 1000));
   const g = nrf52Ms(glue, loop);
   console.log(`${'native-kernel (glue + kernel)'.padEnd(32)} ${(glue / 1e6).toFixed(3).padStart(12)}   ${g.toFixed(2).padStart(14)}   ${k.map((x) => x.toFixed(2)).join('-').padStart(22)}   ${k.map((x) => (g + x).toFixed(2)).join('-').padStart(18)}`);
+  const ms: Record<string, number> = {};
   for (const backend of ['native-aes', 'plain-js']) {
     const per = instructionsPerSeal(espruino, backend, frames);
+    ms[backend] = nrf52Ms(per, loop);
     console.log(`${backend.padEnd(32)} ${(per / 1e6).toFixed(3).padStart(12)}   ${nrf52Ms(per, loop).toFixed(2).padStart(14)}   ${'-'.padStart(22)}   ${nrf52Ms(per, loop).toFixed(2).padStart(18)}`);
+  }
+  const kernelMs = k.map((x) => g + x);
+  console.log(`\nper board (nRF52 boards without native CCM; the figures above, which hold for a 20-byte frame on a 64 MHz Cortex-M4):`);
+  console.log('board        chip        frame   profile backend   native-kernel ms   native-aes ms         kernel vs native-aes');
+  for (const b of BOARDS.filter((x) => x.chip.startsWith('nRF52') && x.crypto !== 'native-ccm')) {
+    const measured = b.frameSize === 20;
+    const kern = measured ? kernelMs.map((x) => x.toFixed(2)).join('-') : `not measured (${b.frameSize}-byte frame)`;
+    const aes = !AES_BUILTIN.has(b.id) ? 'no AES builtin' : measured ? ms['native-aes']!.toFixed(2) : 'not measured';
+    const ratio = AES_BUILTIN.has(b.id) && measured ? `${kernelMs.map((x) => (ms['native-aes']! / x).toFixed(2)).reverse().join('-')}x faster` : '-';
+    console.log(`${b.id.padEnd(12)} ${b.chip.padEnd(11)} ${String(b.frameSize).padStart(5)}   ${b.crypto.padEnd(15)}   ${kern.padStart(16)}   ${aes.padStart(14)}         ${ratio}`);
   }
   console.log('(native-aes runs only where the build has AES.encrypt: Puck.js, and the Linux build here; the glue counts a JS stand-in call, a little more than E.nativeCall costs)');
 }

@@ -4,6 +4,7 @@
 // does not seal.
 import { KEY_LEN, NONCE_SALT_LEN } from '../protocol/wire/constants.js';
 import { readU32BE } from '../protocol/wire/be.js';
+import { PROVISION_HINT } from '../protocol/wire/names.js';
 
 export interface Identity {
   serial: string;
@@ -18,7 +19,7 @@ export interface IdentityResult {
 }
 
 export function readIdentity(file: Uint8Array | undefined, crc32: (d: Uint8Array) => number): IdentityResult {
-  if (!file) return { problem: 'no device file: provision this device with sealpost flash' };
+  if (!file) return { problem: 'no device file: ' + PROVISION_HINT };
   if (file.length < 8 || file[0] !== 0x53 || file[1] !== 0x50 || file[2] !== 0x64 || file[3] !== 0x01) {
     return { problem: 'device file is not a sealpost device file' };
   }

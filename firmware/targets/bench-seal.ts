@@ -37,8 +37,9 @@ function engine(name: string): Ccm | undefined {
     const ok = function (): number {
       return 0;
     };
-    const entries = { init: ok, block: ok, seal: function (): number { return FRAME; }, ack: function (): number { return 12; } };
-    return kernelEngine(espruinoE(), entries, IMAGE.constants.CTX_SIZE)(KEY, FRAME - 12);
+    // init, seal, ack, block (KernelEntries).
+    const entries = [ok, function (): number { return FRAME; }, function (): number { return 12; }, ok] as const;
+    return kernelEngine(espruinoE(), entries, IMAGE.constants.CTX_SIZE, KEY, FRAME - 12);
   }
   return undefined;
 }

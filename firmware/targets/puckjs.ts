@@ -1,11 +1,11 @@
 // Firmware entry for puckjs (built to dist/puckjs.js), generated from boards/puckjs.ts by
 // tools/board-entries.ts: do not edit; change the profile and run `npx tsx tools/board-entries.ts`.
-// The Espruino HAL with the profile's crypto backend (native-aes), counter store (storage-log),
+// The Espruino HAL with the profile's crypto backend (native-kernel), counter store (storage-log),
 // radio (ble) and sensors, each driver given the builtins it uses, then the device program.
 import { DEVICE } from '../../boards/puckjs.js';
 import { espruinoClock, espruinoCrc32, lockedConsole, storageLog, storageReader } from '../../hal/espruino/base.js';
-import { nativeAesCrypto } from '../../hal/espruino/crypto-hal.js';
-import { boardGlobal, cancelTimeout, cryptoAes, espruinoE, type LoopbackGlobal, nrf, printLine, type PuckGlobal, secondsNow, storageModule, timeout } from '../../hal/espruino/globals.js';
+import { kernelCrypto } from '../../hal/espruino/kernel.js';
+import { boardGlobal, cancelTimeout, espruinoE, type LoopbackGlobal, nrf, printLine, type PuckGlobal, secondsNow, storageModule, timeout } from '../../hal/espruino/globals.js';
 import { bleRadio } from '../../hal/espruino/radio.js';
 import { batterySensor, puckLightSensor, puckMagnetometer, temperatureSensor } from '../../hal/espruino/sensors.js';
 import { createLogCounters } from '../counter-log.js';
@@ -21,7 +21,7 @@ startDevice(
     clock: espruinoClock(secondsNow, timeout, cancelTimeout),
     radio: bleRadio(NRF),
     console: lockedConsole(printLine, E, boardGlobal<LoopbackGlobal>('LoopbackA')),
-    crypto: nativeAesCrypto(cryptoAes()),
+    crypto: kernelCrypto(E, Storage, [1280, 2300083468, 608, 788, 848, 990, 188]),
     readFile: storageReader(Storage),
     crc32: espruinoCrc32(E),
     counters: function (block: number) {

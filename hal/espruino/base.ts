@@ -2,7 +2,7 @@
 // files, CRC and the counter media. Each receives the builtins it uses (the
 // board entries in firmware/targets/ read them through ./globals.ts), so the
 // drivers run against fakes under Node (test/hal/espruino/base.test.ts).
-import { COUNTER_LOG_NAME } from '../../protocol/wire/names.js';
+import { COUNTER_LOG_NAME, PROVISION_HINT } from '../../protocol/wire/names.js';
 import type { ClockHal, ConsoleHal, FlashHal, LogFileHal } from '../types.js';
 import type { EGlobal, EspruinoFlashModule, EspruinoStorageModule, LoopbackGlobal } from './globals.js';
 
@@ -89,7 +89,7 @@ export function flashPages(F: EspruinoFlashModule): { flash: FlashHal; pages: nu
 /** The pre-sized counter-log file the factory created in Storage. */
 export function storageLog(S: EspruinoStorageModule): LogFileHal {
   const buf = S.readArrayBuffer(COUNTER_LOG_NAME);
-  if (!buf) throw new Error('counter log ' + COUNTER_LOG_NAME + ' is missing: provision this device with sealpost flash');
+  if (!buf) throw new Error('counter log ' + COUNTER_LOG_NAME + ' is missing: ' + PROVISION_HINT);
   const view = new Uint8Array(buf);
   return {
     size: view.length,

@@ -48,7 +48,8 @@ export interface EGlobal {
   nativeCall(addr: number, signature: string, data?: string): (a: number, b: number, c: number, d: number) => number;
   /** The arguments' bytes as one flat string, or undefined when no contiguous block is free. */
   toFlatString(data: unknown): string | undefined;
-  toArrayBuffer(s: string): ArrayBuffer;
+  /** A string's bytes (latin1) as a new Uint8Array. */
+  toUint8Array(s: string): Uint8Array;
 }
 
 /** Puck.js's board object (its light sensor and magnetometer). */

@@ -14,7 +14,7 @@
 // test/vectors/seal.json and the bytes are compared: on any difference this backend throws, the
 // device prints why and seals nothing.
 import type { Ccm, CryptoHal, Framer } from '../types.js';
-import { KERNEL_FILE_NAME } from '../../protocol/wire/names.js';
+import { KERNEL_FILE_NAME, PROVISION_HINT } from '../../protocol/wire/names.js';
 import type { EGlobal, EspruinoStorageModule } from './globals.js';
 
 // The interpreter's base64 decoder (a global on Espruino, Node and browsers alike).
@@ -41,14 +41,11 @@ export function imageNumbers(i: {
 
 type Native = (a: number, b: number, c: number, d: number) => number;
 
-/** The kernel's entry points as E.nativeCall functions ("int(int,int,int,int)"). */
-export interface KernelEntries {
-  init: Native;
-  seal: Native;
-  ack: Native;
-  block: Native;
-}
-type Kernel = KernelEntries;
+/**
+ * The kernel's entry points as E.nativeCall functions ("int(int,int,int,int)"), in the order of
+ * KernelImage: a tuple, like KernelImage, so a bundle carries no key names.
+ */
+export type KernelEntries = readonly [init: Native, seal: Native, ack: Native, block: Native];
 
 const SIG = 'int(int,int,int,int)';
 /**
@@ -75,58 +72,50 @@ function addressOf(E: EGlobal, b: Uint8Array): number {
 /** The native-kernel CryptoHal: E and Storage are the interpreter's (stand-ins under Node, sim/espruino/kernel.ts). */
 export function kernelCrypto(E: EGlobal, S: EspruinoStorageModule, image: KernelImage): CryptoHal {
   const CTX = image[6];
-  let kernel: Kernel | undefined;
+  let kernel: KernelEntries | undefined;
 
-  function load(): Kernel {
+  function load(): KernelEntries {
     if (kernel) return kernel;
     const code = S.read(KERNEL_FILE_NAME);
-    if (code === undefined) throw refuse('is missing: provision this device with sealpost flash');
-    const crc = E.CRC32(code as unknown as Uint8Array) >>> 0;
-    if (code.length !== image[0] || crc !== image[1]) throw refuse('is damaged or not this firmware\'s (CRC ' + crc + ', expected ' + image[1] + '): flash the device again');
-    const at = E.getAddressOf(code, true);
+    if (code === undefined) throw refuse('is missing: ' + PROVISION_HINT);
+    if (code.length !== image[0] || E.CRC32(code as unknown as Uint8Array) >>> 0 !== image[1]) throw refuse('is damaged or not this firmware\'s: flash the device again');
+    // In place (flash address, 4-byte aligned) or from a flat copy in RAM, whose address E.nativeCall
+    // adds itself when handed the copy as its data.
+    let at = E.getAddressOf(code, true);
     let copy: string | undefined;
     if (!at || at & 3) {
+      at = 0;
       copy = E.toFlatString(code);
       if (!copy) throw refuse('has no flat RAM');
     }
     const fn = function (offset: number): Native {
-      return copy ? E.nativeCall(offset + 1, SIG, copy) : E.nativeCall(at + offset + 1, SIG);
+      return E.nativeCall(at + offset + 1, SIG, copy);
     };
-    kernel = { init: fn(image[2]), seal: fn(image[3]), ack: fn(image[4]), block: fn(image[5]) };
-    // The self-test runs the path every frame takes: a framer sealing into a ring.
-    const v = new Uint8Array(E.toArrayBuffer(atob(SELFTEST_VECTOR)));
+    const k: KernelEntries = [fn(image[2]), fn(image[3]), fn(image[4]), fn(image[5])];
+    // The self-test runs the path every frame takes: a framer sealing into a ring. Only a kernel that
+    // passes is kept; one that throws on the way (a wrong return value) is refused the same.
+    const v = E.toUint8Array(atob(SELFTEST_VECTOR));
     const ring = new Uint8Array(20);
-    let diff = 0;
-    try {
-      ccm(v.subarray(0, 16), 8).framer(v.subarray(16, 24), 8, ring, 1)(SELFTEST_COUNTER, v.subarray(24, 32), 0);
-      for (let i = 0; i < 20; i++) diff |= ring[i]! ^ v[32 + i]!;
-    } catch (x) {
-      diff = 1;
-    }
-    if (diff) {
-      kernel = undefined;
-      throw refuse('failed its self-test: it must not seal');
-    }
-    return kernel;
-  }
-
-  function ccm(key: Uint8Array, maxMsgLen: number): Ccm {
-    return kernelEngine(E, load(), CTX)(key, maxMsgLen);
+    kernelEngine(E, k, CTX, v.subarray(0, 16), 8).framer(v.subarray(16, 24), 8, ring, 1)(SELFTEST_COUNTER, v.subarray(24, 32), 0);
+    if (ring.join() !== v.subarray(32).join()) throw refuse('failed its self-test');
+    return (kernel = k);
   }
 
   return {
-    ccm: ccm,
+    ccm: function (key: Uint8Array, maxMsgLen: number): Ccm {
+      return kernelEngine(E, load(), CTX, key, maxMsgLen);
+    },
     encryptBlock: function (key: Uint8Array, block: Uint8Array): Uint8Array {
       const k = load();
-      // ctx | key (16, also read as the salt) | block (16), encrypted in place.
+      // ctx | block (16), encrypted in place | key (16, also read as the salt).
       const t = new Uint8Array(CTX + 32);
-      t.set(key, CTX);
-      t.set(block, CTX + 16);
+      t.set(block, CTX);
+      t.set(key, CTX + 16);
       const a = addressOf(E, t);
-      k.init(a, a + CTX, a + CTX, 1);
-      k.block(a, a + CTX + 16, a + CTX + 16, 0);
-      const out = new Uint8Array(16);
-      out.set(t.subarray(CTX + 16));
+      const b = a + CTX;
+      k[0](a, b + 16, b + 16, 1);
+      k[3](a, b, b, 0);
+      const out = new Uint8Array(t.subarray(CTX, CTX + 16));
       t.fill(0);
       return out;
     },
@@ -134,43 +123,41 @@ export function kernelCrypto(E: EGlobal, S: EspruinoStorageModule, image: Kernel
 }
 
 /**
- * The framers over a kernel's entry points: CCM engines (one context block each) that seal in their
+ * A CCM engine over a kernel's entry points (one context block): its framers seal in the engine's
  * own flat block and copy each frame into the ring. kernelCrypto hands the verified kernel's entries;
  * bench/ times this glue with stand-ins of the same signature (firmware/targets/bench-seal.ts).
  */
-export function kernelEngine(E: EGlobal, k: KernelEntries, CTX: number): (key: Uint8Array, maxMsgLen: number) => Ccm {
-  return function (key: Uint8Array, maxMsgLen: number): Ccm {
-    // ctx | one frame (the kernel seals here, then one native copy puts it into the ring) | key and
-    // salt while init runs. The kernel so writes only into this block, whatever ring it is given.
-    const w = new Uint8Array(CTX + 12 + (maxMsgLen > 24 ? maxMsgLen : 24));
-    addressOf(E, w);
-    let len = 0;
-    let salt: Uint8Array | undefined;
+export function kernelEngine(E: EGlobal, k: KernelEntries, CTX: number, key: Uint8Array, maxMsgLen: number): Ccm {
+  // ctx | one frame (the kernel seals here, then one native copy puts it into the ring) | key and
+  // salt while init runs. The kernel so writes only into this block, whatever ring it is given.
+  const w = new Uint8Array(CTX + 12 + (maxMsgLen > 24 ? maxMsgLen : 24));
+  addressOf(E, w);
+  let len = 0;
+  let salt: Uint8Array | undefined;
 
-    return {
-      framer: function (nonceSalt: Uint8Array, n: number, ring: Uint8Array, domain: number): Framer {
-        // One context per engine: its framers share the nonce salt (the sealer's do).
-        if ((salt && salt !== nonceSalt) || !(domain === 2 ? !n : domain === 1 && n > 0 && n <= maxMsgLen && (!len || len === n))) throw refuse('has no such framer');
-        salt = nonceSalt;
-        if (n) len = n;
-        w.set(key, CTX);
-        w.set(nonceSalt, CTX + 16);
-        const a = addressOf(E, w);
-        k.init(a, a + CTX, a + CTX + 16, len || 1);
-        w.fill(0, CTX);
-        const size = n + 12;
-        const entry = n ? k.seal : k.ack;
-        // Made once: every statement costs tens of microseconds on the interpreter (docs/firmware.md, "Cost").
-        const out = new Uint8Array(w.buffer, w.byteOffset + CTX, size);
-        const end = ring.length - size;
-        return function (counter: number, msg: Uint8Array, at: number): void {
-          const a = E.getAddressOf(w, true);
-          if (!a || at > end) throw refuse('has no flat RAM or ring room');
-          w.set(msg, CTX + 4);
-          if ((n ? entry(a, a + CTX + 4, a + CTX, counter | 0) : entry(a, a + CTX, counter | 0, 0)) !== size) throw refuse('failed');
-          ring.set(out, at);
-        };
-      },
-    };
+  return {
+    framer: function (nonceSalt: Uint8Array, n: number, ring: Uint8Array, domain: number): Framer {
+      // One context per engine: its framers share the nonce salt (the sealer's do).
+      if ((salt && salt !== nonceSalt) || !(domain === 2 ? !n : domain === 1 && n > 0 && n <= maxMsgLen && (!len || len === n))) throw refuse('has no such framer');
+      salt = nonceSalt;
+      if (n) len = n;
+      w.set(key, CTX);
+      w.set(nonceSalt, CTX + 16);
+      const a = addressOf(E, w);
+      k[0](a, a + CTX, a + CTX + 16, len || 1);
+      w.fill(0, CTX);
+      const size = n + 12;
+      const entry = n ? k[1] : k[2];
+      // Made once: every statement costs tens of microseconds on the interpreter (docs/firmware.md, "Cost").
+      const out = new Uint8Array(w.buffer, w.byteOffset + CTX, size);
+      const end = ring.length - size;
+      return function (counter: number, msg: Uint8Array, at: number): void {
+        const a = E.getAddressOf(w, true);
+        if (!a || at > end) throw refuse('has no flat RAM or ring room');
+        w.set(msg, CTX + 4);
+        if ((n ? entry(a, a + CTX + 4, a + CTX, counter | 0) : entry(a, a + CTX, counter | 0, 0)) !== size) throw refuse('failed');
+        ring.set(out, at);
+      };
+    },
   };
 }

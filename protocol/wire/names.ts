@@ -4,3 +4,5 @@ export const DEVICE_FILE_NAME = 'sealpost.dev';
 export const COUNTER_LOG_NAME = 'sealpost.ctr';
 /** The compiled AES-CCM kernel (kernel/aes-ccm/aes-ccm.bin) on native-kernel boards, executed in place. */
 export const KERNEL_FILE_NAME = 'sealpost.krn';
+/** What the firmware tells the operator when one of them is missing: one copy of the text in a bundle. */
+export const PROVISION_HINT = 'provision this device with sealpost flash';

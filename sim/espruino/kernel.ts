@@ -1,6 +1,6 @@
 // A stand-in for the parts of Espruino that run the compiled AES-CCM kernel (kernel/aes-ccm/), for
 // the native-kernel backend (hal/espruino/kernel.ts) under Node: E.getAddressOf(x, true),
-// E.nativeCall, E.toFlatString, E.toArrayBuffer and require("Storage").read, over a model of the
+// E.nativeCall, E.toFlatString, E.toUint8Array and require("Storage").read, over a model of the
 // interpreter's memory. Node cannot execute Thumb code, so a call runs the entry point's contract
 // (docs/firmware.md, "Compiled kernel") with host crypto (protocol/), reading and writing the same
 // bytes at the same addresses the real kernel would. The real thing is proven elsewhere: the
@@ -12,7 +12,7 @@
 // - a typed array or ArrayBuffer of more than 16 bytes is flat and has an address (its data plus
 //   byteOffset); 16 bytes or fewer have address 0 (the real interpreter stores them in one or two
 //   ordinary blocks);
-// - E.toFlatString(x) copies x's bytes into a new flat string with an address; E.toArrayBuffer of
+// - E.toFlatString(x) copies x's bytes into a new flat string with an address; E.toUint8Array of
 //   it shares those bytes;
 // - a Storage string has a flash address when `xip` is set (an nRF52, execute in place) and 0
 //   otherwise (the Linux builds, whose flash is a file);
@@ -50,7 +50,7 @@ export interface KernelMachine {
     getAddressOf(v: unknown, flat: boolean): number;
     nativeCall(addr: number, signature: string, data?: unknown): (a: number, b: number, c: number, d: number) => number;
     toFlatString(data: unknown): unknown;
-    toArrayBuffer(s: unknown): ArrayBuffer;
+    toUint8Array(s: unknown): Uint8Array;
   };
   /** require("Storage").read: a file as a latin1 string. */
   read(name: string): string | undefined;
@@ -248,10 +248,10 @@ export function kernelMachine(options: KernelMachineOptions): KernelMachine {
         flatStrings.set(s, copyFlat(data));
         return s;
       },
-      toArrayBuffer: (s) => {
-        if (typeof s === 'object' && s !== null && flatStrings.has(s)) return flatStrings.get(s)!;
-        if (typeof s === 'string') return Uint8Array.from(Buffer.from(s, 'latin1')).buffer;
-        throw new Error('E.toArrayBuffer stand-in: expects a string');
+      toUint8Array: (s) => {
+        if (typeof s === 'object' && s !== null && flatStrings.has(s)) return new Uint8Array(flatStrings.get(s)!).slice();
+        if (typeof s === 'string') return Uint8Array.from(Buffer.from(s, 'latin1'));
+        throw new Error('E.toUint8Array stand-in: expects a string');
       },
     },
     read: (name) => {

@@ -171,7 +171,7 @@ describe('sealpost flash: arguments', () => {
 });
 
 describe('sealpost flash: the espruino CLI command lines', () => {
-  it('five steps in order for a storage-log board, with the exact files', () => {
+  it('six steps in order for a storage-log board on the kernel (Puck.js), with the exact files', () => {
     const t = loadFlashTarget({ devicePath: dev(puck, 'PK-0001'), firmware: FIRMWARE });
     const steps = planPortFlash(t, { port: 'tcp://127.0.0.1:2323', workDir: '/w' }, '/w/sealpost.ctr');
     const json = espruinoBoard(boardProfile('puckjs')).json;
@@ -180,6 +180,7 @@ describe('sealpost flash: the espruino CLI command lines', () => {
       'connect and check the device',
       'write sealpost.dev',
       'write sealpost.ctr',
+      'write the kernel sealpost.krn',
       'write the firmware as boot code (.bootcde)',
       'restart the device and check its key',
     ]);
@@ -187,8 +188,9 @@ describe('sealpost flash: the espruino CLI command lines', () => {
     for (const s of steps) expect(s.args.slice(0, 5)).toEqual(base);
     expect(steps[1]!.args.slice(5, 7)).toEqual(['--storage', `sealpost.dev:${dev(puck, 'PK-0001')}`]);
     expect(steps[2]!.args.slice(5, 7)).toEqual(['--storage', 'sealpost.ctr:/w/sealpost.ctr']);
-    expect(steps[3]!.args.slice(5, 7)).toEqual(['--storage', `.bootcde:${FIRMWARE}`]);
-    expect(steps[4]!.args.slice(5)).toEqual(['-e', 'load()', '--sleep', '10']);
+    expect(steps[3]!.args.slice(5, 7)).toEqual(['--storage', `sealpost.krn:${t.kernel!.path}`]);
+    expect(steps[4]!.args.slice(5, 7)).toEqual(['--storage', `.bootcde:${FIRMWARE}`]);
+    expect(steps[5]!.args.slice(5)).toEqual(['-e', 'load()', '--sleep', '10']);
     expect(steps[0]!.args[6]).toContain('process.env.BOARD');
     expect(steps[1]!.args[8]).toContain('for(var i=0;i<14;i++)');
     // Nothing in any command line reads the key: only lengths, CRCs of public files and the 7+n header bytes.
@@ -251,17 +253,20 @@ describe('sealpost flash: the kernel file of native-kernel boards', () => {
     expect(r.stderr).toBe('');
     expect(r.stdout).toContain('step 4/6 write the kernel sealpost.krn: ok');
     expect(d.storage.get('sealpost.krn')!.equals(readFileSync(KERNEL_BIN))).toBe(true);
-    // Puck.js seals with its AES builtin: no kernel file.
-    expect(loadFlashTarget({ devicePath: dev(puck, 'PK-0001'), firmware: FIRMWARE }).kernel).toBeUndefined();
+    // Puck.js seals with the kernel too; Bangle.js 2 seals with its CCM builtin: no kernel file.
+    expect(Buffer.from(loadFlashTarget({ devicePath: dev(puck, 'PK-0001'), firmware: FIRMWARE }).kernel!.bytes).equals(readFileSync(KERNEL_BIN))).toBe(true);
+    expect(loadFlashTarget({ devicePath: dev(bangle, 'BG-0001'), firmware: FIRMWARE }).kernel).toBeUndefined();
   });
 
-  it('stops before the firmware when the kernel reads back wrong', async () => {
-    const d = fakeDevice('PIXLJS');
-    d.kernelDamage = 512;
-    const r = await flashPixl(d);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/step 4\/6 \(write the kernel sealpost\.krn\) failed: sealpost\.krn reads back as 1280 bytes with CRC -?\d+, expected 1280 bytes with CRC 2300083468 — retry the same command/);
-    expect(d.storage.has('.bootcde')).toBe(false);
+  it('stops before the firmware when the kernel reads back wrong (Pixl.js, Puck.js)', async () => {
+    for (const [board, device, damage] of [['PIXLJS', dev(pixl, 'PX-0001'), 512], ['PUCKJS', dev(puck, 'PK-0001'), 7]] as const) {
+      const d = fakeDevice(board);
+      d.kernelDamage = damage;
+      const r = await captured(() => runFlash(['--port', 'tcp://127.0.0.1:2323', '--device', device, '--firmware', FIRMWARE], d.runner));
+      expect(r.code, board).toBe(1);
+      expect(r.stderr).toMatch(/step 4\/6 \(write the kernel sealpost\.krn\) failed: sealpost\.krn reads back as 1280 bytes with CRC -?\d+, expected 1280 bytes with CRC 2300083468 — retry the same command/);
+      expect(d.storage.has('.bootcde')).toBe(false);
+    }
   });
 
   it('refuses a kernel file that is missing or is not the image the firmware was built for, before writing anything', async () => {
@@ -285,16 +290,18 @@ describe('sealpost flash: against a fake device', () => {
   const flash = (d: { runner: EspruinoRunner }, serial = 'PK-0001') =>
     captured(() => runFlash(['--port', 'tcp://127.0.0.1:2323', '--device', dev(puck, serial), '--firmware', FIRMWARE], d.runner));
 
-  it('writes device file, counter log and firmware, then confirms the key', async () => {
+  it('writes device file, counter log, kernel and firmware to a Puck.js, then confirms the key', async () => {
     const d = fakeDevice('PUCKJS');
     const r = await flash(d);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/step 5\/5 restart the device and check its key: ok \(serial PK-0001, kcv [0-9a-f]{6}, firmware 0\.1\.0\)/);
+    expect(r.stdout).toContain('step 4/6 write the kernel sealpost.krn: ok');
+    expect(r.stdout).toMatch(/step 6\/6 restart the device and check its key: ok \(serial PK-0001, kcv [0-9a-f]{6}, firmware 0\.1\.0\)/);
     expect(d.storage.get('sealpost.dev')!.equals(readFileSync(dev(puck, 'PK-0001')))).toBe(true);
+    expect(d.storage.get('sealpost.krn')!.equals(readFileSync(KERNEL_BIN))).toBe(true);
     expect(d.storage.get('.bootcde')!.equals(readFileSync(FIRMWARE))).toBe(true);
     expect(d.storage.get('sealpost.ctr')!.length).toBe(8192);
-    expect(d.commands).toHaveLength(5);
+    expect(d.commands).toHaveLength(6);
   });
 
   it('refuses a device whose counter log has been used, before writing anything', async () => {
@@ -303,7 +310,7 @@ describe('sealpost flash: against a fake device', () => {
     d.storage.delete('sealpost.dev');
     const again = await flash(d, 'PK-0002');
     expect(again.code).toBe(1);
-    expect(again.stderr).toMatch(/step 1\/5 \(connect and check the device\) failed: sealpost\.ctr on the device already holds counter records.* — do not re-flash it: set it aside/);
+    expect(again.stderr).toMatch(/step 1\/6 \(connect and check the device\) failed: sealpost\.ctr on the device already holds counter records.* — do not re-flash it: set it aside/);
     expect(d.storage.has('sealpost.dev')).toBe(false);
   });
 
@@ -312,10 +319,10 @@ describe('sealpost flash: against a fake device', () => {
     d.kcvOverride = '000000';
     const r = await flash(d);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/step 5\/5 \(restart the device and check its key\) failed: the device reports key check value 000000 for PK-0001, expected [0-9a-f]{6}: .* — do not ship it/);
+    expect(r.stderr).toMatch(/step 6\/6 \(restart the device and check its key\) failed: the device reports key check value 000000 for PK-0001, expected [0-9a-f]{6}: .* — do not ship it/);
     const pixlDevice = fakeDevice('PIXLJS');
     const wrong = await flash(pixlDevice, 'PK-0003');
-    expect(wrong.stderr).toMatch(/step 1\/5 .* failed: the device on tcp:\/\/127\.0\.0\.1:2323 is a PIXLJS, but batch PK-0001-PK-0003 is for Puck\.js \(PUCKJS\)/);
+    expect(wrong.stderr).toMatch(/step 1\/6 .* failed: the device on tcp:\/\/127\.0\.0\.1:2323 is a PIXLJS, but batch PK-0001-PK-0003 is for Puck\.js \(PUCKJS\)/);
     expect(pixlDevice.commands).toHaveLength(1);
   });
 
@@ -331,7 +338,7 @@ describe('sealpost flash: against a fake device', () => {
     };
     const r = await captured(() => runFlash(['--port', 'tcp://127.0.0.1:2323', '--device', dev(puck, 'PK-0001'), '--firmware', FIRMWARE], failing));
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/step 2\/5 \(write sealpost\.dev\) failed: the device did not confirm; it said: Uncaught SyntaxError.*atob\("\[\.\.\.\]"\).* — retry the same command; the device is not provisioned yet/);
+    expect(r.stderr).toMatch(/step 2\/6 \(write sealpost\.dev\) failed: the device did not confirm; it said: Uncaught SyntaxError.*atob\("\[\.\.\.\]"\).* — retry the same command; the device is not provisioned yet/);
     expect(r.stderr).not.toContain(file.slice(8, 40));
     expect(redactDeviceText(`x ${file} y`)).toBe('x [...] y');
   });
@@ -342,7 +349,7 @@ describe('sealpost flash: a bad port, through the real espruino CLI', () => {
     const started = Date.now();
     const r = await captured(() => runFlash(['--port', port, '--device', dev(puck, 'PK-0003'), '--firmware', FIRMWARE]));
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`step 1/5 (connect and check the device) failed: cannot reach the device on ${port}`);
+    expect(r.stderr).toContain(`step 1/6 (connect and check the device) failed: cannot reach the device on ${port}`);
     expect(r.stderr).toContain('nothing was written to the device');
     expect(Date.now() - started).toBeLessThan(20_000);
     return r.stderr;
@@ -377,22 +384,24 @@ describe('sealpost flash --ohex: Storage as Intel HEX for SWD, by the real espru
     return parseStorage(image.read(area.address, area.size));
   };
 
-  it('puckjs: sealpost.dev, sealpost.ctr and .bootcde, byte for byte, mode 0600', async () => {
+  it('puckjs: sealpost.dev, sealpost.ctr, the kernel sealpost.krn and .bootcde, byte for byte, mode 0600', async () => {
     const r = await hexFor(puck, 'PK-0001', 'puckjs');
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('Storage area 0x6c000..0x76000: sealpost.dev 42 B, sealpost.ctr 8192 B, .bootcde');
+    expect(r.stdout).toContain('Storage area 0x6c000..0x76000: sealpost.dev 42 B, sealpost.ctr 8192 B, sealpost.krn 1280 B, .bootcde');
     expect(statSync(r.outHex).mode & 0o777).toBe(0o600);
     const t = loadFlashTarget({ devicePath: dev(puck, 'PK-0001'), firmware: FIRMWARE });
     const files = storageOf(r.outHex, t);
     expect(files.map((f) => [f.name, f.flags, f.offset])).toEqual([
       ['sealpost.dev', 0, 32],
       ['sealpost.ctr', 0, 32 + 44 + 32], // 42 bytes padded to 44
-      ['.bootcde', 0, 32 + 44 + 32 + 8192 + 32],
+      ['sealpost.krn', 0, 32 + 44 + 32 + 8192 + 32],
+      ['.bootcde', 0, 32 + 44 + 32 + 8192 + 32 + 1280 + 32],
     ]);
     expect(Buffer.from(files[0]!.data).equals(readFileSync(dev(puck, 'PK-0001')))).toBe(true);
     expect(Buffer.from(files[1]!.data).equals(Buffer.from(counterLogImage(8192)))).toBe(true);
-    expect(Buffer.from(files[2]!.data).equals(readFileSync(FIRMWARE))).toBe(true);
+    expect(Buffer.from(files[2]!.data).equals(readFileSync(KERNEL_BIN))).toBe(true);
+    expect(Buffer.from(files[3]!.data).equals(readFileSync(FIRMWARE))).toBe(true);
   });
 
   it('refuses the nRF52840 DK (its counter pages need a header on the device) and makes pixljs (9 pages)', async () => {

@@ -17,14 +17,18 @@ import { BOARDS } from '../../boards/index.js';
 import { counterLogImage } from '../../protocol/wire/counter-log.js';
 import { provisionSim } from '../helpers/sim-fleet.js';
 import { startEspruino, writeStorage } from '../helpers/espruino-process.js';
+import { kernelStandIn } from '../helpers/board-prelude.js';
+import { kernelImage } from '../../sim/espruino/kernel.js';
+import { KERNEL_FILE_NAME } from '../../protocol/wire/names.js';
 
 const BIN = process.env.ESPRUINO_BIN;
 const DIST = new URL('../../dist/', import.meta.url).pathname;
-// The native-kernel bundles need a build that runs Thumb code (ESPRUINO_ARM_BIN, test/firmware/kernel-arm.test.ts); their console lock is the same code.
-const BOARDS_LOG = BOARDS.filter((b) => b.radio === 'ble' && b.counterStore.kind === 'storage-log' && b.crypto !== 'native-kernel');
+// The native-kernel bundles run with the kernel file in Storage and the x86 stand-in for the kernel
+// (test/helpers/board-prelude.ts kernelStandIn): they lock only once their crypto is usable.
+const BOARDS_LOG = BOARDS.filter((b) => b.radio === 'ble' && b.counterStore.kind === 'storage-log');
 
-function prelude(loopback: boolean): string {
-  return `
+function prelude(loopback: boolean, kernel: boolean): string {
+  return `${kernel ? kernelStandIn() : ''}
 var NRF = { setServices: function () {}, setAdvertising: function () {}, setScanResponse: function () {}, on: function () {}, updateServices: function () {}, getBattery: function () { return 3; } };
 var Puck = { light: function () { return 0.5; }, mag: function () { return { x: 1, y: 2, z: 3 }; } };
 var Bangle = { getAccel: function () { return { x: 0, y: 0, z: -1, mag: 1 }; } };
@@ -42,8 +46,10 @@ function command(n: number, name: string): string {
 async function run(board: (typeof BOARDS)[number], loopback: boolean) {
   const prov = provisionSim(`SP-LOCK-${board.id.toUpperCase()}`, board.frameSize);
   const dir = mkdtempSync(join(tmpdir(), 'sealpost-lock-'));
-  writeStorage(BIN!, dir, { 'sealpost.dev': prov.deviceFile, 'sealpost.ctr': counterLogImage((board.counterStore as { bytes: number }).bytes) });
-  writeFileSync(join(dir, 'fw.js'), prelude(loopback) + readFileSync(`${DIST}${board.id}.js`, 'utf8'));
+  const files: Record<string, Uint8Array> = { 'sealpost.dev': prov.deviceFile, 'sealpost.ctr': counterLogImage((board.counterStore as { bytes: number }).bytes) };
+  if (board.crypto === 'native-kernel') files[KERNEL_FILE_NAME] = kernelImage();
+  writeStorage(BIN!, dir, files);
+  writeFileSync(join(dir, 'fw.js'), prelude(loopback, board.crypto === 'native-kernel') + readFileSync(`${DIST}${board.id}.js`, 'utf8'));
   const s = startEspruino(BIN!, dir, 'fw.js');
   try {
     await s.waitFor((l) => l.startsWith(`sealpost ${prov.serial} kcv `));

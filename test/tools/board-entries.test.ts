@@ -18,7 +18,8 @@ describe('generated board entries', () => {
 
   it("pick the profile's crypto backend, counter store, radio and sensors", () => {
     const puck = entrySource(boardProfile('puckjs'));
-    expect(puck).toContain('crypto: nativeAesCrypto(cryptoAes()),');
+    expect(puck).toContain(`crypto: kernelCrypto(E, Storage, [${imageNumbers(IMAGE).join(', ')}]),`);
+    expect(puck).not.toContain('cryptoAes');
     expect(puck).toContain('return createLogCounters(storageLog(Storage), block);');
     expect(puck).toContain('radio: bleRadio(NRF),');
     expect(puck).toContain('sensors: { temperature: temperatureSensor(E), battery: batterySensor(E), light: puckLightSensor(Puck), magnetometer: puckMagnetometer(Puck) },');
@@ -39,7 +40,8 @@ describe('generated board entries', () => {
   it('changes with the profile, and refuses sensors and targets the Espruino HAL has no code for', () => {
     const puck = boardProfile('puckjs');
     expect(entrySource({ ...puck, crypto: 'plain-js' })).toContain('crypto: plainCrypto(),');
-    expect(entrySource({ ...puck, crypto: 'native-kernel' })).toContain("import { kernelCrypto } from '../../hal/espruino/kernel.js';");
+    expect(entrySource({ ...puck, crypto: 'native-aes' })).toContain('crypto: nativeAesCrypto(cryptoAes()),');
+    expect(entrySource({ ...puck, crypto: 'native-aes' })).toContain("import { nativeAesCrypto } from '../../hal/espruino/crypto-hal.js';");
     expect(entrySource({ ...puck, counterStore: { kind: 'flash-pages' } })).toContain('createPageCounters(m.flash, m.pages, block, true)');
     expect(() => entrySource({ ...puck, device: { ...puck.device, sensors: ['temperature', 'humidity'] } })).toThrow(
       'board puckjs: no Espruino driver for sensor "humidity" (hal/espruino/sensors.ts; add it to SENSORS in tools/board-entries.ts)',

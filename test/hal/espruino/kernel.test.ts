@@ -67,7 +67,7 @@ describe('native-kernel backend', () => {
     damaged[700] ^= 1;
     const cases: [Uint8Array | null, RegExp][] = [
       [null, /kernel sealpost.krn is missing: provision this device with sealpost flash/],
-      [damaged, /kernel sealpost.krn is damaged or not this firmware's \(CRC \d+, expected 2300083468\): flash the device again/],
+      [damaged, /^kernel sealpost.krn is damaged or not this firmware's: flash the device again$/],
       [kernelImage().subarray(0, 1000), /is damaged or not this firmware's/],
       [new Uint8Array(IMAGE.size), /is damaged or not this firmware's/],
     ];
@@ -81,7 +81,7 @@ describe('native-kernel backend', () => {
 
   it('refuses to seal with a kernel that seals its self-test vector wrong', () => {
     const { crypto, machine } = backend({ wrongOutput: true });
-    expect(() => crypto.ccm(KEYS.sealKey, 8)).toThrow('kernel sealpost.krn failed its self-test: it must not seal');
+    expect(() => crypto.ccm(KEYS.sealKey, 8)).toThrow('kernel sealpost.krn failed its self-test');
     expect(() => crypto.encryptBlock(KEYS.sealKey, new Uint8Array(16))).toThrow(/failed its self-test/);
     expect(machine.calls.aes_ccm_seal).toBe(2);
   });
