@@ -21,12 +21,57 @@
 //   readings.time_source (clamped) receive time, 'server' when only on the
 //                        server's clock (docs/server.md, "Time clamp")
 //   api_tokens.hash      SHA-256 of the bearer token; the token itself is never stored
+//
+// Version 3 (PostgreSQL only) makes frames, readings and anchors, the tables
+// that grow with every frame, declaratively partitioned by hash of serial
+// (PG_PARTITIONS of them). The primary keys stay (serial, counter) and
+// (serial, counter, idx): a unique key on a partitioned table must contain the
+// partition key, which serial is, so "a frame is stored once" is still enforced
+// by the database; time partitions could not keep that key (docs/server.md,
+// "Growth", and docs/decisions.md say why hash was chosen).
 
 export interface Migration {
   version: number;
   name: string;
   sqlite: string;
   postgres: string;
+}
+
+/**
+ * Hash partitions of each per-frame table (docs/server.md, "Growth"). Fixed in
+ * migration 3; changing it later means copying the tables again, as that
+ * migration does.
+ */
+export const PG_PARTITIONS = 16;
+
+/**
+ * Migration 3 on PostgreSQL: each table is renamed aside, recreated
+ * partitioned with the same columns, keys and indexes, its rows copied and the
+ * old table dropped, all inside the migration's transaction (under its
+ * advisory lock, so nodes starting together convert once) with nothing lost:
+ * a failure rolls everything back to version 2.
+ */
+function partitionByHash(table: string, columns: string, key: string, indexes: string[]): string {
+  const names = columns
+    .trim()
+    .split(/,\s*\n/)
+    .map((c) => c.trim().split(/\s+/)[0])
+    .join(', ');
+  const parts = Array.from(
+    { length: PG_PARTITIONS },
+    (_, i) => `CREATE TABLE ${table}_p${String(i).padStart(2, '0')} PARTITION OF ${table} FOR VALUES WITH (MODULUS ${PG_PARTITIONS}, REMAINDER ${i});`,
+  );
+  return [
+    `ALTER TABLE ${table} RENAME TO ${table}_v2;`,
+    `ALTER TABLE ${table}_v2 RENAME CONSTRAINT ${table}_pkey TO ${table}_v2_pkey;`,
+    ...indexes.map((ix) => `ALTER INDEX ${ix.split(' ')[0]} RENAME TO ${ix.split(' ')[0]}_v2;`),
+    `CREATE TABLE ${table} (${columns}, PRIMARY KEY (${key})) PARTITION BY HASH (serial);`,
+    ...parts,
+    `INSERT INTO ${table} (${names}) SELECT ${names} FROM ${table}_v2;`,
+    `DROP TABLE ${table}_v2;`,
+    ...indexes.map((ix) => `CREATE INDEX ${ix.split(' ')[0]} ON ${table} ${ix.slice(ix.indexOf(' ') + 1)};`),
+    `ANALYZE ${table};`,
+  ].join('\n');
 }
 
 export const MIGRATIONS: Migration[] = [
@@ -235,5 +280,56 @@ export const MIGRATIONS: Migration[] = [
       ALTER TABLE readings ADD COLUMN time_source TEXT CHECK (time_source IN ('relay', 'server'));
       UPDATE readings SET time_source = 'relay' WHERE time IS NOT NULL;
     `,
+  },
+  {
+    version: 3,
+    name: 'frames, readings and anchors partitioned by hash of serial (PostgreSQL)',
+    // SQLite has no partitioning; one file serves one node (docs/server.md, "Growth").
+    sqlite: '',
+    postgres: [
+      partitionByHash(
+        'frames',
+        `serial TEXT NOT NULL,
+        counter BIGINT NOT NULL,
+        frame BYTEA NOT NULL,
+        type SMALLINT NOT NULL,
+        content TEXT NOT NULL,
+        relay TEXT NOT NULL,
+        relay_time BIGINT NOT NULL,
+        rx BIGINT NOT NULL,
+        received BIGINT NOT NULL`,
+        'serial, counter',
+        [],
+      ),
+      partitionByHash(
+        'anchors',
+        `serial TEXT NOT NULL,
+        counter BIGINT NOT NULL,
+        boot INTEGER NOT NULL,
+        uptime BIGINT NOT NULL,
+        reason SMALLINT NOT NULL`,
+        'serial, counter',
+        [],
+      ),
+      partitionByHash(
+        'readings',
+        `serial TEXT NOT NULL,
+        counter BIGINT NOT NULL,
+        idx SMALLINT NOT NULL,
+        channel SMALLINT NOT NULL,
+        name TEXT NOT NULL,
+        unit TEXT NOT NULL,
+        value DOUBLE PRECISION,
+        boot8 SMALLINT NOT NULL,
+        uptime24 INTEGER NOT NULL,
+        bound BIGINT NOT NULL,
+        boot INTEGER,
+        uptime BIGINT,
+        time BIGINT,
+        time_source TEXT CHECK (time_source IN ('relay', 'server'))`,
+        'serial, counter, idx',
+        ['readings_by_time (serial, time)', 'readings_by_boot (serial, boot)'],
+      ),
+    ].join('\n'),
   },
 ];
