@@ -24,7 +24,7 @@ export interface RetentionConfig {
   everyS: number;
 }
 
-export const RETENTION_DEFAULTS: Omit<RetentionConfig, 'readingsDays'> = { batchRows: 1_000, batchDevices: 100, pauseMs: 50, everyS: 3_600 };
+export const RETENTION_DEFAULTS: Omit<RetentionConfig, 'readingsDays'> = { batchRows: 200, batchDevices: 50, pauseMs: 10, everyS: 3_600 };
 
 const EXAMPLE = '{"readings_days": 90}';
 const SETTINGS: Record<string, [keyof RetentionConfig, number, number, string]> = {

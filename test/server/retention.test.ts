@@ -15,7 +15,7 @@ describe('retention settings', () => {
   it('is off unless configured, and fills in the defaults', () => {
     expect(checkConfig({}).sections.retention).toBeUndefined();
     expect(checkConfig({ retention: false }).sections.retention).toBeNull();
-    expect(checkConfig({ retention: { readings_days: 90 } }).sections.retention).toEqual({ readingsDays: 90, batchRows: 1000, batchDevices: 100, pauseMs: 50, everyS: 3600 });
+    expect(checkConfig({ retention: { readings_days: 90 } }).sections.retention).toEqual({ readingsDays: 90, batchRows: 200, batchDevices: 50, pauseMs: 10, everyS: 3600 });
     expect(checkConfig({ retention: { readings_days: 1, batch_rows: 10, batch_devices: 5, pause_ms: 0, every_s: 60 } }).sections.retention).toEqual({
       readingsDays: 1,
       batchRows: 10,
