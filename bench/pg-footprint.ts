@@ -37,7 +37,12 @@ export function footprint(url: string): Promise<Footprint> {
     for (const t of TABLES) {
       await c.query(`VACUUM ANALYZE ${schema}.${t}`);
       rows[t] = Number((await c.query(`SELECT COUNT(*) AS n FROM ${schema}.${t}`)).rows[0].n);
-      bytes[t] = Number((await c.query(`SELECT COALESCE(SUM(pg_total_relation_size(relid)), 0) AS b FROM pg_partition_tree($1::regclass)`, [`${schema}.${t}`])).rows[0].b);
+      // A partitioned table's own size is 0: sum its partitions (a plain table has no partition tree).
+      const size = await c.query(
+        `SELECT GREATEST(pg_total_relation_size($1::regclass), (SELECT COALESCE(SUM(pg_total_relation_size(relid)), 0) FROM pg_partition_tree($1::regclass))) AS b`,
+        [`${schema}.${t}`],
+      );
+      bytes[t] = Number(size.rows[0].b);
     }
     return { rows, bytes };
   });
