@@ -46,30 +46,27 @@ export const PG_PARTITIONS = 16;
 
 /**
  * Migration 3 on PostgreSQL: each table is renamed aside, recreated
- * partitioned with the same columns, keys and indexes, its rows copied and the
- * old table dropped, all inside the migration's transaction (under its
+ * partitioned with the same columns (LIKE, so types, order, NOT NULL and
+ * CHECKs are the old table's), primary key and indexes, its rows copied and
+ * the old table dropped, all inside the migration's transaction (under its
  * advisory lock, so nodes starting together convert once) with nothing lost:
  * a failure rolls everything back to version 2.
  */
-function partitionByHash(table: string, columns: string, key: string, indexes: string[]): string {
-  const names = columns
-    .trim()
-    .split(/,\s*\n/)
-    .map((c) => c.trim().split(/\s+/)[0])
-    .join(', ');
+function partitionByHash(table: string, key: string, indexes: string[]): string {
   const parts = Array.from(
     { length: PG_PARTITIONS },
     (_, i) => `CREATE TABLE ${table}_p${String(i).padStart(2, '0')} PARTITION OF ${table} FOR VALUES WITH (MODULUS ${PG_PARTITIONS}, REMAINDER ${i});`,
   );
+  const name = (ix: string) => ix.slice(0, ix.indexOf(' '));
   return [
     `ALTER TABLE ${table} RENAME TO ${table}_v2;`,
     `ALTER TABLE ${table}_v2 RENAME CONSTRAINT ${table}_pkey TO ${table}_v2_pkey;`,
-    ...indexes.map((ix) => `ALTER INDEX ${ix.split(' ')[0]} RENAME TO ${ix.split(' ')[0]}_v2;`),
-    `CREATE TABLE ${table} (${columns}, PRIMARY KEY (${key})) PARTITION BY HASH (serial);`,
+    ...indexes.map((ix) => `ALTER INDEX ${name(ix)} RENAME TO ${name(ix)}_v2;`),
+    `CREATE TABLE ${table} (LIKE ${table}_v2 INCLUDING DEFAULTS INCLUDING CONSTRAINTS, PRIMARY KEY (${key})) PARTITION BY HASH (serial);`,
     ...parts,
-    `INSERT INTO ${table} (${names}) SELECT ${names} FROM ${table}_v2;`,
+    `INSERT INTO ${table} SELECT * FROM ${table}_v2;`,
     `DROP TABLE ${table}_v2;`,
-    ...indexes.map((ix) => `CREATE INDEX ${ix.split(' ')[0]} ON ${table} ${ix.slice(ix.indexOf(' ') + 1)};`),
+    ...indexes.map((ix) => `CREATE INDEX ${name(ix)} ON ${table} ${ix.slice(ix.indexOf(' ') + 1)};`),
     `ANALYZE ${table};`,
   ].join('\n');
 }
@@ -287,49 +284,9 @@ export const MIGRATIONS: Migration[] = [
     // SQLite has no partitioning; one file serves one node (docs/server.md, "Growth").
     sqlite: '',
     postgres: [
-      partitionByHash(
-        'frames',
-        `serial TEXT NOT NULL,
-        counter BIGINT NOT NULL,
-        frame BYTEA NOT NULL,
-        type SMALLINT NOT NULL,
-        content TEXT NOT NULL,
-        relay TEXT NOT NULL,
-        relay_time BIGINT NOT NULL,
-        rx BIGINT NOT NULL,
-        received BIGINT NOT NULL`,
-        'serial, counter',
-        [],
-      ),
-      partitionByHash(
-        'anchors',
-        `serial TEXT NOT NULL,
-        counter BIGINT NOT NULL,
-        boot INTEGER NOT NULL,
-        uptime BIGINT NOT NULL,
-        reason SMALLINT NOT NULL`,
-        'serial, counter',
-        [],
-      ),
-      partitionByHash(
-        'readings',
-        `serial TEXT NOT NULL,
-        counter BIGINT NOT NULL,
-        idx SMALLINT NOT NULL,
-        channel SMALLINT NOT NULL,
-        name TEXT NOT NULL,
-        unit TEXT NOT NULL,
-        value DOUBLE PRECISION,
-        boot8 SMALLINT NOT NULL,
-        uptime24 INTEGER NOT NULL,
-        bound BIGINT NOT NULL,
-        boot INTEGER,
-        uptime BIGINT,
-        time BIGINT,
-        time_source TEXT CHECK (time_source IN ('relay', 'server'))`,
-        'serial, counter, idx',
-        ['readings_by_time (serial, time)', 'readings_by_boot (serial, boot)'],
-      ),
+      partitionByHash('frames', 'serial, counter', []),
+      partitionByHash('anchors', 'serial, counter', []),
+      partitionByHash('readings', 'serial, counter, idx', ['readings_by_time (serial, time)', 'readings_by_boot (serial, boot)']),
     ].join('\n'),
   },
 ];

@@ -122,6 +122,9 @@ describe('PostgreSQL partitioning (migration 3)', () => {
       ['readings', 'PRIMARY KEY (serial, counter, idx)'],
     ]);
     await expect(admin.query(`INSERT INTO ${to}.frames SELECT * FROM ${to}.frames LIMIT 1`)).rejects.toThrow(/duplicate key/);
+    // And the columns' own rules came along (NOT NULL, CHECK).
+    await expect(admin.query(`UPDATE ${to}.frames SET frame = NULL`)).rejects.toThrow(/null value/);
+    await expect(admin.query(`UPDATE ${to}.readings SET time_source = 'guess'`)).rejects.toThrow(/check constraint/);
   });
 
   it('reads, replays and new frames work on the converted database', async () => {
