@@ -2,6 +2,7 @@
 // in small batches while uploads keep working; recent readings, pending
 // samples, frames, gaps and acks are untouched; bad settings are refused.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
 import { ANCHOR_BOOT, verifyAck } from '../../protocol/index.js';
 import { checkConfig, type Storage } from '../../server/index.js';
 import { Retention, type RetentionConfig } from '../../server/retention.js';
@@ -136,6 +137,31 @@ describe.each(BACKENDS)('retention on %s', (backend) => {
       expect(kept.length).toBe(2 * round);
       expect(kept.at(-1)!.counter).toBe(d.counter);
     }
+  });
+
+  it.runIf(backend === 'postgres')('never waits for a reading an upload holds: that one is left for the next pass', async () => {
+    const d = devices[28]!;
+    await post(d, [d.anchor(1, 0, ANCHOR_BOOT), ...samples(d, 1, 4)], base - 50 * DAY);
+    s.clock.now = base;
+    const url = new URL(db.url);
+    const schema = url.searchParams.get('schema')!;
+    url.searchParams.delete('schema');
+    const holder = new pg.Client({ connectionString: url.toString() });
+    await holder.connect();
+    try {
+      // What an upload re-timing this boot holds: a row lock on one of its readings.
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM ${schema}.readings WHERE serial = $1 AND counter = 3 FOR UPDATE`, [d.serial]);
+      const pass = new Retention(storage, settings({ batchRows: 2 }), () => s.clock.now, quiet).pass();
+      const outcome = await Promise.race([pass.then((r) => r.deleted), new Promise((r) => setTimeout(() => r('still waiting after 10 s'), 10_000))]);
+      expect(outcome).toBe(3);
+      expect((await storage.readings(d.serial, { limit: 100 })).map((r) => r.counter)).toEqual([3]);
+      await holder.query('COMMIT');
+    } finally {
+      await holder.end();
+    }
+    expect((await new Retention(storage, settings(), () => s.clock.now, quiet).pass()).deleted).toBe(1);
+    expect(await storage.readings(d.serial, { limit: 100 })).toEqual([]);
   });
 
   it('runs in the background from server start when the section is set, and stops with the server', async () => {
