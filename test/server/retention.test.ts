@@ -6,6 +6,7 @@ import pg from 'pg';
 import { ANCHOR_BOOT, verifyAck } from '../../protocol/index.js';
 import { checkConfig, type Storage } from '../../server/index.js';
 import { Retention, type RetentionConfig } from '../../server/retention.js';
+import { parsePostgresUrl } from '../../server/storage/postgres.js';
 import { BACKENDS, SealingDevice, body, closeServerFixture, logCapture, openServerFixture, testServer, type Fleet, type TestDb, type TestServer } from '../helpers/server.js';
 
 const DAY = 86_400_000;
@@ -143,10 +144,8 @@ describe.each(BACKENDS)('retention on %s', (backend) => {
     const d = devices[28]!;
     await post(d, [d.anchor(1, 0, ANCHOR_BOOT), ...samples(d, 1, 4)], base - 50 * DAY);
     s.clock.now = base;
-    const url = new URL(db.url);
-    const schema = url.searchParams.get('schema')!;
-    url.searchParams.delete('schema');
-    const holder = new pg.Client({ connectionString: url.toString() });
+    const { connectionString, schema } = parsePostgresUrl(db.url);
+    const holder = new pg.Client({ connectionString });
     await holder.connect();
     try {
       // What an upload re-timing this boot holds: a row lock on one of its readings.
