@@ -6,6 +6,8 @@
 //       [--raw on|off]    (default on: the raw baseline and the ratio)
 //       [--nodes 1,2]     (PostgreSQL: a run per count of server processes on the
 //                          one database, requests spread round-robin over them)
+//       [--footprint]     (PostgreSQL: bytes on disk per frame and reading, WAL per
+//                          frame, for docs/server.md "Sizing"; bench/pg-footprint.ts)
 //
 // The server runs as its own process (`node bin/sealpost.mjs server`, the
 // production entry, logs at warn) so the client does not share its event
@@ -26,6 +28,7 @@ import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { verifyAck, type ProvisionedDevice } from '../protocol/index.js';
 import { rawBaseline } from './ingest-raw.js';
+import { describeFootprint, footprint, walPosition } from './pg-footprint.js';
 import { DEFAULT_PG, benchDb, importFleet, pct, post, freePort, startServer, stopServer, uploadBody, writeConfig, type BenchServer } from './harness.js';
 
 const { values } = parseArgs({
@@ -39,6 +42,7 @@ const { values } = parseArgs({
     profile: { type: 'string' },
     raw: { type: 'string', default: 'on' },
     nodes: { type: 'string', default: '1' },
+    footprint: { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -104,9 +108,13 @@ async function run(backend: 'sqlite' | 'postgres', nodes: number): Promise<void>
     }
     const rounds = makeJobs(devices);
     const warm = await drive(ports, rounds[0]!);
+    const measure = values.footprint && backend === 'postgres';
+    const wal0 = measure ? await walPosition(bench.db) : 0n;
     const steady = await drive(ports, rounds.slice(1).flat());
+    const wal = measure ? (await walPosition(bench.db)) - wal0 : 0n;
     const frames = (ROUNDS - 1) * DEVICES * BATCH;
     for (const server of servers.splice(0)) await stopServer(server);
+    if (measure) console.log(`${''.padEnd(8)} ${describeFootprint(await footprint(bench.db), wal, frames)}`);
     const sealpost = frames / steady.seconds;
     console.log(
       [

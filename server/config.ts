@@ -15,6 +15,7 @@ import type { SharedLimitsConfig } from './edge/shared-limits.js';
 import { RELAY_KEY_NAME, RELAY_KEY_NAME_RULE, type RelayKeyEntry } from './auth/relay-keys.js';
 import { checkMqttConfig } from './mqtt/config.js';
 import { checkDashboardConfig, checkRelayPageConfig } from './page-config.js';
+import { checkRetentionConfig } from './retention.js';
 
 export interface Limits {
   /** Largest request body in bytes (413 above). */
@@ -119,7 +120,7 @@ export const NO_RATE_LIMIT: ServerConfig['rateLimit'] = { address: { requests: n
 type Checker = (value: unknown, where: string, baseDir: string) => unknown;
 
 /** Optional sections (plugins): name -> checker. */
-export const SECTIONS: Record<string, Checker> = { dashboard: checkDashboardConfig, mqtt: checkMqttConfig, relay_page: checkRelayPageConfig };
+export const SECTIONS: Record<string, Checker> = { dashboard: checkDashboardConfig, mqtt: checkMqttConfig, relay_page: checkRelayPageConfig, retention: checkRetentionConfig };
 
 const fail = (where: string, what: string): never => {
   throw new ConfigError(`${where} ${what}`);

@@ -21,6 +21,7 @@ import keys from './keys.js';
 import mqtt from '../mqtt/plugin.js';
 import rateLimit from './rate-limit.js';
 import relayPage from './relay-page.js';
+import retention from './retention.js';
 import storage from './storage.js';
 import uplink from './uplink.js';
 
@@ -37,4 +38,5 @@ export const OPTIONAL_PLUGINS: OptionalPlugin[] = [
   { name: 'dashboard', enabled: (config) => dashboardConfig(config).enabled, plugin: dashboard },
   { name: 'mqtt', enabled: (config) => config.sections.mqtt !== undefined, plugin: mqtt },
   { name: 'relay_page', enabled: (config) => relayPageConfig(config).enabled, plugin: relayPage },
+  { name: 'retention', enabled: (config) => config.sections.retention != null, plugin: retention },
 ];

@@ -21,12 +21,54 @@
 //   readings.time_source (clamped) receive time, 'server' when only on the
 //                        server's clock (docs/server.md, "Time clamp")
 //   api_tokens.hash      SHA-256 of the bearer token; the token itself is never stored
+//
+// Version 3 (PostgreSQL only) makes frames, readings and anchors, the tables
+// that grow with every frame, declaratively partitioned by hash of serial
+// (PG_PARTITIONS of them). The primary keys stay (serial, counter) and
+// (serial, counter, idx): a unique key on a partitioned table must contain the
+// partition key, which serial is, so "a frame is stored once" is still enforced
+// by the database; time partitions could not keep that key (docs/server.md,
+// "Growth", and docs/decisions.md say why hash was chosen).
 
 export interface Migration {
   version: number;
   name: string;
   sqlite: string;
   postgres: string;
+}
+
+/**
+ * Hash partitions of each per-frame table (docs/server.md, "Growth"). Fixed in
+ * migration 3; changing it later means copying the tables again, as that
+ * migration does.
+ */
+export const PG_PARTITIONS = 16;
+
+/**
+ * Migration 3 on PostgreSQL: each table is renamed aside, recreated
+ * partitioned with the same columns (LIKE, so types, order, NOT NULL and
+ * CHECKs are the old table's), primary key and indexes, its rows copied and
+ * the old table dropped, all inside the migration's transaction (under its
+ * advisory lock, so nodes starting together convert once) with nothing lost:
+ * a failure rolls everything back to version 2.
+ */
+function partitionByHash(table: string, key: string, indexes: string[]): string {
+  const parts = Array.from(
+    { length: PG_PARTITIONS },
+    (_, i) => `CREATE TABLE ${table}_p${String(i).padStart(2, '0')} PARTITION OF ${table} FOR VALUES WITH (MODULUS ${PG_PARTITIONS}, REMAINDER ${i});`,
+  );
+  const name = (ix: string) => ix.slice(0, ix.indexOf(' '));
+  return [
+    `ALTER TABLE ${table} RENAME TO ${table}_v2;`,
+    `ALTER TABLE ${table}_v2 RENAME CONSTRAINT ${table}_pkey TO ${table}_v2_pkey;`,
+    ...indexes.map((ix) => `ALTER INDEX ${name(ix)} RENAME TO ${name(ix)}_v2;`),
+    `CREATE TABLE ${table} (LIKE ${table}_v2 INCLUDING DEFAULTS INCLUDING CONSTRAINTS, PRIMARY KEY (${key})) PARTITION BY HASH (serial);`,
+    ...parts,
+    `INSERT INTO ${table} SELECT * FROM ${table}_v2;`,
+    `DROP TABLE ${table}_v2;`,
+    ...indexes.map((ix) => `CREATE INDEX ${name(ix)} ON ${table} ${ix.slice(ix.indexOf(' ') + 1)};`),
+    `ANALYZE ${table};`,
+  ].join('\n');
 }
 
 export const MIGRATIONS: Migration[] = [
@@ -235,5 +277,16 @@ export const MIGRATIONS: Migration[] = [
       ALTER TABLE readings ADD COLUMN time_source TEXT CHECK (time_source IN ('relay', 'server'));
       UPDATE readings SET time_source = 'relay' WHERE time IS NOT NULL;
     `,
+  },
+  {
+    version: 3,
+    name: 'frames, readings and anchors partitioned by hash of serial (PostgreSQL)',
+    // SQLite has no partitioning; one file serves one node (docs/server.md, "Growth").
+    sqlite: '',
+    postgres: [
+      partitionByHash('frames', 'serial, counter', []),
+      partitionByHash('anchors', 'serial, counter', []),
+      partitionByHash('readings', 'serial, counter, idx', ['readings_by_time (serial, time)', 'readings_by_boot (serial, boot)']),
+    ].join('\n'),
   },
 ];

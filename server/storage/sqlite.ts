@@ -50,6 +50,8 @@ import type {
   NewToken,
   PageRequest,
   PendingSample,
+  PruneRequest,
+  PruneResult,
   Range,
   ReadingsQuery,
   ResolvedSample,
@@ -227,6 +229,12 @@ export class SqliteStorage implements Storage {
       frames: p('SELECT * FROM frames WHERE serial = ? ORDER BY counter'),
       batches: p('SELECT * FROM batches ORDER BY batch'),
       migrations: p('SELECT version FROM schema_migrations ORDER BY version'),
+      pruneWindow: p('SELECT serial FROM devices WHERE serial > ? ORDER BY serial LIMIT ?').pluck(),
+      // readings_by_time (serial, time) finds a device's old readings; the primary key deletes them.
+      pruneReadings: p(
+        `DELETE FROM readings WHERE (serial, counter, idx) IN (
+           SELECT serial, counter, idx FROM readings WHERE serial IN (SELECT value FROM json_each(?)) AND time < ? LIMIT ?)`,
+      ),
       insertToken: p('INSERT INTO api_tokens (name, role, hash, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING'),
       tokens: p('SELECT name, role, created_at, last_used FROM api_tokens ORDER BY name'),
       tokenByHash: p('SELECT name, role, created_at, last_used FROM api_tokens WHERE hash = ?'),
@@ -516,6 +524,16 @@ export class SqliteStorage implements Storage {
 
   async touchToken(name: string, at: number): Promise<void> {
     await this.transaction(async () => this.s.touchToken!.run(at, name, at));
+  }
+
+  // The delete joins the next group commit, like token writes: it never runs
+  // inside, or holds open, a group of uploads; an upload waits at most for
+  // this one statement (docs/server.md, "Retention", measured there).
+  async pruneReadings(q: PruneRequest): Promise<PruneResult> {
+    const window = this.s.pruneWindow!.all(q.after, q.devices) as string[];
+    if (window.length === 0) return { deleted: 0, through: null };
+    const deleted = await this.transaction(async () => this.s.pruneReadings!.run(JSON.stringify(window), q.before, q.limit).changes);
+    return { deleted, through: window[window.length - 1]! };
   }
 
   async migrations(): Promise<number[]> {

@@ -277,6 +277,25 @@ export interface EncodedPage {
   next: ReadingKey | GapKey | string | null;
 }
 
+/** One batch of retention (server/retention.ts, docs/server.md "Retention"). */
+export interface PruneRequest {
+  /** The batch covers the devices whose serial sorts after this one ('' from the first). */
+  after: string;
+  /** How many devices, by serial, the batch covers. */
+  devices: number;
+  /** Readings whose time (ms since 1970) is before this are deleted; readings without a time are kept. */
+  before: number;
+  /** The most readings the batch deletes. */
+  limit: number;
+}
+
+export interface PruneResult {
+  /** Readings deleted. */
+  deleted: number;
+  /** The last serial the batch covered; null when no device sorts after `after` (the pass is over). */
+  through: string | null;
+}
+
 /** Writes and locked reads inside one transaction. */
 export interface Tx {
   /** Locks and returns the rows of these serials (PostgreSQL: FOR UPDATE, in serial order). */
@@ -352,6 +371,13 @@ export interface Storage {
   deleteToken(name: string): Promise<boolean>;
   /** Sets last_used (only ever later: a slower node never moves it back). */
   touchToken(name: string, at: number): Promise<void>;
+  /**
+   * Retention: deletes up to `limit` readings older than `before` of the
+   * `devices` devices after `after`, as one short transaction that never
+   * waits for a row an upload holds. Frames, anchors, boots, gaps and device
+   * rows are never touched: replay detection, the watermark and gaps need them.
+   */
+  pruneReadings(request: PruneRequest): Promise<PruneResult>;
   /** Applied migration versions, ascending. */
   migrations(): Promise<number[]>;
   close(): Promise<void>;

@@ -39,7 +39,7 @@ describe.each(BACKENDS)('ingest server on %s', (backend) => {
   afterAll(() => closeServerFixture({ s, storage, db }));
 
   it('migrates to the latest version and imports the fleet', async () => {
-    expect(await storage.migrations()).toEqual([1, 2]);
+    expect(await storage.migrations()).toEqual([1, 2, 3]);
     expect((await storage.devices()).length).toBe(24);
     expect((await storage.batches())[0]).toMatchObject({ batch: 'B-0001', devices: 24, factoryKeyId: fleet.factory.publicFile.id });
   });
