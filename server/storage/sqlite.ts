@@ -43,6 +43,7 @@ import type {
   EncodedPage,
   GapRow,
   GapsQuery,
+  IngestPlan,
   NewDevice,
   NewFrame,
   NewGap,
@@ -362,6 +363,11 @@ export class SqliteStorage implements Storage {
       this.pending.push({ fn, resolve: resolve as (v: unknown) => void, reject });
       this.schedule();
     });
+  }
+
+  /** One process per file and no round trips: an uplink's transaction is an ordinary one (group commit included). */
+  ingestTransaction<T>(_plan: IngestPlan, fn: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.transaction(fn);
   }
 
   private schedule(): void {
