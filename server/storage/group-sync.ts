@@ -48,6 +48,11 @@ export class GroupSync {
     return mine;
   }
 
+  /** An fsync is running or queued. */
+  get busy(): boolean {
+    return this.running !== undefined || this.next !== undefined;
+  }
+
   /** Waits for the fsyncs queued or running. */
   async idle(): Promise<void> {
     while (this.running || this.next) await (this.next ?? this.running)!.catch(() => undefined);

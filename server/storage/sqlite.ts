@@ -19,7 +19,10 @@
 // writes the WAL without syncing it) and each caller's promise waits for an
 // fsync of the WAL that started after its COMMIT, in libuv's thread pool,
 // shared by every group committed meanwhile. An ack is as durable as under
-// FULL, and the event loop goes on opening the next requests meanwhile.
+// FULL, and the event loop goes on opening the next requests meanwhile;
+// the transactions requested while an fsync runs wait for it to end and are
+// then written as one group (they would wait for the next fsync anyway, and
+// one transaction writes each page to the WAL once, not once per request).
 //
 // better-sqlite3 is synchronous; the Tx methods return settled promises so
 // the ingest algorithm is shared with the PostgreSQL backend. Groups run one
@@ -146,6 +149,8 @@ export class SqliteStorage implements Storage {
   private readonly db: Db;
   private pending: Pending[] = [];
   private scheduled = false;
+  /** A group waits for the WAL's fsync to end (group-sync.ts) so that it grows. */
+  private waitingForSync = false;
   private running: Promise<void> = Promise.resolve();
   private readonly s: Record<string, Stmt>;
   private readonly readingQueries = new Map<string, Stmt>();
@@ -391,10 +396,20 @@ export class SqliteStorage implements Storage {
   }
 
   private schedule(): void {
-    if (this.scheduled) return;
+    if (this.scheduled || this.waitingForSync) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
+      // While the WAL syncs, the queue grows: its requests wait for the next fsync
+      // either way, and one transaction for all of them writes each page once.
+      if (this.walSync?.busy && this.pending.length < MAX_GROUP) {
+        this.waitingForSync = true;
+        void this.walSync.idle().then(() => {
+          this.waitingForSync = false;
+          this.schedule();
+        });
+        return;
+      }
       const group = this.pending.splice(0, MAX_GROUP);
       if (this.pending.length > 0) this.schedule();
       this.running = this.running.then(() => this.runGroup(group));
@@ -555,7 +570,7 @@ export class SqliteStorage implements Storage {
   }
 
   async close(): Promise<void> {
-    while (this.pending.length > 0 || this.scheduled) await new Promise((r) => setImmediate(r));
+    while (this.pending.length > 0 || this.scheduled || this.waitingForSync) await new Promise((r) => setImmediate(r));
     await this.running;
     await this.walSync?.idle();
     await this.readWorkers?.close();

@@ -265,6 +265,46 @@ describe('SQLite group commit', () => {
     }
   });
 
+  it('writes the transactions that arrive while the WAL syncs together, in one transaction and one more fsync, answering none of them before it', async () => {
+    const fleet = makeFleet(6, { prefix: 'SP-WG' });
+    const files = writeFleetFiles(fleet);
+    const storage = (await openStorage(files.db)) as SqliteStorage;
+    try {
+      const { importManifest } = await import('../../server/index.js');
+      await importManifest(storage, fleet.manifest, { trusted: [fleet.factory.publicFile], ingestKeyIds: [fleet.ingest.privateFile.id] });
+      const held: (() => void)[] = [];
+      const sync = storage.walSync as unknown as { sync: () => Promise<void> };
+      sync.sync = () => new Promise<void>((resolve) => held.push(resolve));
+      const stats = { ...storage.walSync!.stats };
+      const [first, ...rest] = fleet.devices.map((d) => d.serial);
+      const done: string[] = [];
+      const revoke = (serial: string) => storage.transaction((tx) => tx.setStatus(serial, 'revoked', 1)).then(() => done.push(serial));
+      const p1 = revoke(first!);
+      while (held.length === 0) await new Promise((r) => setTimeout(r, 5));
+      // These arrive in different turns of the event loop while the first commit's fsync runs.
+      const others: Promise<number>[] = [];
+      for (const serial of rest) {
+        others.push(revoke(serial));
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      expect(done).toEqual([]);
+      held[0]!();
+      await p1;
+      while (held.length === 1) await new Promise((r) => setTimeout(r, 5));
+      expect(done).toEqual([first]);
+      // All five were committed in one group, waiting for the second fsync.
+      expect((await storage.devices()).filter((d) => d.status === 'revoked').length).toBe(6);
+      expect(storage.walSync!.stats.waits - stats.waits).toBe(2);
+      held[1]!();
+      await Promise.all(others);
+      expect(done.slice(1).sort()).toEqual([...rest].sort());
+      expect(storage.walSync!.stats.syncs - stats.syncs).toBe(2);
+    } finally {
+      await storage.close();
+      rmSync(files.dir, { recursive: true, force: true });
+    }
+  });
+
   it('acks an upload only after the fsync of the WAL that followed its COMMIT; a failed fsync answers 500 with no ack, then and after', async () => {
     const fleet = makeFleet(2, { prefix: 'SP-WS' });
     const files = writeFleetFiles(fleet);

@@ -6,23 +6,12 @@
 // changed between the read and the write, and a frame stored meanwhile, make
 // the request run again under the locks, with nothing counted twice.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seededRandom } from '../../../hal/sim/random.js';
 import { ANCHOR_BOOT, ANCHOR_CONNECT, ANCHOR_PERIODIC, verifyAck } from '../../../protocol/index.js';
 import { ingestUplink, type Storage, type UplinkBody } from '../../../server/index.js';
 import type { IngestContext } from '../../../server/ingest/uplink.js';
 import type { PostgresStorage } from '../../../server/storage/postgres.js';
 import { SealingDevice, body, closeServerFixture, openServerFixture, type Fleet, type TestDb, type TestServer } from '../../helpers/server.js';
-
-/** Deterministic pseudo-random numbers (mulberry32), so a failing seed can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Two devices fed the same calls: same counters, same plaintexts, different keys. */
 class Twins {
@@ -100,7 +89,7 @@ describe('PostgreSQL read-ahead ingest', () => {
   afterAll(() => closeServerFixture({ s, storage, db }));
 
   it.each([1, 2, 3, 4])('answers and stores exactly what the locked path does (seed %i)', async (seed) => {
-    const random = rng(seed);
+    const random = seededRandom(seed);
     const t = new Twins(fresh(), fresh());
     const frames = life(t, random, 160);
     const before = stats();
