@@ -28,14 +28,16 @@ export class NotReadAhead extends Error {
 
 /**
  * Per device: its row and version, plus for the plan's counters which are
- * stored (with their bytes), the newest anchors below the highest counter,
+ * stored (with their bytes; only counters up to the row's max_counter are
+ * looked up, nothing is stored above it, and ingest_write refuses a frame
+ * that was), the newest anchors below the highest counter,
  * the starts of the boots those anchors and the plan's anchors name, and the
  * samples still waiting for an anchor of the plan's boots.
  */
 export const READ_AHEAD = `
   SELECT d.*, d.xmin::text AS row_version, p.counters AS read_counters, p.below AS read_below, p.boots AS read_boots,
     (SELECT json_agg(json_build_array(f.counter, encode(f.frame, 'hex'))) FROM frames f
-      WHERE f.serial = d.serial AND f.counter = ANY(p.counters)) AS stored,
+      WHERE f.serial = d.serial AND f.counter = ANY(p.counters) AND f.counter <= d.max_counter) AS stored,
     (SELECT json_agg(json_build_array(a.counter, a.boot, a.uptime, a.reason) ORDER BY a.counter DESC) FROM (
       SELECT counter, boot, uptime, reason FROM anchors WHERE serial = d.serial AND counter < p.below ORDER BY counter DESC LIMIT ${ANCHOR_WINDOW}) a) AS anchors,
     (SELECT json_agg(json_build_array(b.boot, b.start, b.time_source)) FROM boots b
