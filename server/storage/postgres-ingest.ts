@@ -1,13 +1,13 @@
 // PostgreSQL's ingest write in two round trips (docs/server.md, "One round
 // trip per write"; issue #14, item 4): one statement reads, without a lock,
 // everything settling an in-order request needs (device rows with their
-// version, which of its counters are stored, the newest anchors, boot starts,
-// samples waiting for an anchor); the shared ingest code (server/ingest/)
+// version, which of its counters are stored, the newest anchors, boot
+// starts); the shared ingest code (server/ingest/)
 // then runs against that state through `ReadAheadTx`, which buffers every
 // write; one call of the ingest_write function (migration 3) locks the rows,
 // checks their versions and applies the writes as one transaction. Anything
-// the read did not cover (an out-of-order frame, a gap to look up, a window of
-// anchors too short) throws `NotReadAhead`, and the request runs as before:
+// the read did not cover (a late frame, a gap to look up, samples waiting for
+// an anchor, a window of anchors too short) throws `NotReadAhead`, and the request runs as before:
 // BEGIN, row locks, statement by statement, COMMIT.
 import type { Anchor, BootStart, DeviceRow, GapRow, IngestPlan, NewFrame, NewGap, NewReading, PendingSample, TimeSource, Tx } from './types.js';
 import { deviceFromRow, type Row } from './rows.js';
@@ -30,9 +30,8 @@ export class NotReadAhead extends Error {
  * Per device: its row and version, plus for the plan's counters which are
  * stored (with their bytes; only counters up to the row's max_counter are
  * looked up, nothing is stored above it, and ingest_write refuses a frame
- * that was), the newest anchors below the highest counter,
- * the starts of the boots those anchors and the plan's anchors name, and the
- * samples still waiting for an anchor of the plan's boots.
+ * that was), the newest anchors at or below the plan's highest counter,
+ * and the starts of the boots those anchors and the plan's anchors name.
  */
 export const READ_AHEAD = `
   SELECT d.*, d.xmin::text AS row_version, p.counters AS read_counters, p.below AS read_below, p.boots AS read_boots,
