@@ -251,7 +251,9 @@ export const MIGRATIONS: Migration[] = [
     // serialization_failure, rolling everything back, with the same outcome.
     // What only a late frame can cause (samples resolved by a late anchor,
     // gaps shrunk) never comes here: a late frame takes the locked path.
-    version: 3,
+    // Version 4, not 3: main's version 3 (partitions, issue #14 item 5) was
+    // made at the same time on another branch and comes first when they meet.
+    version: 4,
     name: 'ingest write function (PostgreSQL)',
     sqlite: `SELECT 1; -- nothing: SQLite runs the ingest transaction in-process`,
     postgres: `

@@ -4,7 +4,7 @@
 // version, which of its counters are stored, the newest anchors, boot
 // starts); the shared ingest code (server/ingest/)
 // then runs against that state through `ReadAheadTx`, which buffers every
-// write; one call of the ingest_write function (migration 3) locks the rows,
+// write; one call of the ingest_write function (migration 4) locks the rows,
 // checks their versions and applies the writes as one transaction. Anything
 // the read did not cover (a late frame, a gap to look up, samples waiting for
 // an anchor, a window of anchors too short) throws `NotReadAhead`, and the request runs as before:
@@ -298,7 +298,7 @@ interface WriteArgs {
   devices: DeviceRow[];
 }
 
-/** ingest_write's parameters in order (migration 3): each an array of its column's type, and where its values come from. */
+/** ingest_write's parameters in order (migration 4): each an array of its column's type, and where its values come from. */
 const WRITE_PARAMS: [string, (a: WriteArgs) => unknown[]][] = [
   ['text', (a) => a.lock],
   ['text', (a) => a.versions],
