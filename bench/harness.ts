@@ -2,7 +2,7 @@
 // either backend, the server as its own process (the production entry,
 // `bin/sealpost.mjs server`), loopback HTTP helpers and percentiles.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { ANCHOR_BOOT, ANCHOR_CONNECT, encodeAnchor, encodeKeyFile, encodeManifest, encodeSample, newFactoryKey, newIngestKey, provisionDevice, sealFrame, signManifest, type KeyFile, type ProvisionedDevice } from '../protocol/index.js';
-import { importManifest, openStorage } from '../server/index.js';
+import * as server from '../server/index.js';
+import { pathToFileURL } from 'node:url';
 
 export type Backend = 'sqlite' | 'postgres';
 
@@ -95,6 +96,8 @@ export function benchDb(backend: Backend, pgUrl = DEFAULT_PG): BenchDb {
   if (backend === 'postgres') {
     const u = new URL(pgUrl);
     u.searchParams.set('schema', schema);
+    // Names the server's connections after the schema, so the bench can find their backends (backendPids).
+    u.searchParams.set('application_name', schema);
     db = u.toString();
   }
   return {
@@ -124,11 +127,14 @@ export interface FleetOptions {
   serialPrefix?: string;
   /** The batch name; default BENCH. */
   batch?: string;
+  /** Import with another checkout's compiled server (its migrations), for a server of that checkout; default this one. */
+  root?: string;
 }
 
 /** Provisions `count` devices (SP-B000001...), signs their manifest and imports it into `bench.db`. */
 export async function importFleet(bench: BenchDb, count: number, options: FleetOptions = {}): Promise<BenchFleet> {
   const { serialPrefix = 'SP-B', batch = 'BENCH' } = options;
+  const { openStorage, importManifest } = options.root ? ((await import(pathToFileURL(join(options.root, 'build/server/index.js')).href)) as typeof server) : server;
   const ingest = newIngestKey();
   const factory = newFactoryKey();
   const devices = Array.from({ length: count }, (_, i) => provisionDevice(ingest.publicFile.key, `${serialPrefix}${String(i + 1).padStart(6, '0')}`));
@@ -219,6 +225,39 @@ export async function stopServer(server: BenchServer | undefined, options: { kil
     const timer = options.killAfterMs === undefined ? undefined : setTimeout(() => (child.kill('SIGKILL'), resolve()), options.killAfterMs);
     child.once('exit', () => (clearTimeout(timer), resolve()));
   });
+}
+
+/**
+ * CPU time (user + system, ms) used so far by these processes, all threads,
+ * from /proc (Linux; 0 for a process that is gone). On a machine shared with
+ * other work, CPU per frame moves far less than frames per second.
+ */
+export function cpuMs(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
+    } catch {
+      // exited
+    }
+  }
+  return (ticks * 1000) / CLOCK_TICKS;
+}
+
+/** USER_HZ: 100 on every Linux this runs on (getconf CLK_TCK). */
+const CLOCK_TICKS = 100;
+
+/** The server processes of PostgreSQL connections whose application_name starts with `prefix`. */
+export async function backendPids(pgUrl: string, prefix: string): Promise<number[]> {
+  const admin = new pg.Client({ connectionString: pgUrl });
+  await admin.connect();
+  try {
+    return (await admin.query('SELECT pid FROM pg_stat_activity WHERE application_name LIKE $1', [`${prefix}%`])).rows.map((r) => Number(r.pid));
+  } finally {
+    await admin.end();
+  }
 }
 
 export { Agent };

@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { openStorage } from '../server/index.js';
 import { parsePostgresUrl } from '../server/storage/postgres.js';
-import type { BenchDb } from './harness.js';
+import { backendPids, cpuMs, type BenchDb } from './harness.js';
 
 type Row = Record<string, unknown>;
 
@@ -68,13 +68,20 @@ function chunks(frames: Row[], size: number): Row[][] {
  * Inserts what `from` holds into `to` (an empty database: its schema is
  * created first, by sealpost's own migrations) and returns frames per second.
  */
-export async function rawBaseline(from: BenchDb, to: BenchDb, batch: number, concurrency: number): Promise<{ framesPerSecond: number; frames: number; readings: number }> {
+export async function rawBaseline(
+  from: BenchDb,
+  to: BenchDb,
+  batch: number,
+  concurrency: number,
+): Promise<{ framesPerSecond: number; frames: number; readings: number; clientCpuMs: number; dbCpuMs: number }> {
   const c = await capture(from);
   await (await openStorage(to.db, { readWorkers: 0 })).close(); // the schema, by the same migrations
   const readingsOf = (f: Row) => c.readings.get(key(f.serial, f.counter)) ?? [];
   let readingCount = 0;
   for (const list of c.readings.values()) readingCount += list.length;
-  const start = performance.now();
+  let start = performance.now();
+  let cpu0 = process.cpuUsage();
+  let dbCpuMs = 0;
   if (to.backend === 'sqlite') {
     const db = new Database(to.db);
     db.pragma('journal_mode = WAL');
@@ -90,9 +97,16 @@ export async function rawBaseline(from: BenchDb, to: BenchDb, batch: number, con
     for (const frames of chunks(c.frames, 500)) group(frames);
     db.close();
   } else {
-    const { connectionString, schema } = parsePostgresUrl(to.db);
-    const pool = new pg.Pool({ connectionString, max: concurrency, options: `-c search_path=${schema!}` });
+    const { connectionString, schema, applicationName } = parsePostgresUrl(to.db);
+    const pool = new pg.Pool({ connectionString, max: concurrency, options: `-c search_path=${schema!}`, application_name: `${applicationName}-raw` });
     const types = await columnTypes(pool);
+    // Every connection open before the clock starts, so their backends can be found and measured.
+    const clients = await Promise.all(Array.from({ length: concurrency }, () => pool.connect()));
+    for (const c of clients) c.release();
+    const backends = await backendPids(connectionString, `${applicationName}-raw`);
+    const db0 = cpuMs(backends);
+    start = performance.now();
+    cpu0 = process.cpuUsage();
     const unnest = (table: string, columns: string[]) =>
       `INSERT INTO ${table} (${columns.join(', ')}) SELECT * FROM unnest(${columns.map((k, i) => `$${i + 1}::${types.get(`${table}.${k}`)}[]`).join(', ')})`;
     const frameSql = unnest('frames', c.frameColumns);
@@ -116,10 +130,12 @@ export async function rawBaseline(from: BenchDb, to: BenchDb, batch: number, con
         }
       }),
     );
+    dbCpuMs = cpuMs(backends) - db0;
     await pool.end();
   }
   const seconds = (performance.now() - start) / 1000;
-  return { framesPerSecond: c.frames.length / seconds, frames: c.frames.length, readings: readingCount };
+  const cpu = process.cpuUsage(cpu0);
+  return { framesPerSecond: c.frames.length / seconds, frames: c.frames.length, readings: readingCount, clientCpuMs: (cpu.user + cpu.system) / 1000, dbCpuMs };
 }
 
 /** `table.column` -> its SQL type, for the unnest casts. */

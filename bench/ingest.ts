@@ -8,6 +8,9 @@
 //                          one database, requests spread round-robin over them)
 //       [--footprint]     (PostgreSQL: bytes on disk per frame and reading, WAL per
 //                          frame, for docs/server.md "Sizing"; bench/pg-footprint.ts)
+//       [--root DIR]...   (also runs the server of another checkout, built, e.g. the
+//                          tree before a change; runs alternate tree by tree)
+//       [--rounds N]      (repeats everything N times and prints medians)
 //
 // The server runs as its own process (`node bin/sealpost.mjs server`, the
 // production entry, logs at warn) so the client does not share its event
@@ -23,13 +26,18 @@
 // rows this run stored, inserted into an empty database of the same backend
 // with the same driver and durability and no HTTP; the line gives sealpost's
 // steady frames/s as a ratio of it (issue #14's target: at least 0.8).
+// Each line also gives the CPU time per 1,000 frames of the server processes
+// (the raw line: of the bench process inserting) and, on PostgreSQL, of
+// their database backends (found by application_name), read from /proc: on
+// a machine shared with other work frames/s follow the load, CPU per frame
+// far less.
 import { Agent } from 'node:http';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { verifyAck, type ProvisionedDevice } from '../protocol/index.js';
 import { rawBaseline } from './ingest-raw.js';
 import { describeFootprint, footprint, walPosition } from './pg-footprint.js';
-import { DEFAULT_PG, benchDb, importFleet, pct, post, freePort, startServer, stopServer, uploadBody, writeConfig, type BenchServer } from './harness.js';
+import { DEFAULT_PG, backendPids, benchDb, cpuMs, importFleet, pct, post, freePort, startServer, stopServer, uploadBody, writeConfig, type BenchServer } from './harness.js';
 
 const { values } = parseArgs({
   options: {
@@ -43,6 +51,8 @@ const { values } = parseArgs({
     raw: { type: 'string', default: 'on' },
     nodes: { type: 'string', default: '1' },
     footprint: { type: 'boolean', default: false },
+    root: { type: 'string', multiple: true },
+    rounds: { type: 'string', default: '1' },
   },
   strict: true,
 });
@@ -51,6 +61,8 @@ const BATCH = Number(values.batch);
 const ROUNDS = Math.max(2, Math.ceil(Number(values.frames) / (DEVICES * BATCH)));
 const CONCURRENCY = Number(values.concurrency);
 const NODES = values.nodes!.split(',').map(Number);
+const REPEAT = Number(values.rounds);
+const ROOTS: (string | undefined)[] = [undefined, ...(values.root ?? [])];
 if (NODES.some((n) => !Number.isInteger(n) || n < 1 || n > 8)) throw new Error(`--nodes takes counts from 1 to 8, comma-separated, not ${values.nodes}`);
 
 interface Job {
@@ -93,45 +105,67 @@ async function drive(ports: number[], jobs: Job[]): Promise<{ seconds: number; l
   return { seconds, latencies };
 }
 
-async function run(backend: 'sqlite' | 'postgres', nodes: number): Promise<void> {
+/** One measured run: steady frames/s and CPU per 1,000 frames of the server processes and of their database backends. */
+interface Result {
+  label: string;
+  fps: number;
+  serverCpu: number;
+  dbCpu: number;
+}
+
+const results: Result[] = [];
+const perK = (ms: number, frames: number) => (ms * 1000) / frames;
+const cpuText = (server: number, db: number, who = 'server') => `CPU per 1,000 frames: ${who} ${server.toFixed(0)} ms${db > 0 ? `, database ${db.toFixed(0)} ms` : ''}`;
+
+async function run(backend: 'sqlite' | 'postgres', nodes: number, root: string | undefined, withRaw: boolean): Promise<void> {
   if (backend === 'sqlite' && nodes > 1) throw new Error('SQLite takes one server process per file: --nodes above 1 is for postgres');
   const bench = benchDb(backend, values.pg);
   const servers: BenchServer[] = [];
+  const name = `${backend}${nodes > 1 ? ` x${nodes}` : ''}${root ? ` (${root})` : ''}`;
   try {
-    const { devices, keyFile } = await importFleet(bench, DEVICES);
+    const { devices, keyFile } = await importFleet(bench, DEVICES, root ? { root } : {});
     const ports: number[] = [];
     for (let n = 0; n < nodes; n++) {
       const port = await freePort();
       const config = writeConfig(bench, { db: bench.db, listen: `127.0.0.1:${port}`, ingest_keys: [keyFile], rate_limit: false, log_level: 'warn' }, `sealpost-${n}.json`);
-      servers.push(await startServer(config, port, values.profile ? { profileDir: values.profile } : {}));
+      servers.push(await startServer(config, port, { ...(values.profile ? { profileDir: values.profile } : {}), ...(root ? { root } : {}) }));
       ports.push(port);
     }
     const rounds = makeJobs(devices);
     const warm = await drive(ports, rounds[0]!);
     const measure = values.footprint && backend === 'postgres';
     const wal0 = measure ? await walPosition(bench.db) : 0n;
+    const serverPids = servers.map((x) => x.child.pid!);
+    const backends = backend === 'postgres' ? await backendPids(values.pg!, new URL(bench.db).searchParams.get('application_name')!) : [];
+    const cpu0 = [cpuMs(serverPids), cpuMs(backends)];
     const steady = await drive(ports, rounds.slice(1).flat());
+    const cpu1 = [cpuMs(serverPids), cpuMs(backends)];
     const wal = measure ? (await walPosition(bench.db)) - wal0 : 0n;
     const frames = (ROUNDS - 1) * DEVICES * BATCH;
     for (const server of servers.splice(0)) await stopServer(server);
     if (measure) console.log(`${''.padEnd(8)} ${describeFootprint(await footprint(bench.db), wal, frames)}`);
     const sealpost = frames / steady.seconds;
+    const result = { label: name, fps: sealpost, serverCpu: perK(cpu1[0]! - cpu0[0]!, frames), dbCpu: perK(cpu1[1]! - cpu0[1]!, frames) };
+    results.push(result);
     console.log(
       [
-        `${(nodes > 1 ? `${backend} x${nodes}` : backend).padEnd(8)}`,
-        `${Math.round(frames / steady.seconds).toLocaleString('en-US').padStart(7)} frames/s`,
+        `${name.padEnd(8)}`,
+        `${Math.round(sealpost).toLocaleString('en-US').padStart(7)} frames/s`,
         `(${frames} frames in ${steady.seconds.toFixed(2)} s, ${Math.round(steady.latencies.length / steady.seconds)} req/s,`,
-        `latency p50 ${pct(steady.latencies, 0.5).toFixed(1)} ms p99 ${pct(steady.latencies, 0.99).toFixed(1)} ms)`,
+        `latency p50 ${pct(steady.latencies, 0.5).toFixed(1)} ms p99 ${pct(steady.latencies, 0.99).toFixed(1)} ms;`,
+        `${cpuText(result.serverCpu, result.dbCpu)})`,
         `| first contact: ${Math.round((DEVICES * BATCH) / warm.seconds).toLocaleString('en-US')} frames/s incl. HPKE key recovery`,
       ].join(' '),
     );
-    if (values.raw !== 'off' && nodes === NODES[0]) {
+    if (withRaw) {
       const target = benchDb(backend, values.pg);
       try {
         const raw = await rawBaseline(bench, target, BATCH, CONCURRENCY);
+        const r = { label: `${backend} raw`, fps: raw.framesPerSecond, serverCpu: perK(raw.clientCpuMs, raw.frames), dbCpu: perK(raw.dbCpuMs, raw.frames) };
+        results.push(r);
         console.log(
-          `${'raw'.padEnd(8)} ${Math.round(raw.framesPerSecond).toLocaleString('en-US').padStart(7)} frames/s (the ${raw.frames} frames and ${raw.readings} readings stored above, inserted directly)` +
-            ` | sealpost / raw = ${(sealpost / raw.framesPerSecond).toFixed(2)}`,
+          `${'raw'.padEnd(8)} ${Math.round(raw.framesPerSecond).toLocaleString('en-US').padStart(7)} frames/s (the ${raw.frames} frames and ${raw.readings} readings stored above, inserted directly;` +
+            ` ${cpuText(r.serverCpu, r.dbCpu, 'client')}) | sealpost / raw = ${(sealpost / raw.framesPerSecond).toFixed(2)}`,
         );
       } finally {
         await target.drop();
@@ -143,8 +177,35 @@ async function run(backend: 'sqlite' | 'postgres', nodes: number): Promise<void>
   }
 }
 
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
 console.log(
-  `sealpost ingest bench: ${DEVICES} devices, ${BATCH} frames per request, ${ROUNDS - 1} timed rounds, ${CONCURRENCY} connections, ${cpus().length} CPUs, node ${process.version}`,
+  `sealpost ingest bench: ${DEVICES} devices, ${BATCH} frames per request, ${ROUNDS - 1} timed rounds, ${CONCURRENCY} connections, ${cpus().length} CPUs, node ${process.version}` +
+    `${REPEAT > 1 ? `, ${REPEAT} rounds alternating ${ROOTS.map((r) => r ?? 'this tree').join(' / ')}` : ''}, load average ${loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')}`,
 );
-const backends = values.backend === 'both' ? (['sqlite', 'postgres'] as const) : [values.backend as 'sqlite' | 'postgres'];
-for (const b of backends) for (const n of b === 'sqlite' ? [1] : NODES) await run(b, n);
+const backendList = values.backend === 'both' ? (['sqlite', 'postgres'] as const) : [values.backend as 'sqlite' | 'postgres'];
+for (let round = 0; round < REPEAT; round++) {
+  for (const b of backendList) {
+    for (const n of b === 'sqlite' ? [1] : NODES) {
+      for (const [i, root] of ROOTS.entries()) await run(b, n, root, values.raw !== 'off' && n === NODES[0] && i === 0);
+    }
+  }
+}
+if (REPEAT > 1 || ROOTS.length > 1) {
+  console.log(`medians of ${REPEAT} (load average now ${loadavg().map((x) => x.toFixed(1)).join(' ')}):`);
+  const labels = [...new Set(results.map((r) => r.label))];
+  const fps = new Map(labels.map((l) => [l, median(results.filter((r) => r.label === l).map((r) => r.fps))]));
+  for (const l of labels) {
+    const rs = results.filter((r) => r.label === l);
+    const raw = fps.get(`${l.split(' ')[0]} raw`);
+    const vsRaw = raw && !l.includes('raw') ? ` | / raw = ${(fps.get(l)! / raw).toFixed(2)}` : '';
+    console.log(
+      `  ${l.padEnd(28)} ${Math.round(fps.get(l)!).toLocaleString('en-US').padStart(7)} frames/s; ${cpuText(median(rs.map((r) => r.serverCpu)), median(rs.map((r) => r.dbCpu)), l.includes('raw') ? 'client' : 'server')}${vsRaw}`,
+    );
+  }
+}

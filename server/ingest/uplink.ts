@@ -3,17 +3,19 @@
 // devices' committed key rows (open.ts); then, only if a frame authenticated,
 // one transaction that locks those devices, stores the frames (store.ts) and
 // settles each device (settle.ts, time.ts); the acks are made only after it
-// committed (acks.ts). Anything wrong with one frame is a rejection of that
+// committed (acks.ts). The transaction is the storage's ingestTransaction:
+// on PostgreSQL it reads ahead and writes in one call when it can (docs/server.md,
+// "One round trip per write"), so it may run more than once. Anything wrong with one frame is a rejection of that
 // frame with a reason; the request still succeeds.
 import { fromBase64, isSerial } from '../../protocol/index.js';
-import type { NewReading, Tx } from '../storage/types.js';
+import type { IngestPlan, NewReading, Tx } from '../storage/types.js';
 import type { RetimeEvent } from '../events.js';
 import { finish, type Committed } from './acks.js';
 import { openRequest, sameKeyRow, type OpenedRequest, type ParsedEntry } from './open.js';
 import { settleDevice } from './settle.js';
 import { storeFrames } from './store.js';
 import type { IngestContext, IngestResult, UplinkBody } from './types.js';
-import type { DeviceWork } from './work.js';
+import { isType, type DeviceWork } from './work.js';
 
 export { clampRx } from './time.js';
 export { REASONS, type DeviceResult, type IngestContext, type IngestResult, type Rejection, type UplinkBody, type UplinkFrame } from './types.js';
@@ -26,7 +28,7 @@ export async function ingestUplink(body: UplinkBody, ctx: IngestContext): Promis
   const opened = openRequest(await ctx.storage.deviceKeyRows(serials), entries, ctx);
   const writes = opened.newlyWrapped.length > 0 || serials.some((s) => opened.work.get(s)?.authenticated);
   const committed = writes
-    ? await ctx.storage.transaction((tx) => storeAndSettle(tx, opened, serials, entries, body.relay, ctx))
+    ? await ctx.storage.ingestTransaction(planOf(opened, serials), (tx) => storeAndSettle(tx, opened, serials, entries, body.relay, ctx))
     : { ...opened, settled: settledOf(opened.work), readings: [], retimed: [] };
   return finish(committed, body.relay.id, ctx);
 }
@@ -60,6 +62,14 @@ async function storeAndSettle(tx: Tx, opened: OpenedRequest, serials: string[], 
   }
   await tx.insertReadings(readings);
   return { work: req.work, settled, results, readings, retimed, reused };
+}
+
+/** What the transaction will touch: the request's serials, and its authenticated frames with the boot of each anchor. */
+function planOf(opened: OpenedRequest, serials: string[]): IngestPlan {
+  return {
+    serials,
+    frames: opened.candidates.map((c) => ({ serial: c.serial, counter: c.counter, anchorBoot: isType(c, 'anchor') ? c.decoded.boot : undefined })),
+  };
 }
 
 function settledOf(work: Map<string, DeviceWork>): Map<string, number> {

@@ -23,6 +23,7 @@ import pg from 'pg';
 import { encodePage } from '../reads/wire.js';
 import { ReadWorkers } from './read-workers.js';
 import { MIGRATIONS } from './migrations.js';
+import { INGEST_WRITE, NotReadAhead, READ_AHEAD, ReadAheadTx, readAheadParams } from './postgres-ingest.js';
 import { batchFromRow, keyRowsFromText, keyRowsQuery, deviceFromRow, frameFromRow, gapFromRow, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
 
 /** A request's key rows as one text value (rows.ts, keyRowsQuery). */
@@ -38,6 +39,7 @@ import type {
   EncodedPage,
   GapRow,
   GapsQuery,
+  IngestPlan,
   NewDevice,
   NewFrame,
   NewGap,
@@ -454,6 +456,48 @@ export class PostgresStorage implements Storage {
         release(broken);
       }
     }
+  }
+
+  /**
+   * How this node's ingest transactions ran (docs/server.md, "One round trip
+   * per write"): read ahead and written in one call; run again under the row
+   * locks because they needed state not read ahead, or because a row changed
+   * (or a frame was stored) between the read and the write.
+   */
+  readonly ingestStats = { readAhead: 0, notReadAhead: 0, changed: 0 };
+
+  async ingestTransaction<T>(plan: IngestPlan, fn: (tx: Tx) => Promise<T>): Promise<T> {
+    let rows: Row[];
+    try {
+      rows = (await this.pool.query({ name: 'sealpost_read_ahead', text: READ_AHEAD, values: readAheadParams(plan) })).rows as Row[];
+    } catch (e) {
+      if (!connectionLost(e)) throw e;
+      return this.transaction(fn);
+    }
+    const tx = new ReadAheadTx(rows);
+    let result: T;
+    try {
+      result = await fn(tx);
+    } catch (e) {
+      if (!(e instanceof NotReadAhead)) throw e;
+      this.ingestStats.notReadAhead++;
+      return this.transaction(fn);
+    }
+    try {
+      // Autocommit: pg resolves the call on ReadyForQuery, after its transaction committed.
+      const ok = (await this.pool.query({ name: 'sealpost_ingest_write', text: INGEST_WRITE, values: tx.args() })).rows[0]?.ok;
+      if (ok === true) {
+        this.ingestStats.readAhead++;
+        return result;
+      }
+    } catch (e) {
+      // A deadlock, a frame stored meanwhile (serialization_failure), a lost connection
+      // (the outcome unknown: the locked run finds what committed, see connectionLost).
+      const code = (e as { code?: string }).code;
+      if (!(code !== undefined && RETRYABLE.has(code)) && !connectionLost(e)) throw e;
+    }
+    this.ingestStats.changed++;
+    return this.transaction(fn);
   }
 
   /** A read outside any transaction, on the read pool. */

@@ -13,7 +13,16 @@
 // the other inside one SQLite transaction, each in its own SAVEPOINT (a
 // failing one is rolled back alone), and are committed with one COMMIT; no
 // caller's promise resolves before that COMMIT returned, so "ack only after
-// commit" holds for every request of the group.
+// commit" holds for every request of the group. And the fsync is off the
+// event loop (issue #14, item 4; group-sync.ts): with the default
+// sqlite_synchronous FULL, a file database runs SQLite at NORMAL (COMMIT
+// writes the WAL without syncing it) and each caller's promise waits for an
+// fsync of the WAL that started after its COMMIT, in libuv's thread pool,
+// shared by every group committed meanwhile. An ack is as durable as under
+// FULL, and the event loop goes on opening the next requests meanwhile;
+// the transactions requested while an fsync runs wait for it to end and are
+// then written as one group (they would wait for the next fsync anyway, and
+// one transaction writes each page to the WAL once, not once per request).
 //
 // better-sqlite3 is synchronous; the Tx methods return settled promises so
 // the ingest algorithm is shared with the PostgreSQL backend. Groups run one
@@ -30,6 +39,7 @@ import Database from 'better-sqlite3';
 import { chmodSync, closeSync, openSync, statSync } from 'node:fs';
 import { encodePage } from '../reads/wire.js';
 import { ReadWorkers } from './read-workers.js';
+import { GroupSync, fileSync } from './group-sync.js';
 import { MIGRATIONS } from './migrations.js';
 import { batchFromRow, deviceFromRow, frameFromRow, gapFromRow, keyRowsFromText, keyRowsQuery, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
 import type {
@@ -43,6 +53,7 @@ import type {
   EncodedPage,
   GapRow,
   GapsQuery,
+  IngestPlan,
   NewDevice,
   NewFrame,
   NewGap,
@@ -140,12 +151,17 @@ export class SqliteStorage implements Storage {
   private readonly db: Db;
   private pending: Pending[] = [];
   private scheduled = false;
+  /** A group waits for the WAL's fsync to end (group-sync.ts) so that it grows. */
+  private waitingForSync = false;
   private running: Promise<void> = Promise.resolve();
   private readonly s: Record<string, Stmt>;
   private readonly readingQueries = new Map<string, Stmt>();
   private readonly tx: Tx;
   /** The read workers, or null when reads run in-process (`:memory:`, or readWorkers 0). */
   readonly readWorkers: ReadWorkers | null;
+  /** The shared fsync of the WAL (synchronous FULL on a file), or null when COMMIT itself is as durable as asked. */
+  readonly walSync: GroupSync | null = null;
+  private closeWal: (() => void) | undefined;
 
   constructor(path: string, options: SqliteOptions = {}) {
     if (!options.readonly) restrictDbFiles(path, options.onWarning ?? ((m) => process.emitWarning(m)));
@@ -156,10 +172,20 @@ export class SqliteStorage implements Storage {
     this.db.pragma('busy_timeout = 5000');
     if (!options.readonly) {
       this.db.pragma('journal_mode = WAL');
-      this.db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
+      const synchronous = options.synchronous ?? 'FULL';
+      // FULL on a file: NORMAL plus our own fsync of the WAL before any caller hears of its commit.
+      const ownSync = synchronous === 'FULL' && !this.db.memory && path !== '' && !path.startsWith('file:');
+      this.db.pragma(`synchronous = ${ownSync ? 'NORMAL' : synchronous}`);
       this.db.pragma('foreign_keys = ON');
       this.db.pragma('cache_size = -65536');
       this.migrate();
+      if (ownSync) {
+        // The WAL exists from here on (the migrations wrote to it, or found the schema through it) while this connection is open.
+        this.db.pragma('schema_version');
+        const wal = fileSync(`${this.db.name}-wal`);
+        this.walSync = new GroupSync(wal.sync);
+        this.closeWal = wal.close;
+      }
     }
     const db = this.db;
     const p = (sql: string) => db.prepare(sql);
@@ -372,11 +398,26 @@ export class SqliteStorage implements Storage {
     });
   }
 
+  /** One process per file and no round trips: an uplink's transaction is an ordinary one (group commit included). */
+  ingestTransaction<T>(_plan: IngestPlan, fn: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.transaction(fn);
+  }
+
   private schedule(): void {
-    if (this.scheduled) return;
+    if (this.scheduled || this.waitingForSync) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
+      // While the WAL syncs, the queue grows: its requests wait for the next fsync
+      // either way, and one transaction for all of them writes each page once.
+      if (this.walSync?.busy && this.pending.length < MAX_GROUP) {
+        this.waitingForSync = true;
+        void this.walSync.idle().then(() => {
+          this.waitingForSync = false;
+          this.schedule();
+        });
+        return;
+      }
       const group = this.pending.splice(0, MAX_GROUP);
       if (this.pending.length > 0) this.schedule();
       this.running = this.running.then(() => this.runGroup(group));
@@ -435,7 +476,13 @@ export class SqliteStorage implements Storage {
         failFrom(first, e);
       }
     }
-    group.forEach((p, i) => (outcomes[i]!.ok ? p.resolve(outcomes[i]!.value) : p.reject(outcomes[i]!.value)));
+    const settle = () => group.forEach((p, i) => (outcomes[i]!.ok ? p.resolve(outcomes[i]!.value) : p.reject(outcomes[i]!.value)));
+    if (!this.walSync || !outcomes.some((o) => o.ok)) {
+      settle();
+      return;
+    }
+    // Not awaited: the next group runs while the WAL syncs; nobody of this one hears of its commit before.
+    this.walSync.after().then(settle, (e: unknown) => group.forEach((p, i) => p.reject(outcomes[i]!.ok ? e : outcomes[i]!.value)));
   }
 
   async deviceKeyRows(serials: string[]): Promise<DeviceKeyRow[]> {
@@ -541,9 +588,12 @@ export class SqliteStorage implements Storage {
   }
 
   async close(): Promise<void> {
-    while (this.pending.length > 0 || this.scheduled) await new Promise((r) => setImmediate(r));
+    while (this.pending.length > 0 || this.scheduled || this.waitingForSync) await new Promise((r) => setImmediate(r));
     await this.running;
+    await this.walSync?.idle();
     await this.readWorkers?.close();
+    this.closeWal?.();
+    this.closeWal = undefined;
     if (this.db.open) this.db.close();
   }
 }

@@ -335,10 +335,29 @@ export interface Tx {
   setKeysWrapped(rows: { serial: string; keysWrapped: Uint8Array }[]): Promise<void>;
 }
 
+/**
+ * What an uplink request's transaction will touch, known before it starts
+ * (server/ingest/uplink.ts): the serials it names and, per device, its
+ * authenticated frames' counters and anchors. PostgreSQL reads the state
+ * settling needs for them in one round trip (server/storage/postgres-ingest.ts).
+ */
+export interface IngestPlan {
+  serials: string[];
+  frames: { serial: string; counter: number; anchorBoot: number | undefined }[];
+}
+
 export interface Storage {
   readonly backend: 'sqlite' | 'postgres';
   /** Runs `fn` in one transaction; commits when it resolves, rolls back when it throws. */
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /**
+   * An uplink request's transaction: like `transaction`, for a `fn` that
+   * starts with `tx.lockDevices` and changes nothing it is given, so it may
+   * run more than once. PostgreSQL runs it first on state read in one round
+   * trip and writes in one more, and runs it again under the row locks when
+   * that state changed meanwhile (docs/server.md, "One round trip per write").
+   */
+  ingestTransaction<T>(plan: IngestPlan, fn: (tx: Tx) => Promise<T>): Promise<T>;
   device(serial: string): Promise<DeviceRow | undefined>;
   /**
    * The key rows of these serials (those registered), committed state and no

@@ -18,6 +18,7 @@ import {
 } from '../../protocol/index.js';
 import { NO_RATE_LIMIT, buildServer, importManifest, makeConfig, revokeDevice, type ReadingEvent, type RetimeEvent, type Storage } from '../../server/index.js';
 import { WRAPPED_LENGTH, registryKek, unwrapDeviceKeys } from '../../server/keys.js';
+import { MIGRATIONS } from '../../server/storage/migrations.js';
 import { BACKENDS, SealingDevice, b64, body, closeServerFixture, manifestFor, openServerFixture, type Fleet, type TestDb, type TestServer } from '../helpers/server.js';
 
 const ackN = (keys: DeviceKeys, ack: string | null): number | null => (ack === null ? null : verifyAck(keys, new Uint8Array(Buffer.from(ack, 'base64'))));
@@ -39,7 +40,7 @@ describe.each(BACKENDS)('ingest server on %s', (backend) => {
   afterAll(() => closeServerFixture({ s, storage, db }));
 
   it('migrates to the latest version and imports the fleet', async () => {
-    expect(await storage.migrations()).toEqual([1, 2, 3]);
+    expect(await storage.migrations()).toEqual(MIGRATIONS.map((m) => m.version));
     expect((await storage.devices()).length).toBe(24);
     expect((await storage.batches())[0]).toMatchObject({ batch: 'B-0001', devices: 24, factoryKeyId: fleet.factory.publicFile.id });
   });

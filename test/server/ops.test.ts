@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { ANCHOR_BOOT, encodeKeyFile, newIngestKey } from '../../protocol/index.js';
-import { ConfigError, NO_RATE_LIMIT, buildServer, checkConfig, loadConfig, makeConfig, openStorage, startServer, type Storage } from '../../server/index.js';
+import { ConfigError, NO_RATE_LIMIT, SqliteStorage, buildServer, checkConfig, loadConfig, makeConfig, openStorage, startServer, type Storage } from '../../server/index.js';
 import { createToken } from '../../server/auth/tokens.js';
 import { SealingDevice, b64, body, logCapture, makeFleet, manifestFor, testServer, type Fleet } from '../helpers/server.js';
 import { sealpost } from '../helpers/cli.js';
@@ -260,6 +260,91 @@ describe('SQLite group commit', () => {
       await Promise.all([p1, p3]);
       expect((await storage.devices()).map((d) => d.status)).toEqual(['revoked', 'active', 'revoked']);
     } finally {
+      await storage.close();
+      rmSync(files.dir, { recursive: true, force: true });
+    }
+  });
+
+  it('writes the transactions that arrive while the WAL syncs together, in one transaction and one more fsync, answering none of them before it', async () => {
+    const fleet = makeFleet(6, { prefix: 'SP-WG' });
+    const files = writeFleetFiles(fleet);
+    const storage = (await openStorage(files.db)) as SqliteStorage;
+    try {
+      const { importManifest } = await import('../../server/index.js');
+      await importManifest(storage, fleet.manifest, { trusted: [fleet.factory.publicFile], ingestKeyIds: [fleet.ingest.privateFile.id] });
+      const held: (() => void)[] = [];
+      const sync = storage.walSync as unknown as { sync: () => Promise<void> };
+      sync.sync = () => new Promise<void>((resolve) => held.push(resolve));
+      const stats = { ...storage.walSync!.stats };
+      const [first, ...rest] = fleet.devices.map((d) => d.serial);
+      const done: string[] = [];
+      const revoke = (serial: string) => storage.transaction((tx) => tx.setStatus(serial, 'revoked', 1)).then(() => done.push(serial));
+      const p1 = revoke(first!);
+      while (held.length === 0) await new Promise((r) => setTimeout(r, 5));
+      // These arrive in different turns of the event loop while the first commit's fsync runs.
+      const others: Promise<number>[] = [];
+      for (const serial of rest) {
+        others.push(revoke(serial));
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      expect(done).toEqual([]);
+      held[0]!();
+      await p1;
+      while (held.length === 1) await new Promise((r) => setTimeout(r, 5));
+      expect(done).toEqual([first]);
+      // All five were committed in one group, waiting for the second fsync.
+      expect((await storage.devices()).filter((d) => d.status === 'revoked').length).toBe(6);
+      expect(storage.walSync!.stats.waits - stats.waits).toBe(2);
+      held[1]!();
+      await Promise.all(others);
+      expect(done.slice(1).sort()).toEqual([...rest].sort());
+      expect(storage.walSync!.stats.syncs - stats.syncs).toBe(2);
+    } finally {
+      await storage.close();
+      rmSync(files.dir, { recursive: true, force: true });
+    }
+  });
+
+  it('acks an upload only after the fsync of the WAL that followed its COMMIT; a failed fsync answers 500 with no ack, then and after', async () => {
+    const fleet = makeFleet(2, { prefix: 'SP-WS' });
+    const files = writeFleetFiles(fleet);
+    const storage = (await openStorage(files.db)) as SqliteStorage;
+    const s = await testServer(storage, fleet);
+    try {
+      expect(storage.walSync).not.toBeNull();
+      const held: { resolve: () => void; reject: (e: Error) => void }[] = [];
+      const sync = storage.walSync as unknown as { sync: () => Promise<void> };
+      const real = sync.sync;
+      sync.sync = () => new Promise<void>((resolve, reject) => held.push({ resolve, reject }));
+      const d = new SealingDevice(fleet.devices[0]!);
+      const now = s.clock.now;
+      const upload = (frames: Uint8Array[]) => s.post(body('relay-w', now, [{ serial: d.serial, frames: frames.map((frame) => ({ frame, rx: now })) }]));
+
+      let answered = false;
+      const first = upload([d.anchor(1, 0, ANCHOR_BOOT), d.sample(1, 5, [{ channel: 1, value: 20 }])]).then((r) => ((answered = true), r));
+      while (held.length === 0) await new Promise((r) => setTimeout(r, 5));
+      // Committed (another reader sees it), but not yet on disk: no answer, so no ack.
+      expect(await storage.devices(d.serial)).toMatchObject([{ frames: 2, settled: 2 }]);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(answered).toBe(false);
+      held[0]!.resolve();
+      const r = await first;
+      expect(r.status).toBe(200);
+      expect(r.json.devices[0]).toMatchObject({ accepted: 2 });
+      expect(r.json.devices[0].ack).not.toBeNull();
+
+      // The disk fails: this upload and every later one get a 500 and no ack.
+      const failing = upload([d.sample(1, 10, [{ channel: 1, value: 21 }])]);
+      while (held.length === 1) await new Promise((r) => setTimeout(r, 5));
+      held[1]!.reject(new Error('could not sync sealpost.db-wal to disk (EIO)'));
+      const f = await failing;
+      expect(f.status).toBe(500);
+      expect(JSON.stringify(f.json)).not.toContain('ack');
+      sync.sync = real;
+      const later = await upload([d.sample(1, 15, [{ channel: 1, value: 22 }])]);
+      expect(later.status).toBe(500);
+    } finally {
+      await s.close();
       await storage.close();
       rmSync(files.dir, { recursive: true, force: true });
     }
