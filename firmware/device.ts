@@ -14,7 +14,7 @@ import { NAME_PREFIX } from '../protocol/wire/ble.js';
 import { toHex } from '../protocol/wire/hex.js';
 import type { DeviceSettings } from '../boards/types.js';
 import type { Ccm, CounterSource, Hal } from '../hal/types.js';
-import { createOutbox, type Outbox } from './outbox.js';
+import { createOutbox, gapCount, offsetOf, type Outbox } from './outbox.js';
 import { ackCounter, createSealer, type Sealer } from './sealer.js';
 import { readIdentity, type IdentityResult } from './identity.js';
 import { FIRMWARE_VERSION } from './version.js';
@@ -133,12 +133,12 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
       cons.print('sealpost ' + serial + ': stopped sealing: ' + stopped);
       return false;
     }
-    const dropped = outbox.dropped();
+    const dropped = outbox.dropped;
     const at = outbox.push(counter, gapFirst);
-    if (outbox.dropped() !== dropped && cursor > 0) cursor--;
+    if (outbox.dropped !== dropped && cursor > 0) cursor--;
     sealer.sealInto(counter, pt, at);
     sealed++;
-    if (outbox.dropped() !== dropped && radio.connected() && !reporting) sealGapReport();
+    if (outbox.dropped !== dropped && radio.connected() && !reporting) sealGapReport();
     kick();
     return true;
   }
@@ -149,18 +149,18 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
   }
 
   function sealGapReport(): void {
-    if (outbox.gapFirst() === 0) return;
+    if (outbox.gapFirst === 0) return;
     reporting = true;
     // Sealing the report may itself drop the oldest frame: make that room
     // first so the report covers it too.
-    if (outbox.count() === outbox.capacity) {
+    if (outbox.count === outbox.capacity) {
       outbox.makeRoom();
       if (cursor > 0) cursor--;
     }
-    const first = outbox.gapFirst();
-    const count = outbox.gapCount();
+    const first = outbox.gapFirst;
+    const count = gapCount(outbox);
     encodeGap(pt, count > MAX_GAP_COUNT ? first + count - MAX_GAP_COUNT : first, count > MAX_GAP_COUNT ? MAX_GAP_COUNT : count);
-    outbox.clearGap();
+    outbox.gapFirst = 0;
     seal(first);
     reporting = false;
   }
@@ -187,14 +187,14 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
   function pump(): void {
     pumpTimer = undefined;
     if (!radio.connected() || subscription === 2) return;
-    if (cursor < outbox.count()) {
-      const at = outbox.offsetOf(cursor);
+    if (cursor < outbox.count) {
+      const at = offsetOf(outbox, cursor);
       radio.notify(outbox.ring.subarray(at, at + frameSize));
       cursor++;
       pumpTimer = clock.setTimeout(pump, interval);
       return;
     }
-    if (outbox.count() > 0 && resendTimer === undefined) {
+    if (outbox.count > 0 && resendTimer === undefined) {
       resendTimer = clock.setTimeout(function () {
         resendTimer = undefined;
         rewind();
@@ -228,7 +228,7 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
       // per RESEND_AFTER_MS, since an ack may simply predate the relay's
       // latest upload. This must not wait for the pump to go idle: a device
       // that seals faster than it sends never does.
-      if (cursor > 0 && outbox.count() > 0 && clock.uptimeMs() - lastRewind >= RESEND_AFTER_MS) rewind();
+      if (cursor > 0 && outbox.count > 0 && clock.uptimeMs() - lastRewind >= RESEND_AFTER_MS) rewind();
       return;
     }
     acked += freed;
@@ -301,8 +301,8 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
         serial: serial,
         boot: boot,
         sealed: sealed,
-        outbox: outbox.count(),
-        dropped: outbox.dropped(),
+        outbox: outbox.count,
+        dropped: outbox.dropped,
         acked: acked,
         connected: radio.connected(),
         stopped: stopped,
