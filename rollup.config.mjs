@@ -108,9 +108,12 @@ export default Object.entries(ENTRIES).map(([name, input]) => ({
     // what the board runs means what the source meant.
     terser({
       ecma: 5,
-      compress: { passes: 2, toplevel: true, hoist_vars: false, hoist_funs: false, inline: 1 },
+      // collapse_vars off: it would fold firmware/counter-log.ts's
+      // `const c = /*@__NOINLINE__*/ f(); return c` back into a return,
+      // whose annotation terser then prints before `return`, out of reach.
+      compress: { passes: 2, toplevel: true, hoist_vars: false, hoist_funs: false, inline: 1, collapse_vars: false },
       mangle: false,
-      format: { comments: true, preserve_annotations: true, ascii_only: true },
+      format: { comments: false, preserve_annotations: true, ascii_only: true },
     }),
     terser({
       ecma: 5,

@@ -43,8 +43,7 @@ export interface Outbox {
 
 /** Ring offset of the i-th oldest frame. */
 export function offsetOf(box: Outbox, i: number): number {
-  const s = box.head + i;
-  return (s >= box.capacity ? s - box.capacity : s) * box.frameSize;
+  return ((box.head + i) % box.capacity) * box.frameSize;
 }
 
 /** Counter of the i-th oldest frame (tests and tools; the device reads none back). */
