@@ -9,6 +9,7 @@
 // If the dropped frame is itself a gap report, its range joins the pending
 // one (the report is lost with it). The device seals a gap report for the
 // pending range when a relay connects (docs/protocol.md section 5.1).
+import { readU32BE } from '../protocol/wire/be.js';
 
 export interface Outbox {
   readonly capacity: number;
@@ -48,8 +49,7 @@ export function offsetOf(box: Outbox, i: number): number {
 
 /** Counter of the i-th oldest frame (tests and tools; the device reads none back). */
 export function counterAt(box: Outbox, i: number): number {
-  const at = offsetOf(box, i);
-  return ((box.ring[at]! << 24) | (box.ring[at + 1]! << 16) | (box.ring[at + 2]! << 8) | box.ring[at + 3]!) >>> 0;
+  return readU32BE(box.ring, offsetOf(box, i));
 }
 
 /** Lost frames not yet reported. */
