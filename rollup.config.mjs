@@ -96,6 +96,25 @@ export default Object.entries(ENTRIES).map(([name, input]) => ({
       exclude: ['hal/sim/**', 'firmware/targets/sim.ts'],
       noForceEmit: false,
     }),
+    // A first terser pass that hoists nothing, only to fold the top-level
+    // constants (the numbers and strings of protocol/wire/constants.ts,
+    // codec.ts, names.ts, firmware/version.ts; arrays such as CHANNEL_NAMES
+    // stay) into their uses. With hoist_vars (the pass below) terser keeps each of them as a
+    // top-level variable, since the hoisted functions read them before their
+    // `var` line runs; on the interpreter each such global costs its name
+    // and value for good (measured 2026-12-07, puckjs on the 32-bit ARM
+    // build: about 30 variables, docs/firmware.md "Memory on the
+    // interpreter"). The second pass hoists every declaration as before, so
+    // what the board runs means what the source meant.
+    terser({
+      ecma: 5,
+      // collapse_vars off: it would fold firmware/counter-log.ts's
+      // `const c = /*@__NOINLINE__*/ f(); return c` back into a return,
+      // whose annotation terser then prints before `return`, out of reach.
+      compress: { passes: 2, toplevel: true, hoist_vars: false, hoist_funs: false, inline: 1, collapse_vars: false },
+      mangle: false,
+      format: { comments: false, preserve_annotations: true, ascii_only: true },
+    }),
     terser({
       ecma: 5,
       // Espruino hoists neither `var` nor function declarations (measured on 2v29):

@@ -7,7 +7,10 @@
 // 2,630 variables; the ARM one under qemu-arm has the boards' 13-byte blocks).
 // Each bundle is written into the interpreter's Storage as a board has it:
 // `.bootcde` (the bundle), `sealpost.dev`, `sealpost.ctr`, and `.boot0`, run
-// first, with what the Linux build lacks (NRF, Puck, Bangle: a few functions)
+// first, with what the Linux build lacks (NRF, Puck, Bangle: a few functions;
+// NRF keeps what 2v29's keeps: the service table and its options, the
+// advertising and scan response data, and the event handlers, which
+// Espruino's own Object.prototype.on stores as NRF's does)
 // and the driver: it keeps the firmware's hourly anchor timer instead of
 // scheduling it (and drops the sampling timer), then calls it N times, one
 // seal per call, in batches with the interpreter idle between them, and
@@ -45,7 +48,7 @@ print("MEM kernelcopy " + (process.memory().usage - SP_M0) + " 0 0 " + E.getAddr
       : '';
   const checkpoints = d ? [...new Set([d.outboxFrames, 1000, ...Array.from({ length: Math.floor(seals / 1000) }, (_, i) => (i + 1) * 1000)])].filter((n) => n <= seals).sort((a, b) => a - b) : [];
   return `${inPlace}
-var NRF = { setServices: function () {}, setAdvertising: function () {}, setScanResponse: function () {}, on: function () {}, updateServices: function () {}, getBattery: function () { return 3; } };
+var NRF = { setServices: function (d, o) { NRF.sd = d; NRF.so = o; }, setAdvertising: function (d) { NRF.ad = d; }, setScanResponse: function (d) { NRF.sr = d; }, updateServices: function () {}, getBattery: function () { return 3; } };
 var Puck = { light: function () { return 0.5; }, mag: function () { return { x: 1, y: 2, z: 3 }; } };
 var Bangle = { getAccel: function () { return { x: 0, y: 0, z: -1, mag: 1 }; } };
 LoopbackB.on("data", function (d) { USB.write(d); });

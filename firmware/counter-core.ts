@@ -36,16 +36,6 @@ export function headerValid(h: Uint8Array): boolean {
   );
 }
 
-/** A record slot as read from the medium: used unless all four bytes are still erased. */
-function slotUsed(b: Uint8Array): boolean {
-  return (b[0]! & b[1]! & b[2]! & b[3]!) !== 255;
-}
-
-/** A complete record: 16-bit boot, then its complement. */
-function slotValid(b: Uint8Array): boolean {
-  return (b[0]! ^ b[2]!) === 255 && (b[1]! ^ b[3]!) === 255;
-}
-
 /** What a medium gives the core. */
 export interface SlotArea {
   /** Slots in the current area. */
@@ -72,7 +62,13 @@ export function checkBlock(K: number): number {
   return K;
 }
 
-/** Records this boot with its first block and returns the counter source. */
+/**
+ * Records this boot with its first block and returns the counter source.
+ * Slot tests are written out at their one use each: a slot is used unless
+ * all four bytes are still erased (usedSlots), and a complete record is a
+ * 16-bit boot and its complement (lastBoot). As top-level helpers they stayed
+ * globals for good, about 6 variables each on the interpreter.
+ */
 export function openCounters(area: SlotArea, K: number): CounterSource {
   const word = new Uint8Array(SLOT_LEN);
   let slot = 0;
@@ -85,7 +81,8 @@ export function openCounters(area: SlotArea, K: number): CounterSource {
     let hi = area.cap;
     while (lo < hi) {
       const mid = Math.floor((lo + hi) / 2);
-      if (slotUsed(area.read(mid))) lo = mid + 1;
+      const b = area.read(mid);
+      if ((b[0]! & b[1]! & b[2]! & b[3]!) !== 255) lo = mid + 1;
       else hi = mid;
     }
     return lo;
@@ -94,7 +91,7 @@ export function openCounters(area: SlotArea, K: number): CounterSource {
   function lastBoot(): number {
     for (let s = slot - 1; s >= 0; s--) {
       const b = area.read(s);
-      if (slotValid(b)) return area.baseBoot + ((b[0]! * 256 + b[1]! - (area.baseBoot % 65536) + 65536) % 65536);
+      if ((b[0]! ^ b[2]!) === 255 && (b[1]! ^ b[3]!) === 255) return area.baseBoot + ((b[0]! * 256 + b[1]! - (area.baseBoot % 65536) + 65536) % 65536);
     }
     return area.baseBoot;
   }

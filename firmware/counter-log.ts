@@ -15,8 +15,11 @@ export function createLogCounters(log: LogFileHal, block: number): CounterSource
   if (readU32BE(log.read(0, COUNTER_LOG_HEADER_LEN), 0) !== COUNTER_LOG_MAGIC) {
     throw new Error('counter log has no magic 53 50 63 01: provision this device again');
   }
-  // Not inlined (firmware/device.ts, createOutbox: why).
-  return /*@__NOINLINE__*/ openCounters(
+  // Not inlined (firmware/device.ts, createOutbox: why). Assigned, not
+  // returned directly: terser prints the annotation of `return /*@__NOINLINE__*/
+  // f()` before the `return`, where the build's second pass no longer sees it
+  // (rollup.config.mjs).
+  const counters = /*@__NOINLINE__*/ openCounters(
     {
       cap: Math.floor((log.size - COUNTER_LOG_HEADER_LEN) / SLOT_LEN),
       open: true,
@@ -31,4 +34,5 @@ export function createLogCounters(log: LogFileHal, block: number): CounterSource
     },
     K,
   );
+  return counters;
 }

@@ -14,9 +14,9 @@ import { NAME_PREFIX } from '../protocol/wire/ble.js';
 import { toHex } from '../protocol/wire/hex.js';
 import type { DeviceSettings } from '../boards/types.js';
 import type { Ccm, CounterSource, Hal } from '../hal/types.js';
-import { createOutbox, type Outbox } from './outbox.js';
+import { createOutbox, gapCount, offsetOf, type Outbox } from './outbox.js';
 import { ackCounter, createSealer, type Sealer } from './sealer.js';
-import { readIdentity } from './identity.js';
+import { readIdentity, type IdentityResult } from './identity.js';
 import { FIRMWARE_VERSION } from './version.js';
 
 /** Console stays open this long after boot so the factory can read the boot line. */
@@ -56,12 +56,16 @@ export interface Device {
 }
 
 export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefined {
-  const got = readIdentity(hal.readFile(DEVICE_FILE_NAME), hal.crc32);
-  const id = got.identity;
+  // got, id, ccm: boot-only, dropped below like hal (the closures keep this
+  // scope alive; the identity object alone holds about 20 variables).
+  let got: IdentityResult | undefined = readIdentity(hal.readFile(DEVICE_FILE_NAME), hal.crc32);
+  let id = got.identity;
   if (!id) {
     hal.console.print('sealpost: ' + got.problem);
     return undefined;
   }
+  got = undefined;
+  const serial = id.serial;
   // Before the counter store records a boot: a backend that cannot run (the native-kernel
   // backend's file missing, damaged or failing its self-test) seals nothing and says why.
   let kcv: Uint8Array;
@@ -70,18 +74,18 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
     kcv = hal.crypto.encryptBlock(id.sealKey, new Uint8Array(16));
     ccm = hal.crypto.ccm(id.sealKey, id.frameSize - 12);
   } catch (e) {
-    hal.console.print('sealpost ' + id.serial + ': crypto unusable: ' + (e as Error).message);
+    hal.console.print('sealpost ' + serial + ': crypto unusable: ' + (e as Error).message);
     return undefined;
   }
   let counters: CounterSource;
   try {
     counters = hal.counters(profile.counterBlock);
   } catch (e) {
-    hal.console.print('sealpost ' + id.serial + ': counter store unusable: ' + (e as Error).message);
+    hal.console.print('sealpost ' + serial + ': counter store unusable: ' + (e as Error).message);
     return undefined;
   }
   const frameSize = id.frameSize;
-  hal.console.print('sealpost ' + id.serial + ' kcv ' + toHex(kcv, 3) + ' fw ' + FIRMWARE_VERSION);
+  hal.console.print('sealpost ' + serial + ' kcv ' + toHex(kcv, 3) + ' fw ' + FIRMWARE_VERSION);
   kcv = undefined as unknown as Uint8Array; // boot-only, like hal below
 
   const clock = hal.clock;
@@ -93,6 +97,8 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
   // interpreter, about 3 variables per closure (docs/firmware.md).
   const outbox = /*@__NOINLINE__*/ createOutbox(profile.outboxFrames, frameSize);
   const sealer: Sealer = /*@__NOINLINE__*/ createSealer({ ccm: ccm, nonceSalt: id.nonceSalt, frameSize: frameSize, ring: outbox.ring });
+  ccm = undefined as unknown as Ccm;
+  id = undefined;
   // Every closure below keeps this function's whole scope alive on the
   // interpreter, parameters included: drop the HAL object, whose device-file
   // reader, CRC, crypto factory and counter opener are needed only at boot
@@ -124,15 +130,15 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
       counter = counters.next();
     } catch (e) {
       stopped = (e as Error).message;
-      cons.print('sealpost ' + id!.serial + ': stopped sealing: ' + stopped);
+      cons.print('sealpost ' + serial + ': stopped sealing: ' + stopped);
       return false;
     }
-    const dropped = outbox.dropped();
+    const dropped = outbox.dropped;
     const at = outbox.push(counter, gapFirst);
-    if (outbox.dropped() !== dropped && cursor > 0) cursor--;
+    if (outbox.dropped !== dropped && cursor > 0) cursor--;
     sealer.sealInto(counter, pt, at);
     sealed++;
-    if (outbox.dropped() !== dropped && radio.connected() && !reporting) sealGapReport();
+    if (outbox.dropped !== dropped && radio.connected() && !reporting) sealGapReport();
     kick();
     return true;
   }
@@ -143,18 +149,18 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
   }
 
   function sealGapReport(): void {
-    if (outbox.gapFirst() === 0) return;
+    if (outbox.gapFirst === 0) return;
     reporting = true;
     // Sealing the report may itself drop the oldest frame: make that room
     // first so the report covers it too.
-    if (outbox.count() === outbox.capacity) {
+    if (outbox.count === outbox.capacity) {
       outbox.makeRoom();
       if (cursor > 0) cursor--;
     }
-    const first = outbox.gapFirst();
-    const count = outbox.gapCount();
+    const first = outbox.gapFirst;
+    const count = gapCount(outbox);
     encodeGap(pt, count > MAX_GAP_COUNT ? first + count - MAX_GAP_COUNT : first, count > MAX_GAP_COUNT ? MAX_GAP_COUNT : count);
-    outbox.clearGap();
+    outbox.gapFirst = 0;
     seal(first);
     reporting = false;
   }
@@ -181,14 +187,14 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
   function pump(): void {
     pumpTimer = undefined;
     if (!radio.connected() || subscription === 2) return;
-    if (cursor < outbox.count()) {
-      const at = outbox.offsetOf(cursor);
+    if (cursor < outbox.count) {
+      const at = offsetOf(outbox, cursor);
       radio.notify(outbox.ring.subarray(at, at + frameSize));
       cursor++;
       pumpTimer = clock.setTimeout(pump, interval);
       return;
     }
-    if (outbox.count() > 0 && resendTimer === undefined) {
+    if (outbox.count > 0 && resendTimer === undefined) {
       resendTimer = clock.setTimeout(function () {
         resendTimer = undefined;
         rewind();
@@ -222,7 +228,7 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
       // per RESEND_AFTER_MS, since an ack may simply predate the relay's
       // latest upload. This must not wait for the pump to go idle: a device
       // that seals faster than it sends never does.
-      if (cursor > 0 && outbox.count() > 0 && clock.uptimeMs() - lastRewind >= RESEND_AFTER_MS) rewind();
+      if (cursor > 0 && outbox.count > 0 && clock.uptimeMs() - lastRewind >= RESEND_AFTER_MS) rewind();
       return;
     }
     acked += freed;
@@ -260,8 +266,8 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
 
   sealAnchor(ANCHOR_BOOT);
   radio.start({
-    name: NAME_PREFIX + id.serial.substr(id.serial.length > 6 ? id.serial.length - 6 : 0),
-    info: '{"serial":"' + id.serial + '","v":' + PROTOCOL_VERSION + ',"f":' + frameSize + ',"b":"' + profile.id + '","fw":"' + FIRMWARE_VERSION + '"}',
+    name: NAME_PREFIX + serial.substr(serial.length > 6 ? serial.length - 6 : 0),
+    info: '{"serial":"' + serial + '","v":' + PROTOCOL_VERSION + ',"f":' + frameSize + ',"b":"' + profile.id + '","fw":"' + FIRMWARE_VERSION + '"}',
     frameSize: frameSize,
     onConnect: onConnect,
     onDisconnect: stopSending,
@@ -292,11 +298,11 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
     sample: sample,
     status: function (): DeviceStatus {
       return {
-        serial: id!.serial,
+        serial: serial,
         boot: boot,
         sealed: sealed,
-        outbox: outbox.count(),
-        dropped: outbox.dropped(),
+        outbox: outbox.count,
+        dropped: outbox.dropped,
         acked: acked,
         connected: radio.connected(),
         stopped: stopped,

@@ -9,16 +9,27 @@
 // If the dropped frame is itself a gap report, its range joins the pending
 // one (the report is lost with it). The device seals a gap report for the
 // pending range when a relay connects (docs/protocol.md section 5.1).
+import { readU32BE } from '../protocol/wire/be.js';
 
 export interface Outbox {
   readonly capacity: number;
   readonly frameSize: number;
   /** The ring: slot i occupies ring[i * frameSize ..]. */
   readonly ring: Uint8Array;
-  count(): number;
-  /** Ring offset of the i-th oldest frame. */
-  offsetOf(i: number): number;
-  counterAt(i: number): number;
+  // State as plain fields, not accessor methods: on the interpreter every
+  // method is a function object kept for good (about 6 variables), a field
+  // one or two names (docs/firmware.md, "Memory on the interpreter"). Only
+  // push, makeRoom and ack change them, except that the device clears a
+  // reported gap by setting gapFirst to 0.
+  /** Frames held. */
+  count: number;
+  /** Slot of the oldest frame; the i-th oldest is in slot (head + i) % capacity. */
+  head: number;
+  /** Lost frames not yet reported: gapFirst..gapLast, gapFirst 0 when none. */
+  gapFirst: number;
+  gapLast: number;
+  /** Frames dropped since start-up. */
+  dropped: number;
   /**
    * Makes room for a new frame (dropping the oldest when full) and returns
    * the ring offset to seal it into. `gapFirst` is the first counter a gap
@@ -29,12 +40,21 @@ export interface Outbox {
   makeRoom(): void;
   /** Frees every frame with counter <= n; returns how many were freed. */
   ack(n: number): number;
-  /** Lost frames not yet reported: 0 when none. */
-  gapFirst(): number;
-  gapCount(): number;
-  clearGap(): void;
-  /** Frames dropped since start-up. */
-  dropped(): number;
+}
+
+/** Ring offset of the i-th oldest frame. */
+export function offsetOf(box: Outbox, i: number): number {
+  return ((box.head + i) % box.capacity) * box.frameSize;
+}
+
+/** Counter of the i-th oldest frame (tests and tools; the device reads none back). */
+export function counterAt(box: Outbox, i: number): number {
+  return readU32BE(box.ring, offsetOf(box, i));
+}
+
+/** Lost frames not yet reported. */
+export function gapCount(box: Outbox): number {
+  return box.gapFirst === 0 ? 0 : box.gapLast - box.gapFirst + 1;
 }
 
 export function createOutbox(capacity: number, frameSize: number): Outbox {
@@ -45,78 +65,50 @@ export function createOutbox(capacity: number, frameSize: number): Outbox {
   // "DataView for counters").
   const view = new DataView(ring.buffer);
   const reportFirst = new Uint32Array(capacity);
-  let head = 0;
-  let n = 0;
-  let lostFirst = 0;
-  let lostLast = 0;
-  let droppedTotal = 0;
-
-  function slot(i: number): number {
-    const s = head + i;
-    return s >= capacity ? s - capacity : s;
-  }
 
   function dropOldest(): void {
-    const c = view.getUint32(head * frameSize);
-    const covered = reportFirst[head]!;
-    if (lostFirst === 0) lostFirst = c;
-    if (covered !== 0 && covered < lostFirst) lostFirst = covered;
-    lostLast = c;
-    head = head + 1 === capacity ? 0 : head + 1;
-    n--;
-    droppedTotal++;
+    const c = view.getUint32(box.head * frameSize);
+    const covered = reportFirst[box.head]!;
+    if (box.gapFirst === 0) box.gapFirst = c;
+    if (covered !== 0 && covered < box.gapFirst) box.gapFirst = covered;
+    box.gapLast = c;
+    box.head = box.head + 1 === capacity ? 0 : box.head + 1;
+    box.count--;
+    box.dropped++;
   }
 
-  return {
+  const box: Outbox = {
     capacity: capacity,
     frameSize: frameSize,
     ring: ring,
-    count: function (): number {
-      return n;
-    },
-    offsetOf: function (i: number): number {
-      return slot(i) * frameSize;
-    },
-    counterAt: function (i: number): number {
-      return view.getUint32(slot(i) * frameSize);
-    },
+    count: 0,
+    head: 0,
+    gapFirst: 0,
+    gapLast: 0,
+    dropped: 0,
     push: function (counter: number, gapFirst: number): number {
-      if (n === capacity) dropOldest();
-      const s = slot(n);
+      if (box.count === capacity) dropOldest();
+      let s = box.head + box.count;
+      if (s >= capacity) s -= capacity;
       reportFirst[s] = gapFirst;
-      n++;
+      box.count++;
       const at = s * frameSize;
       view.setUint32(at, counter);
       return at;
     },
     makeRoom: function (): void {
-      if (n === capacity) dropOldest();
+      if (box.count === capacity) dropOldest();
     },
     ack: function (ackN: number): number {
       let freed = 0;
-      while (n > 0 && view.getUint32(head * frameSize) <= ackN) {
-        head = head + 1 === capacity ? 0 : head + 1;
-        n--;
+      while (box.count > 0 && view.getUint32(box.head * frameSize) <= ackN) {
+        box.head = box.head + 1 === capacity ? 0 : box.head + 1;
+        box.count--;
         freed++;
       }
-      if (lostFirst !== 0 && lostLast <= ackN) {
-        lostFirst = 0;
-        lostLast = 0;
-      }
+      if (box.gapFirst !== 0 && box.gapLast <= ackN) box.gapFirst = 0;
       return freed;
     },
-    gapFirst: function (): number {
-      return lostFirst;
-    },
-    gapCount: function (): number {
-      return lostFirst === 0 ? 0 : lostLast - lostFirst + 1;
-    },
-    clearGap: function (): void {
-      lostFirst = 0;
-      lostLast = 0;
-    },
-    dropped: function (): number {
-      return droppedTotal;
-    },
   };
+  return box;
 }

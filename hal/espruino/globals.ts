@@ -30,7 +30,7 @@ export interface NrfGlobal {
   setServices(services: object, options: object): void;
   updateServices(services: object): void;
   setAdvertising(data: object, options: object): void;
-  setScanResponse(data: number[]): void;
+  setScanResponse(data: Uint8Array): void;
   on(event: string, fn: () => void): void;
   getBattery(): number;
 }

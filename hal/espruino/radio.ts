@@ -13,45 +13,56 @@ export function bleRadio(NRF: NrfGlobal): RadioHal {
   // Made at start-up, kept for notify (protocol/wire/ble.ts: why not constants).
   let SERVICE_UUID = '';
   let FRAMES_UUID = '';
+  // The handlers NRF keeps live here, not inside start(): a function made in
+  // start() would keep start's whole scope (the options, the service and
+  // scan response tables) alive as long as NRF holds it (docs/firmware.md,
+  // "Memory on the interpreter"). start() copies the four callbacks.
+  let onConnect: () => void;
+  let onDisconnect: () => void;
+  let onSubscribe: (on: boolean) => void;
+  let onAck: (data: Uint8Array) => void;
+  // A CCCD write (2v15+); evt.data is an ArrayBuffer, bit 0 = notifications on.
+  function onWriteDesc(evt: { data: ArrayBuffer }): void {
+    onSubscribe((new Uint8Array(evt.data)[0]! & 1) === 1);
+  }
+  function onWrite(evt: { data: ArrayBuffer }): void {
+    onAck(new Uint8Array(evt.data));
+  }
+  function connected(): void {
+    isConnected = true;
+    onConnect();
+  }
+  function disconnected(): void {
+    isConnected = false;
+    onDisconnect();
+  }
   return {
     start: function (opts: RadioOptions): void {
+      onConnect = opts.onConnect;
+      onDisconnect = opts.onDisconnect;
+      onSubscribe = opts.onSubscribe;
+      onAck = opts.onAck;
       SERVICE_UUID = gattUuid(1);
       FRAMES_UUID = gattUuid(2);
       const chars: { [uuid: string]: object } = {};
-      chars[FRAMES_UUID] = {
-        value: new Uint8Array(opts.frameSize),
-        maxLen: opts.frameSize,
-        readable: false,
-        notify: true,
-        // A CCCD write (2v15+); evt.data is an ArrayBuffer, bit 0 = notifications on.
-        onWriteDesc: function (evt: { data: ArrayBuffer }): void {
-          opts.onSubscribe((new Uint8Array(evt.data)[0]! & 1) === 1);
-        },
-      };
-      chars[gattUuid(3)] = {
-        value: new Uint8Array(12),
-        maxLen: 12,
-        writable: true,
-        onWrite: function (evt: { data: ArrayBuffer }): void {
-          opts.onAck(new Uint8Array(evt.data));
-        },
-      };
+      chars[FRAMES_UUID] = { value: new Uint8Array(opts.frameSize), maxLen: opts.frameSize, readable: false, notify: true, onWriteDesc: onWriteDesc };
+      chars[gattUuid(3)] = { value: new Uint8Array(12), maxLen: 12, writable: true, onWrite: onWrite };
       chars[gattUuid(4)] = { value: opts.info, maxLen: opts.info.length, readable: true };
       const services: { [uuid: string]: object } = {};
       services[SERVICE_UUID] = chars;
       NRF.setServices(services, { uart: false, advertise: [SERVICE_UUID] });
       NRF.setAdvertising({}, { showName: false, connectable: true, discoverable: true });
-      const scan: number[] = [opts.name.length + 1, 0x09];
-      for (let i = 0; i < opts.name.length; i++) scan.push(opts.name.charCodeAt(i));
+      // NRF keeps the scan response for good (2v29 jswrap_ble_setScanResponse
+      // stores the argument): bytes in a Uint8Array, not an array of numbers
+      // of one variable each.
+      const name = opts.name;
+      const scan = new Uint8Array(name.length + 2);
+      scan[0] = name.length + 1;
+      scan[1] = 0x09;
+      for (let i = 0; i < name.length; i++) scan[i + 2] = name.charCodeAt(i);
       NRF.setScanResponse(scan);
-      NRF.on('connect', function () {
-        isConnected = true;
-        opts.onConnect();
-      });
-      NRF.on('disconnect', function () {
-        isConnected = false;
-        opts.onDisconnect();
-      });
+      NRF.on('connect', connected);
+      NRF.on('disconnect', disconnected);
     },
     connected: function (): boolean {
       return isConnected;

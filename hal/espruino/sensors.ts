@@ -24,10 +24,6 @@ class BuiltinSensor implements Sensor {
   }
 }
 
-function sensor(read: () => { [channel: string]: number }): Sensor {
-  return new BuiltinSensor(read);
-}
-
 function need<T>(builtin: T | undefined, name: string): T {
   if (!builtin) throw new Error(name + ' is not available on this board');
   return builtin;
@@ -35,21 +31,21 @@ function need<T>(builtin: T | undefined, name: string): T {
 
 /** The nRF52's die temperature sensor, °C (E.getTemperature). */
 export function temperatureSensor(E: EGlobal): Sensor {
-  return sensor(function () {
+  return new BuiltinSensor(function () {
     return { temperature: E.getTemperature() };
   });
 }
 
 /** Battery level in percent (E.getBattery, estimated from the supply voltage). */
 export function batterySensor(E: EGlobal): Sensor {
-  return sensor(function () {
+  return new BuiltinSensor(function () {
     return { battery: E.getBattery() };
   });
 }
 
 /** Supply voltage in volts (NRF.getBattery). */
 export function batteryVoltageSensor(NRF: NrfGlobal): Sensor {
-  return sensor(function () {
+  return new BuiltinSensor(function () {
     return { battery_voltage: NRF.getBattery() };
   });
 }
@@ -57,7 +53,7 @@ export function batteryVoltageSensor(NRF: NrfGlobal): Sensor {
 /** Puck.js light sensor, 0..1 (Puck.light). */
 export function puckLightSensor(Puck: PuckGlobal | undefined): Sensor {
   const P = need(Puck, 'Puck');
-  return sensor(function () {
+  return new BuiltinSensor(function () {
     return { light: P.light() };
   });
 }
@@ -70,7 +66,7 @@ export function puckLightSensor(Puck: PuckGlobal | undefined): Sensor {
  */
 export function puckMagnetometer(Puck: PuckGlobal | undefined): Sensor {
   const P = need(Puck, 'Puck');
-  return sensor(function () {
+  return new BuiltinSensor(function () {
     const m = P.mag();
     return { magnetic_x: m.x / 10, magnetic_y: m.y / 10, magnetic_z: m.z / 10 };
   });
@@ -79,7 +75,7 @@ export function puckMagnetometer(Puck: PuckGlobal | undefined): Sensor {
 /** Bangle.js 2 accelerometer magnitude in g (Bangle.getAccel().mag). */
 export function bangleAcceleration(Bangle: BangleGlobal | undefined): Sensor {
   const B = need(Bangle, 'Bangle');
-  return sensor(function () {
+  return new BuiltinSensor(function () {
     return { acceleration: B.getAccel().mag };
   });
 }

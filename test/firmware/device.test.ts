@@ -7,6 +7,7 @@ import { channels, keyCheckValue, makeAck, toHex } from '../../protocol/index.js
 import { boardProfile, withDevice } from '../../boards/index.js';
 import type { CryptoBackend } from '../../hal/types.js';
 import { FIRMWARE_VERSION } from '../../firmware/version.js';
+import { counterAt } from '../../firmware/outbox.js';
 import { readFileSync } from 'node:fs';
 import { seededRandom } from '../../hal/sim/random.js';
 
@@ -93,20 +94,20 @@ describe('outbox and acknowledgements on the device', () => {
 
   it('a valid ack frees exactly the frames up to N', () => {
     const { device, receiver, link, prov } = running('SP-ACK-1');
-    const before = device.outbox.count();
+    const before = device.outbox.count;
     expect(before).toBe(device.status().sealed);
     expect(firstArrivals(receiver).length).toBeGreaterThan(5);
     link.writeAck(makeAck(prov.keys, 5));
-    expect(device.outbox.count()).toBe(before - 5);
-    expect(device.outbox.counterAt(0)).toBe(6);
+    expect(device.outbox.count).toBe(before - 5);
+    expect(counterAt(device.outbox, 0)).toBe(6);
     link.writeAck(receiver.ack()!);
-    expect(device.outbox.counterAt(0)).toBe(receiver.watermark() + 1);
+    expect(counterAt(device.outbox, 0)).toBe(receiver.watermark() + 1);
     expect(device.status().acked).toBe(receiver.watermark());
   });
 
   it('forged acks free nothing and do not crash: random bytes, wrong key, flipped tag, wrong length, N = 0', () => {
     const { device, link, prov, clock } = running('SP-FORGE');
-    const count = device.outbox.count();
+    const count = device.outbox.count;
     const other = simDevice('SP-OTHER').prov;
     const flipped = makeAck(prov.keys, 3);
     flipped[11] ^= 0x40;
@@ -115,8 +116,8 @@ describe('outbox and acknowledgements on the device', () => {
     const forgeries = [new Uint8Array(12).fill(0xff), crypto.getRandomValues(new Uint8Array(12)), makeAck(other.keys, 3), flipped, zero, new Uint8Array(0), new Uint8Array(11), makeAck(prov.keys, 3).subarray(0, 8), new Uint8Array(64)];
     for (const f of forgeries) link.writeAck(f);
     clock.advance(SECOND);
-    expect(device.outbox.count()).toBeGreaterThanOrEqual(count);
-    expect(device.outbox.counterAt(0)).toBe(1);
+    expect(device.outbox.count).toBeGreaterThanOrEqual(count);
+    expect(counterAt(device.outbox, 0)).toBe(1);
     expect(device.status().acked).toBe(0);
   });
 
@@ -124,11 +125,11 @@ describe('outbox and acknowledgements on the device', () => {
     const { device, link, prov } = running('SP-REPLAY');
     const old = makeAck(prov.keys, 4);
     link.writeAck(old);
-    const after = device.outbox.count();
+    const after = device.outbox.count;
     link.writeAck(old);
     link.writeAck(makeAck(prov.keys, 2));
-    expect(device.outbox.count()).toBe(after);
-    expect(device.outbox.counterAt(0)).toBe(5);
+    expect(device.outbox.count).toBe(after);
+    expect(counterAt(device.outbox, 0)).toBe(5);
   });
 
   it('resends unacknowledged frames on the next connection', () => {
@@ -145,7 +146,7 @@ describe('outbox and acknowledgements on the device', () => {
     // Everything sealed so far comes again from counter 1, the unacked frames first.
     expect(again.slice(0, seen)).toEqual(Array.from({ length: seen }, (_, i) => i + 1));
     link2.writeAck(receiver.ack()!);
-    expect(sim.device!.outbox.counterAt(0)).toBeGreaterThan(seen);
+    expect(counterAt(sim.device!.outbox, 0)).toBeGreaterThan(seen);
   });
 
   it('resends what the radio dropped silently, once nothing more is acknowledged', () => {
@@ -181,7 +182,7 @@ describe('outbox and acknowledgements on the device', () => {
     expect(Math.min(...gaps.map((g) => g.first))).toBe(1);
     link.disconnect();
     const sealed = device.status().sealed;
-    for (let c = 1; c <= sealed - device.outbox.count(); c++) expect(receiver.settled(c), `counter ${c}`).toBe(true);
+    for (let c = 1; c <= sealed - device.outbox.count; c++) expect(receiver.settled(c), `counter ${c}`).toBe(true);
     expect(receiver.reused).toEqual([]);
   });
 });

@@ -227,7 +227,7 @@ describe('relay page', () => {
       expect(f.relay).toBe(relayId);
     }
     // Slow the clock so the device seals less often than the relay uploads: its outbox empties.
-    await until('outbox drained by acks', () => device().outbox.count() === 0 && device().status().acked > 20, { stepMs: 5 });
+    await until('outbox drained by acks', () => device().outbox.count === 0 && device().status().acked > 20, { stepMs: 5 });
     expect(bt.stats.writes).toBeGreaterThan(0);
     // The page shows how far the server has confirmed.
     const confirmed = async () => Number(((await page.textContent(`${card(a)} [data-col="ack"]`)) ?? '').replace(/\D/g, ''));

@@ -26,6 +26,7 @@ import { makeSimFleet, sampleMoments } from '../../sim/fleet.js';
 import { SimRelay } from '../../sim/relay.js';
 import { NO_RATE_LIMIT, type GapRow, type StoredFrame, type StoredReading } from '../../server/index.js';
 import { IngestServer, newKeySet } from '../helpers/relay-server.js';
+import { counterAt } from '../../firmware/outbox.js';
 
 const SEED = Number(process.env.SEALPOST_CHAOS_SEED ?? 20261127);
 const DEVICES = 20;
@@ -219,7 +220,7 @@ describe('chaos: a relayed fleet under link drops, failed uploads, a server rest
           const row = await server.running.app.storage.device(fleet.serials[i]!);
           const ob = sim.device?.outbox;
           stuck.push(
-            `${fleet.serials[i]}: device ${JSON.stringify(sim.device?.status())} oldest ${ob && ob.count() > 0 ? ob.counterAt(0) : '-'}; ` +
+            `${fleet.serials[i]}: device ${JSON.stringify(sim.device?.status())} oldest ${ob && ob.count > 0 ? counterAt(ob, 0) : '-'}; ` +
               `relay ${JSON.stringify(st.devices.find((d) => d.serial === fleet.serials[i]))}; server settled ${row?.settled} max ${row?.maxCounter}`,
           );
         }

@@ -13,7 +13,7 @@ function fakeNrf() {
   const calls = {
     services: [] as { services: Record<string, Chars>; options: Record<string, unknown> }[],
     advertising: [] as { data: unknown; options: Record<string, unknown> }[],
-    scanResponse: [] as number[][],
+    scanResponse: [] as Uint8Array[],
     updates: [] as Record<string, Chars>[],
   };
   const handlers: Record<string, () => void> = {};
@@ -55,7 +55,10 @@ describe('bleRadio on a fake NRF', () => {
     expect(chars[INFO_UUID]).toEqual({ value: '{"serial":"SP-000042"}', maxLen: 22, readable: true });
     expect(calls.advertising).toEqual([{ data: {}, options: { showName: false, connectable: true, discoverable: true } }]);
     const name = 'sealpost 000042';
-    expect(calls.scanResponse).toEqual([[name.length + 1, 0x09, ...Array.from(name, (c) => c.charCodeAt(0))]]);
+    // Bytes, not an array of numbers: NRF keeps the scan response for good (one variable per array element on the interpreter).
+    expect(calls.scanResponse).toHaveLength(1);
+    expect(calls.scanResponse[0]).toBeInstanceOf(Uint8Array);
+    expect(Array.from(calls.scanResponse[0]!)).toEqual([name.length + 1, 0x09, ...Array.from(name, (c) => c.charCodeAt(0))]);
   });
 
   it('follows connect and disconnect events and hands ack writes over as bytes', () => {
