@@ -63,7 +63,9 @@ async function storeAndSettle(tx: Tx, opened: OpenedRequest, serials: string[], 
 }
 
 function settledOf(work: Map<string, DeviceWork>): Map<string, number> {
-  return new Map([...work].map(([serial, w]) => [serial, w.row.settled]));
+  const settled = new Map<string, number>();
+  for (const [serial, w] of work) settled.set(serial, w.row.settled);
+  return settled;
 }
 
 /** The request's well-formed serials, sorted (anything else is simply not registered), and each frame's bytes. */

@@ -25,7 +25,7 @@ import { ReadWorkers } from './read-workers.js';
 import { MIGRATIONS } from './migrations.js';
 import { batchFromRow, keyRowsFromText, keyRowsQuery, deviceFromRow, frameFromRow, gapFromRow, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
 
-/** A request's key rows as one text value (rows.ts, keyRowsQuery). */
+/** A request's key rows as two text values (rows.ts, keyRowsQuery). */
 const KEY_ROWS_ANY = keyRowsQuery('postgres', 'serial = ANY($1::text[])');
 import type {
   Anchor,
@@ -469,7 +469,8 @@ export class PostgresStorage implements Storage {
       if (!connectionLost(e)) throw e;
       r = await this.pool.query(KEY_ROWS_ANY, [serials]); // once more, on a fresh connection
     }
-    return keyRowsFromText((r.rows[0] as { t: string | null } | undefined)?.t ?? null);
+    const row = r.rows[0] as { t: string | null; b: string | null } | undefined;
+    return keyRowsFromText(row?.t ?? null, row?.b ?? null);
   }
 
   async device(serial: string): Promise<DeviceRow | undefined> {

@@ -29,39 +29,41 @@ export function deviceFromRow(r: Row): DeviceRow {
 }
 
 /**
- * The key rows of a request as ONE text value: per row serial, key id, frame
- * size, status, settled, hex(enc), hex(keys_wrapped) or '-' for NULL, all
- * joined by spaces (none of them can hold one: serials are [A-Za-z0-9._-],
- * key ids ik-hex). Turning a hundred result rows into JavaScript values cost
- * more than finding them (bench/junk-uplink.ts); one string costs half, and
- * hex decodes into Node's pooled small buffers, cheaper than the separate
- * allocation a driver makes per blob.
- * `where` picks the rows.
+ * The key rows of a request as TWO text values, `t` and `b`: per row in `t`
+ * serial, key id, frame size, status, settled, the length of enc and of
+ * keys_wrapped (-1: NULL), joined by spaces (none of them can hold one:
+ * serials are [A-Za-z0-9._-], key ids ik-hex); in `b`, in the same row
+ * order, hex(enc) then hex(keys_wrapped). Turning a hundred result rows into
+ * JavaScript values cost more than finding them (bench/junk-uplink.ts); two
+ * strings cost a fraction, and all the blobs decode in one call into one
+ * buffer that the rows view. `where` picks the rows.
  */
 export function keyRowsQuery(dialect: 'sqlite' | 'postgres', where: string): string {
   const hex = (col: string) => (dialect === 'sqlite' ? `hex(${col})` : `encode(${col}, 'hex')`);
-  const fields = ['serial', 'ingest_key_id', 'frame_size', 'status', 'settled', hex('enc'), `CASE WHEN keys_wrapped IS NULL THEN '-' ELSE ${hex('keys_wrapped')} END`];
-  const row = fields.join(` || ' ' || `);
-  return dialect === 'sqlite' ? `SELECT group_concat(${row}, ' ') AS t FROM devices WHERE ${where}` : `SELECT string_agg(${row}, ' ') AS t FROM devices WHERE ${where}`;
+  const len = (col: string) => (dialect === 'sqlite' ? `length(${col})` : `octet_length(${col})`);
+  const fields = ['serial', 'ingest_key_id', 'frame_size', 'status', 'settled', len('enc'), `COALESCE(${len('keys_wrapped')}, -1)`];
+  const meta = fields.join(` || ' ' || `);
+  const blobs = `${hex('enc')} || COALESCE(${hex('keys_wrapped')}, '')`;
+  const agg = dialect === 'sqlite' ? 'group_concat' : 'string_agg';
+  // Both aggregates take the rows in the same order: they run over the same scan, row by row.
+  return `SELECT ${agg}(${meta}, ' ') AS t, ${agg}(${blobs}, '') AS b FROM devices WHERE ${where}`;
 }
 
-/** The rows of keyRowsQuery's value (null: no row). */
-export function keyRowsFromText(text: string | null): DeviceKeyRow[] {
-  if (!text) return [];
-  const p = text.split(' ');
+/** The rows of keyRowsQuery's two values (t null: no row). */
+export function keyRowsFromText(t: string | null, b: string | null): DeviceKeyRow[] {
+  if (!t) return [];
+  const p = t.split(' ');
   if (p.length % 7 !== 0) throw new Error(`key rows text has ${p.length} fields, not a multiple of 7`);
+  const blobs = Buffer.from(b ?? '', 'hex');
   const rows: DeviceKeyRow[] = new Array(p.length / 7);
+  let at = 0;
   for (let i = 0, r = 0; i < p.length; i += 7, r++) {
-    rows[r] = {
-      serial: p[i]!,
-      ingestKeyId: p[i + 1]!,
-      frameSize: Number(p[i + 2]),
-      status: p[i + 3] as DeviceStatus,
-      settled: Number(p[i + 4]),
-      enc: Buffer.from(p[i + 5]!, 'hex'),
-      keysWrapped: p[i + 6] === '-' ? null : Buffer.from(p[i + 6]!, 'hex'),
-    };
+    const enc = blobs.subarray(at, (at += Number(p[i + 5])));
+    const wrapped = Number(p[i + 6]);
+    const keysWrapped = wrapped < 0 ? null : blobs.subarray(at, (at += wrapped));
+    rows[r] = { serial: p[i]!, ingestKeyId: p[i + 1]!, frameSize: Number(p[i + 2]), status: p[i + 3] as DeviceStatus, settled: Number(p[i + 4]), enc, keysWrapped };
   }
+  if (at !== blobs.length) throw new Error(`key rows carry ${blobs.length} bytes of enc and keys_wrapped, their lengths say ${at}`);
   return rows;
 }
 

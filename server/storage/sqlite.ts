@@ -166,7 +166,7 @@ export class SqliteStorage implements Storage {
       // One statement for a request's devices: a third cheaper than one lookup per serial at 100
       // serials (bench/junk-uplink.ts), which is what a request naming many serials costs first.
       devicesIn: p('SELECT * FROM devices WHERE serial IN (SELECT value FROM json_each(?)) ORDER BY serial'),
-      keyRowsIn: p(keyRowsQuery('sqlite', 'serial IN (SELECT value FROM json_each(?))')).pluck(),
+      keyRowsIn: p(keyRowsQuery('sqlite', 'serial IN (SELECT value FROM json_each(?))')),
       insertFrame: p(
         `INSERT INTO frames (serial, counter, frame, type, content, relay, relay_time, rx, received)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (serial, counter) DO NOTHING`,
@@ -434,7 +434,8 @@ export class SqliteStorage implements Storage {
     if (serials.length === 0) return [];
     // Committed rows only: on this one connection an open transaction's writes would be visible, so let a group in flight finish.
     while (this.db.inTransaction) await this.running;
-    return keyRowsFromText(this.s.keyRowsIn!.get(JSON.stringify(serials)) as string | null);
+    const r = this.s.keyRowsIn!.get(JSON.stringify(serials)) as { t: string | null; b: string | null };
+    return keyRowsFromText(r.t, r.b);
   }
 
   async device(serial: string): Promise<DeviceRow | undefined> {
