@@ -26,7 +26,7 @@ import { MIGRATIONS } from './migrations.js';
 import { batchFromRow, keyRowsFromText, keyRowsQuery, deviceFromRow, frameFromRow, gapFromRow, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
 
 /** A request's key rows as two text values (rows.ts, keyRowsQuery). */
-const KEY_ROWS_ANY = keyRowsQuery('postgres', 'serial = ANY($1::text[])');
+const KEY_ROWS_ANY = keyRowsQuery('postgres', 'FROM devices WHERE serial = ANY($1::text[])');
 import type {
   Anchor,
   BatchRow,
@@ -469,7 +469,7 @@ export class PostgresStorage implements Storage {
       if (!connectionLost(e)) throw e;
       r = await this.pool.query(KEY_ROWS_ANY, [serials]); // once more, on a fresh connection
     }
-    const row = r.rows[0] as { t: string | null; b: string | null } | undefined;
+    const row = r.rows[0] as { t: string | null; b: Uint8Array | null } | undefined;
     return keyRowsFromText(row?.t ?? null, row?.b ?? null);
   }
 

@@ -29,32 +29,37 @@ export function deviceFromRow(r: Row): DeviceRow {
 }
 
 /**
- * The key rows of a request as TWO text values, `t` and `b`: per row in `t`
- * serial, key id, frame size, status, settled, the length of enc and of
- * keys_wrapped (-1: NULL), joined by spaces (none of them can hold one:
- * serials are [A-Za-z0-9._-], key ids ik-hex); in `b`, in the same row
- * order, hex(enc) then hex(keys_wrapped). Turning a hundred result rows into
- * JavaScript values cost more than finding them (bench/junk-uplink.ts); two
- * strings cost a fraction, and all the blobs decode in one call into one
- * buffer that the rows view. `where` picks the rows.
+ * The key rows of a request as two values: `t`, per row serial, key id,
+ * frame size, status, settled, the length of enc and of keys_wrapped (-1:
+ * NULL), joined by spaces (none of them can hold one: serials are
+ * [A-Za-z0-9._-], key ids ik-hex); and `b`, one blob of every row's enc then
+ * keys_wrapped, in the same row order (both aggregates run over the same
+ * scan, row by row). Turning a hundred result rows into JavaScript values
+ * cost more than finding them (bench/junk-uplink.ts); a string and a blob
+ * cost a fraction, and the rows view the one buffer the driver made.
+ * SQLite concatenates blobs as text of the same bytes (a UTF-8 database
+ * converts nothing; sqlite.ts refuses any other encoding) and the CAST gives
+ * those bytes back as a blob; PostgreSQL has string_agg over bytea.
+ * `from` names the rows: a FROM clause and its WHERE, if any.
  */
-export function keyRowsQuery(dialect: 'sqlite' | 'postgres', where: string): string {
-  const hex = (col: string) => (dialect === 'sqlite' ? `hex(${col})` : `encode(${col}, 'hex')`);
+export function keyRowsQuery(dialect: 'sqlite' | 'postgres', from: string): string {
   const len = (col: string) => (dialect === 'sqlite' ? `length(${col})` : `octet_length(${col})`);
   const fields = ['serial', 'ingest_key_id', 'frame_size', 'status', 'settled', len('enc'), `COALESCE(${len('keys_wrapped')}, -1)`];
   const meta = fields.join(` || ' ' || `);
-  const blobs = `${hex('enc')} || COALESCE(${hex('keys_wrapped')}, '')`;
+  const blobs =
+    dialect === 'sqlite'
+      ? `CAST(group_concat(enc || COALESCE(keys_wrapped, x''), '') AS BLOB)`
+      : `string_agg(enc || COALESCE(keys_wrapped, ''::bytea), ''::bytea)`;
   const agg = dialect === 'sqlite' ? 'group_concat' : 'string_agg';
-  // Both aggregates take the rows in the same order: they run over the same scan, row by row.
-  return `SELECT ${agg}(${meta}, ' ') AS t, ${agg}(${blobs}, '') AS b FROM devices WHERE ${where}`;
+  return `SELECT ${agg}(${meta}, ' ') AS t, ${blobs} AS b ${from}`;
 }
 
 /** The rows of keyRowsQuery's two values (t null: no row). */
-export function keyRowsFromText(t: string | null, b: string | null): DeviceKeyRow[] {
+export function keyRowsFromText(t: string | null, b: Uint8Array | null): DeviceKeyRow[] {
   if (!t) return [];
   const p = t.split(' ');
   if (p.length % 7 !== 0) throw new Error(`key rows text has ${p.length} fields, not a multiple of 7`);
-  const blobs = Buffer.from(b ?? '', 'hex');
+  const blobs = b ?? new Uint8Array(0);
   const rows: DeviceKeyRow[] = new Array(p.length / 7);
   let at = 0;
   for (let i = 0, r = 0; i < p.length; i += 7, r++) {
