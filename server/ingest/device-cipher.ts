@@ -80,18 +80,22 @@ export function openFrames(aes: ManyKeyAes, keys: SlotKeys, frames: readonly Uin
   if (n === 0) return [];
   // Where each frame's blocks go: round 1 (B_0, A_0..A_k), plaintext (k blocks), MAC (1 block).
   const counts = new Uint32Array(devices);
+  const blocksOf = new Uint8Array(n); // k per frame: at most 15 (F <= 244)
   let round1 = 0;
   let plainBlocks = 0;
   let rounds = 0;
+  let uniform = true;
   let last = 0;
   for (let f = 0; f < n; f++) {
     const slot = slots[f]!;
     if (!(slot >= last && slot < devices && Number.isInteger(slot))) throw new ArgumentError('slots', `expected non-decreasing device slots below ${devices}, got ${slot} after ${last}`);
     last = slot;
     const k = Math.ceil((checkFrameSize(frames[f]!.length) - COUNTER_LEN - TAG_LEN) / BLOCK);
+    blocksOf[f] = k;
     counts[slot]! += k + 2;
     round1 += k + 2;
     plainBlocks += k;
+    if (f > 0 && k !== blocksOf[0]) uniform = false;
     if (k > rounds) rounds = k;
   }
   const bytes = (round1 + plainBlocks + 2 * n) * BLOCK;
@@ -100,34 +104,53 @@ export function openFrames(aes: ManyKeyAes, keys: SlotKeys, frames: readonly Uin
   const plain = s.subarray(round1 * BLOCK, (round1 + plainBlocks) * BLOCK);
   const mac = s.subarray((round1 + plainBlocks) * BLOCK, (round1 + plainBlocks + n) * BLOCK);
   const gather = s.subarray((round1 + plainBlocks + n) * BLOCK, bytes);
+  const salts = keys.nonceSalts;
   plain.fill(0); // zero padding of each frame's last block
   try {
     // Round 1: per frame B_0, A_0, A_1..A_k, giving X_1 = E(B_0), S_0 and the key stream S_1..S_k.
     for (let f = 0, at = 0; f < n; f++) {
       const frame = frames[f]!;
+      const k = blocksOf[f]!;
       const m = frame.length - COUNTER_LEN - TAG_LEN;
-      const k = Math.ceil(m / BLOCK);
-      block(first, at, FLAGS_B0, keys.nonceSalts, slots[f]!, frame, 0, DOMAIN_UPLINK, m);
-      for (let i = 0; i <= k; i++) block(first, at + (i + 1) * BLOCK, FLAGS_A, keys.nonceSalts, slots[f]!, frame, 0, DOMAIN_UPLINK, i);
-      at += (k + 2) * BLOCK;
+      const salt = slots[f]! * NONCE_SALT_LEN;
+      for (let i = 0; i <= k + 1; i++, at += BLOCK) {
+        first[at] = i === 0 ? FLAGS_B0 : FLAGS_A;
+        for (let j = 0; j < NONCE_SALT_LEN; j++) first[at + 1 + j] = salts[salt + j]!;
+        first[at + 9] = frame[0]!;
+        first[at + 10] = frame[1]!;
+        first[at + 11] = frame[2]!;
+        first[at + 12] = frame[3]!;
+        first[at + 13] = DOMAIN_UPLINK;
+        const value = i === 0 ? m : i - 1; // B_0: the message length; A_i: i
+        first[at + 14] = value >>> 8;
+        first[at + 15] = value & 0xff;
+      }
     }
     aes.encrypt(keys.sealKeys, counts, first, first);
     // Plaintext P = C xor S; the MAC chain starts at X_1.
     for (let f = 0, at = 0, p = 0; f < n; f++) {
       const frame = frames[f]!;
+      const k = blocksOf[f]!;
       const m = frame.length - COUNTER_LEN - TAG_LEN;
-      const k = Math.ceil(m / BLOCK);
       for (let i = 0; i < m; i++) plain[p + i] = frame[COUNTER_LEN + i]! ^ first[at + 2 * BLOCK + i]!;
       for (let i = 0; i < BLOCK; i++) mac[f * BLOCK + i] = first[at + i]!;
       at += (k + 2) * BLOCK;
       p += k * BLOCK;
     }
-    // X_{j+1} = E(X_j xor P_j), for every frame that still has a block j: one call per j.
+    // X_{j+1} = E(X_j xor P_j), for every frame that still has a block j: one call per j. Frames of one
+    // size (the usual request) chain in place; mixed sizes gather the frames still going.
     for (let j = 0; j < rounds; j++) {
+      if (uniform) {
+        for (let f = 0, p = j * BLOCK; f < n; f++, p += rounds * BLOCK) for (let i = 0; i < BLOCK; i++) mac[f * BLOCK + i]! ^= plain[p + i]!;
+        if (j === 0) for (let f = 0; f < n; f++) counts[slots[f]!] = 0;
+        if (j === 0) for (let f = 0; f < n; f++) counts[slots[f]!]!++;
+        aes.encrypt(keys.sealKeys, counts, mac, mac);
+        continue;
+      }
       counts.fill(0);
       let g = 0;
       for (let f = 0, p = 0; f < n; f++) {
-        const k = Math.ceil((frames[f]!.length - COUNTER_LEN - TAG_LEN) / BLOCK);
+        const k = blocksOf[f]!;
         if (j < k) {
           for (let i = 0; i < BLOCK; i++) gather[g + i] = mac[f * BLOCK + i]! ^ plain[p + j * BLOCK + i]!;
           counts[slots[f]!]!++;
@@ -139,7 +162,7 @@ export function openFrames(aes: ManyKeyAes, keys: SlotKeys, frames: readonly Uin
       aes.encrypt(keys.sealKeys, counts, part, part);
       g = 0;
       for (let f = 0; f < n; f++) {
-        if (j >= Math.ceil((frames[f]!.length - COUNTER_LEN - TAG_LEN) / BLOCK)) continue;
+        if (j >= blocksOf[f]!) continue;
         for (let i = 0; i < BLOCK; i++) mac[f * BLOCK + i] = gather[g + i]!;
         g += BLOCK;
       }
@@ -148,8 +171,8 @@ export function openFrames(aes: ManyKeyAes, keys: SlotKeys, frames: readonly Uin
     const result: (OpenedFrame | undefined)[] = new Array(n);
     for (let f = 0, at = 0, p = 0; f < n; f++) {
       const frame = frames[f]!;
+      const k = blocksOf[f]!;
       const m = frame.length - COUNTER_LEN - TAG_LEN;
-      const k = Math.ceil(m / BLOCK);
       let diff = 0;
       for (let i = 0; i < TAG_LEN; i++) diff |= mac[f * BLOCK + i]! ^ first[at + BLOCK + i]! ^ frame[COUNTER_LEN + m + i]!;
       result[f] = diff === 0 ? { counter: ((frame[0]! << 24) | (frame[1]! << 16) | (frame[2]! << 8) | frame[3]!) >>> 0, plaintext: plain.slice(p, p + m) } : undefined;
