@@ -42,7 +42,7 @@ if (existsSync(addon) && statSync(addon).mtimeMs >= newest && !process.argv.incl
     console.log(`build:native: built ${addon}`);
   } catch (e) {
     const log = String(e.stderr ?? '').split('\n').filter((l) => !l.startsWith('gyp info')).join('\n').trim();
-    if (log) console.error(log);
+    console.error(log || e.message);
     const why = `build:native: the AES addon did not build (above); it needs a C compiler, python3 and node's headers, as better-sqlite3 does`;
     if (!optional) {
       console.error(why);
