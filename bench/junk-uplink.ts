@@ -21,7 +21,8 @@
 // each miss cost an HPKE SetupBaseR (X25519); then an AES-256-GCM unwrap of
 // the row's keys_wrapped and an AES context for the CCM check; now the
 // request's blobs share one AES-256 call (the tag is checked only once a
-// frame authenticates) and each device one AES-128 context.
+// frame authenticates) and every device's CCM check the same 1 + k calls of
+// AES-128 under many keys (server/ingest/aes.ts: the native/ addon).
 //
 // The registry rows are written through the storage API with real enc values
 // (factory/sender.ts, the factory's HPKE sender). With `--wrap bench` (the

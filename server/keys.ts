@@ -160,22 +160,54 @@ export function unwrapDeviceKeys(kek: Uint8Array, row: WrapRow, blob: Uint8Array
   return { sealKey: new Uint8Array(plain.subarray(0, SEAL_KEY_LEN)), nonceSalt: new Uint8Array(plain.subarray(SEAL_KEY_LEN)) };
 }
 
+/** Row key states in RowKeys.state. */
+export const KEYS_NONE = 0;
+/** Cached or derived just now: trusted. */
+export const KEYS_VERIFIED = 1;
+/** Unwrapped without the tag check (keystreamUnwrap): Keyring.confirm before trusting anything they open. */
+export const KEYS_UNVERIFIED = 2;
+
+/**
+ * The keys of a request's rows, by row index, in flat arrays (no object per
+ * row: a request names up to 100 devices, most of them junk's).
+ */
+export interface RowKeys {
+  /** Seal key of row i at 16i, nonce salt at 8i; zero where state[i] is KEYS_NONE. */
+  sealKeys: Uint8Array;
+  nonceSalts: Uint8Array;
+  /** KEYS_NONE (problems says why), KEYS_VERIFIED or KEYS_UNVERIFIED per row. */
+  state: Uint8Array;
+  problems: Map<number, string>;
+  /** Rows derived just now (not wrapped before): their blobs, to be stored. */
+  wrapped: Map<number, Uint8Array>;
+}
+
+export function emptyRowKeys(rows: number): RowKeys {
+  return { sealKeys: new Uint8Array(rows * SEAL_KEY_LEN), nonceSalts: new Uint8Array(rows * NONCE_SALT_LEN), state: new Uint8Array(rows), problems: new Map(), wrapped: new Map() };
+}
+
+/** Row i's keys as a DeviceKeys (views into `keys`). */
+export function rowKeysOf(keys: RowKeys, i: number): DeviceKeys {
+  return { sealKey: keys.sealKeys.subarray(i * SEAL_KEY_LEN, (i + 1) * SEAL_KEY_LEN), nonceSalt: keys.nonceSalts.subarray(i * NONCE_SALT_LEN, (i + 1) * NONCE_SALT_LEN) };
+}
+
 /**
  * The sealed bytes of many blobs under one KEK, decrypted but NOT
- * authenticated: AES-256-GCM with a 96-bit nonce encrypts with the counter
- * blocks inc32(J0) = nonce || 2 and nonce || 3 (NIST SP 800-38D, 7.1), so one
- * ECB call over those blocks of every blob gives all the keystreams. The
- * result is a candidate only: the caller may try frames with it, and must
- * confirm the tag (unwrapDeviceKeys) before storing or answering anything.
- * undefined for a blob of the wrong length or format.
+ * authenticated, into rows `rows` of `into` (KEYS_UNVERIFIED; KEYS_NONE with
+ * REASON_UNWRAP for a blob of the wrong length or format): AES-256-GCM with a
+ * 96-bit nonce encrypts with the counter blocks inc32(J0) = nonce || 2 and
+ * nonce || 3 (NIST SP 800-38D, 7.1), so one ECB call over those blocks of
+ * every blob gives all the keystreams. The result is a candidate only: the
+ * caller may try frames with it, and must confirm the tag (unwrapDeviceKeys)
+ * before storing or answering anything.
  */
-export function keystreamUnwrap(ecb: Cipher, blobs: readonly Uint8Array[]): (DeviceKeys | undefined)[] {
-  const n = blobs.length;
-  const ok = (blob: Uint8Array) => blob.length === WRAPPED_LENGTH && blob[0] === WRAP_FORMAT;
+export function keystreamUnwrap(ecb: Cipher, blobs: readonly (Uint8Array | null)[], rows: readonly number[], into: RowKeys): void {
+  const n = rows.length;
+  const ok = (blob: Uint8Array | null): blob is Uint8Array => blob !== null && blob.length === WRAPPED_LENGTH && blob[0] === WRAP_FORMAT;
   // Byte loops, not subarray/set: a request has up to 100 rows and each view costs more than 12 stores.
   const counters = Buffer.alloc(n * 32);
   for (let i = 0; i < n; i++) {
-    const blob = blobs[i]!;
+    const blob = blobs[rows[i]!]!;
     if (!ok(blob)) continue;
     const at = i * 32;
     for (let j = 0; j < WRAP_NONCE; j++) counters[at + j] = counters[at + 16 + j] = blob[1 + j]!;
@@ -184,18 +216,30 @@ export function keystreamUnwrap(ecb: Cipher, blobs: readonly Uint8Array[]): (Dev
   }
   const stream = ecb.update(counters);
   if (stream.length !== counters.length) throw new Error(`AES-256-ECB returned ${stream.length} bytes for ${counters.length}`);
-  const size = SEAL_KEY_LEN + NONCE_SALT_LEN;
-  const plain = new Uint8Array(n * size);
-  const out: (DeviceKeys | undefined)[] = new Array(n);
+  const { sealKeys, nonceSalts, state } = into;
   for (let i = 0; i < n; i++) {
-    const blob = blobs[i]!;
-    if (!ok(blob)) continue;
-    const at = i * size;
-    for (let k = 0; k < size; k++) plain[at + k] = blob[1 + WRAP_NONCE + k]! ^ stream[i * 32 + k]!;
-    out[i] = { sealKey: plain.subarray(at, at + SEAL_KEY_LEN), nonceSalt: plain.subarray(at + SEAL_KEY_LEN, at + size) };
+    const row = rows[i]!;
+    const blob = blobs[row]!;
+    if (!ok(blob)) {
+      state[row] = KEYS_NONE;
+      into.problems.set(row, REASON_UNWRAP);
+      continue;
+    }
+    const k = row * SEAL_KEY_LEN;
+    const s = row * NONCE_SALT_LEN;
+    const at = 1 + WRAP_NONCE;
+    for (let j = 0; j < SEAL_KEY_LEN; j++) sealKeys[k + j] = blob[at + j]! ^ stream[i * 32 + j]!;
+    for (let j = 0; j < NONCE_SALT_LEN; j++) nonceSalts[s + j] = blob[at + SEAL_KEY_LEN + j]! ^ stream[i * 32 + SEAL_KEY_LEN + j]!;
+    state[row] = KEYS_UNVERIFIED;
   }
   stream.fill(0);
-  return out;
+}
+
+/** Row i of `into` gets these keys, verified. */
+function setRowKeys(into: RowKeys, i: number, keys: DeviceKeys): void {
+  for (let j = 0; j < SEAL_KEY_LEN; j++) into.sealKeys[i * SEAL_KEY_LEN + j] = keys.sealKey[j]!;
+  for (let j = 0; j < NONCE_SALT_LEN; j++) into.nonceSalts[i * NONCE_SALT_LEN + j] = keys.nonceSalt[j]!;
+  into.state[i] = KEYS_VERIFIED;
 }
 
 /** A long-lived AES-256-ECB context of a KEK: no padding, so it keeps no state between calls. */
@@ -216,12 +260,6 @@ interface CachedKeys {
   problem?: string;
 }
 
-/** A row's keys for one request (Keyring.keysFor). */
-export type KeyLookup =
-  /** `verified` false: unwrapped without checking the tag; confirm() before trusting anything they authenticate. */
-  | { keys: DeviceKeys; verified: boolean; wrapped?: Uint8Array; problem?: undefined }
-  | { keys?: undefined; verified: false; wrapped?: undefined; problem: string };
-
 type KeyRowLike = Pick<DeviceKeyRow, 'serial' | 'ingestKeyId' | 'enc' | 'keysWrapped'>;
 
 /** Tag checks the audit may spend per second on rows whose frames all failed (Keyring.audit). */
@@ -233,7 +271,8 @@ export class Keyring {
   private readonly streams = new Map<string, Cipher>();
   private readonly cache: Lru<string, CachedKeys>;
   private auditTokens = AUDITS_PER_SECOND;
-  private auditRefilled = 0;
+  /** When the budget was last refilled (construction counts as one). */
+  private auditRefilled: number;
 
   constructor(
     ingestKeys: readonly KeyFile[],
@@ -248,6 +287,7 @@ export class Keyring {
       this.streams.set(k.id, kekStream(kek));
     }
     this.cache = new Lru(cacheSize);
+    this.auditRefilled = clock();
   }
 
   get keyIds(): string[] {
@@ -279,49 +319,51 @@ export class Keyring {
    * cached, and returned wrapped for the caller to store; a row that cannot
    * be derived is remembered with its reason, so it costs that once.
    */
-  private derive(row: KeyRowLike): KeyLookup {
+  private derive(row: KeyRowLike, i: number, into: RowKeys): void {
     try {
       const derived = this.deriveAndWrap(row);
-      this.cache.set(row.serial, { enc: row.enc, keyId: row.ingestKeyId, keys: derived.keys });
-      return { keys: derived.keys, verified: true, wrapped: derived.wrapped };
+      this.cache.set(row.serial, { enc: new Uint8Array(row.enc), keyId: row.ingestKeyId, keys: derived.keys });
+      setRowKeys(into, i, derived.keys);
+      into.wrapped.set(i, derived.wrapped);
     } catch (e) {
       if (!(e instanceof DeviceKeyError)) throw e;
-      this.cache.set(row.serial, { enc: row.enc, keyId: row.ingestKeyId, keys: undefined, problem: e.message });
-      return { verified: false, problem: e.message };
+      this.cache.set(row.serial, { enc: new Uint8Array(row.enc), keyId: row.ingestKeyId, keys: undefined, problem: e.message });
+      into.problems.set(i, e.message);
     }
   }
 
   /**
-   * The keys of a request's rows, in order: cached ones (verified), wrapped
-   * ones unwrapped together without the tag check (verified false: see
-   * keystreamUnwrap), rows not wrapped yet derived once (verified, with
-   * `wrapped` to store). Never throws for one bad row: its `problem` says why.
+   * The keys of a request's rows, by row index: cached ones (verified),
+   * wrapped ones unwrapped together without the tag check (unverified: see
+   * keystreamUnwrap), rows not wrapped yet derived once (verified, their
+   * blob in `wrapped` to store). Never throws for one bad row: its entry of
+   * `problems` says why.
    */
-  keysFor(rows: readonly KeyRowLike[]): KeyLookup[] {
-    const out: KeyLookup[] = new Array(rows.length);
-    const pending = new Map<string, number[]>();
-    rows.forEach((row, i) => {
+  keysFor(rows: readonly KeyRowLike[]): RowKeys {
+    const into = emptyRowKeys(rows.length);
+    let pending: Map<string, number[]> | undefined;
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i]!;
       const hit = this.cache.get(row.serial);
       if (hit && hit.keyId === row.ingestKeyId && equalBytes(hit.enc, row.enc)) {
-        out[i] = hit.keys ? { keys: hit.keys, verified: true } : { verified: false, problem: hit.problem! };
+        if (hit.keys) setRowKeys(into, i, hit.keys);
+        else into.problems.set(i, hit.problem!);
       } else if (!this.keks.has(row.ingestKeyId)) {
-        out[i] = { verified: false, problem: `ingest key ${row.ingestKeyId} is not loaded on this server` };
+        into.problems.set(i, `ingest key ${row.ingestKeyId} is not loaded on this server`);
       } else if (row.keysWrapped) {
+        pending ??= new Map();
         const list = pending.get(row.ingestKeyId);
         if (list) list.push(i);
         else pending.set(row.ingestKeyId, [i]);
       } else {
-        out[i] = this.derive(row);
+        this.derive(row, i, into);
       }
-    });
-    for (const [keyId, indices] of pending) {
-      const keys = keystreamUnwrap(this.streams.get(keyId)!, indices.map((i) => rows[i]!.keysWrapped!));
-      indices.forEach((i, j) => {
-        const k = keys[j];
-        out[i] = k ? { keys: k, verified: false } : { verified: false, problem: REASON_UNWRAP };
-      });
     }
-    return out;
+    if (pending) {
+      const blobs = rows.map((r) => r.keysWrapped);
+      for (const [keyId, indices] of pending) keystreamUnwrap(this.streams.get(keyId)!, blobs, indices, into);
+    }
+    return into;
   }
 
   /**
@@ -333,26 +375,26 @@ export class Keyring {
     if (!kek || !row.keysWrapped) return false;
     const checked = unwrapDeviceKeys(kek, row, row.keysWrapped);
     if (!checked || !equalBytes(checked.sealKey, keys.sealKey) || !equalBytes(checked.nonceSalt, keys.nonceSalt)) return false;
-    this.cache.set(row.serial, { enc: row.enc, keyId: row.ingestKeyId, keys: checked });
+    this.cache.set(row.serial, { enc: new Uint8Array(row.enc), keyId: row.ingestKeyId, keys: checked });
     return true;
   }
 
   /**
-   * confirm() for a row none of whose frames authenticated, within a budget
+   * confirm() for row i of `keys`, none of whose frames authenticated, within a budget
    * of AUDITS_PER_SECOND per server: true when the tag was checked and
    * failed (the row is broken: report it), false when it holds or the budget
    * is spent. A junk flood spends the budget and nothing more; a device
    * whose row was altered is reported once a check is free.
    */
-  auditFails(row: KeyRowLike, keys: DeviceKeys): boolean {
-    const now = this.clock();
-    if (now - this.auditRefilled >= 1000) {
+  auditFails(row: KeyRowLike, keys: RowKeys, i: number): boolean {
+    if (this.auditTokens <= 0) {
+      const now = this.clock();
+      if (now - this.auditRefilled < 1000) return false;
       this.auditTokens = AUDITS_PER_SECOND;
       this.auditRefilled = now;
     }
-    if (this.auditTokens <= 0) return false;
     this.auditTokens--;
-    return !this.confirm(row, keys);
+    return !this.confirm(row, rowKeysOf(keys, i));
   }
 
   /** Drops a device from the cache (revoked devices). */

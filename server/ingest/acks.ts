@@ -24,15 +24,15 @@ export interface Committed {
 /** Only now may an ack promise that counters 1..N are settled. */
 export function finish(committed: Committed, relayId: string, ctx: IngestContext): IngestResult {
   const { results, work, settled, readings, retimed, reused } = committed;
-  const acks = new Map<string, string | null>();
+  // Only for a device that authenticated a frame in this request: junk in its name learns nothing, not even N.
+  let acks: Map<string, string | null> | undefined;
   for (const [serial, w] of work) {
     const n = settled.get(serial) ?? 0;
-    // Only for a device that authenticated a frame in this request: junk in its name learns nothing, not even N.
-    acks.set(serial, w.cipher && w.authenticated && n >= 1 ? Buffer.from(w.cipher.ack(n)).toString('base64') : null);
+    if (w.cipher && w.authenticated && n >= 1) (acks ??= new Map()).set(serial, Buffer.from(w.cipher.ack(n)).toString('base64'));
   }
   for (const r of results) {
-    r.ack = acks.get(r.serial) ?? null;
-    r.rejected.sort((a, b) => a.index - b.index);
+    r.ack = acks?.get(r.serial) ?? null;
+    if (r.rejected.length > 1) r.rejected.sort((a, b) => a.index - b.index);
   }
   for (const u of reused) ctx.onReuse?.(u.serial, u.counter);
   return {
@@ -56,25 +56,30 @@ export function finish(committed: Committed, relayId: string, ctx: IngestContext
   };
 }
 
-/** One event per serial, its entries' counts summed. */
+/** One event per serial, its entries' counts summed (a serial named twice is one event). */
 function uplinkEvents(results: DeviceResult[], settled: Map<string, number>, relayId: string): UplinkEvent[] {
-  const stats = new Map<string, { accepted: number; duplicates: number; rejected: number }>();
-  for (const r of results) {
-    const s = stats.get(r.serial) ?? { accepted: 0, duplicates: 0, rejected: 0 };
-    s.accepted += r.accepted;
-    s.duplicates += r.duplicates;
-    s.rejected += r.rejected.length;
-    stats.set(r.serial, s);
-  }
+  const bySerial = new Map<string, UplinkEvent>();
   const uplinks: UplinkEvent[] = [];
-  for (const [serial, s] of stats) uplinks.push({ serial, relay: relayId, ...s, settled: settled.get(serial) ?? 0 });
+  for (const r of results) {
+    const u = bySerial.get(r.serial);
+    if (u) {
+      u.accepted += r.accepted;
+      u.duplicates += r.duplicates;
+      u.rejected += r.rejected.length;
+      continue;
+    }
+    const event: UplinkEvent = { serial: r.serial, relay: relayId, accepted: r.accepted, duplicates: r.duplicates, rejected: r.rejected.length, settled: settled.get(r.serial) ?? 0 };
+    bySerial.set(r.serial, event);
+    uplinks.push(event);
+  }
   return uplinks;
 }
 
 function failedAuthentications(results: DeviceResult[]): Map<string, number> {
   const failedAuth = new Map<string, number>();
   for (const r of results) {
-    const n = r.rejected.filter((x) => x.reason === REASONS.authentication).length;
+    let n = 0;
+    for (const x of r.rejected) if (x.reason === REASONS.authentication) n++;
     if (n > 0) failedAuth.set(r.serial, (failedAuth.get(r.serial) ?? 0) + n);
   }
   return failedAuth;

@@ -1,16 +1,19 @@
 // Opening a request's frames (docs/protocol.md section 5; docs/server.md,
-// "Ingest"), before any transaction: each registered device's keys from its
-// key row (server/keys.ts: cached, or all rows unwrapped in one AES call and
-// confirmed once a frame authenticates, never derived twice), then the checks that need no
-// key (canonical padded base64, protocol/base64.ts, done by uplink.ts; the device's frame size; counter
-// != 0), then all of a device's frames opened together on one cipher
-// (device-cipher.ts), and per frame in request order an in-request replay
-// check and decodePlaintext. Anything wrong with one frame rejects that
-// frame with a reason.
-import { decodePlaintext, equalBytes, readU32BE, type Decoded } from '../../protocol/index.js';
-import { REASON_UNWRAP } from '../keys.js';
+// "Ingest"), before any transaction: the keys of every registered active
+// device from its key row (server/keys.ts: cached, or all rows unwrapped in
+// one AES call and confirmed once a frame authenticates, never derived
+// twice), then the checks that need no key (canonical padded base64,
+// protocol/base64.ts, done by uplink.ts; the device's frame size; counter
+// != 0), then every frame of every device opened together (device-cipher.ts:
+// 1 + k AES calls for the whole request), and per frame in request order an
+// in-request replay check and decodePlaintext. Anything wrong with one frame
+// rejects that frame with a reason. A junk request makes no object per frame
+// and none per device beyond its DeviceWork (docs/server.md, "Junk uplinks").
+import { decodePlaintext, equalBytes, type Decoded } from '../../protocol/index.js';
+import { KEYS_NONE, KEYS_UNVERIFIED, KEYS_VERIFIED, REASON_UNWRAP, emptyRowKeys, rowKeysOf, type RowKeys } from '../keys.js';
 import type { DeviceKeyRow } from '../storage/types.js';
-import { DeviceCipher, type OpenedFrame } from './device-cipher.js';
+import { deviceAes } from './aes.js';
+import { DeviceCipher, openFrames, type OpenedFrame } from './device-cipher.js';
 import { clampRx } from './time.js';
 import { REASONS, type DeviceResult, type IngestContext, type UplinkFrame } from './types.js';
 import type { Candidate, DeviceWork } from './work.js';
@@ -32,28 +35,42 @@ export interface OpenedRequest {
 export function openRequest(rows: DeviceKeyRow[], entries: ParsedEntry[], ctx: IngestContext): OpenedRequest {
   const work = new Map<string, DeviceWork>();
   const newlyWrapped: { serial: string; keysWrapped: Uint8Array }[] = [];
-  const active = rows.filter((row) => row.status === 'active');
-  const lookups = ctx.keyring.keysFor(active);
-  const lookup = new Map(active.map((row, i) => [row, lookups[i]!]));
+  let active: DeviceKeyRow[] = rows;
   for (const row of rows) {
-    const w: DeviceWork = { row, cipher: undefined, keys: undefined, verified: false, problem: undefined, authenticated: false };
-    work.set(row.serial, w);
-    const got = lookup.get(row);
-    if (!got) {
-      w.problem = REASONS.revoked;
-      ctx.keyring.forget(row.serial);
-    } else if (got.problem !== undefined) {
-      keyProblem(w, got.problem, ctx);
-    } else {
-      w.keys = got.keys;
-      w.verified = got.verified;
-      w.cipher = new DeviceCipher(got.keys);
-      // A row imported without the private key: derived just now, stored so it is never derived again.
-      if (got.wrapped) newlyWrapped.push({ serial: row.serial, keysWrapped: got.wrapped });
+    if (row.status !== 'active') {
+      active = rows.filter((r) => r.status === 'active');
+      break;
     }
   }
-  const results: DeviceResult[] = entries.map((e) => ({ serial: e.serial, ack: null, accepted: 0, duplicates: 0, rejected: [] }));
-  const { candidates, reused } = openEntries(entries, work, results, ctx);
+  // Slots are the active rows' indices in `keys`; revoked rows get none.
+  const keys = active.length > 0 ? ctx.keyring.keysFor(active) : emptyRowKeys(0);
+  const bySlot: DeviceWork[] = new Array(active.length);
+  let slot = 0;
+  for (const row of rows) {
+    const w: DeviceWork = { row, slot: -1, cipher: undefined, verified: false, problem: undefined, authenticated: false };
+    work.set(row.serial, w);
+    if (row.status !== 'active') {
+      w.problem = REASONS.revoked;
+      ctx.keyring.forget(row.serial);
+      continue;
+    }
+    const i = slot++;
+    bySlot[i] = w;
+    if (keys.state[i] === KEYS_NONE) {
+      keyProblem(w, keys.problems.get(i)!, ctx);
+      continue;
+    }
+    w.slot = i;
+    w.verified = keys.state[i] === KEYS_VERIFIED;
+    // A row imported without the private key: derived just now, stored so it is never derived again.
+    const wrapped = keys.wrapped.get(i);
+    if (wrapped) newlyWrapped.push({ serial: row.serial, keysWrapped: wrapped });
+  }
+  const results: DeviceResult[] = new Array(entries.length);
+  for (let e = 0; e < entries.length; e++) results[e] = { serial: entries[e]!.serial, ack: null, accepted: 0, duplicates: 0, rejected: [] };
+  const { candidates, reused } = openEntries(entries, work, bySlot, results, keys, ctx);
+  keys.sealKeys.fill(0);
+  keys.nonceSalts.fill(0);
   return { work, results, candidates, reused, newlyWrapped };
 }
 
@@ -66,29 +83,9 @@ export function sameKeyRow(before: DeviceKeyRow, now: DeviceKeyRow): boolean {
 /** The device's keys are unusable: its frames are rejected with the reason, and the operator told. */
 function keyProblem(w: DeviceWork, reason: string, ctx: IngestContext): void {
   w.problem = reason;
+  w.slot = -1;
   w.cipher = undefined;
-  w.keys = undefined;
   ctx.onKeyProblem?.(w.row.serial, w.row.ingestKeyId, reason);
-}
-
-/**
- * Opens a device's frames. Keys unwrapped without their tag check are
- * confirmed once a frame authenticates under them, before anything of it is
- * used; when none does, the budgeted audit may check them. Keys whose blob
- * fails either way authenticate nothing: every frame gets REASON_UNWRAP.
- */
-function openDevice(w: DeviceWork, frames: Uint8Array[], ctx: IngestContext): (OpenedFrame | undefined)[] {
-  const got = w.cipher!.openFrames(frames, w.row.frameSize);
-  if (w.verified) return got;
-  const any = got.some((o) => o !== undefined);
-  const broken = any ? !ctx.keyring.confirm(w.row, w.keys!) : ctx.keyring.auditFails(w.row, w.keys!);
-  if (!broken) {
-    w.verified = any;
-    return got;
-  }
-  for (const o of got) o?.plaintext.fill(0);
-  keyProblem(w, REASON_UNWRAP, ctx);
-  return got.map(() => undefined);
 }
 
 /** What opening the frames produced, besides each entry's rejections and duplicates in `results`. */
@@ -105,56 +102,98 @@ export interface ParsedEntry {
   bytes: (Uint8Array | undefined)[];
 }
 
-/** A frame that passed the checks without a key, waiting for its device's cipher. */
-interface ToOpen {
-  w: DeviceWork;
-  entry: number;
-  index: number;
-  bytes: Uint8Array;
-}
-
-/** Checks every frame, then opens each device's frames together; rejections and in-request duplicates go into `results`. */
-function openEntries(entries: ParsedEntry[], work: Map<string, DeviceWork>, results: DeviceResult[], ctx: IngestContext): Opened {
-  const toOpen: ToOpen[] = [];
-  const perDevice = new Map<DeviceWork, Uint8Array[]>();
-  entries.forEach((e, entry) => {
-    const w = work.get(e.serial);
-    e.bytes.forEach((bytes, index) => {
-      const reason = w ? keylessCheck(w, bytes) : REASONS.unknownSerial;
-      if (reason !== undefined) return void results[entry]!.rejected.push({ index, reason });
-      toOpen.push({ w: w!, entry, index, bytes: bytes! });
-      const list = perDevice.get(w!);
-      if (list) list.push(bytes!);
-      else perDevice.set(w!, [bytes!]);
-    });
-  });
-  const opened = new Map<DeviceWork, (OpenedFrame | undefined)[]>();
-  for (const [w, frames] of perDevice) opened.set(w, openDevice(w, frames, ctx));
-
+/**
+ * Checks every frame without a key, opens all the rest in one batch (frames
+ * grouped by device), settles each device's trust in its keys, then takes
+ * the frames in request order; rejections and in-request duplicates go into
+ * `results`.
+ */
+function openEntries(entries: ParsedEntry[], work: Map<string, DeviceWork>, bySlot: DeviceWork[], results: DeviceResult[], keys: RowKeys, ctx: IngestContext): Opened {
   const out: Opened = { candidates: [], reused: [] };
-  const next = new Map<DeviceWork, number>();
-  for (const f of toOpen) {
-    const i = next.get(f.w) ?? 0;
-    next.set(f.w, i + 1);
-    const o = opened.get(f.w)![i];
-    const reason = o ? accept(f, o, entries[f.entry]!.frames[f.index]!, results[f.entry]!, out, ctx) : (f.w.problem ?? REASONS.authentication);
-    if (reason !== undefined) results[f.entry]!.rejected.push({ index: f.index, reason });
+  // Frames that pass the keyless checks, in request order: entry, index, device.
+  const entryOf: number[] = [];
+  const indexOf: number[] = [];
+  const workOf: DeviceWork[] = [];
+  const perSlot = new Uint32Array(keys.state.length + 1);
+  for (let e = 0; e < entries.length; e++) {
+    const entry = entries[e]!;
+    const w = work.get(entry.serial);
+    for (let index = 0; index < entry.bytes.length; index++) {
+      const reason = w ? keylessCheck(w, entry.bytes[index]) : REASONS.unknownSerial;
+      if (reason !== undefined) {
+        results[e]!.rejected.push({ index, reason });
+        continue;
+      }
+      entryOf.push(e);
+      indexOf.push(index);
+      workOf.push(w!);
+      perSlot[w!.slot + 1]!++;
+    }
+  }
+  const n = workOf.length;
+  if (n === 0) return out;
+  // Grouped by slot (a counting sort that keeps request order within a device).
+  for (let s = 1; s < perSlot.length; s++) perSlot[s]! += perSlot[s - 1]!;
+  const at = new Uint32Array(n);
+  const frames: Uint8Array[] = new Array(n);
+  const slots = new Uint32Array(n);
+  for (let f = 0; f < n; f++) {
+    const w = workOf[f]!;
+    const p = perSlot[w.slot]!++;
+    at[f] = p;
+    frames[p] = entries[entryOf[f]!]!.bytes[indexOf[f]!]!;
+    slots[p] = w.slot;
+  }
+  const aes = ctx.aes ?? deviceAes().aes;
+  const opened = openFrames(aes, keys, frames, slots);
+  // Keys unwrapped without their tag check: confirmed once a frame authenticated under them, before anything
+  // of it is used; when none did, the budgeted audit may check them. Keys whose blob fails either way
+  // authenticate nothing: every frame of the device gets REASON_UNWRAP.
+  for (let p = 0; p < n; ) {
+    const s = slots[p]!;
+    let end = p;
+    let any = false;
+    for (; end < n && slots[end] === s; end++) if (opened[end]) any = true;
+    const w = bySlot[s]!;
+    if (keys.state[s] === KEYS_UNVERIFIED) {
+      const broken = any ? !ctx.keyring.confirm(w.row, rowKeysOf(keys, s)) : ctx.keyring.auditFails(w.row, keys, s);
+      if (broken) {
+        for (let q = p; q < end; q++) {
+          opened[q]?.plaintext.fill(0);
+          opened[q] = undefined;
+        }
+        keyProblem(w, REASON_UNWRAP, ctx);
+      } else {
+        w.verified = any;
+      }
+    }
+    if (any && w.problem === undefined) w.cipher = new DeviceCipher(rowKeysOf(keys, s), aes);
+    p = end;
+  }
+  for (let f = 0; f < n; f++) {
+    const w = workOf[f]!;
+    const o = opened[at[f]!];
+    const e = entryOf[f]!;
+    const index = indexOf[f]!;
+    const reason = o ? accept(w, e, index, entries[e]!, o, results[e]!, out, ctx) : (w.problem ?? REASONS.authentication);
+    if (reason !== undefined) results[e]!.rejected.push({ index, reason });
   }
   return out;
 }
 
 /** The reason a frame is rejected before any key is used, or undefined. */
 function keylessCheck(w: DeviceWork, bytes: Uint8Array | undefined): string | undefined {
-  if (w.problem !== undefined || !w.cipher) return w.problem ?? REASONS.revoked;
+  if (w.problem !== undefined || w.slot < 0) return w.problem ?? REASONS.revoked;
   if (!bytes) return REASONS.badBase64;
   if (bytes.length !== w.row.frameSize) return REASONS.frameSize(w.row.frameSize, bytes.length);
-  if (readU32BE(bytes, 0) === 0) return REASONS.counterZero;
+  if ((bytes[0]! | bytes[1]! | bytes[2]! | bytes[3]!) === 0) return REASONS.counterZero;
   return undefined;
 }
 
 /** An authenticated frame: undefined when it became a candidate or an in-request duplicate, else the rejection's reason. */
-function accept(f: ToOpen, o: OpenedFrame, frame: UplinkFrame, result: DeviceResult, out: Opened, ctx: IngestContext): string | undefined {
-  const { w, bytes } = f;
+function accept(w: DeviceWork, entry: number, index: number, e: ParsedEntry, o: OpenedFrame, result: DeviceResult, out: Opened, ctx: IngestContext): string | undefined {
+  const bytes = e.bytes[index]!;
+  const frame = e.frames[index]!;
   const { counter, plaintext } = o;
   w.authenticated = true;
   const seen = (w.seen ??= new Map());
@@ -172,13 +211,13 @@ function accept(f: ToOpen, o: OpenedFrame, frame: UplinkFrame, result: DeviceRes
   try {
     decoded = decodePlaintext(plaintext);
     content = JSON.stringify(decoded);
-  } catch (e) {
+  } catch (err) {
     // Authentic but not understood: stored undecoded so the device's outbox still drains.
-    content = JSON.stringify({ type: 'malformed', code: plaintext[0], error: (e as Error).message });
+    content = JSON.stringify({ type: 'malformed', code: plaintext[0], error: (err as Error).message });
   }
   const c: Candidate = {
-    entry: f.entry,
-    index: f.index,
+    entry,
+    index,
     serial: w.row.serial,
     counter,
     bytes,

@@ -2,6 +2,7 @@
 // request body as the schema admits it, the answer per device entry, the
 // rejection reasons a relay sees, and what the caller provides.
 import type { Keyring } from '../keys.js';
+import type { ManyKeyAes } from './aes.js';
 import type { ReadingEvent, RetimeEvent, UplinkEvent } from '../events.js';
 import type { Storage } from '../storage/types.js';
 
@@ -56,6 +57,8 @@ export interface IngestContext {
   /** max_relay_delay in ms: how far before the server's receive time a relay's rx is believed (section 5.2). */
   maxRelayDelay: number;
   onReuse?: (serial: string, counter: number) => void;
+  /** The AES under every device's CCM (server/ingest/aes.ts); default the server's choice, deviceAes(). */
+  aes?: ManyKeyAes;
   /** A registered device whose keys cannot be had (reason says why; never key material). */
   onKeyProblem?: (serial: string, ingestKeyId: string, reason: string) => void;
 }

@@ -26,10 +26,11 @@ export async function ingestUplink(body: UplinkBody, ctx: IngestContext): Promis
   // Keys and frames first, outside any transaction: a request none of whose frames
   // authenticates takes no lock and writes nothing (docs/server.md, "Junk uplinks").
   const opened = openRequest(await ctx.storage.deviceKeyRows(serials), entries, ctx);
-  const writes = opened.newlyWrapped.length > 0 || serials.some((s) => opened.work.get(s)?.authenticated);
-  const committed = writes
+  let writes = opened.newlyWrapped.length > 0;
+  if (!writes) for (const w of opened.work.values()) if ((writes = w.authenticated)) break;
+  const committed: Committed = writes
     ? await ctx.storage.ingestTransaction(planOf(opened, serials), (tx) => storeAndSettle(tx, opened, serials, entries, body.relay, ctx))
-    : { ...opened, settled: settledOf(opened.work), readings: [], retimed: [] };
+    : { work: opened.work, settled: settledOf(opened.work), results: opened.results, readings: [], retimed: [], reused: opened.reused };
   return finish(committed, body.relay.id, ctx);
 }
 
@@ -73,12 +74,26 @@ function planOf(opened: OpenedRequest, serials: string[]): IngestPlan {
 }
 
 function settledOf(work: Map<string, DeviceWork>): Map<string, number> {
-  return new Map([...work].map(([serial, w]) => [serial, w.row.settled]));
+  const settled = new Map<string, number>();
+  for (const [serial, w] of work) settled.set(serial, w.row.settled);
+  return settled;
 }
 
-/** The request's well-formed serials, sorted (anything else is simply not registered), and each frame's bytes. */
+/** The request's well-formed serials, distinct and sorted (anything else is simply not registered), and each frame's bytes. */
 function parseRequest(body: UplinkBody): { serials: string[]; entries: ParsedEntry[] } {
-  const serials = [...new Set(body.devices.map((d) => d.serial))].filter(isSerial).sort();
-  const entries = body.devices.map((d) => ({ serial: d.serial, frames: d.frames, bytes: d.frames.map((f) => fromBase64(f.data)) }));
+  const seen = new Set<string>();
+  const serials: string[] = [];
+  const entries: ParsedEntry[] = new Array(body.devices.length);
+  for (let i = 0; i < body.devices.length; i++) {
+    const d = body.devices[i]!;
+    if (!seen.has(d.serial)) {
+      seen.add(d.serial);
+      if (isSerial(d.serial)) serials.push(d.serial);
+    }
+    const bytes: (Uint8Array | undefined)[] = new Array(d.frames.length);
+    for (let f = 0; f < d.frames.length; f++) bytes[f] = fromBase64(d.frames[f]!.data);
+    entries[i] = { serial: d.serial, frames: d.frames, bytes };
+  }
+  serials.sort();
   return { serials, entries };
 }

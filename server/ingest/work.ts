@@ -1,7 +1,7 @@
 // The working state of one uplink request as it passes the ingest steps
 // (open.ts, store.ts, settle.ts, time.ts, acks.ts): each opened frame as a
 // candidate for storage, and per registered device its key row and cipher.
-import type { Decoded, DeviceKeys } from '../../protocol/index.js';
+import type { Decoded } from '../../protocol/index.js';
 import type { DeviceKeyRow, TimeSource } from '../storage/types.js';
 import type { DeviceCipher } from './device-cipher.js';
 
@@ -30,11 +30,11 @@ export interface Candidate {
 export interface DeviceWork {
   /** The device's key row as read before the transaction (committed state, no lock). */
   row: DeviceKeyRow;
-  /** Its frame checks and acks; undefined when its frames are rejected unopened. */
+  /** Its index in the request's RowKeys (keys of active rows), or -1 (revoked). */
+  slot: number;
+  /** Its CCM, made once a frame authenticated under verified keys: its ack comes from it. */
   cipher: DeviceCipher | undefined;
-  /** The keys of the cipher. */
-  keys: DeviceKeys | undefined;
-  /** Their wrapped blob's tag was checked (or they were cached or derived): only then may a frame count. */
+  /** Its keys are trusted (cached, derived, or the wrapped blob's tag checked): only then may a frame count. */
   verified: boolean;
   /** Why its frames are rejected without opening them (revoked, keys unavailable). */
   problem: string | undefined;

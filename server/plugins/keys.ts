@@ -1,5 +1,6 @@
 // sealpost-keys: the ingest private keys (already loaded and permission-
-// checked by the caller, see server/start.ts) and the device key cache.
+// checked by the caller, see server/start.ts), the device key cache, and
+// which AES route the request path runs (logged once).
 // Before the server listens, every registry row of a held ingest key that
 // has no wrapped keys yet gets them (wrapRegistryAtStart, called by
 // buildServer once every plugin is ready: it can take minutes for a large
@@ -10,6 +11,7 @@ import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import type { KeyFile } from '../../protocol/index.js';
 import { ConfigError } from '../errors.js';
+import { deviceAes } from '../ingest/aes.js';
 import { Keyring, wrapPendingDevices } from '../keys.js';
 
 export interface KeysOptions {
@@ -24,6 +26,10 @@ export default fp<KeysOptions>(
     const keyring = new Keyring(opts.ingestKeys, app.config.keyCache);
     app.decorate('keyring', keyring);
     app.log.info({ ingestKeys: keyring.keyIds }, 'ingest keys loaded');
+    // The AES under every device's CCM (server/ingest/aes.ts): the addon, or node:crypto without it.
+    const { aes, fallback } = deviceAes();
+    if (fallback === undefined) app.log.info({ aes: aes.route }, 'device AES: the native addon');
+    else app.log.warn({ aes: aes.route, reason: fallback }, 'device AES: node:crypto, correct but slower for requests naming many devices (docs/server.md, "Junk uplinks")');
   },
   { name: 'sealpost-keys', fastify: '5.x', dependencies: ['sealpost-context', 'sealpost-storage'] },
 );

@@ -26,8 +26,8 @@ import { MIGRATIONS } from './migrations.js';
 import { INGEST_WRITE, NotReadAhead, READ_AHEAD, ReadAheadTx, readAheadParams } from './postgres-ingest.js';
 import { batchFromRow, keyRowsFromText, keyRowsQuery, deviceFromRow, frameFromRow, gapFromRow, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
 
-/** A request's key rows as one text value (rows.ts, keyRowsQuery). */
-const KEY_ROWS_ANY = keyRowsQuery('postgres', 'serial = ANY($1::text[])');
+/** A request's key rows as two text values (rows.ts, keyRowsQuery). */
+const KEY_ROWS_ANY = keyRowsQuery('postgres', 'FROM devices WHERE serial = ANY($1::text[])');
 import type {
   Anchor,
   BatchRow,
@@ -515,7 +515,8 @@ export class PostgresStorage implements Storage {
       if (!connectionLost(e)) throw e;
       r = await this.pool.query(KEY_ROWS_ANY, [serials]); // once more, on a fresh connection
     }
-    return keyRowsFromText((r.rows[0] as { t: string | null } | undefined)?.t ?? null);
+    const row = r.rows[0] as { t: string | null; b: Uint8Array | null } | undefined;
+    return keyRowsFromText(row?.t ?? null, row?.b ?? null);
   }
 
   async device(serial: string): Promise<DeviceRow | undefined> {

@@ -29,39 +29,46 @@ export function deviceFromRow(r: Row): DeviceRow {
 }
 
 /**
- * The key rows of a request as ONE text value: per row serial, key id, frame
- * size, status, settled, hex(enc), hex(keys_wrapped) or '-' for NULL, all
- * joined by spaces (none of them can hold one: serials are [A-Za-z0-9._-],
- * key ids ik-hex). Turning a hundred result rows into JavaScript values cost
- * more than finding them (bench/junk-uplink.ts); one string costs half, and
- * hex decodes into Node's pooled small buffers, cheaper than the separate
- * allocation a driver makes per blob.
- * `where` picks the rows.
+ * The key rows of a request as two values: `t`, per row serial, key id,
+ * frame size, status, settled, the length of enc and of keys_wrapped (-1:
+ * NULL), joined by spaces (none of them can hold one: serials are
+ * [A-Za-z0-9._-], key ids ik-hex); and `b`, one blob of every row's enc then
+ * keys_wrapped, in the same row order (both aggregates run over the same
+ * scan, row by row). Turning a hundred result rows into JavaScript values
+ * cost more than finding them (bench/junk-uplink.ts); a string and a blob
+ * cost a fraction, and the rows view the one buffer the driver made.
+ * SQLite concatenates blobs as text of the same bytes (a UTF-8 database
+ * converts nothing; sqlite.ts refuses any other encoding) and the CAST gives
+ * those bytes back as a blob; PostgreSQL has string_agg over bytea.
+ * `from` names the rows: a FROM clause and its WHERE, if any.
  */
-export function keyRowsQuery(dialect: 'sqlite' | 'postgres', where: string): string {
-  const hex = (col: string) => (dialect === 'sqlite' ? `hex(${col})` : `encode(${col}, 'hex')`);
-  const fields = ['serial', 'ingest_key_id', 'frame_size', 'status', 'settled', hex('enc'), `CASE WHEN keys_wrapped IS NULL THEN '-' ELSE ${hex('keys_wrapped')} END`];
-  const row = fields.join(` || ' ' || `);
-  return dialect === 'sqlite' ? `SELECT group_concat(${row}, ' ') AS t FROM devices WHERE ${where}` : `SELECT string_agg(${row}, ' ') AS t FROM devices WHERE ${where}`;
+export function keyRowsQuery(dialect: 'sqlite' | 'postgres', from: string): string {
+  const len = (col: string) => (dialect === 'sqlite' ? `length(${col})` : `octet_length(${col})`);
+  const fields = ['serial', 'ingest_key_id', 'frame_size', 'status', 'settled', len('enc'), `COALESCE(${len('keys_wrapped')}, -1)`];
+  const meta = fields.join(` || ' ' || `);
+  const blobs =
+    dialect === 'sqlite'
+      ? `CAST(group_concat(enc || COALESCE(keys_wrapped, x''), '') AS BLOB)`
+      : `string_agg(enc || COALESCE(keys_wrapped, ''::bytea), ''::bytea)`;
+  const agg = dialect === 'sqlite' ? 'group_concat' : 'string_agg';
+  return `SELECT ${agg}(${meta}, ' ') AS t, ${blobs} AS b ${from}`;
 }
 
-/** The rows of keyRowsQuery's value (null: no row). */
-export function keyRowsFromText(text: string | null): DeviceKeyRow[] {
-  if (!text) return [];
-  const p = text.split(' ');
+/** The rows of keyRowsQuery's two values (t null: no row). */
+export function keyRowsFromText(t: string | null, b: Uint8Array | null): DeviceKeyRow[] {
+  if (!t) return [];
+  const p = t.split(' ');
   if (p.length % 7 !== 0) throw new Error(`key rows text has ${p.length} fields, not a multiple of 7`);
+  const blobs = b ?? new Uint8Array(0);
   const rows: DeviceKeyRow[] = new Array(p.length / 7);
+  let at = 0;
   for (let i = 0, r = 0; i < p.length; i += 7, r++) {
-    rows[r] = {
-      serial: p[i]!,
-      ingestKeyId: p[i + 1]!,
-      frameSize: Number(p[i + 2]),
-      status: p[i + 3] as DeviceStatus,
-      settled: Number(p[i + 4]),
-      enc: Buffer.from(p[i + 5]!, 'hex'),
-      keysWrapped: p[i + 6] === '-' ? null : Buffer.from(p[i + 6]!, 'hex'),
-    };
+    const enc = blobs.subarray(at, (at += Number(p[i + 5])));
+    const wrapped = Number(p[i + 6]);
+    const keysWrapped = wrapped < 0 ? null : blobs.subarray(at, (at += wrapped));
+    rows[r] = { serial: p[i]!, ingestKeyId: p[i + 1]!, frameSize: Number(p[i + 2]), status: p[i + 3] as DeviceStatus, settled: Number(p[i + 4]), enc, keysWrapped };
   }
+  if (at !== blobs.length) throw new Error(`key rows carry ${blobs.length} bytes of enc and keys_wrapped, their lengths say ${at}`);
   return rows;
 }
 

@@ -187,6 +187,10 @@ export class SqliteStorage implements Storage {
         this.closeWal = wal.close;
       }
     }
+    // The key-row query concatenates blobs as text (rows.ts, keyRowsQuery): the same bytes only in UTF-8,
+    // the encoding of every database sealpost creates.
+    const encoding = this.db.pragma('encoding', { simple: true });
+    if (encoding !== 'UTF-8') throw new Error(`database ${path} is encoded in ${String(encoding)}; sealpost needs UTF-8 (the encoding it creates databases in)`);
     const db = this.db;
     const p = (sql: string) => db.prepare(sql);
     this.s = {
@@ -194,7 +198,9 @@ export class SqliteStorage implements Storage {
       // One statement for a request's devices: a third cheaper than one lookup per serial at 100
       // serials (bench/junk-uplink.ts), which is what a request naming many serials costs first.
       devicesIn: p('SELECT * FROM devices WHERE serial IN (SELECT value FROM json_each(?)) ORDER BY serial'),
-      keyRowsIn: p(keyRowsQuery('sqlite', 'serial IN (SELECT value FROM json_each(?))')).pluck(),
+      // The serials' list drives the loop (one index search each); `serial IN (SELECT ...)` built a temporary
+      // index of the list first, a fifth of a one-serial request's statement (bench/junk-uplink.ts).
+      keyRowsIn: p(keyRowsQuery('sqlite', 'FROM json_each(?) AS j CROSS JOIN devices ON devices.serial = j.value')),
       insertFrame: p(
         `INSERT INTO frames (serial, counter, frame, type, content, relay, relay_time, rx, received)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (serial, counter) DO NOTHING`,
@@ -489,7 +495,8 @@ export class SqliteStorage implements Storage {
     if (serials.length === 0) return [];
     // Committed rows only: on this one connection an open transaction's writes would be visible, so let a group in flight finish.
     while (this.db.inTransaction) await this.running;
-    return keyRowsFromText(this.s.keyRowsIn!.get(JSON.stringify(serials)) as string | null);
+    const r = this.s.keyRowsIn!.get(JSON.stringify(serials)) as { t: string | null; b: Uint8Array | null };
+    return keyRowsFromText(r.t, r.b);
   }
 
   async device(serial: string): Promise<DeviceRow | undefined> {

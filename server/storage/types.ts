@@ -360,8 +360,9 @@ export interface Storage {
   ingestTransaction<T>(plan: IngestPlan, fn: (tx: Tx) => Promise<T>): Promise<T>;
   device(serial: string): Promise<DeviceRow | undefined>;
   /**
-   * The key rows of these serials (those registered), committed state and no
-   * lock, outside any transaction; on the ingest side (never behind the read API).
+   * The key rows of these distinct serials (those registered), committed
+   * state and no lock, outside any transaction; on the ingest side (never
+   * behind the read API). In no particular order.
    */
   deviceKeyRows(serials: string[]): Promise<DeviceKeyRow[]>;
   /** All devices by serial, or the one with this serial. */

@@ -7,7 +7,7 @@ import { Lru } from '../../server/lru.js';
 import { TokenBuckets } from '../../server/edge/rate-limit.js';
 import { parseQueryTime } from '../../server/reads/api.js';
 import { describeDb } from '../../server/storage/index.js';
-import { AUDITS_PER_SECOND, Keyring, REASON_UNWRAP, WRAPPED_LENGTH, keystreamUnwrap, registryKek, unwrapDeviceKeys, wrapDeviceKeys } from '../../server/keys.js';
+import { AUDITS_PER_SECOND, KEYS_NONE, KEYS_UNVERIFIED, KEYS_VERIFIED, Keyring, REASON_UNWRAP, WRAPPED_LENGTH, emptyRowKeys, keystreamUnwrap, registryKek, rowKeysOf, unwrapDeviceKeys, wrapDeviceKeys } from '../../server/keys.js';
 import { newIngestKey } from '../../protocol/index.js';
 
 describe('wrapped device keys', () => {
@@ -43,12 +43,22 @@ describe('unwrapping a request\'s rows together', () => {
   it('gives every row the keys its tag-checked unwrap gives, from one AES call, and nothing for a malformed blob', () => {
     const rows = Array.from({ length: 100 }, (_, i) => rowOf(i));
     const ecb = createCipheriv('aes-256-ecb', kek, null).setAutoPadding(false);
-    const blobs = rows.map((r) => r.row.keysWrapped);
+    const blobs: (Uint8Array | null)[] = rows.map((r) => r.row.keysWrapped);
     blobs[7] = blobs[7]!.subarray(1);
-    const got = keystreamUnwrap(ecb, blobs);
+    blobs[9] = null;
+    // Rows 0..99 but 9 (NULL: derived elsewhere), in a scrambled order: each row's keys land in its own place.
+    const picked = rows.map((_, i) => i).filter((i) => i !== 9).reverse();
+    const got = emptyRowKeys(rows.length);
+    keystreamUnwrap(ecb, blobs, picked, got);
     rows.forEach((r, i) => {
-      if (i === 7) expect(got[i]).toBeUndefined();
-      else expect({ sealKey: new Uint8Array(got[i]!.sealKey), nonceSalt: new Uint8Array(got[i]!.nonceSalt) }).toEqual(unwrapDeviceKeys(kek, r.row, r.row.keysWrapped));
+      if (i === 9) return expect(got.state[i]).toBe(KEYS_NONE);
+      if (i === 7) {
+        expect(got.state[i]).toBe(KEYS_NONE);
+        return expect(got.problems.get(i)).toBe(REASON_UNWRAP);
+      }
+      expect(got.state[i]).toBe(KEYS_UNVERIFIED);
+      const k = rowKeysOf(got, i);
+      expect({ sealKey: new Uint8Array(k.sealKey), nonceSalt: new Uint8Array(k.nonceSalt) }).toEqual(unwrapDeviceKeys(kek, r.row, r.row.keysWrapped));
     });
   });
 
@@ -57,24 +67,32 @@ describe('unwrapping a request\'s rows together', () => {
     const keyring = new Keyring([ingest], 1000, () => now);
     const good = rowOf(1);
     const moved = { row: { ...rowOf(2).row, keysWrapped: good.row.keysWrapped }, keys: good.keys };
-    const [g, m] = keyring.keysFor([good.row, moved.row]);
-    expect(g).toMatchObject({ verified: false });
+    const got = keyring.keysFor([good.row, moved.row]);
+    expect([...got.state]).toEqual([KEYS_UNVERIFIED, KEYS_UNVERIFIED]);
     // The moved blob still decrypts (CTR), to the donor's keys: only the tag, bound to the row, tells.
-    expect(m).toMatchObject({ verified: false, keys: { sealKey: good.keys.sealKey } });
-    expect(keyring.confirm(moved.row, m!.keys!)).toBe(false);
+    expect(new Uint8Array(rowKeysOf(got, 1).sealKey)).toEqual(good.keys.sealKey);
+    expect(keyring.confirm(moved.row, rowKeysOf(got, 1))).toBe(false);
     expect(keyring.cached(moved.row.serial)).toBe(false);
-    expect(keyring.confirm(good.row, g!.keys!)).toBe(true);
-    expect(keyring.keysFor([good.row])[0]).toMatchObject({ verified: true, keys: good.keys });
+    expect(keyring.confirm(good.row, rowKeysOf(got, 0))).toBe(true);
+    const again = keyring.keysFor([good.row]);
+    expect(again.state[0]).toBe(KEYS_VERIFIED);
+    expect({ sealKey: new Uint8Array(rowKeysOf(again, 0).sealKey), nonceSalt: new Uint8Array(rowKeysOf(again, 0).nonceSalt) }).toEqual(good.keys);
 
     let found = 0;
-    for (let i = 0; i < 3 * AUDITS_PER_SECOND; i++) if (keyring.auditFails(moved.row, m!.keys!)) found++;
+    for (let i = 0; i < 3 * AUDITS_PER_SECOND; i++) if (keyring.auditFails(moved.row, got, 1)) found++;
     expect(found).toBe(AUDITS_PER_SECOND);
-    now += 1000;
-    expect(keyring.auditFails(moved.row, m!.keys!)).toBe(true);
+    now += 999;
+    expect(keyring.auditFails(moved.row, got, 1)).toBe(false);
+    now += 1;
+    expect(keyring.auditFails(moved.row, got, 1)).toBe(true);
+    // A row that holds is audited as holding.
+    expect(keyring.auditFails(good.row, got, 0)).toBe(false);
 
     const short = { ...rowOf(3).row };
     short.keysWrapped = short.keysWrapped.subarray(0, 10);
-    expect(keyring.keysFor([short])[0]).toEqual({ verified: false, problem: REASON_UNWRAP });
+    const bad = keyring.keysFor([short]);
+    expect(bad.state[0]).toBe(KEYS_NONE);
+    expect(bad.problems.get(0)).toBe(REASON_UNWRAP);
   });
 });
 

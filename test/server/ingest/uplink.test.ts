@@ -61,6 +61,25 @@ describe.each(BACKENDS)('ingestUplink on %s', (backend) => {
     expect(verifyAck(d.keys, new Uint8Array(Buffer.from(again.devices[0]!.ack!, 'base64')))).toBe(2);
   });
 
+  it('reads key rows exactly, whatever bytes their blobs hold and however long they are', async () => {
+    // Every byte value (NUL, invalid UTF-8 and all) in enc and keys_wrapped, a blob of an odd length, a NULL one.
+    const all = new Uint8Array(256).map((_, i) => i);
+    const rows = [
+      { serial: 'SP-KR-1', enc: all.slice(0, 32), keysWrapped: all.slice(200, 253) },
+      { serial: 'SP-KR-2', enc: all.slice(224, 256), keysWrapped: all.slice(0, 7) },
+      { serial: 'SP-KR-3', enc: new Uint8Array(32), keysWrapped: null },
+      { serial: 'SP-KR-4', enc: all.slice(128, 160), keysWrapped: all.slice(128, 256) },
+    ];
+    await storage.transaction(async (tx) => {
+      await tx.insertDevices(rows.map((r) => ({ ...r, ingestKeyId: fleet.ingest.privateFile.id, board: 'puckjs', frameSize: 20, batch: fleet.batch, registeredAt: s.clock.now })));
+    });
+    const got = await storage.deviceKeyRows(['SP-KR-1', 'SP-KR-2', 'SP-KR-3', 'SP-KR-4', 'SP-KR-NONE']);
+    expect(got.map((r) => [r.serial, new Uint8Array(r.enc), r.keysWrapped && new Uint8Array(r.keysWrapped), r.frameSize, r.status, r.settled]).sort()).toEqual(
+      rows.map((r) => [r.serial, r.enc, r.keysWrapped, 20, 'active', 0]),
+    );
+    expect(await storage.deviceKeyRows(['SP-KR-NONE'])).toEqual([]);
+  });
+
   it('opens again from the locked rows when a device was revoked between the key read and the lock', async () => {
     const victim = fresh();
     const bystander = fresh();
