@@ -28,12 +28,14 @@ describe('npm pack', () => {
       'build/relay/web/index.html',
       'build/relay/web/icon.svg',
       'build/relay/web/app.js',
+      'build/relay/index.d.ts',
+      'build/relay/web/idb-queue.d.ts',
       'dist/puckjs.js',
       'docs/server.md',
     ]) {
       expect(files, `${needed} is not packed (run npm run build first)`).toContain(needed);
     }
-    const unwanted = files.filter((f) => /^(test|bench|node_modules|firmware|server|relay|factory|cli|\.sealpost)/.test(f) || /\.(ts|key|tsbuildinfo)$/.test(f) || f.endsWith('build-host.mjs'));
+    const unwanted = files.filter((f) => /^(test|bench|node_modules|firmware|server|relay|factory|cli|\.sealpost)/.test(f) || (/\.(ts|key|tsbuildinfo)$/.test(f) && !/^build\/.*\.d\.ts$/.test(f)) || f.endsWith('build-host.mjs'));
     expect(unwanted).toEqual([]);
   });
 });

@@ -172,6 +172,7 @@ describe('the relay core for the browser', () => {
       'protocol/base64.ts',
       'protocol/serial.ts',
       'protocol/wire/be.ts',
+      'protocol/wire/ble.ts',
       'protocol/wire/constants.ts',
       'relay/acks.ts',
       'relay/answer.ts',
