@@ -122,7 +122,7 @@ export class EmulatedBluetooth {
     const self = new EmulatedBluetooth(session, page, devices);
     self.#central = state;
     await self.#enable();
-    session.on('BluetoothEmulation.gattOperationReceived' as never, (e: { address: string; type: string }) => { if (process.env.W_DEBUG) console.error('gatt', e); self.#guard(self.#gatt(e)); });
+    session.on('BluetoothEmulation.gattOperationReceived' as never, (e: { address: string; type: string }) => self.#guard(self.#gatt(e)));
     session.on('BluetoothEmulation.characteristicOperationReceived' as never, (e: { characteristicId: string; type: string; data?: string }) => self.#guard(self.#characteristic(e)));
     const pageSession = await page.context().newCDPSession(page);
     await pageSession.send('DeviceAccess.enable' as never);
@@ -236,7 +236,7 @@ export class EmulatedBluetooth {
   }
 
   #guard(work: Promise<void>): void {
-    work.catch((e: unknown) => { if (process.env.W_DEBUG) console.error('ERR', e); this.#errors.push((e as Error).message); });
+    work.catch((e: unknown) => this.#errors.push((e as Error).message));
   }
 
   async #disconnect(p: Peripheral): Promise<void> {
@@ -323,7 +323,6 @@ export class EmulatedBluetooth {
   }
 
   async #characteristic(e: { characteristicId: string; type: string; data?: string }): Promise<void> {
-    if (process.env.W_DEBUG) console.error('char', e);
     const p = [...this.#peripherals.values()].find((x) => x.chars && Object.values(x.chars).includes(e.characteristicId));
     const which = p?.chars ? (Object.entries(p.chars).find(([, id]) => id === e.characteristicId)?.[0] ?? '?') : '?';
     const answer = (code: number, data?: Uint8Array) =>
