@@ -6,6 +6,12 @@
 // States: `connecting` (first connection), `connected`, `reconnecting` (a
 // retry is scheduled or running), `disconnected` (the user disconnected it,
 // it is not a sealpost device, or it stayed away through every retry).
+//
+// "Not a sealpost device" is said only of a device that has never been
+// relayed in this session. One that has, and whose service discovery after a
+// reconnection comes back without the service or a characteristic (a stale
+// or failed discovery, common on Android), is tried again with the usual
+// backoff, like a lost link (issue #16).
 import { RelayError } from '../index.js';
 import type { DeviceLink } from '../index.js';
 import type { LinkEnd } from './ble-link.js';
@@ -130,8 +136,10 @@ export class DeviceSession {
       if (link) await Promise.resolve(link.disconnect()).catch(() => undefined);
       this.#link = undefined;
       const refused = e instanceof RelayError && infoRead && !subscribing;
-      const words = e instanceof RelayError && !refused ? `the device stopped answering while the relay set it up (${e.message})` : plainError(e);
-      if (refused || (e instanceof LinkError && e.kind !== 'timeout')) {
+      // A device that has relayed is a sealpost device: its service missing now is the phone's discovery, not the device.
+      const staleDiscovery = e instanceof LinkError && e.kind === 'not-sealpost' && this.serial !== undefined;
+      const words = e instanceof RelayError && !refused ? `the device stopped answering while the relay set it up (${e.message})` : staleDiscovery ? `the phone did not find the device's sealpost service this time (${e.message})` : plainError(e);
+      if (refused || (e instanceof LinkError && e.kind !== 'timeout' && !staleDiscovery)) {
         // Not a sealpost device, or one the relay cannot serve: retrying will not help.
         this.state = 'disconnected';
         this.problem = words;

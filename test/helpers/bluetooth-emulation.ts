@@ -67,8 +67,8 @@ interface Peripheral {
   missingServiceDiscoveries: number;
   /** Page operations started and not answered yet. */
   inFlight: number;
-  /** The link the page has been seen connected on. */
-  pageHeld: SimLink | undefined;
+  /** When the current link's first discovery was answered (EmulatedBluetooth's sequence); the page is connected from then on until it disconnects. */
+  discovered: number | undefined;
 }
 
 export interface EmulationStats {
@@ -105,6 +105,7 @@ export class EmulatedBluetooth {
   #delivering = new Set<string>();
   readonly #errors: string[] = [];
   #navigatedOnce = false;
+  #sequence = 0;
   #ready: Promise<void> = Promise.resolve();
 
   private constructor(browser: CDPSession, page: Page, devices: { sim: SimDevice; serial: string }[]) {
@@ -112,7 +113,7 @@ export class EmulatedBluetooth {
     this.#page = page;
     devices.forEach(({ sim, serial }, i) => {
       const address = `5E:A1:00:00:00:${(i + 1).toString(16).padStart(2, '0').toUpperCase()}`;
-      this.#peripherals.set(address, { address, name: `sealpost ${serial.slice(-6)}`, sim, serial, inRange: true, link: undefined, subscribed: false, chars: undefined, pending: [], missingServiceDiscoveries: 0, inFlight: 0, pageHeld: undefined });
+      this.#peripherals.set(address, { address, name: `sealpost ${serial.slice(-6)}`, sim, serial, inRange: true, link: undefined, subscribed: false, chars: undefined, pending: [], missingServiceDiscoveries: 0, inFlight: 0, discovered: undefined });
     });
   }
 
@@ -212,6 +213,7 @@ export class EmulatedBluetooth {
       if (p.link && p.subscribed && p.pending.length > 0 && p.inFlight === 0) deliveries.push({ name: p.name, count: p.pending.length });
     }
     for (const d of deliveries) this.#delivering.add(d.name);
+    const mark = this.#sequence;
     let pageConnected: Record<string, boolean>;
     try {
       pageConnected = await this.#page.evaluate(pageSide, { deliveries, service: SERVICE_UUID, frames: FRAMES_UUID });
@@ -222,11 +224,9 @@ export class EmulatedBluetooth {
       for (const d of deliveries) this.#delivering.delete(d.name);
     }
     for (const p of this.#peripherals.values()) {
-      if (!p.link) continue;
-      // A connection still being set up reads as not connected too: only a link the page had and lost is released.
-      if (pageConnected[p.name] === true) p.pageHeld = p.link;
+      // A connection still being set up reads as not connected too: only a link discovered before this look is released.
       // The emulated peripheral stays connected to the adapter after the page's gatt.disconnect(): disconnect it too, so the next connect is a connection.
-      else if (pageConnected[p.name] === false && p.pageHeld === p.link) await this.#disconnect(p);
+      if (p.link && pageConnected[p.name] === false && p.discovered !== undefined && p.discovered <= mark) await this.#disconnect(p);
     }
   }
 
@@ -251,6 +251,7 @@ export class EmulatedBluetooth {
     p.subscribed = false;
     p.chars = undefined;
     p.pending = [];
+    p.discovered = undefined;
   }
 
   /**
@@ -308,6 +309,7 @@ export class EmulatedBluetooth {
       else if (p.link && !p.chars) p.chars = await this.#addService(p.address);
     }
     await this.#browser.send('BluetoothEmulation.simulateGATTOperationResponse' as never, { address: e.address, type: e.type, code } as never);
+    if (p?.link && e.type === 'discovery') p.discovered ??= ++this.#sequence;
   }
 
   async #addService(address: string): Promise<{ frames: string; ack: string; info: string }> {

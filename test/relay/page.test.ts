@@ -26,6 +26,7 @@ import { SERVICE_UUID } from '../../protocol/wire/ble.js';
 import { Relay, type DeviceLink } from '../../relay/index.js';
 import { makeSimFleet, type SimFleet } from '../../sim/fleet.js';
 import { MemoryQueueStore } from '../../relay/memory-queue.js';
+import { MESSAGES } from '../../relay/web/messages.js';
 import { DeviceSession, RECONNECT_DELAYS_MS, type SessionHost } from '../../relay/web/session.js';
 import type { BluetoothDevice } from '../../relay/web/web-bluetooth.js';
 import { NO_RATE_LIMIT, buildServer, checkConfig } from '../../server/index.js';
@@ -115,7 +116,7 @@ describe('relay page', () => {
     url = server.url;
     clock = new VirtualClock();
     fleet = makeSimFleet({
-      count: 2,
+      count: 3,
       ingestPublic: keys.ingest.publicFile,
       factoryPrivate: keys.factory.privateFile,
       clock,
@@ -322,9 +323,19 @@ describe('relay page', () => {
       return sealedBy[i]!.filter((c) => !stored.has(c) && !gaps.some((g) => c >= g.first && c < g.first + g.count));
     };
     await until('everything sealed so far stored or in a gap', async () => (await unaccounted(0)).length === 0 && (await unaccounted(1)).length === 0);
-    // The cut cost the unused rest of the first power-up's counter block: a gap the server records once it has settled up to the second power-up's anchor.
-    await until('the power cut recorded as a gap', async () => (await storage().gaps(a)).length > 0);
-    expect((await storage().gaps(a)).map((g) => g.kind)).toEqual(['power-loss']);
+    // The cut cost what was in the device's RAM and the unused rest of its
+    // first power-up's counter block (none when it stopped on a block's end):
+    // power-loss gaps covering at least every counter never sealed below the
+    // last one, recorded once the server has settled up to the second
+    // power-up's anchor.
+    const sealedA = new Set(sealedBy[0]);
+    const never = Array.from({ length: Math.max(...sealedBy[0]!) }, (_, i) => i + 1).filter((c) => !sealedA.has(c));
+    const gapped = async () => new Set((await storage().gaps(a)).flatMap((g) => Array.from({ length: g.count }, (_, i) => g.first + i)));
+    await until('the power cut recorded as a gap', async () => {
+      const inGaps = await gapped();
+      return never.every((c) => inGaps.has(c));
+    });
+    expect((await storage().gaps(a)).filter((g) => g.kind !== 'power-loss')).toEqual([]);
     expect(await storage().gaps(b)).toEqual([]);
     await until('the page caught up', async () => (await queueCount()) === 0 && (await page.getAttribute('#upload-tile', 'data-ok')) === 'true', { stepMs: 5 });
     expect(bt.stats.busy).toBe(0);
@@ -334,6 +345,74 @@ describe('relay page', () => {
 
     mkdirSync(OUTPUT, { recursive: true });
     await page.screenshot({ path: join(OUTPUT, 'relay.png'), fullPage: true });
+  });
+
+  it('keeps reconnecting a device that has relayed when a discovery misses its service; one that never had it is not a sealpost device', async () => {
+    const a = serial(0);
+    const problem = async () => (await page.textContent(`${card(a)} .problem`)) ?? '';
+    // A reconnection whose discovery comes back without the service, twice (stale discovery on a phone).
+    bt.missServiceOnDiscovery(a, 2);
+    const discoveries = bt.stats.discoveries;
+    const connections = Number(await page.textContent(`${card(a)} [data-col="connections"]`));
+    await bt.drop(a);
+    await until('a retry after a discovery without the service', async () => (await stateOf(a)) === 'reconnecting' && (await problem()).includes("the phone did not find the device's sealpost service this time"), { stepMs: 20 });
+    await until('connected again', async () => (await stateOf(a)) === 'connected', { stepMs: 20 });
+    expect(bt.stats.discoveries).toBeGreaterThanOrEqual(discoveries + 3);
+    expect(Number(await page.textContent(`${card(a)} [data-col="connections"]`))).toBe(connections + 1);
+    expect(await page.textContent('#activity')).not.toContain('not a sealpost device');
+    const stored = (await storage().frames(a)).length;
+    await until('frames stored after the reconnection', async () => (await storage().frames(a)).length > stored);
+
+    // A device the page has never relayed, whose service is missing: written off at once, no retries.
+    const c = fleet.serials[2]!;
+    const other = page.locator('#devices li', { hasText: `sealpost ${c.slice(-6)}` });
+    sim(2).boot();
+    bt.missServiceOnDiscovery(c, 1_000);
+    bt.choose(c);
+    await page.click('#connect');
+    await until('refused', async () => (await other.getAttribute('data-state')) === 'disconnected');
+    expect(await other.locator('.problem').textContent()).toMatch(/^this is not a sealpost device: the device does not offer the sealpost service/i);
+    const tries = bt.stats.connects;
+    for (let i = 0; i < 40; i++) await tick(20);
+    expect(bt.stats.connects).toBe(tries);
+    expect(bt.stats.busy).toBe(0);
+  });
+
+  it('reports Bluetooth missing before and at Connect with no chooser, and sees it back on focus, visibility and Connect with no event from the browser', async () => {
+    const notice = () => page.evaluate(() => (document.getElementById('notice')!.hidden ? '' : document.getElementById('notice')!.textContent));
+    const a = serial(0);
+    // Before any tap: the page opens on a phone without a usable adapter.
+    await bt.setCentralState('absent');
+    await page.reload();
+    await page.waitForSelector('body[data-ready="true"]');
+    await bt.ready();
+    await until('the notice at start', async () => (await notice()) === MESSAGES.bluetoothOff, { stepMs: 0 });
+    // Connect checks again, finds none, and opens no chooser.
+    const prompts = bt.stats.prompts;
+    await page.click('#connect');
+    await until('the refusal logged', async () => ((await page.textContent('#activity')) ?? '').includes('Bluetooth is off or missing'), { stepMs: 0 });
+    expect(bt.stats.prompts).toBe(prompts);
+    expect(await notice()).toBe(MESSAGES.bluetoothOff);
+
+    // Back: Chromium fires no availabilitychanged, so the notice stays...
+    await bt.setCentralState('powered-on');
+    for (let i = 0; i < 10; i++) await tick(20);
+    expect(await notice()).toBe(MESSAGES.bluetoothOff);
+    // ...until the page gets the focus back (from the phone's settings, say).
+    await page.evaluate(() => window.dispatchEvent(new Event('focus')));
+    await until('the notice gone on focus', async () => (await notice()) === '', { stepMs: 0 });
+    // Gone while the page was hidden: seen when it is visible again.
+    await bt.setCentralState('absent');
+    await page.evaluate(() => document.dispatchEvent(new Event('visibilitychange')));
+    await until('the notice back on visibility', async () => (await notice()) === MESSAGES.bluetoothOff, { stepMs: 0 });
+    // Back, with neither: the tap on Connect checks, finds it, and the chooser opens within the same user activation.
+    await bt.setCentralState('powered-on');
+    bt.choose(a);
+    await page.click('#connect');
+    await until(`${a} connected`, async () => (await stateOf(a)) === 'connected');
+    expect(bt.stats.prompts).toBe(prompts + 1);
+    expect(await notice()).toBe('');
+    expect(bt.errors).toEqual([]);
   });
 });
 
@@ -403,7 +482,7 @@ describe('DeviceSession (the page\'s reconnection logic, on Node)', () => {
     const away = await setup(() => Promise.reject(networkError()));
     away.session.start();
     await settle();
-    expect(away.session.problem).toBe('could not reach the device: it may be out of range, switched off, or connected to another phone');
+    expect(away.session.problem).toBe('could not reach the device: it may be out of range, switched off or connected to another phone, or Bluetooth on this phone is off');
     for (let i = 0; i < RECONNECT_DELAYS_MS.length; i++) {
       expect(away.session.state).toBe('reconnecting');
       await away.next();
