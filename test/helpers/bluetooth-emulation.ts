@@ -97,7 +97,7 @@ export class EmulatedBluetooth {
   readonly #page: Page;
   readonly #peripherals = new Map<string, Peripheral>();
   readonly #answered = new Set<string>();
-  readonly #prompts = new Map<string, { timer: ReturnType<typeof setTimeout>; resolve?: () => void }>();
+  readonly #prompts = new Map<string, { timer: ReturnType<typeof setTimeout>; resolve: () => void }>();
   /** The chooser's next pick: a serial, null for "the user cancels", undefined for the first device in range. */
   #choice: string | null | undefined;
   #central: CentralState = 'powered-on';
@@ -263,15 +263,15 @@ export class EmulatedBluetooth {
     if (this.#answered.has(e.id)) return Promise.resolve();
     const waiting = this.#prompts.get(e.id);
     if (waiting) clearTimeout(waiting.timer);
+    // The earlier event's promise ends here; this one carries the answer.
+    waiting?.resolve();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#prompts.delete(e.id);
         this.#answered.add(e.id);
         this.#answer(session, e).then(resolve, reject);
       }, PROMPT_SETTLE_MS);
-      this.#prompts.set(e.id, { timer });
-      waiting?.resolve();
-      this.#prompts.get(e.id)!.resolve = resolve;
+      this.#prompts.set(e.id, { timer, resolve: () => resolve() });
     });
   }
 
