@@ -8,12 +8,20 @@
 // page, ack writes from the page into the device. Chromium 156 has no command
 // to send a notification: a read of the frames characteristic, on the page's
 // own characteristic object, answered with the frame, fires
-// `characteristicvaluechanged` as a notification does, and stands in for it. The checks: frames reach the database and acks free
-// the device's outbox; frames queued while the server is unreachable survive
-// a reload (IndexedDB) and reach the server afterwards, with the device off
-// so nothing could resend them; a device that drops shows it and comes back;
-// the user can disconnect and reconnect a device; in the end every frame
-// either device sealed is stored or accounted for by a gap. Saves
+// `characteristicvaluechanged` as a notification does, and stands in for it.
+// The old navigator.bluetooth stand-in is gone; the one page not on Chromium's
+// stack is the no-Web-Bluetooth test, whose navigator.bluetooth an init script
+// deletes (the emulation cannot make a browser without the API).
+//
+// The checks: frames reach the database and acks free the device's outbox;
+// frames queued while the server is unreachable survive a reload (IndexedDB)
+// and reach the server afterwards, with the device off so nothing could
+// resend them; a device that drops shows it and comes back; the user can
+// disconnect and reconnect a device; every frame either device sealed is
+// stored or accounted for by a gap; a device that has relayed is reconnected
+// after discoveries that miss its service, one that never relayed is not a
+// sealpost device; a missing adapter is reported before and at Connect with
+// no chooser, and seen back on focus, visibility and Connect. Saves
 // test/output/relay.png (a phone-sized page).
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
