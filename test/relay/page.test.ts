@@ -35,6 +35,7 @@ import { Relay, type DeviceLink } from '../../relay/index.js';
 import { makeSimFleet, type SimFleet } from '../../sim/fleet.js';
 import { MemoryQueueStore } from '../../relay/memory-queue.js';
 import { MESSAGES } from '../../relay/web/messages.js';
+import { LinkError } from '../../relay/web/ble-link.js';
 import { DeviceSession, RECONNECT_DELAYS_MS, type SessionHost } from '../../relay/web/session.js';
 import type { BluetoothDevice } from '../../relay/web/web-bluetooth.js';
 import { NO_RATE_LIMIT, buildServer, checkConfig } from '../../server/index.js';
@@ -430,7 +431,7 @@ describe('DeviceSession (the page\'s reconnection logic, on Node)', () => {
   const device = { id: 'd1', name: 'sealpost 000001', gatt: { disconnect() {} } } as unknown as BluetoothDevice;
   const link = (info: () => string): DeviceLink => ({ info, onFrame: async () => {}, writeAck() {}, disconnect() {}, connected: () => true });
 
-  async function setup(openLink: () => Promise<DeviceLink>) {
+  async function setup(openLink: SessionHost['openLink']) {
     let now = 0;
     const timers: { fn: () => void; at: number }[] = [];
     const relay = await Relay.open({
@@ -460,6 +461,34 @@ describe('DeviceSession (the page\'s reconnection logic, on Node)', () => {
     };
     return { session, timers, next };
   }
+
+  it('retries a device that has relayed when a discovery misses its service, and refuses one that never relayed', async () => {
+    const good = '{"serial":"SP-000001","v":1,"f":20,"b":"sim","fw":"0.1.0"}';
+    const missing = () => new LinkError('not-sealpost', 'the device does not offer the sealpost service');
+    let opens = 0;
+    let lose: ((how: 'lost' | 'closed') => void) | undefined;
+    const relayed = await setup(async (_device, onEnd) => {
+      opens++;
+      if (opens === 2 || opens === 3) throw missing();
+      lose = onEnd;
+      return link(() => good);
+    });
+    relayed.session.start();
+    await settle();
+    expect(relayed.session.state).toBe('connected');
+    lose!('lost');
+    await relayed.next();
+    expect([relayed.session.state, relayed.session.problem]).toEqual(['reconnecting', "the phone did not find the device's sealpost service this time (the device does not offer the sealpost service)"]);
+    await relayed.next();
+    expect(relayed.session.state).toBe('reconnecting');
+    await relayed.next();
+    expect([relayed.session.state, relayed.session.problem, opens]).toEqual(['connected', undefined, 4]);
+
+    const foreign = await setup(() => Promise.reject(missing()));
+    foreign.session.start();
+    await settle();
+    expect([foreign.session.state, foreign.session.problem, foreign.timers]).toEqual(['disconnected', 'this is not a sealpost device: the device does not offer the sealpost service', []]);
+  });
 
   it('retries a failed read, refuses a device whose info it cannot use, and stops after the last retry', async () => {
     let reads = 0;
