@@ -46,6 +46,8 @@ const HCI_SUCCESS = 0x00;
 const HCI_CONNECTION_TIMEOUT = 0x08;
 /** How long the page's own GATT operations wait for their answer, so that an overlapping one would be seen. */
 const ANSWER_DELAY_MS = 3;
+/** The address of the one non-sealpost peripheral (stats.listed shows whether a chooser offered it). */
+export const STRANGER = '5E:A1:00:00:00:FF';
 /** The chooser's list is taken as complete once it has not changed for this long. */
 const PROMPT_SETTLE_MS = 60;
 
@@ -87,12 +89,14 @@ export interface EmulationStats {
   busy: number;
   /** Every characteristic operation of the page: type and which characteristic. */
   operations: string[];
+  /** Addresses Chromium listed in any chooser (after the page's filters). */
+  listed: Set<string>;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class EmulatedBluetooth {
-  readonly stats: EmulationStats = { prompts: 0, connects: 0, discoveries: 0, reads: 0, writes: 0, delivered: 0, lostBeforeSubscribe: 0, busy: 0, operations: [] };
+  readonly stats: EmulationStats = { prompts: 0, connects: 0, discoveries: 0, reads: 0, writes: 0, delivered: 0, lostBeforeSubscribe: 0, busy: 0, operations: [], listed: new Set() };
   readonly #browser: CDPSession;
   readonly #page: Page;
   readonly #peripherals = new Map<string, Peripheral>();
@@ -153,6 +157,8 @@ export class EmulatedBluetooth {
     for (const p of this.#peripherals.values()) {
       await this.#browser.send('BluetoothEmulation.simulatePreconnectedPeripheral' as never, { address: p.address, name: p.name, manufacturerData: [], knownServiceUuids: [SERVICE_UUID] } as never);
     }
+    // A device nearby that is not a sealpost device (another service, another name): the page's filters keep it out of the chooser.
+    await this.#browser.send('BluetoothEmulation.simulatePreconnectedPeripheral' as never, { address: STRANGER, name: 'Heart Rate 42', manufacturerData: [], knownServiceUuids: ['0000180d-0000-1000-8000-00805f9b34fb'] } as never);
   }
 
   /** Resolves once the emulation is set up again after the page navigated. */
@@ -192,6 +198,11 @@ export class EmulatedBluetooth {
   /** The radio link breaks: both sides see a disconnection. */
   async drop(serial: string): Promise<void> {
     await this.#disconnect(this.#bySerial(serial));
+  }
+
+  /** The emulated address of a device. */
+  address(serial: string): string {
+    return this.#bySerial(serial).address;
   }
 
   /** Whether the firmware has a link (the page side is asked by pump()). */
@@ -277,6 +288,7 @@ export class EmulatedBluetooth {
 
   async #answer(session: CDPSession, e: { id: string; devices: { id: string }[] }): Promise<void> {
     this.stats.prompts++;
+    for (const d of e.devices) this.stats.listed.add(d.id);
     const choice = this.#choice;
     this.#choice = undefined;
     // The chooser lists what advertises the service (the emulation lists every preconnected peripheral; a device that is off or away does not advertise).

@@ -42,7 +42,7 @@ import { NO_RATE_LIMIT, buildServer, checkConfig } from '../../server/index.js';
 import { relayPageAssets } from '../../server/plugins/relay-page.js';
 import { launchChromium, type Chromium } from '../helpers/chromium.js';
 import { IngestServer, newKeySet, type FleetKeySet } from '../helpers/relay-server.js';
-import { EmulatedBluetooth } from '../helpers/bluetooth-emulation.js';
+import { EmulatedBluetooth, STRANGER } from '../helpers/bluetooth-emulation.js';
 
 const OUTPUT = join(import.meta.dirname, '../output');
 const WEB_SOURCES = join(import.meta.dirname, '../../relay/web');
@@ -229,6 +229,8 @@ describe('relay page', () => {
 
     const a = serial(0);
     await connectFromPage(0);
+    // The page's filters (the service, or the name prefix) keep a nearby heart-rate sensor out of the chooser.
+    expect([bt.stats.listed.has(bt.address(a)), bt.stats.listed.has(STRANGER)]).toEqual([true, false]);
     // Info read, then the subscription (the CCCD write), one after the other.
     expect(bt.stats.operations.slice(0, 2)).toEqual(['read info', 'subscribe-to-notifications frames']);
     expect(await page.textContent(`${card(a)} .meta`)).toBe('sim · firmware 0.1.0 · 20-byte frames');
