@@ -1,9 +1,10 @@
 // What `npm pack` would put in the package (package.json "files"), without
 // building or packing: the entry, the compiled host code with the files it
 // loads beside itself, the firmware bundles flash needs, the docs; no tests,
-// no TypeScript sources, no key files, no build records. The full check
-// (pack, install into an empty folder, run the demo) is by hand:
-// docs/decisions.md, "The npm package".
+// no TypeScript sources, no key files, no build records (declarations only
+// for the relay's exported graph). The full check (pack, install into an
+// empty folder, run the demo) is by hand: docs/decisions.md, "The npm
+// package"; the relay subpath's is test/cli/relay-package.test.ts.
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 
@@ -37,5 +38,7 @@ describe('npm pack', () => {
     }
     const unwanted = files.filter((f) => /^(test|bench|node_modules|firmware|server|relay|factory|cli|\.sealpost)/.test(f) || (/\.(ts|key|tsbuildinfo)$/.test(f) && !/^build\/.*\.d\.ts$/.test(f)) || f.endsWith('build-host.mjs'));
     expect(unwanted).toEqual([]);
+    // Declarations for the relay's subpaths and what they import, nothing else.
+    expect(files.filter((f) => f.endsWith('.d.ts') && !/^build\/(relay|protocol)\//.test(f))).toEqual([]);
   });
 });
