@@ -11,6 +11,7 @@ export { parseRetryAfter } from './answer.js';
 export { backoffDelay } from './uploads.js';
 export { fetchUploader, type FetchUploaderOptions } from './uploader.js';
 export { MemoryQueueStore } from './memory-queue.js';
+export { MAX_DOWNLINK_WRITE, GattQueue, ackWrites, checkDownlink, writeInOrder } from './downlink.js';
 export { Relay } from './relay.js';
 // The GATT names a platform's DeviceLink looks for (docs/protocol.md section 7).
 export { ACK_UUID, FRAMES_UUID, INFO_UUID, NAME_PREFIX, SERVICE_UUID } from '../protocol/wire/ble.js';

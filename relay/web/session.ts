@@ -118,7 +118,7 @@ export class DeviceSession {
           subscribing = true;
           return opened.onFrame(cb);
         },
-        writeAck: (ack) => opened.writeAck(ack),
+        write: (writes) => opened.write(writes),
         disconnect: () => opened.disconnect(),
         connected: () => opened.connected(),
         ...(opened.onDisconnect ? { onDisconnect: (cb: () => void) => opened.onDisconnect!(cb) } : {}),

@@ -66,7 +66,7 @@ let deliver;
 const link = {
   info: () => input.info,
   onFrame: (cb) => { deliver = cb; },
-  writeAck: (ack) => { acks.push(Buffer.from(ack).toString('base64')); },
+  write: (writes) => { for (const w of writes) acks.push(Buffer.from(w).toString('base64')); },
   disconnect: () => { connected = false; },
   connected: () => connected,
 };
@@ -92,7 +92,7 @@ console.log(JSON.stringify({ serial, service: SERVICE_UUID, acks, queue: s.queue
 const TYPED = `
 import { Relay, MemoryQueueStore, fetchUploader, RelayError, type DeviceLink, type QueueStore, type RelayStatus } from 'sealpost/relay';
 import { IdbQueueStore } from 'sealpost/relay/indexeddb';
-const link: DeviceLink = { info: () => '{}', onFrame: () => {}, writeAck: (a: Uint8Array) => void a, disconnect: () => {}, connected: () => true };
+const link: DeviceLink = { info: () => '{}', onFrame: () => {}, write: (writes: readonly Uint8Array[]) => void writes, disconnect: () => {}, connected: () => true };
 export async function start(store: QueueStore = new MemoryQueueStore()): Promise<RelayStatus> {
   const relay = await Relay.open({ relayId: 'x', clock: { now: Date.now, setTimeout: (f, ms) => setTimeout(f, ms), clearTimeout: (h) => clearTimeout(h as number) }, upload: fetchUploader('https://example.com'), store });
   await relay.connect(link).catch((e: unknown) => (e instanceof RelayError ? e.message : ''));

@@ -431,7 +431,7 @@ describe('DeviceSession (the page\'s reconnection logic, on Node)', () => {
   const settle = () => new Promise<void>((r) => setTimeout(r, 0));
   const networkError = () => new DOMException('Connection attempt failed.', 'NetworkError');
   const device = { id: 'd1', name: 'sealpost 000001', gatt: { disconnect() {} } } as unknown as BluetoothDevice;
-  const link = (info: () => string): DeviceLink => ({ info, onFrame: async () => {}, writeAck() {}, disconnect() {}, connected: () => true });
+  const link = (info: () => string): DeviceLink => ({ info, onFrame: async () => {}, write() {}, disconnect() {}, connected: () => true });
 
   async function setup(openLink: SessionHost['openLink']) {
     let now = 0;
