@@ -31,6 +31,7 @@ describe('npm pack', () => {
       'build/relay/web/app.js',
       'build/relay/index.d.ts',
       'build/relay/web/idb-queue.d.ts',
+      'build/relay/adapters/capacitor.d.ts',
       'dist/puckjs.js',
       'docs/server.md',
     ]) {
