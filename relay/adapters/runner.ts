@@ -76,6 +76,8 @@ export class DeviceRunner {
   readonly #log: RelayLog;
   readonly #devices = new Map<string, Entry>();
   #closed = false;
+  /** Why no attempt may start now (Bluetooth off or not allowed), or undefined. */
+  #held: string | undefined;
 
   constructor(open: OpenLink, options: RunnerOptions) {
     this.#open = open;
@@ -97,7 +99,8 @@ export class DeviceRunner {
     entry.name = name ?? entry.name;
     entry.failures = 0;
     this.#devices.set(id, entry);
-    void this.#attempt(entry);
+    if (this.#held !== undefined) this.#retry(entry);
+    else void this.#attempt(entry);
   }
 
   /** Stops relaying a device and disconnects it. */
@@ -107,6 +110,40 @@ export class DeviceRunner {
     this.#devices.delete(id);
     await this.#halt(e);
     this.#changed();
+  }
+
+  /**
+   * Bluetooth is off or the app may not use it: no attempt starts until
+   * resume(); devices wait with this as their problem.
+   */
+  hold(reason: string): void {
+    if (this.#held === reason) return;
+    this.#held = reason;
+    for (const e of this.#devices.values()) {
+      if (e.state !== 'waiting') continue;
+      if (e.timer !== undefined) this.#clock.clearTimeout(e.timer);
+      e.timer = undefined;
+      e.retryAt = null;
+      e.problem = reason;
+    }
+    this.#changed();
+  }
+
+  /** Bluetooth is usable again: every waiting device is tried now, with its backoff reset. */
+  resume(): void {
+    if (this.#held === undefined) return;
+    this.#held = undefined;
+    for (const e of this.#devices.values()) {
+      if (e.state !== 'waiting') continue;
+      e.failures = 0;
+      if (e.timer !== undefined) this.#clock.clearTimeout(e.timer);
+      void this.#attempt(e);
+    }
+  }
+
+  /** The reason attempts are held, or undefined. */
+  get held(): string | undefined {
+    return this.#held;
   }
 
   status(): AdapterDeviceStatus[] {
@@ -209,8 +246,14 @@ export class DeviceRunner {
   #retry(e: Entry): void {
     if (this.#closed || this.#devices.get(e.id) !== e) return;
     e.generation++;
-    const delay = backoffDelay(e.failures, this.#baseMs, this.#capMs, this.#random);
     e.state = 'waiting';
+    if (this.#held !== undefined) {
+      e.retryAt = null;
+      e.problem = this.#held;
+      this.#changed();
+      return;
+    }
+    const delay = backoffDelay(e.failures, this.#baseMs, this.#capMs, this.#random);
     e.retryAt = this.#clock.now() + delay;
     const generation = e.generation;
     e.timer = this.#clock.setTimeout(() => {

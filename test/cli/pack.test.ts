@@ -32,6 +32,7 @@ describe('npm pack', () => {
       'build/relay/index.d.ts',
       'build/relay/web/idb-queue.d.ts',
       'build/relay/adapters/capacitor.d.ts',
+      'build/relay/adapters/react-native.d.ts',
       'dist/puckjs.js',
       'docs/server.md',
     ]) {

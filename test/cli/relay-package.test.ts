@@ -182,7 +182,7 @@ describe('sealpost/relay from a packed package', () => {
   it('imports nothing Node-only or from npm anywhere under its exported entries', () => {
     const pkg = JSON.parse(readFileSync(join(app, 'node_modules/sealpost/package.json'), 'utf8')) as { exports: Record<string, { import?: string; types?: string } | string> };
     const entries = Object.entries(pkg.exports).filter(([k]) => k.startsWith('./relay'));
-    expect(entries.map(([k]) => k)).toEqual(['./relay', './relay/indexeddb', './relay/capacitor']);
+    expect(entries.map(([k]) => k)).toEqual(['./relay', './relay/indexeddb', './relay/capacitor', './relay/react-native']);
     const files = new Set<string>();
     for (const [, target] of entries) {
       if (typeof target === 'string') throw new Error('relay exports name their import and types');
