@@ -7,6 +7,7 @@
 // works with any plugin version whose BleClient has these calls.
 import type { BleClientInterface, BleDevice, ScanResult } from '@capacitor-community/bluetooth-le';
 import { ACK_UUID, FRAMES_UUID, GattQueue, INFO_UUID, NAME_PREFIX, SERVICE_UUID, writeInOrder, type DeviceLink } from '../index.js';
+import { EndingLink } from '../link-setup.js';
 import { DeviceRunner, MissingServiceError, type AdapterDeviceStatus, type RunnerOptions } from './runner.js';
 
 export { MissingServiceError, type AdapterDeviceState, type AdapterDeviceStatus } from './runner.js';
@@ -29,18 +30,15 @@ function bytesOf(view: DataView): Uint8Array {
 }
 
 /** One connected device over the plugin: every GATT operation through one queue, writes with response. */
-class CapacitorLink implements DeviceLink {
+class CapacitorLink extends EndingLink implements DeviceLink {
   readonly #ble: CapacitorBle;
   readonly #id: string;
   readonly #queue = new GattQueue();
-  #ended = false;
-  #onDisconnect: (() => void) | undefined;
-  readonly #onEnd: () => void;
 
   constructor(ble: CapacitorBle, id: string, onEnd: () => void) {
+    super(onEnd);
     this.#ble = ble;
     this.#id = id;
-    this.#onEnd = onEnd;
   }
 
   info(): Promise<Uint8Array> {
@@ -50,44 +48,20 @@ class CapacitorLink implements DeviceLink {
   async onFrame(cb: (frame: Uint8Array) => void): Promise<void> {
     await this.#queue.run(() =>
       this.#ble.startNotifications(this.#id, SERVICE_UUID, FRAMES_UUID, (value) => {
-        if (!this.#ended) cb(bytesOf(value));
+        if (!this.ended) cb(bytesOf(value));
       }),
     );
   }
 
   write(writes: readonly Uint8Array[]): Promise<void> {
     return writeInOrder(this.#queue, writes, async (bytes) => {
-      if (this.#ended) throw new Error('the device is disconnected');
+      if (this.ended) throw new Error('the device is disconnected');
       await this.#ble.write(this.#id, SERVICE_UUID, ACK_UUID, new DataView(bytes.slice().buffer));
     });
   }
 
-  disconnect(): void {
-    if (this.#ended) return;
-    this.end();
-    this.#ble.disconnect(this.#id).catch(() => undefined);
-  }
-
-  connected(): boolean {
-    return !this.#ended;
-  }
-
-  onDisconnect(cb: () => void): void {
-    if (this.#ended) queueMicrotask(cb);
-    else this.#onDisconnect = cb;
-  }
-
-  /** The plugin reported the disconnection, or disconnect() was called. */
-  end(): void {
-    if (this.#ended) return;
-    this.#ended = true;
-    const cb = this.#onDisconnect;
-    this.#onDisconnect = undefined;
-    try {
-      cb?.();
-    } finally {
-      this.#onEnd();
-    }
+  protected close(): Promise<void> {
+    return this.#ble.disconnect(this.#id);
   }
 }
 

@@ -10,6 +10,7 @@
 import type { BleError, BleManager, Device, Subscription } from 'react-native-ble-plx';
 import { fromBase64, toBase64 } from '../../protocol/base64.js';
 import { ACK_UUID, FRAMES_UUID, GattQueue, INFO_UUID, SERVICE_UUID, writeInOrder, type DeviceLink } from '../index.js';
+import { EndingLink } from '../link-setup.js';
 import { DeviceRunner, MissingServiceError, type AdapterDeviceStatus, type RunnerOptions } from './runner.js';
 
 export { MissingServiceError, type AdapterDeviceState, type AdapterDeviceStatus } from './runner.js';
@@ -71,21 +72,18 @@ export function bleErrorText(e: unknown): string {
   return `${parts.join('')})`;
 }
 
-class NativeLink implements DeviceLink {
+class NativeLink extends EndingLink implements DeviceLink {
   readonly #ble: NativeBle;
   readonly #id: string;
   readonly #queue = new GattQueue();
-  readonly #onEnd: () => void;
   readonly #fail: (e: unknown) => Error;
-  #ended = false;
-  #onDisconnect: (() => void) | undefined;
   #monitor: Subscription | undefined;
-  #disconnection: Subscription | undefined;
+  readonly #disconnection: Subscription;
 
   constructor(ble: NativeBle, id: string, onEnd: () => void, fail: (e: unknown) => Error) {
+    super(onEnd);
     this.#ble = ble;
     this.#id = id;
-    this.#onEnd = onEnd;
     this.#fail = fail;
     this.#disconnection = ble.onDeviceDisconnected(id, () => this.end());
   }
@@ -106,7 +104,7 @@ class NativeLink implements DeviceLink {
     // a failure comes to the listener. Frames the device sends before it are lost and resent (DeviceLink rule 3).
     return this.#queue.run(async () => {
       this.#monitor = this.#ble.monitorCharacteristicForDevice(this.#id, SERVICE_UUID, FRAMES_UUID, (error, c) => {
-        if (this.#ended) return;
+        if (this.ended) return;
         if (error) {
           // Cancelled by disconnect() or the drop itself: the drop is reported by onDeviceDisconnected.
           if (codeOf(error) !== BLE_ERROR.OperationCancelled) {
@@ -123,40 +121,20 @@ class NativeLink implements DeviceLink {
 
   write(writes: readonly Uint8Array[]): Promise<void> {
     return writeInOrder(this.#queue, writes, async (bytes) => {
-      if (this.#ended) throw new Error('the device is disconnected');
+      if (this.ended) throw new Error('the device is disconnected');
       await this.#ble.writeCharacteristicWithResponseForDevice(this.#id, SERVICE_UUID, ACK_UUID, toBase64(bytes)).catch((e: unknown) => {
         throw this.#fail(e);
       });
     });
   }
 
-  disconnect(): void {
-    if (this.#ended) return;
-    this.end();
-    this.#ble.cancelDeviceConnection(this.#id).catch(() => undefined);
+  protected close(): Promise<unknown> {
+    return this.#ble.cancelDeviceConnection(this.#id);
   }
 
-  connected(): boolean {
-    return !this.#ended;
-  }
-
-  onDisconnect(cb: () => void): void {
-    if (this.#ended) queueMicrotask(cb);
-    else this.#onDisconnect = cb;
-  }
-
-  end(): void {
-    if (this.#ended) return;
-    this.#ended = true;
+  protected override ending(): void {
     this.#monitor?.remove();
-    this.#disconnection?.remove();
-    const cb = this.#onDisconnect;
-    this.#onDisconnect = undefined;
-    try {
-      cb?.();
-    } finally {
-      this.#onEnd();
-    }
+    this.#disconnection.remove();
   }
 }
 

@@ -6,6 +6,7 @@
 // (rule 4): only a device that never relayed is written off when its
 // discovery misses the service.
 import { RelayError, backoffDelay, type DeviceLink, type Relay, type RelayClock, type RelayLog } from '../index.js';
+import { watchSetup } from '../link-setup.js';
 
 /** Thrown by a platform's open() when service discovery came back without the sealpost service or one of its characteristics. */
 export class MissingServiceError extends Error {
@@ -174,8 +175,7 @@ export class DeviceRunner {
     e.state = 'connecting';
     this.#changed();
     let link: DeviceLink | undefined;
-    let infoRead = false;
-    let subscribing = false;
+    let setup: ReturnType<typeof watchSetup> | undefined;
     try {
       link = await this.#open(e.id, () => this.#ended(e, generation));
       if (generation !== e.generation || this.#closed) {
@@ -184,23 +184,8 @@ export class DeviceRunner {
       }
       e.link = link;
       const opened = link;
-      // The core reports every failure as a RelayError; only info it read and refused is final.
-      const tracked: DeviceLink = {
-        info: async () => {
-          const v = await opened.info();
-          infoRead = true;
-          return v;
-        },
-        onFrame: (cb) => {
-          subscribing = true;
-          return opened.onFrame(cb);
-        },
-        write: (writes) => opened.write(writes),
-        disconnect: () => opened.disconnect(),
-        connected: () => opened.connected(),
-        ...(opened.onDisconnect ? { onDisconnect: (cb: () => void) => opened.onDisconnect!(cb) } : {}),
-      };
-      const serial = await this.#relay.connect(tracked);
+      setup = watchSetup(opened);
+      const serial = await this.#relay.connect(setup.link);
       if (generation !== e.generation) return;
       if (!opened.connected()) throw new Error('the device disconnected while the relay set it up');
       e.serial = serial;
@@ -219,7 +204,7 @@ export class DeviceRunner {
         this.#changed();
         return;
       }
-      if (err instanceof RelayError && infoRead && !subscribing) {
+      if (setup?.refused(err)) {
         e.state = 'refused';
         this.#log('warn', `${e.name ?? e.id} refused: ${e.problem}`);
         this.#changed();

@@ -17,6 +17,7 @@ import type { DeviceLink } from '../index.js';
 import type { LinkEnd } from './ble-link.js';
 import { LinkError } from './ble-link.js';
 import { plainError } from './messages.js';
+import { watchSetup } from '../link-setup.js';
 import type { BluetoothDevice } from './web-bluetooth.js';
 
 export type SessionState = 'connecting' | 'connected' | 'reconnecting' | 'disconnected';
@@ -95,11 +96,7 @@ export class DeviceSession {
     this.state = this.serial === undefined && this.failures === 0 ? 'connecting' : 'reconnecting';
     this.#host.changed();
     let link: DeviceLink | undefined;
-    // The core wraps every failure of connect() in a RelayError; only info
-    // that was read and refused (not JSON, bad serial, other protocol) is
-    // final. A failed read or subscription is the radio: try again.
-    let infoRead = false;
-    let subscribing = false;
+    let setup: ReturnType<typeof watchSetup> | undefined;
     try {
       const opened = await this.#host.openLink(this.device, (how) => this.#ended(generation, how));
       link = opened;
@@ -108,22 +105,8 @@ export class DeviceSession {
         return;
       }
       this.#link = opened;
-      const tracked: DeviceLink = {
-        info: async () => {
-          const value = await opened.info();
-          infoRead = true;
-          return value;
-        },
-        onFrame: (cb) => {
-          subscribing = true;
-          return opened.onFrame(cb);
-        },
-        write: (writes) => opened.write(writes),
-        disconnect: () => opened.disconnect(),
-        connected: () => opened.connected(),
-        ...(opened.onDisconnect ? { onDisconnect: (cb: () => void) => opened.onDisconnect!(cb) } : {}),
-      };
-      const serial = await this.#host.connect(tracked);
+      setup = watchSetup(opened);
+      const serial = await this.#host.connect(setup.link);
       if (generation !== this.#generation) return;
       if (!link.connected()) throw new Error('the device disconnected while the relay set it up');
       this.serial = serial;
@@ -135,7 +118,7 @@ export class DeviceSession {
       if (generation !== this.#generation) return;
       if (link) await Promise.resolve(link.disconnect()).catch(() => undefined);
       this.#link = undefined;
-      const refused = e instanceof RelayError && infoRead && !subscribing;
+      const refused = setup?.refused(e) === true;
       // A device that has relayed is a sealpost device: its service missing now is the phone's discovery, not the device.
       const staleDiscovery = e instanceof LinkError && e.kind === 'not-sealpost' && this.serial !== undefined;
       const words = e instanceof RelayError && !refused ? `the device stopped answering while the relay set it up (${e.message})` : staleDiscovery ? `the phone did not find the device's sealpost service this time (${e.message})` : plainError(e);

@@ -179,6 +179,7 @@ describe('the relay core for the browser', () => {
       'relay/contracts.ts',
       'relay/device-info.ts',
       'relay/devices.ts',
+      'relay/downlink.ts',
       'relay/index.ts',
       'relay/log.ts',
       'relay/memory-queue.ts',
