@@ -183,6 +183,12 @@ export class ReactNativeRelay {
         return;
       }
       if (device) this.add(device);
+    }).catch((e: unknown) => {
+      // Refused at once (Bluetooth off, no permission): scan() again, or PoweredOn restarts it after a hold.
+      const reason = unusable(codeOf(e));
+      if (reason) this.#runner.hold(reason);
+      else this.#scanning = false;
+      throw this.#fail(e);
     });
   }
 

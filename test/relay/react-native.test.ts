@@ -204,8 +204,12 @@ describe('React Native adapter on react-native-ble-plx\'s JavaScript layer', () 
     expect(attempts).toBeLessThanOrEqual(1);
     await sleep(700);
     expect(rn.bridge.calls.filter((c) => c.startsWith('connectToDevice')).length).toBe(attempts);
+    // A scan refused for the same reason is started again once Bluetooth may be used.
+    await expect(adapter.scan()).rejects.toThrow('Device is not authorized to use BluetoothLE (code 101)');
     rn.bridge.setState('PoweredOn');
     await until('connected once allowed', () => dev('AA:00:00:00:00:01').state === 'connected');
+    await until('the scan restarted and found the other device', () => dev('AA:00:00:00:00:02')?.state === 'connected');
+    expect(rn.bridge.calls.filter((c) => c === 'startDeviceScan')).toHaveLength(2);
     await relayFrames('AA:00:00:00:00:01', 'SP-RN-000001', 1, 1);
     await adapter.stop();
   });
