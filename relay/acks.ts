@@ -5,6 +5,7 @@
 import type { DeviceLink, RelayClock, RelayLog, RelayTotals } from './contracts.js';
 import type { Device } from './devices.js';
 import type { FrameQueue } from './queue.js';
+import { ackWrites } from './downlink.js';
 import { errorText } from './log.js';
 
 export interface AckDeps {
@@ -46,26 +47,42 @@ export class Acks {
    * Writes the device's latest ack when it is connected; otherwise it waits
    * (ackPending) for the next connection. Every upload answer is written,
    * even with N unchanged: a device that has sent everything reads "N did
-   * not move" as "resend" (docs/firmware.md, "Pacing").
+   * not move" as "resend" (docs/firmware.md, "Pacing"). A link gets one
+   * downlink list at a time (DeviceLink.write): answers that come while a
+   * write is under way are written once it is done, as the latest ack only
+   * (an older one frees nothing more).
    */
   async write(d: Device): Promise<void> {
     const link = d.link;
-    const ack = d.ack;
-    if (!ack || !link || d.state === 'disconnected') return;
+    if (!d.ack || !link || d.state === 'disconnected') return;
     if (!link.connected()) {
       this.#deps.dropped(d, link);
       return;
     }
-    const n = d.ackN;
-    d.ackPending = false;
+    if (d.writingOn === link) {
+      d.writeAgain = true;
+      return;
+    }
+    d.writingOn = link;
+    let n = d.ackN;
     try {
-      await link.writeAck(ack);
-      d.acksWritten++;
-      d.ackWrittenN = Math.max(d.ackWrittenN, n);
-      this.#deps.totals.acksWritten++;
+      do {
+        d.writeAgain = false;
+        n = d.ackN;
+        const writes = ackWrites(d.ack);
+        d.ackPending = false;
+        await link.write(writes);
+        d.acksWritten++;
+        d.ackWrittenN = Math.max(d.ackWrittenN, n);
+        this.#deps.totals.acksWritten++;
+      } while (d.writeAgain && d.link === link && link.connected());
     } catch (e) {
       d.ackPending = true;
       this.#deps.log('warn', `writing the ack (N=${n}) to ${d.serial} failed: ${errorText(e)}; it is written again on the next connection`);
+    } finally {
+      if (d.writingOn === link) d.writingOn = undefined;
+      if (d.writeAgain) d.ackPending = true;
+      d.writeAgain = false;
     }
   }
 

@@ -19,8 +19,16 @@ export interface DeviceLink {
   info(): string | Uint8Array | Promise<string | Uint8Array>;
   /** Subscribes to the frames characteristic (one frame per notification); resolves once notifications are on. */
   onFrame(cb: (frame: Uint8Array) => void): void | Promise<void>;
-  /** Writes one 12-byte ack to the ack characteristic. */
-  writeAck(ack: Uint8Array): void | Promise<void>;
+  /**
+   * The downlink: writes these to the ack characteristic in order, each with
+   * response and each only after the previous one was acknowledged; each is
+   * 1..20 bytes (relay/downlink.ts, MAX_DOWNLINK_WRITE). Resolves once the
+   * last is acknowledged; rejects at the first that fails (the rest are not
+   * written). The core hands over one list at a time per link, the next only
+   * after this one settled, so a link never merges, reorders or drops writes.
+   * Today a list is one message, the 12-byte ack.
+   */
+  write(writes: readonly Uint8Array[]): void | Promise<void>;
   disconnect(): void | Promise<void>;
   connected(): boolean;
   /** Optional: calls cb once when the link drops (Web Bluetooth: gattserverdisconnected). Without it the relay polls connected(). */

@@ -11,6 +11,9 @@ export interface Device extends Omit<RelayDeviceStatus, 'frameSize' | 'board' | 
   /** The latest ack from the server, written to the device (acks.ts). */
   ack: Uint8Array | undefined;
   malformedLogged: boolean;
+  /** The link a downlink write is under way on (one list at a time per link), and whether a newer ack came meanwhile. */
+  writingOn: DeviceLink | undefined;
+  writeAgain: boolean;
   /**
    * Frames above N the server said it holds (a 200 that did not reject
    * them), counter -> base64: a device resending them is not queued again.
@@ -42,6 +45,8 @@ export function newDevice(info: DeviceInfo): Device {
     acksWritten: 0,
     ackPending: false,
     malformedLogged: false,
+    writingOn: undefined,
+    writeAgain: false,
     maxCounter: 0,
     storedAbove: new Map(),
     caughtUpAt: 0,

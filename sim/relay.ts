@@ -262,7 +262,9 @@ export class SimRelay {
         // The CCCD write: the device starts sending now, not after its fallback delay.
         link.subscribe(true);
       },
-      writeAck: (ack) => link.writeAck(ack),
+      write: (writes) => {
+        for (const w of writes) link.writeAck(w);
+      },
       disconnect: () => link.disconnect(),
       connected: () => link.connected(),
       onDisconnect: (cb) => {

@@ -28,11 +28,13 @@ function* files(dir) {
 }
 
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-try {
-  execFileSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
-} catch {
-  console.error('build:host: tsc failed (above); build/ may be incomplete');
-  process.exit(1);
+for (const project of ['tsconfig.build.json', 'tsconfig.relay-types.json']) {
+  try {
+    execFileSync(process.execPath, [tsc, '-p', join(root, project)], { stdio: 'inherit' });
+  } catch {
+    console.error(`build:host: tsc -p ${project} failed (above); build/ may be incomplete`);
+    process.exit(1);
+  }
 }
 
 const wanted = new Set();
@@ -41,6 +43,8 @@ for (const folder of config.include) {
     const rel = relative(root, path);
     if (rel.endsWith('.ts')) {
       wanted.add(rel.replace(/\.ts$/, '.js'));
+      // Declarations exist only for the relay's exported graph; any of them whose source is gone goes.
+      wanted.add(rel.replace(/\.ts$/, '.d.ts'));
       continue;
     }
     if (NOT_COPIED.has(rel)) continue;

@@ -10,7 +10,7 @@ import { NAME_PREFIX, SERVICE_UUID } from '../../protocol/wire/ble.js';
 import { MemoryQueueStore, Relay, fetchUploader, type LogLevel, type QueueStore } from '../index.js';
 import { GattLink } from './ble-link.js';
 import { IdbQueueStore } from './idb-queue.js';
-import { MESSAGES, isChooserCancelled, plainError } from './messages.js';
+import { MESSAGES, isAdapterMissing, isChooserCancelled, plainError } from './messages.js';
 import { DeviceSession, type SessionHost } from './session.js';
 import { View, type ActivityEntry, type PageModel } from './view.js';
 import { bluetoothOf, type Bluetooth, type BluetoothDevice } from './web-bluetooth.js';
@@ -122,7 +122,7 @@ async function main(): Promise<void> {
   };
 
   if (!bluetooth) view.notice(window.isSecureContext ? MESSAGES.noWebBluetooth : `${MESSAGES.noWebBluetooth} ${MESSAGES.insecure}`);
-  else watchAvailability(bluetooth, view);
+  const availability = bluetooth ? new Availability(bluetooth, view) : undefined;
   render();
 
   await holdTabLock(() => {
@@ -171,9 +171,8 @@ async function main(): Promise<void> {
     session.start();
   };
 
-  view.connect.addEventListener('click', () => {
+  const choose = () => {
     if (!bluetooth) return;
-    // requestDevice must run inside the click (transient user activation): no await before it.
     let request: Promise<BluetoothDevice>;
     try {
       request = bluetooth.requestDevice({
@@ -188,10 +187,31 @@ async function main(): Promise<void> {
     request.then(adopt, (e: unknown) => {
       if (isChooserCancelled(e)) {
         view.notice('No device was chosen. Tap Connect again to pick one.', 'info');
+      } else if (isAdapterMissing(e)) {
+        // The adapter went away between the last check and this tap.
+        availability?.show(false);
+        log('warn', 'Bluetooth is off or missing: no device can be connected');
       } else {
         view.notice(sentence(plainError(e)));
         log('error', plainError(e));
       }
+    });
+  };
+  view.connect.addEventListener('click', () => {
+    if (!bluetooth || !availability) return;
+    // Each Connect checks again: Chromium says nothing when the adapter comes back or goes.
+    if (availability.on !== false) {
+      // Believed on: the chooser opens inside the click (transient user activation), and the check runs beside it.
+      choose();
+      void availability.check();
+      return;
+    }
+    // Believed off: no chooser unless it is back. Chromium's user activation
+    // lasts seconds, not one task, so the chooser may still open after this
+    // await (measured on Chromium 156's own stack: test/relay/page.test.ts).
+    void availability.check().then((on) => {
+      if (on) choose();
+      else log('warn', 'Bluetooth is off or missing: no device can be connected');
     });
   });
 
@@ -208,7 +228,13 @@ async function main(): Promise<void> {
   // hidden fail, so a device that ran out of retries is tried again on return.
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState !== 'visible') return;
+    void availability?.check();
     retryUploads();
+    for (const s of sessions.values()) if (s.gaveUp) s.reconnect();
+  });
+  // Back from another window or the system's Bluetooth settings: the adapter may have changed with no event.
+  window.addEventListener('focus', () => {
+    void availability?.check();
     for (const s of sessions.values()) if (s.gaveUp) s.reconnect();
   });
 
@@ -218,19 +244,51 @@ async function main(): Promise<void> {
   window.setInterval(render, 1000);
 }
 
-/** Says when Bluetooth is off, before the user taps Connect; the note goes when it comes back. */
-function watchAvailability(bluetooth: Bluetooth, view: View): void {
-  if (typeof bluetooth.getAvailability !== 'function') return;
-  let shown = false;
-  const show = (on: boolean) => {
-    if (!on) view.notice(MESSAGES.bluetoothOff, 'info');
-    else if (shown) view.notice(undefined);
-    shown = !on;
-  };
-  bluetooth.getAvailability().then(show, () => undefined);
-  bluetooth.addEventListener?.('availabilitychanged', (e) => {
-    if (typeof e.value === 'boolean') show(e.value);
-  });
+/**
+ * Whether the browser can use a Bluetooth adapter, shown before the user taps
+ * Connect, and the note gone when it is back. getAvailability() is asked at
+ * start, on focus, when the page becomes visible and at each Connect:
+ * Chromium fires `availabilitychanged` only on some platforms and not when an
+ * adapter comes back (issue #16, measured on Chromium 156). It answers false
+ * for an absent adapter or a browser denied Bluetooth; a powered-off adapter
+ * counts as available (Web Bluetooth, "Overall Bluetooth availability": the
+ * powered state is not considered), so that one only Chrome's own chooser
+ * can report (docs/relay.md, "What it shows and does").
+ */
+class Availability {
+  /** The last answer; undefined before the first, or where the browser cannot say. */
+  on: boolean | undefined;
+  readonly #bluetooth: Bluetooth;
+  readonly #view: View;
+  #shown = false;
+
+  constructor(bluetooth: Bluetooth, view: View) {
+    this.#bluetooth = bluetooth;
+    this.#view = view;
+    bluetooth.addEventListener?.('availabilitychanged', (e) => {
+      if (typeof e.value === 'boolean') this.show(e.value);
+    });
+    void this.check();
+  }
+
+  /** Asks the browser now; resolves to the answer (true where the browser cannot say). */
+  async check(): Promise<boolean> {
+    if (typeof this.#bluetooth.getAvailability !== 'function') return true;
+    try {
+      const on = await this.#bluetooth.getAvailability();
+      this.show(on);
+      return on;
+    } catch {
+      return true;
+    }
+  }
+
+  show(on: boolean): void {
+    this.on = on;
+    if (!on) this.#view.notice(MESSAGES.bluetoothOff, 'info');
+    else if (this.#shown) this.#view.notice(undefined);
+    this.#shown = !on;
+  }
 }
 
 function sentence(text: string): string {

@@ -4,11 +4,10 @@
 //
 // GATT allows one outstanding operation per connection; Chrome rejects a
 // second one with "GATT operation already in progress" (a NetworkError), so
-// every read, write and notification switch of a link goes through one queue.
-// Ack writes waiting in that queue are merged: the relay only ever writes the
-// device's latest ack, and an older one still waiting frees nothing more.
+// every read, write and notification switch of a link goes through one queue
+// (relay/downlink.ts), the downlink's writes in the order the core gives them.
 import { ACK_UUID, FRAMES_UUID, INFO_UUID, SERVICE_UUID } from '../../protocol/wire/ble.js';
-import type { DeviceLink } from '../index.js';
+import { GattQueue, writeInOrder, type DeviceLink } from '../index.js';
 import type { BluetoothDevice, BluetoothRemoteGATTCharacteristic } from './web-bluetooth.js';
 
 /** How a link ended: `lost` (the device or the radio dropped it) or `closed` (disconnect() was called). */
@@ -23,17 +22,6 @@ export class LinkError extends Error {
   ) {
     super(message, options);
     this.name = 'LinkError';
-  }
-}
-
-/** Runs GATT operations one after the other, whatever the previous one did. */
-export class GattQueue {
-  #tail: Promise<unknown> = Promise.resolve();
-
-  run<T>(op: () => Promise<T>): Promise<T> {
-    const result = this.#tail.then(op, op);
-    this.#tail = result.catch(() => undefined);
-    return result;
   }
 }
 
@@ -59,7 +47,6 @@ export class GattLink implements DeviceLink {
   #ended = false;
   #onFrame: ((frame: Uint8Array) => void) | undefined;
   #onDisconnect: (() => void) | undefined;
-  #pendingAck: { bytes: Uint8Array<ArrayBuffer>; done: Promise<void> } | undefined;
 
   private constructor(
     device: BluetoothDevice,
@@ -131,21 +118,11 @@ export class GattLink implements DeviceLink {
     await this.#queue.run(() => this.#frames.startNotifications());
   }
 
-  writeAck(ack: Uint8Array): Promise<void> {
-    if (this.#ended) return Promise.reject(new Error('the device is disconnected'));
-    const bytes = new Uint8Array(ack);
-    if (this.#pendingAck) {
-      this.#pendingAck.bytes = bytes;
-      return this.#pendingAck.done;
-    }
-    const pending: { bytes: Uint8Array<ArrayBuffer>; done: Promise<void> } = { bytes, done: Promise.resolve() };
-    pending.done = this.#queue.run(async () => {
-      if (this.#pendingAck === pending) this.#pendingAck = undefined;
+  write(writes: readonly Uint8Array[]): Promise<void> {
+    return writeInOrder(this.#queue, writes, async (bytes) => {
       if (this.#ended) throw new Error('the device is disconnected');
-      await this.#ack.writeValueWithResponse(pending.bytes);
+      await this.#ack.writeValueWithResponse(new Uint8Array(bytes));
     });
-    this.#pendingAck = pending;
-    return pending.done;
   }
 
   disconnect(): void {

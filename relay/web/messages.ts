@@ -27,6 +27,11 @@ export function isChooserCancelled(e: unknown): boolean {
   return errorName(e) === 'NotFoundError' && /cancel/i.test(errorMessage(e));
 }
 
+/** True when the browser has no Bluetooth adapter to use (requestDevice: NotFoundError "Bluetooth adapter not available."). */
+export function isAdapterMissing(e: unknown): boolean {
+  return errorName(e) === 'NotFoundError' && /adapter/i.test(errorMessage(e));
+}
+
 /** A Bluetooth or relay error as a sentence for the page. */
 export function plainError(e: unknown): string {
   const message = errorMessage(e);
@@ -38,12 +43,12 @@ export function plainError(e: unknown): string {
   switch (errorName(e)) {
     case 'NotFoundError':
       if (isChooserCancelled(e)) return 'no device was chosen';
-      if (/adapter/i.test(message)) return 'Bluetooth is off or this device has no Bluetooth: turn Bluetooth on and try again';
+      if (isAdapterMissing(e)) return 'Bluetooth is off or this device has no Bluetooth: turn Bluetooth on and try again';
       return `the device does not offer what the relay needs (${message})`;
     case 'SecurityError':
       return `the browser blocked Bluetooth (${message}); open the page over HTTPS and tap Connect`;
     case 'NetworkError':
-      return 'could not reach the device: it may be out of range, switched off, or connected to another phone';
+      return 'could not reach the device: it may be out of range, switched off or connected to another phone, or Bluetooth on this phone is off';
     case 'NotSupportedError':
       return `the device does not support what the relay needs (${message})`;
     case 'InvalidStateError':

@@ -6,11 +6,18 @@
 // States: `connecting` (first connection), `connected`, `reconnecting` (a
 // retry is scheduled or running), `disconnected` (the user disconnected it,
 // it is not a sealpost device, or it stayed away through every retry).
+//
+// "Not a sealpost device" is said only of a device that has never been
+// relayed in this session. One that has, and whose service discovery after a
+// reconnection comes back without the service or a characteristic (a stale
+// or failed discovery, common on Android), is tried again with the usual
+// backoff, like a lost link (issue #16).
 import { RelayError } from '../index.js';
 import type { DeviceLink } from '../index.js';
 import type { LinkEnd } from './ble-link.js';
 import { LinkError } from './ble-link.js';
 import { plainError } from './messages.js';
+import { watchSetup } from '../link-setup.js';
 import type { BluetoothDevice } from './web-bluetooth.js';
 
 export type SessionState = 'connecting' | 'connected' | 'reconnecting' | 'disconnected';
@@ -89,11 +96,7 @@ export class DeviceSession {
     this.state = this.serial === undefined && this.failures === 0 ? 'connecting' : 'reconnecting';
     this.#host.changed();
     let link: DeviceLink | undefined;
-    // The core wraps every failure of connect() in a RelayError; only info
-    // that was read and refused (not JSON, bad serial, other protocol) is
-    // final. A failed read or subscription is the radio: try again.
-    let infoRead = false;
-    let subscribing = false;
+    let setup: ReturnType<typeof watchSetup> | undefined;
     try {
       const opened = await this.#host.openLink(this.device, (how) => this.#ended(generation, how));
       link = opened;
@@ -102,22 +105,8 @@ export class DeviceSession {
         return;
       }
       this.#link = opened;
-      const tracked: DeviceLink = {
-        info: async () => {
-          const value = await opened.info();
-          infoRead = true;
-          return value;
-        },
-        onFrame: (cb) => {
-          subscribing = true;
-          return opened.onFrame(cb);
-        },
-        writeAck: (ack) => opened.writeAck(ack),
-        disconnect: () => opened.disconnect(),
-        connected: () => opened.connected(),
-        ...(opened.onDisconnect ? { onDisconnect: (cb: () => void) => opened.onDisconnect!(cb) } : {}),
-      };
-      const serial = await this.#host.connect(tracked);
+      setup = watchSetup(opened);
+      const serial = await this.#host.connect(setup.link);
       if (generation !== this.#generation) return;
       if (!link.connected()) throw new Error('the device disconnected while the relay set it up');
       this.serial = serial;
@@ -129,9 +118,11 @@ export class DeviceSession {
       if (generation !== this.#generation) return;
       if (link) await Promise.resolve(link.disconnect()).catch(() => undefined);
       this.#link = undefined;
-      const refused = e instanceof RelayError && infoRead && !subscribing;
-      const words = e instanceof RelayError && !refused ? `the device stopped answering while the relay set it up (${e.message})` : plainError(e);
-      if (refused || (e instanceof LinkError && e.kind !== 'timeout')) {
+      const refused = setup?.refused(e) === true;
+      // A device that has relayed is a sealpost device: its service missing now is the phone's discovery, not the device.
+      const staleDiscovery = e instanceof LinkError && e.kind === 'not-sealpost' && this.serial !== undefined;
+      const words = e instanceof RelayError && !refused ? `the device stopped answering while the relay set it up (${e.message})` : staleDiscovery ? `the phone did not find the device's sealpost service this time (${e.message})` : plainError(e);
+      if (refused || (e instanceof LinkError && e.kind !== 'timeout' && !staleDiscovery)) {
         // Not a sealpost device, or one the relay cannot serve: retrying will not help.
         this.state = 'disconnected';
         this.problem = words;

@@ -20,7 +20,7 @@ function newest(dir: string): number {
 export default function setup(): void {
   const config = JSON.parse(readFileSync(join(ROOT, 'tsconfig.build.json'), 'utf8')) as { include: string[]; compilerOptions: { tsBuildInfoFile: string } };
   const stamp = join(ROOT, config.compilerOptions.tsBuildInfoFile);
-  const sources = Math.max(...config.include.map((d) => newest(join(ROOT, d))), ...['tsconfig.json', 'tsconfig.build.json'].map((f) => statSync(join(ROOT, f)).mtimeMs));
+  const sources = Math.max(...config.include.map((d) => newest(join(ROOT, d))), ...['tsconfig.json', 'tsconfig.build.json', 'tsconfig.relay-types.json'].map((f) => statSync(join(ROOT, f)).mtimeMs));
   if (existsSync(stamp) && statSync(stamp).mtimeMs >= sources) return;
   console.log('build/ is older than the sources: npm run build:host');
   execFileSync(process.execPath, [join(ROOT, 'tools/build-host.mjs')], { stdio: 'inherit' });

@@ -41,9 +41,9 @@ export class FakeLink implements DeviceLink {
   onDisconnect(cb: () => void): void {
     this.#gone = cb;
   }
-  writeAck(ack: Uint8Array): void {
+  write(writes: readonly Uint8Array[]): void {
     if (!this.open) throw new Error('not connected');
-    this.acks.push(ack.slice());
+    for (const w of writes) this.acks.push(w.slice());
   }
   disconnect(): void {
     if (!this.open) return;

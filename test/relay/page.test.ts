@@ -1,15 +1,27 @@
 // The Web Bluetooth relay page at /relay, in headless Chromium against a real
 // server (HTTP on loopback, SQLite file, devices provisioned as the factory
-// does and their signed manifest imported). `navigator.bluetooth` is a
-// stand-in (test/helpers/web-bluetooth.ts) wired to simulated devices running
-// the real firmware in this process, on a VirtualClock the test advances:
-// notifications flow from the sim radio into the page, ack writes from the
-// page into the device. The checks: frames reach the database and acks free
-// the device's outbox; frames queued while the server is unreachable survive
-// a reload (IndexedDB) and reach the server afterwards, with the device off
-// so nothing could resend them; a device that drops shows it and comes back;
-// the user can disconnect and reconnect a device; in the end every frame
-// either device sealed is stored or accounted for by a gap. Saves
+// does and their signed manifest imported). `navigator.bluetooth` is
+// Chromium's own, on its CDP Bluetooth emulation
+// (test/helpers/bluetooth-emulation.ts), whose peripherals are answered by
+// simulated devices running the real firmware in this process, on a
+// VirtualClock the test advances: frames flow from the sim radio into the
+// page, ack writes from the page into the device. Chromium 156 has no command
+// to send a notification: a read of the frames characteristic, on the page's
+// own characteristic object, answered with the frame, fires
+// `characteristicvaluechanged` as a notification does, and stands in for it.
+// The old navigator.bluetooth stand-in is gone; the one page not on Chromium's
+// stack is the no-Web-Bluetooth test, whose navigator.bluetooth an init script
+// deletes (the emulation cannot make a browser without the API).
+//
+// The checks: frames reach the database and acks free the device's outbox;
+// frames queued while the server is unreachable survive a reload (IndexedDB)
+// and reach the server afterwards, with the device off so nothing could
+// resend them; a device that drops shows it and comes back; the user can
+// disconnect and reconnect a device; every frame either device sealed is
+// stored or accounted for by a gap; a device that has relayed is reconnected
+// after discoveries that miss its service, one that never relayed is not a
+// sealpost device; a missing adapter is reported before and at Connect with
+// no chooser, and seen back on focus, visibility and Connect. Saves
 // test/output/relay.png (a phone-sized page).
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,17 +30,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { boardProfile, withDevice } from '../../boards/index.js';
 import type { BoardProfile } from '../../boards/types.js';
 import { VirtualClock } from '../../hal/sim/clock.js';
-import { NAME_PREFIX, SERVICE_UUID } from '../../protocol/wire/ble.js';
+import { SERVICE_UUID } from '../../protocol/wire/ble.js';
 import { Relay, type DeviceLink } from '../../relay/index.js';
 import { makeSimFleet, type SimFleet } from '../../sim/fleet.js';
 import { MemoryQueueStore } from '../../relay/memory-queue.js';
+import { MESSAGES } from '../../relay/web/messages.js';
+import { LinkError } from '../../relay/web/ble-link.js';
 import { DeviceSession, RECONNECT_DELAYS_MS, type SessionHost } from '../../relay/web/session.js';
 import type { BluetoothDevice } from '../../relay/web/web-bluetooth.js';
 import { NO_RATE_LIMIT, buildServer, checkConfig } from '../../server/index.js';
 import { relayPageAssets } from '../../server/plugins/relay-page.js';
 import { launchChromium, type Chromium } from '../helpers/chromium.js';
 import { IngestServer, newKeySet, type FleetKeySet } from '../helpers/relay-server.js';
-import { WebBluetoothStandIn } from '../helpers/web-bluetooth.js';
+import { EmulatedBluetooth, STRANGER } from '../helpers/bluetooth-emulation.js';
 
 const OUTPUT = join(import.meta.dirname, '../output');
 const WEB_SOURCES = join(import.meta.dirname, '../../relay/web');
@@ -53,7 +67,7 @@ describe('relay page', () => {
   let browser: Chromium;
   let url: string;
   let page: Page;
-  let bt: WebBluetoothStandIn;
+  let bt: EmulatedBluetooth;
   let relayId = '';
   const external: string[] = [];
   const problems: string[] = [];
@@ -75,7 +89,7 @@ describe('relay page', () => {
   async function until(what: string, cond: () => boolean | Promise<boolean>, options: { stepMs?: number; limitMs?: number } = {}): Promise<void> {
     const end = Date.now() + (options.limitMs ?? 20_000);
     while (!(await cond())) {
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}; the page's activity: ${await page?.textContent('#activity').catch(() => '?')}`);
       await tick(options.stepMs);
     }
   }
@@ -111,7 +125,7 @@ describe('relay page', () => {
     url = server.url;
     clock = new VirtualClock();
     fleet = makeSimFleet({
-      count: 2,
+      count: 3,
       ingestPublic: keys.ingest.publicFile,
       factoryPrivate: keys.factory.privateFile,
       clock,
@@ -121,7 +135,7 @@ describe('relay page', () => {
       seed: 11,
     });
     await server.import(fleet.manifest);
-    browser = await launchChromium({ width: 412, height: 915 });
+    browser = await launchChromium({ width: 412, height: 915, webBluetooth: true });
     const origin = new URL(url).origin;
     await browser.context.route('**/*', (route) => {
       if (new URL(route.request().url()).origin === origin) return route.continue();
@@ -199,7 +213,7 @@ describe('relay page', () => {
     page.on('console', (m) => {
       if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`);
     });
-    bt = await WebBluetoothStandIn.install(page, fleet.devices.map((s, i) => ({ sim: s, serial: serial(i) })));
+    bt = await EmulatedBluetooth.install(browser.browser!, page, fleet.devices.map((s, i) => ({ sim: s, serial: serial(i) })));
     await page.goto(`${url}/relay`);
     await page.waitForSelector('body[data-ready="true"]');
     // The id is kept in localStorage across visits.
@@ -215,7 +229,10 @@ describe('relay page', () => {
 
     const a = serial(0);
     await connectFromPage(0);
-    expect(bt.stats.requests.at(-1)).toEqual({ filters: [{ services: [SERVICE_UUID] }, { namePrefix: NAME_PREFIX }], optionalServices: [SERVICE_UUID] });
+    // The page's filters (the service, or the name prefix) keep a nearby heart-rate sensor out of the chooser.
+    expect([bt.stats.listed.has(bt.address(a)), bt.stats.listed.has(STRANGER)]).toEqual([true, false]);
+    // Info read, then the subscription (the CCCD write), one after the other.
+    expect(bt.stats.operations.slice(0, 2)).toEqual(['read info', 'subscribe-to-notifications frames']);
     expect(await page.textContent(`${card(a)} .meta`)).toBe('sim · firmware 0.1.0 · 20-byte frames');
 
     const device = () => sim(0).device!;
@@ -289,11 +306,11 @@ describe('relay page', () => {
     await connectFromPage(1);
 
     // Out of range: the link drops and the retries fail until it is back.
-    bt.setInRange(a, false);
+    await bt.setInRange(a, false);
     await until('reconnecting shown', async () => (await stateOf(a)) === 'reconnecting');
     await until('a failed retry', async () => /Trying again in \d+ s \(try [2-9] of 7\)/.test((await page.textContent(`${card(a)} .problem`)) ?? ''), { stepMs: 20 });
     expect(await page.textContent(`${card(a)} .badge`)).toBe('reconnecting');
-    bt.setInRange(a, true);
+    await bt.setInRange(a, true);
     await until('reconnected', async () => (await stateOf(a)) === 'connected');
     expect(await page.textContent(`${card(a)} [data-col="connections"]`)).toBe('2');
     expect(await page.isHidden(`${card(a)} .problem`)).toBe(true);
@@ -317,15 +334,96 @@ describe('relay page', () => {
       return sealedBy[i]!.filter((c) => !stored.has(c) && !gaps.some((g) => c >= g.first && c < g.first + g.count));
     };
     await until('everything sealed so far stored or in a gap', async () => (await unaccounted(0)).length === 0 && (await unaccounted(1)).length === 0);
-    expect((await storage().gaps(a)).map((g) => g.kind)).toEqual(['power-loss']);
+    // The cut cost what was in the device's RAM and the unused rest of its
+    // first power-up's counter block (none when it stopped on a block's end):
+    // power-loss gaps covering at least every counter never sealed below the
+    // last one, recorded once the server has settled up to the second
+    // power-up's anchor.
+    const sealedA = new Set(sealedBy[0]);
+    const never = Array.from({ length: Math.max(...sealedBy[0]!) }, (_, i) => i + 1).filter((c) => !sealedA.has(c));
+    const gapped = async () => new Set((await storage().gaps(a)).flatMap((g) => Array.from({ length: g.count }, (_, i) => g.first + i)));
+    await until('the power cut recorded as a gap', async () => {
+      const inGaps = await gapped();
+      return never.every((c) => inGaps.has(c));
+    });
+    expect((await storage().gaps(a)).filter((g) => g.kind !== 'power-loss')).toEqual([]);
     expect(await storage().gaps(b)).toEqual([]);
     await until('the page caught up', async () => (await queueCount()) === 0 && (await page.getAttribute('#upload-tile', 'data-ok')) === 'true', { stepMs: 5 });
     expect(bt.stats.busy).toBe(0);
+    expect(bt.errors).toEqual([]);
     expect(external).toEqual([]);
     expect(problems.filter((p) => !/ERR_CONNECTION_REFUSED|ERR_FAILED|Failed to load resource/.test(p))).toEqual([]);
 
     mkdirSync(OUTPUT, { recursive: true });
     await page.screenshot({ path: join(OUTPUT, 'relay.png'), fullPage: true });
+  });
+
+  it('keeps reconnecting a device that has relayed when a discovery misses its service; one that never had it is not a sealpost device', async () => {
+    const a = serial(0);
+    const problem = async () => (await page.textContent(`${card(a)} .problem`)) ?? '';
+    // A reconnection whose discovery comes back without the service, twice (stale discovery on a phone).
+    bt.missServiceOnDiscovery(a, 2);
+    const discoveries = bt.stats.discoveries;
+    const connections = Number(await page.textContent(`${card(a)} [data-col="connections"]`));
+    await bt.drop(a);
+    await until('a retry after a discovery without the service', async () => (await stateOf(a)) === 'reconnecting' && (await problem()).includes("the phone did not find the device's sealpost service this time"), { stepMs: 20 });
+    await until('connected again', async () => (await stateOf(a)) === 'connected', { stepMs: 20 });
+    expect(bt.stats.discoveries).toBeGreaterThanOrEqual(discoveries + 3);
+    expect(Number(await page.textContent(`${card(a)} [data-col="connections"]`))).toBe(connections + 1);
+    expect(await page.textContent('#activity')).not.toContain('not a sealpost device');
+    const stored = (await storage().frames(a)).length;
+    await until('frames stored after the reconnection', async () => (await storage().frames(a)).length > stored);
+
+    // A device the page has never relayed, whose service is missing: written off at once, no retries.
+    const c = fleet.serials[2]!;
+    const other = page.locator('#devices li', { hasText: `sealpost ${c.slice(-6)}` });
+    sim(2).boot();
+    bt.missServiceOnDiscovery(c, 1_000);
+    bt.choose(c);
+    await page.click('#connect');
+    await until('refused', async () => (await other.getAttribute('data-state')) === 'disconnected');
+    expect(await other.locator('.problem').textContent()).toMatch(/^this is not a sealpost device: the device does not offer the sealpost service/i);
+    const tries = bt.stats.connects;
+    for (let i = 0; i < 40; i++) await tick(20);
+    expect(bt.stats.connects).toBe(tries);
+    expect(bt.stats.busy).toBe(0);
+  });
+
+  it('reports Bluetooth missing before and at Connect with no chooser, and sees it back on focus, visibility and Connect with no event from the browser', async () => {
+    const notice = () => page.evaluate(() => (document.getElementById('notice')!.hidden ? '' : document.getElementById('notice')!.textContent));
+    const a = serial(0);
+    // Before any tap: the page opens on a phone without a usable adapter.
+    await bt.setCentralState('absent');
+    await page.reload();
+    await page.waitForSelector('body[data-ready="true"]');
+    await bt.ready();
+    await until('the notice at start', async () => (await notice()) === MESSAGES.bluetoothOff, { stepMs: 0 });
+    // Connect checks again, finds none, and opens no chooser.
+    const prompts = bt.stats.prompts;
+    await page.click('#connect');
+    await until('the refusal logged', async () => ((await page.textContent('#activity')) ?? '').includes('Bluetooth is off or missing'), { stepMs: 0 });
+    expect(bt.stats.prompts).toBe(prompts);
+    expect(await notice()).toBe(MESSAGES.bluetoothOff);
+
+    // Back: Chromium fires no availabilitychanged, so the notice stays...
+    await bt.setCentralState('powered-on');
+    for (let i = 0; i < 10; i++) await tick(20);
+    expect(await notice()).toBe(MESSAGES.bluetoothOff);
+    // ...until the page gets the focus back (from the phone's settings, say).
+    await page.evaluate(() => window.dispatchEvent(new Event('focus')));
+    await until('the notice gone on focus', async () => (await notice()) === '', { stepMs: 0 });
+    // Gone while the page was hidden: seen when it is visible again.
+    await bt.setCentralState('absent');
+    await page.evaluate(() => document.dispatchEvent(new Event('visibilitychange')));
+    await until('the notice back on visibility', async () => (await notice()) === MESSAGES.bluetoothOff, { stepMs: 0 });
+    // Back, with neither: the tap on Connect checks, finds it, and the chooser opens within the same user activation.
+    await bt.setCentralState('powered-on');
+    bt.choose(a);
+    await page.click('#connect');
+    await until(`${a} connected`, async () => (await stateOf(a)) === 'connected');
+    expect(bt.stats.prompts).toBe(prompts + 1);
+    expect(await notice()).toBe('');
+    expect(bt.errors).toEqual([]);
   });
 });
 
@@ -333,9 +431,9 @@ describe('DeviceSession (the page\'s reconnection logic, on Node)', () => {
   const settle = () => new Promise<void>((r) => setTimeout(r, 0));
   const networkError = () => new DOMException('Connection attempt failed.', 'NetworkError');
   const device = { id: 'd1', name: 'sealpost 000001', gatt: { disconnect() {} } } as unknown as BluetoothDevice;
-  const link = (info: () => string): DeviceLink => ({ info, onFrame: async () => {}, writeAck() {}, disconnect() {}, connected: () => true });
+  const link = (info: () => string): DeviceLink => ({ info, onFrame: async () => {}, write() {}, disconnect() {}, connected: () => true });
 
-  async function setup(openLink: () => Promise<DeviceLink>) {
+  async function setup(openLink: SessionHost['openLink']) {
     let now = 0;
     const timers: { fn: () => void; at: number }[] = [];
     const relay = await Relay.open({
@@ -366,6 +464,34 @@ describe('DeviceSession (the page\'s reconnection logic, on Node)', () => {
     return { session, timers, next };
   }
 
+  it('retries a device that has relayed when a discovery misses its service, and refuses one that never relayed', async () => {
+    const good = '{"serial":"SP-000001","v":1,"f":20,"b":"sim","fw":"0.1.0"}';
+    const missing = () => new LinkError('not-sealpost', 'the device does not offer the sealpost service');
+    let opens = 0;
+    let lose: ((how: 'lost' | 'closed') => void) | undefined;
+    const relayed = await setup(async (_device, onEnd) => {
+      opens++;
+      if (opens === 2 || opens === 3) throw missing();
+      lose = onEnd;
+      return link(() => good);
+    });
+    relayed.session.start();
+    await settle();
+    expect(relayed.session.state).toBe('connected');
+    lose!('lost');
+    await relayed.next();
+    expect([relayed.session.state, relayed.session.problem]).toEqual(['reconnecting', "the phone did not find the device's sealpost service this time (the device does not offer the sealpost service)"]);
+    await relayed.next();
+    expect(relayed.session.state).toBe('reconnecting');
+    await relayed.next();
+    expect([relayed.session.state, relayed.session.problem, opens]).toEqual(['connected', undefined, 4]);
+
+    const foreign = await setup(() => Promise.reject(missing()));
+    foreign.session.start();
+    await settle();
+    expect([foreign.session.state, foreign.session.problem, foreign.timers]).toEqual(['disconnected', 'this is not a sealpost device: the device does not offer the sealpost service', []]);
+  });
+
   it('retries a failed read, refuses a device whose info it cannot use, and stops after the last retry', async () => {
     let reads = 0;
     const good = '{"serial":"SP-000001","v":1,"f":20,"b":"sim","fw":"0.1.0"}';
@@ -395,7 +521,7 @@ describe('DeviceSession (the page\'s reconnection logic, on Node)', () => {
     const away = await setup(() => Promise.reject(networkError()));
     away.session.start();
     await settle();
-    expect(away.session.problem).toBe('could not reach the device: it may be out of range, switched off, or connected to another phone');
+    expect(away.session.problem).toBe('could not reach the device: it may be out of range, switched off or connected to another phone, or Bluetooth on this phone is off');
     for (let i = 0; i < RECONNECT_DELAYS_MS.length; i++) {
       expect(away.session.state).toBe('reconnecting');
       await away.next();

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../hal/sim/clock.js';
 import { seededRandom } from '../../hal/sim/random.js';
 import { fromBase64 } from '../../protocol/base64.js';
-import { Relay, RelayError, backoffDelay, parseDeviceInfo, parseRetryAfter, type QueueStore, type RelayOptions, type UploadResponse } from '../../relay/index.js';
+import { GattQueue, MAX_DOWNLINK_WRITE, Relay, RelayError, ackWrites, backoffDelay, checkDownlink, writeInOrder, parseDeviceInfo, parseRetryAfter, type QueueStore, type RelayOptions, type UploadResponse } from '../../relay/index.js';
 import { FileQueueStore, JOURNAL_FORMAT } from '../../relay/file-queue.js';
 import { MemoryQueueStore } from '../../relay/memory-queue.js';
 import { FakeLink, FakeServer, ackFor, b64, counterOfAck, frame, response } from '../helpers/relay-fakes.js';
@@ -497,6 +497,83 @@ describe('relay core: what the server refuses', () => {
   });
 });
 
+describe('relay core: the downlink, an ordered list of writes of at most 20 bytes', () => {
+  it('hands a link one list at a time; answers that come while a write is slow are written afterwards as the latest ack only', async () => {
+    const { relay, server, run } = await setup({ flushDelayMs: 100, stallMs: 0 });
+    const calls: Uint8Array[][] = [];
+    let busy = 0;
+    let most = 0;
+    let release: (() => void) | undefined;
+    let deliver: ((f: Uint8Array) => void) | undefined;
+    await relay.connect({
+      info: () => '{"serial":"SP-SLOW","v":1,"f":20}',
+      onFrame: (cb) => {
+        deliver = cb;
+      },
+      write: (writes) => {
+        calls.push(writes.map((w) => w.slice()));
+        busy++;
+        most = Math.max(most, busy);
+        return new Promise<void>((r) => {
+          release = () => {
+            busy--;
+            r();
+          };
+        });
+      },
+      disconnect: () => undefined,
+      connected: () => true,
+    });
+    deliver!(frame(1));
+    await run(200);
+    expect(calls.map((c) => c.map(counterOfAck))).toEqual([[1]]);
+    // Three more answers while the first write waits for its response.
+    for (const n of [2, 3, 4]) {
+      deliver!(frame(n));
+      await run(200);
+    }
+    expect(server.requests).toHaveLength(4);
+    expect(calls).toHaveLength(1);
+    expect(relay.status().devices[0]).toMatchObject({ ackN: 4, ackPending: true, ackWrittenN: 0 });
+    release!();
+    await run(50);
+    expect(calls.map((c) => c.map(counterOfAck))).toEqual([[1], [4]]);
+    release!();
+    await run(50);
+    expect(most).toBe(1);
+    expect(calls.every((c) => c.length === 1 && c[0]!.length === 12)).toBe(true);
+    expect(relay.status().devices[0]).toMatchObject({ ackN: 4, ackPending: false, ackWrittenN: 4, acksWritten: 2 });
+  });
+
+  it('a list is 1..20-byte writes, written in order through the GATT queue, stopping at the first that fails', async () => {
+    expect(MAX_DOWNLINK_WRITE).toBe(20);
+    expect(ackWrites(ackFor(7)).map(counterOfAck)).toEqual([7]);
+    expect(() => checkDownlink([new Uint8Array(20), new Uint8Array(21)])).toThrow(/downlink write 1 is 21 bytes; each write must be 1\.\.20 bytes/);
+    expect(() => checkDownlink([new Uint8Array(0)])).toThrow(/downlink write 0 is 0 bytes/);
+    expect(() => checkDownlink([])).toThrow(/at least one write/);
+    const queue = new GattQueue();
+    const log: string[] = [];
+    const writes = [0xb0, 0xb1, 0xb2].map((h) => Uint8Array.of(h, ...new Uint8Array(19)));
+    const one = async (w: Uint8Array) => {
+      log.push(`start ${w[0]!.toString(16)}`);
+      await new Promise((r) => setTimeout(r, 5));
+      if (w[0] === 0xb1 && log.includes('fail')) throw new Error('GATT error 133');
+      log.push(`done ${w[0]!.toString(16)}`);
+    };
+    // A read queued between the list's writes waits its turn and never splits a write.
+    const listed = writeInOrder(queue, writes, one);
+    await new Promise((r) => setTimeout(r, 1));
+    const read = queue.run(async () => void log.push('read'));
+    await Promise.all([listed, read]);
+    expect(log).toEqual(['start b0', 'done b0', 'read', 'start b1', 'done b1', 'start b2', 'done b2']);
+    log.length = 0;
+    log.push('fail');
+    await expect(writeInOrder(queue, writes, one)).rejects.toThrow('GATT error 133');
+    expect(log).toEqual(['fail', 'start b0', 'done b0', 'start b1']);
+    await expect(writeInOrder(queue, [new Uint8Array(21)], one)).rejects.toThrow(/21 bytes/);
+  });
+});
+
 describe('relay core: connections', () => {
   it('keeps the latest ack of a device that left and writes it on its next connection', async () => {
     const { relay, server, run, link, clock } = await setup();
@@ -527,7 +604,7 @@ describe('relay core: connections', () => {
     await relay.connect({
       info: () => '{"serial":"SP-POLL","v":1,"f":20}',
       onFrame: () => undefined,
-      writeAck: () => undefined,
+      write: () => undefined,
       disconnect: () => undefined,
       connected: () => open,
     });
