@@ -96,7 +96,7 @@ describe('Capacitor adapter on the plugin\'s web build and Chromium\'s Web Bluet
     await server?.stop();
   });
 
-  it('relays two devices at once: frames reach the database, acks reach each device, one GATT operation at a time', { timeout: 90_000 }, async () => {
+  it('relays two devices at once: frames reach the database, acks reach each device, one GATT operation at a time', { timeout: 180_000 }, async () => {
     fleet.devices[0]!.boot();
     fleet.devices[1]!.boot();
     await add(0);
@@ -119,7 +119,7 @@ describe('Capacitor adapter on the plugin\'s web build and Chromium\'s Web Bluet
     expect(status.totals.acksWritten).toBeGreaterThan(0);
   });
 
-  it('reconnects a dropped device with backoff, and keeps reconnecting one that relayed through discoveries that miss its service', { timeout: 90_000 }, async () => {
+  it('reconnects a dropped device with backoff, and keeps reconnecting one that relayed through discoveries that miss its service', { timeout: 180_000 }, async () => {
     const a = serial(0);
     const connections = async () => (await page.evaluate(() => window.sealpostTest.status())).devices.find((d) => d.serial === a)!.connections;
     expect(await connections()).toBe(1);
@@ -137,7 +137,7 @@ describe('Capacitor adapter on the plugin\'s web build and Chromium\'s Web Bluet
     expect(bt.stats.busy).toBe(0);
   });
 
-  it('a device that never had the service is not a sealpost device, and is not retried', { timeout: 60_000 }, async () => {
+  it('a device that never had the service is not a sealpost device, and is not retried', { timeout: 150_000 }, async () => {
     const c = serial(2);
     fleet.devices[2]!.boot();
     bt.missServiceOnDiscovery(c, 100);

@@ -54,7 +54,7 @@ describe('React Native adapter on react-native-ble-plx\'s JavaScript layer', () 
   let adapter: InstanceType<Bundle['ReactNativeRelay']>;
   const logs: string[] = [];
 
-  async function until(what: string, cond: () => boolean, limitMs = 5000): Promise<void> {
+  async function until(what: string, cond: () => boolean, limitMs = 30_000): Promise<void> {
     const end = Date.now() + limitMs;
     while (!cond()) {
       if (Date.now() > end) throw new Error(`timed out waiting for ${what}; devices: ${JSON.stringify(adapter.devices())}; calls: ${rn.bridge.calls.slice(-10).join(', ')}; log: ${logs.slice(-5).join(' | ')}`);
