@@ -7,7 +7,7 @@
 // check, seal a boot anchor, start the radio, close the console.
 // Frames leave in counter order through the outbox; see firmware/outbox.ts
 // for loss accounting and docs/firmware.md for the delivery rules.
-import { ANCHOR_BOOT, ANCHOR_CONNECT, ANCHOR_PERIODIC, CHANNEL_NAMES, encodeAnchor, encodeGap, encodeSample, type Reading } from '../protocol/wire/codec.js';
+import { ANCHOR_BOOT, ANCHOR_CONNECT, ANCHOR_PERIODIC, channelId, encodeAnchor, encodeGap, encodeSample, type Reading } from '../protocol/wire/codec.js';
 import { DEVICE_FILE_NAME } from '../protocol/wire/names.js';
 import { PROTOCOL_VERSION } from '../protocol/wire/constants.js';
 import { NAME_PREFIX } from '../protocol/wire/ble.js';
@@ -172,7 +172,7 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
       const values = sensor ? sensor.sample() : undefined;
       if (!values) continue;
       for (const name in values) {
-        const ch = CHANNEL_NAMES.indexOf(name) + 1;
+        const ch = channelId(name);
         if (ch) readings.push({ channel: ch, value: values[name]! });
       }
     }
