@@ -254,18 +254,18 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
     pumpTimer = clock.setTimeout(pump, CONNECT_SETTLE_MS);
   }
 
-  function stopSending(): void {
+  // Also the disconnect handler (called without an argument: sending stops
+  // as when notifications are turned off; onConnect resets the
+  // subscription): one function object fewer kept for good (docs/firmware.md,
+  // "Third pass").
+  function onSubscribe(on?: boolean): void {
+    subscription = on ? 1 : 2;
+    // On: send from the oldest frame now instead of after the fallback
+    // delay. Off: nothing goes out until the central enables them again.
     if (pumpTimer !== undefined) clock.clearTimeout(pumpTimer);
     pumpTimer = undefined;
     cancelResend();
     cursor = 0;
-  }
-
-  function onSubscribe(on: boolean): void {
-    subscription = on ? 1 : 2;
-    // On: send from the oldest frame now instead of after the fallback
-    // delay. Off: nothing goes out until the central enables them again.
-    stopSending();
     if (on && radio.connected()) pumpTimer = clock.setTimeout(pump, 0);
   }
 
@@ -275,7 +275,7 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
     info: '{"serial":"' + serial + '","v":' + PROTOCOL_VERSION + ',"f":' + frameSize + ',"b":"' + profile.id + '","fw":"' + FIRMWARE_VERSION + '"}',
     frameSize: frameSize,
     onConnect: onConnect,
-    onDisconnect: stopSending,
+    onDisconnect: onSubscribe,
     onSubscribe: onSubscribe,
     onAck: onAck,
   });
