@@ -7,13 +7,13 @@
 // check, seal a boot anchor, start the radio, close the console.
 // Frames leave in counter order through the outbox; see firmware/outbox.ts
 // for loss accounting and docs/firmware.md for the delivery rules.
-import { ANCHOR_BOOT, ANCHOR_CONNECT, ANCHOR_PERIODIC, CHANNEL_NAMES, encodeAnchor, encodeGap, encodeSample, type Reading } from '../protocol/wire/codec.js';
+import { ANCHOR_BOOT, ANCHOR_CONNECT, ANCHOR_PERIODIC, channelId, encodeAnchor, encodeGap, encodeSample, type Reading } from '../protocol/wire/codec.js';
 import { DEVICE_FILE_NAME } from '../protocol/wire/names.js';
 import { PROTOCOL_VERSION } from '../protocol/wire/constants.js';
 import { NAME_PREFIX } from '../protocol/wire/ble.js';
 import { toHex } from '../protocol/wire/hex.js';
 import type { DeviceSettings } from '../boards/types.js';
-import type { Ccm, CounterSource, Hal } from '../hal/types.js';
+import type { Ccm, CounterSource, Hal, Sensor } from '../hal/types.js';
 import { createOutbox, gapCount, offsetOf, type Outbox } from './outbox.js';
 import { ackCounter, createSealer, type Sealer } from './sealer.js';
 import { readIdentity, type IdentityResult } from './identity.js';
@@ -91,7 +91,6 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
   const clock = hal.clock;
   const radio = hal.radio;
   const cons = hal.console;
-  const sensors = hal.sensors;
   // Not inlined by terser (used once, it would be): a function made inside
   // a function inlined here keeps a copied array of both scopes on the
   // interpreter, about 3 variables per closure (docs/firmware.md).
@@ -99,6 +98,14 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
   const sealer: Sealer = /*@__NOINLINE__*/ createSealer({ ccm: ccm, nonceSalt: id.nonceSalt, frameSize: frameSize, ring: outbox.ring });
   ccm = undefined as unknown as Ccm;
   id = undefined;
+  // The profile's sensors in order, as objects: neither the id list nor the
+  // HAL's table by id stays alive (about 19 variables, docs/firmware.md
+  // "Third pass"). A sensor the HAL lacks is skipped, as it always was.
+  const sensors: Sensor[] = [];
+  for (let i = 0; i < profile.sensors.length; i++) {
+    const sensor = hal.sensors[profile.sensors[i]!];
+    if (sensor) sensors.push(sensor);
+  }
   // Every closure below keeps this function's whole scope alive on the
   // interpreter, parameters included: drop the HAL object, whose device-file
   // reader, CRC, crypto factory and counter opener are needed only at boot
@@ -106,7 +113,6 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
   hal = undefined as unknown as Hal;
   // The same for the profile: the closures need four of its settings.
   const minInterval = profile.notifyIntervalMs;
-  const sensorIds = profile.sensors;
   const sampleMs = profile.samplePeriodMs;
   const anchorMs = profile.anchorPeriodMs;
   const pt = new Uint8Array(frameSize - 12);
@@ -167,12 +173,11 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
 
   function sample(): void {
     const readings: Reading[] = [];
-    for (let i = 0; i < sensorIds.length; i++) {
-      const sensor = sensors[sensorIds[i]!];
-      const values = sensor ? sensor.sample() : undefined;
+    for (let i = 0; i < sensors.length; i++) {
+      const values = sensors[i]!.sample();
       if (!values) continue;
       for (const name in values) {
-        const ch = CHANNEL_NAMES.indexOf(name) + 1;
+        const ch = channelId(name);
         if (ch) readings.push({ channel: ch, value: values[name]! });
       }
     }
@@ -249,18 +254,18 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
     pumpTimer = clock.setTimeout(pump, CONNECT_SETTLE_MS);
   }
 
-  function stopSending(): void {
+  // Also the disconnect handler (called without an argument: sending stops
+  // as when notifications are turned off; onConnect resets the
+  // subscription): one function object fewer kept for good (docs/firmware.md,
+  // "Third pass").
+  function onSubscribe(on?: boolean): void {
+    subscription = on ? 1 : 2;
+    // On: send from the oldest frame now instead of after the fallback
+    // delay. Off: nothing goes out until the central enables them again.
     if (pumpTimer !== undefined) clock.clearTimeout(pumpTimer);
     pumpTimer = undefined;
     cancelResend();
     cursor = 0;
-  }
-
-  function onSubscribe(on: boolean): void {
-    subscription = on ? 1 : 2;
-    // On: send from the oldest frame now instead of after the fallback
-    // delay. Off: nothing goes out until the central enables them again.
-    stopSending();
     if (on && radio.connected()) pumpTimer = clock.setTimeout(pump, 0);
   }
 
@@ -270,7 +275,7 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
     info: '{"serial":"' + serial + '","v":' + PROTOCOL_VERSION + ',"f":' + frameSize + ',"b":"' + profile.id + '","fw":"' + FIRMWARE_VERSION + '"}',
     frameSize: frameSize,
     onConnect: onConnect,
-    onDisconnect: stopSending,
+    onDisconnect: onSubscribe,
     onSubscribe: onSubscribe,
     onAck: onAck,
   });

@@ -44,10 +44,15 @@ export function bleRadio(NRF: NrfGlobal): RadioHal {
       onAck = opts.onAck;
       SERVICE_UUID = gattUuid(1);
       FRAMES_UUID = gattUuid(2);
+      // Built lean, since NRF keeps this table for good: no initial value
+      // where none is read (2v29 bluetooth.c takes the length from maxLen,
+      // the attribute is variable-length), no `readable: false` (the
+      // default), no maxLen where the value's length sets it (about 15
+      // variables, docs/firmware.md "Third pass").
       const chars: { [uuid: string]: object } = {};
-      chars[FRAMES_UUID] = { value: new Uint8Array(opts.frameSize), maxLen: opts.frameSize, readable: false, notify: true, onWriteDesc: onWriteDesc };
-      chars[gattUuid(3)] = { value: new Uint8Array(12), maxLen: 12, writable: true, onWrite: onWrite };
-      chars[gattUuid(4)] = { value: opts.info, maxLen: opts.info.length, readable: true };
+      chars[FRAMES_UUID] = { maxLen: opts.frameSize, notify: true, onWriteDesc: onWriteDesc };
+      chars[gattUuid(3)] = { maxLen: 12, writable: true, onWrite: onWrite };
+      chars[gattUuid(4)] = { value: opts.info, readable: true };
       const services: { [uuid: string]: object } = {};
       services[SERVICE_UUID] = chars;
       NRF.setServices(services, { uart: false, advertise: [SERVICE_UUID] });

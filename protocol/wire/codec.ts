@@ -38,25 +38,30 @@ export interface ChannelSpec {
 }
 
 /**
- * Channel names by id: the name of channel id is CHANNEL_NAMES[id - 1]. They
- * are the keys sensors return (hal/types.ts); the firmware carries these two
- * flat tables rather than the ChannelSpec list, which costs it twice the bytes.
+ * Channel names in id order, one space apart: channel id is the id-th word.
+ * They are the keys sensors return (hal/types.ts). The firmware reads them
+ * only through channelId, so this string is folded into that function's code,
+ * which an Espruino board keeps in flash; an array of ten strings would stay
+ * in RAM for good (about 29 variables, docs/firmware.md "Third pass").
  */
-export const CHANNEL_NAMES = [
-  'temperature',
-  'battery',
-  'battery_voltage',
-  'light',
-  'magnetic_x',
-  'magnetic_y',
-  'magnetic_z',
-  'humidity',
-  'pressure',
-  'acceleration',
-];
+const CHANNEL_LIST = 'temperature battery battery_voltage light magnetic_x magnetic_y magnetic_z humidity pressure acceleration';
 
-/** Multiplier by channel id (index 0 is no channel). */
-export const CHANNEL_MUL = [0, 100, 100, 1000, 10000, 10, 10, 10, 100, 10, 1000];
+/** Channel names by id: the name of channel id is CHANNEL_NAMES[id - 1] (host code). */
+export const CHANNEL_NAMES: string[] = /*#__PURE__*/ CHANNEL_LIST.split(' ');
+
+/** Channel id of a sensor key, 0 when it names no channel. */
+export function channelId(name: string): number {
+  const list = ' ' + CHANNEL_LIST + ' ';
+  const at = list.indexOf(' ' + name + ' ');
+  return at < 0 || name.indexOf(' ') >= 0 ? 0 : list.substr(0, at + 1).split(' ').length - 1;
+}
+
+/**
+ * Multiplier by channel id (index 0 is no channel). A Uint16Array, not an
+ * array: on the interpreter it is one block of bytes instead of a variable
+ * per element.
+ */
+export const CHANNEL_MUL = new Uint16Array([0, 100, 100, 1000, 10000, 10, 10, 10, 100, 10, 1000]);
 
 /** SI unit of each channel id; only decoders need it, so the firmware bundle leaves it out. */
 export const CHANNEL_UNITS: { [id: number]: string } = {

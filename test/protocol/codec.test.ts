@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   ANCHOR_BOOT,
+  channelId,
   channels,
   CHANNEL_UNITS,
   decodePlaintext,
@@ -80,6 +81,12 @@ describe('frame plaintext codec', () => {
     const raw = Uint8Array.from([TYPE_SAMPLE, 0, 0, 0, 0, 200, 0, 7]);
     const u = decodePlaintext(raw);
     expect(u.type === 'sample' && u.readings[0]).toEqual({ channel: 200, name: 'channel_200', unit: '', value: 7 });
+  });
+
+  it('maps every sensor key to its channel id and anything else to 0', () => {
+    for (const c of channels()) expect(channelId(c.name)).toBe(c.id);
+    expect(channels().map((c) => c.name).slice(0, 3)).toEqual(['temperature', 'battery', 'battery_voltage']);
+    for (const bad of ['', ' ', 'temp', 'Temperature', 'battery ', 'temperature battery', 'magnetic', 'x']) expect(channelId(bad)).toBe(0);
   });
 
   it('encodes time anchors and gap reports', () => {
