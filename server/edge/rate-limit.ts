@@ -113,6 +113,8 @@ export class FixedWindows {
  * address per request.
  */
 export function addressKey(ip: string): string {
+  // Without a colon it is neither IPv6 nor IPv4-mapped: the common case, without the two regular expressions.
+  if (!ip.includes(':')) return ip;
   const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
   if (mapped) return mapped[1]!;
   if (!isIPv6(ip)) return ip;

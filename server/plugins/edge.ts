@@ -65,11 +65,12 @@ export default fp<EdgeOptions>(
     }
 
     const tls = opts.tls;
-    app.addHook('onSend', async (request, reply, payload) => {
+    // Callback style: nothing here waits, so no promise per response.
+    app.addHook('onSend', (request, reply, payload, done) => {
       reply.header('x-content-type-options', 'nosniff');
       if (request.url.startsWith('/v1/')) reply.header('cache-control', 'no-store');
       if (tls) reply.header('strict-transport-security', HSTS);
-      return payload;
+      done(null, payload);
     });
   },
   { name: 'sealpost-edge', fastify: '5.x', dependencies: ['sealpost-context', 'sealpost-errors'] },
