@@ -6,7 +6,7 @@
 import { equalBytes } from '../../protocol/index.js';
 import type { NewFrame, Tx } from '../storage/types.js';
 import { REASONS, type DeviceResult } from './types.js';
-import type { Candidate } from './work.js';
+import { settlingCopy, type Candidate } from './work.js';
 
 /**
  * Inserts the candidates; counts accepted and duplicate frames into `results`
@@ -44,7 +44,7 @@ export async function storeFrames(
     if (inserted[i]) results[c.entry]!.accepted++;
     const into = inserted[i] ? fresh : old;
     const list = into.get(c.serial) ?? [];
-    list.push(inserted[i] ? { ...c } : c);
+    list.push(inserted[i] ? settlingCopy(c) : c);
     into.set(c.serial, list);
   });
   for (const [serial, list] of old) {

@@ -39,8 +39,12 @@ class BootEstimates {
 
   note(boot: number, start: number, source: TimeSource, anchorCounter: number): void {
     const c = this.byBoot.get(boot);
-    if (!c || start < c.start || (start === c.start && source === 'relay')) {
-      this.byBoot.set(boot, { start, source, anchorCounter: c ? Math.min(c.anchorCounter, anchorCounter) : anchorCounter });
+    if (!c) this.byBoot.set(boot, { start, source, anchorCounter });
+    else if (start < c.start || (start === c.start && source === 'relay')) {
+      // In place: called once per sample, and nothing else holds the estimate yet.
+      c.start = start;
+      c.source = source;
+      c.anchorCounter = Math.min(c.anchorCounter, anchorCounter);
     }
   }
 }

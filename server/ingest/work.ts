@@ -49,3 +49,27 @@ export type Typed<T extends Decoded['type']> = Candidate & { decoded: Extract<De
 export function isType<T extends Decoded['type']>(c: Candidate, type: T): c is Typed<T> {
   return c.decoded !== undefined && c.decoded.type === type;
 }
+
+/**
+ * A copy of a fresh candidate for settling to annotate (boot, uptime), field
+ * by field with every field present: all copies share one shape, so the
+ * per-sample loops of settling read them without going megamorphic (a spread
+ * copy, then two fields added, made several shapes per request).
+ */
+export function settlingCopy(c: Candidate): Candidate {
+  return {
+    entry: c.entry,
+    index: c.index,
+    serial: c.serial,
+    counter: c.counter,
+    bytes: c.bytes,
+    decoded: c.decoded,
+    typeCode: c.typeCode,
+    content: c.content,
+    rx: c.rx,
+    bound: c.bound,
+    source: c.source,
+    boot: undefined,
+    uptime: undefined,
+  };
+}

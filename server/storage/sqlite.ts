@@ -301,12 +301,21 @@ export class SqliteStorage implements Storage {
   private makeTx(): Tx {
     const s = this.s;
     return {
-      lockDevices: async (serials) => (serials.length === 0 ? [] : (s.devicesIn!.all(JSON.stringify(serials)) as Row[]).map(deviceFromRow)),
+      lockDevices: async (serials) => {
+        if (serials.length === 0) return [];
+        // The usual request names one device (a relay forwards one outbox at a time): one index search, no JSON list.
+        if (serials.length === 1) {
+          const r = s.device!.get(serials[0]) as Row | undefined;
+          return r ? [deviceFromRow(r)] : [];
+        }
+        return (s.devicesIn!.all(JSON.stringify(serials)) as Row[]).map(deviceFromRow);
+      },
       insertFrames: async (rows: NewFrame[]) => {
         const out = new Array<boolean>(rows.length);
         for (let i = 0; i < rows.length; i++) {
           const f = rows[i]!;
-          out[i] = s.insertFrame!.run(f.serial, f.counter, asBuffer(f.frame), f.type, f.content, f.relay, f.relayTime, f.rx, f.received).changes === 1;
+          // better-sqlite3 binds any Uint8Array (its view only) as a BLOB: no Buffer made per frame.
+          out[i] = s.insertFrame!.run(f.serial, f.counter, f.frame, f.type, f.content, f.relay, f.relayTime, f.rx, f.received).changes === 1;
         }
         return out;
       },
