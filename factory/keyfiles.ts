@@ -66,30 +66,36 @@ export function initKeys(dir: string, random?: (n: number) => Uint8Array): KeySe
     renewalPrivate: join(root, `renewal-${renewal.privateFile.id}.key`),
     renewalPublic: join(root, `renewal-${renewal.publicFile.id}.pub`),
   };
-  const plan: [string, KeyFile, number][] = [
-    [paths.ingestPrivate, ingest.privateFile, 0o600],
-    [paths.ingestPublic, ingest.publicFile, 0o644],
-    [paths.factoryPrivate, factory.privateFile, 0o600],
-    [paths.factoryPublic, factory.publicFile, 0o644],
-    [paths.renewalPrivate, renewal.privateFile, 0o600],
-    [paths.renewalPublic, renewal.publicFile, 0o644],
-  ];
-  const written: string[] = [];
   try {
-    for (const [path, file, mode] of plan) {
-      writeNewFile(path, encodeKeyFile(file), mode);
-      written.push(path);
-    }
-    fsyncDir(root);
-  } catch (e) {
-    for (const path of written) unlinkSync(path);
-    throw e;
+    writeAll(root, [
+      [paths.ingestPrivate, encodeKeyFile(ingest.privateFile), 0o600],
+      [paths.ingestPublic, encodeKeyFile(ingest.publicFile), 0o644],
+      [paths.factoryPrivate, encodeKeyFile(factory.privateFile), 0o600],
+      [paths.factoryPublic, encodeKeyFile(factory.publicFile), 0o644],
+      [paths.renewalPrivate, encodeKeyFile(renewal.privateFile), 0o600],
+      [paths.renewalPublic, encodeKeyFile(renewal.publicFile), 0o644],
+    ]);
   } finally {
     ingest.privateFile.key.fill(0);
     factory.privateFile.key.fill(0);
     renewal.privateFile.key.fill(0);
   }
   return paths;
+}
+
+/** Creates every file of `plan` (O_EXCL, fsynced), then fsyncs `root`; on any failure removes those it made. */
+function writeAll(root: string, plan: [path: string, data: string | Uint8Array, mode: number][]): void {
+  const written: string[] = [];
+  try {
+    for (const [path, data, mode] of plan) {
+      writeNewFile(path, data, mode);
+      written.push(path);
+    }
+    fsyncDir(root);
+  } catch (e) {
+    for (const path of written) unlinkSync(path);
+    throw e;
+  }
 }
 
 export interface RenewResult {
@@ -102,7 +108,7 @@ export interface RenewResult {
   fleetId: string;
 }
 
-/** The single file of `dir` whose name matches `pattern`, or an error saying what is missing or ambiguous. */
+/** The single key file of `dir` named `prefix`<id>`ext`, or an error saying what is missing or ambiguous. */
 function onlyFile(dir: string, names: string[], prefix: string, ext: string, what: string): string {
   const hits = names.filter((n) => n.startsWith(prefix) && n.endsWith(ext) && KEY_FILE_NAME.test(n));
   if (hits.length === 0) throw new Error(`${dir} holds no ${what} (${prefix}<id>${ext}); pass the --keys directory made by sealpost keys init, with the renewal .key file brought back from its offline store`);
@@ -157,21 +163,12 @@ export function renewKeys(dir: string, random?: (n: number) => Uint8Array): Rene
     renewalId: renewal.id,
     fleetId: toHex(renewal.fleetId!),
   };
-  const plan: [string, string | Uint8Array, number][] = [
-    [result.ingestPrivate, encodeKeyFile(ingest.privateFile), 0o600],
-    [result.ingestPublic, encodeKeyFile(ingest.publicFile), 0o644],
-    [result.announcePath, announce, 0o644],
-  ];
-  const written: string[] = [];
   try {
-    for (const [path, data, mode] of plan) {
-      writeNewFile(path, data, mode);
-      written.push(path);
-    }
-    fsyncDir(root);
-  } catch (e) {
-    for (const path of written) unlinkSync(path);
-    throw e;
+    writeAll(root, [
+      [result.ingestPrivate, encodeKeyFile(ingest.privateFile), 0o600],
+      [result.ingestPublic, encodeKeyFile(ingest.publicFile), 0o644],
+      [result.announcePath, announce, 0o644],
+    ]);
   } finally {
     ingest.privateFile.key.fill(0);
   }
