@@ -49,14 +49,30 @@ const DB = '(--config FILE | --db PATH|URL)';
 
 export const COMMANDS: Record<string, Command> = {
   keys: {
-    summary: 'make a new ingest key pair and factory signing key pair (private files 0600, never printed)',
-    usage: 'sealpost keys init --dir DIR',
+    summary: 'make a key set (ingest, factory and renewal key pairs, fleet id), or the next ingest key and its signed ANNOUNCE (private files 0600, never printed)',
+    usage: ['sealpost keys init --dir DIR', 'sealpost keys renew --keys DIR'].join('\n       '),
+    help: [
+      '  init --dir DIR    a new key set in DIR: ingest (X25519), factory (Ed25519) and renewal (Ed25519) key pairs; the renewal',
+      '                    files carry the fleet id (4 random bytes)',
+      '  renew --keys DIR  in the key set DIR (with its renewal .key file brought back from offline): the ingest key pair of',
+      '                    the next epoch and announce-<epoch>.bin, the 108-byte ANNOUNCE signed with the renewal key',
+    ].join('\n'),
     run: async (args) => (await import('../factory/cli.js')).runKeys(args),
   },
   provision: {
     summary: 'provision a batch of devices: one secret file per serial and a signed manifest; resumes after interruption',
-    usage: 'sealpost provision --board BOARD --serials FIRST-LAST --ingest-pub FILE --factory-key FILE --out DIR [--batch ID]',
+    usage: 'sealpost provision --board BOARD --serials FIRST-LAST --ingest-pub FILE --factory-key FILE [--renewal-pub FILE] --out DIR [--batch ID]',
+    help: [
+      '  --renewal-pub FILE  the renewal-<id>.pub of the key set: device file format 2, whose devices can renew;',
+      '                      without it format 1, whose devices keep their factory key for life',
+    ].join('\n'),
     run: async (args) => (await import('../factory/cli.js')).runProvision(args),
+  },
+  info: {
+    summary: 'what a device file (format, serial, key check value, whether it can renew) or an ANNOUNCE file holds; never a secret',
+    usage: 'sealpost info FILE [--renewal-pub FILE]',
+    help: '  --renewal-pub FILE  for an ANNOUNCE file: check its signature with this renewal public key',
+    run: async (args) => (await import('../factory/cli.js')).runInfo(args),
   },
   flash: {
     summary: 'write a device secret file, counter log, crypto kernel and firmware to a board with the espruino CLI, or an SWD hex of its Storage',

@@ -39,11 +39,11 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode: n
 }
 
 /** Creates `path` with `data`, failing if it exists (O_EXCL); fsynced. */
-export function writeNewFile(path: string, data: string, mode: number): void {
+export function writeNewFile(path: string, data: string | Uint8Array, mode: number): void {
   const fd = openSync(path, 'wx', mode);
   try {
     fchmodSync(fd, mode);
-    const bytes = Buffer.from(data, 'utf8');
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     let at = 0;
     while (at < bytes.length) at += writeSync(fd, bytes, at, bytes.length - at);
     fsyncSync(fd);

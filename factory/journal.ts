@@ -24,7 +24,7 @@ export interface JournalRow {
 }
 
 /** serial (checked with isSerial), enc, kcv, device file, crc. */
-const ROW = /^(\S+) ([0-9a-f]{64}) ([0-9a-f]{6}) ((?:[0-9a-f]{2}){32,63}) ([0-9a-f]{8})$/;
+const ROW = /^(\S+) ([0-9a-f]{64}) ([0-9a-f]{6}) ((?:[0-9a-f]{2}){36,135}) ([0-9a-f]{8})$/;
 
 function crcHex(text: string): string {
   return crc32(Buffer.from(text, 'latin1')).toString(16).padStart(8, '0');
@@ -42,6 +42,7 @@ function consistent(row: JournalRow): boolean {
     const ok = d.serial === row.serial && equalBytes(keyCheckValue(d.sealKey), Buffer.from(row.kcv, 'hex'));
     d.sealKey.fill(0);
     d.nonceSalt.fill(0);
+    d.renewal?.chain.fill(0);
     return ok;
   } catch {
     return false;

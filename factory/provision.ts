@@ -57,6 +57,9 @@ export interface BatchMeta {
   serials: string;
   ingest_key_id: string;
   factory_key_id: string;
+  /** Present when the batch writes device file format 2 (--renewal-pub). */
+  renewal_key_id?: string;
+  fleet_id?: string;
 }
 
 /** OUT/<batch>/kcv.json: the key check value of every device, for `sealpost flash`. */
@@ -76,6 +79,8 @@ export interface ProvisionRequest {
   ingest: KeyFile;
   /** factory-private key file. */
   factory: KeyFile;
+  /** renewal-public key file: device file format 2 (the devices can renew). Absent: format 1. */
+  renewal?: KeyFile;
   now?: () => Date;
   /** Called once at the start and after each durable group, with the devices done so far. */
   onProgress?: (done: number, total: number) => void;
@@ -165,6 +170,7 @@ function metaFor(req: ProvisionRequest, created: string): BatchMeta {
     serials: formatRange(req.range),
     ingest_key_id: req.ingest.id,
     factory_key_id: req.factory.id,
+    ...(req.renewal ? { renewal_key_id: req.renewal.id, fleet_id: toHex(req.renewal.fleetId!) } : {}),
   };
 }
 
@@ -175,12 +181,14 @@ function compareMeta(found: BatchMeta, want: BatchMeta, dir: string): void {
     ['frame_size', 'the board profile'],
     ['ingest_key_id', '--ingest-pub'],
     ['factory_key_id', '--factory-key'],
+    ['renewal_key_id', '--renewal-pub'],
+    ['fleet_id', 'the fleet id of --renewal-pub'],
   ];
   if (found.format !== BATCH_FORMAT) throw new ProvisionError(`${join(dir, BATCH_FILE)} is not a ${BATCH_FORMAT} file`);
   for (const [field, flag] of fields) {
     if (found[field] !== want[field]) {
       throw new ProvisionError(
-        `batch ${found.batch} in ${dir} was started with ${field} ${String(found[field])}, but this command gives ${String(want[field])} (${flag}). ` +
+        `batch ${found.batch} in ${dir} was started with ${field} ${found[field] ?? 'none'}, but this command gives ${want[field] ?? 'none'} (${flag}). ` +
           'Resume it with the arguments it was started with, or choose another --batch',
       );
     }
@@ -198,6 +206,9 @@ function readDeviceFile(path: string): Buffer | undefined {
 export async function provisionBatch(req: ProvisionRequest): Promise<ProvisionResult> {
   if (req.ingest.kind !== 'ingest-public') throw new ProvisionError(`expected an ingest-public key, got ${req.ingest.kind}`);
   if (req.factory.kind !== 'factory-private') throw new ProvisionError(`expected a factory-private key, got ${req.factory.kind}`);
+  if (req.renewal !== undefined && (req.renewal.kind !== 'renewal-public' || req.renewal.fleetId?.length !== 4)) {
+    throw new ProvisionError(`expected a renewal-public key with its fleet id, got ${req.renewal.kind}`);
+  }
   checkBatchId(req.batch);
   const out = resolve(req.out);
   mkdirSync(out, { recursive: true, mode: 0o700 });
@@ -357,6 +368,7 @@ async function issueAndCommit(batch: Batch, st: IssueState): Promise<ProvisionRe
   let done = total - st.issue.length;
   req.onProgress?.(done, total);
   const sender = req.sender ?? createSender(req.ingest.key);
+  const renewal = req.renewal && { fleetId: req.renewal.fleetId!, renewalPublicKey: req.renewal.key };
   const groupSize = req.groupSize ?? GROUP_SIZE;
   let inflight: Promise<void> | undefined;
   for (let g = 0; g < st.issue.length; g += groupSize) {
@@ -365,9 +377,10 @@ async function issueAndCommit(batch: Batch, st: IssueState): Promise<ProvisionRe
     for (const i of st.issue.slice(g, g + groupSize)) {
       const serial = serialAt(range, i);
       const d = sender(serial);
-      const file = encodeDeviceFile({ serial, frameSize, sealKey: d.sealKey, nonceSalt: d.nonceSalt });
+      const file = encodeDeviceFile({ serial, frameSize, sealKey: d.sealKey, nonceSalt: d.nonceSalt, renewal: renewal && { ...renewal, chain: d.chain } });
       d.sealKey.fill(0);
       d.nonceSalt.fill(0);
+      d.chain.fill(0);
       const row = { enc: toHex(d.enc), kcv: toHex(d.kcv) };
       text += encodeJournalRow({ serial, ...row, file });
       issuedRows.set(serial, row);
@@ -398,6 +411,7 @@ async function issueAndCommit(batch: Batch, st: IssueState): Promise<ProvisionRe
     board: board.id,
     frame_size: frameSize,
     ingest_key_id: req.ingest.id,
+    ...(batch.meta.fleet_id !== undefined ? { fleet_id: batch.meta.fleet_id } : {}),
     devices: serials.map((s) => ({ serial: s, enc: final(s).enc })),
   };
   const text = encodeManifest(signManifest(body, req.factory));

@@ -16,6 +16,7 @@ import {
   equalBytes,
   keyCheckValue,
   NONCE_SALT_CONTEXT,
+  CHAIN_CONTEXT,
   INFO_PREFIX,
   SEAL_KEY_CONTEXT,
   checkSerial,
@@ -84,6 +85,7 @@ const L_EXP = ascii('exp');
 const L_SEC = ascii('sec');
 const SEAL_KEY_CTX = ascii(SEAL_KEY_CONTEXT);
 const NONCE_SALT_CTX = ascii(NONCE_SALT_CONTEXT);
+const CHAIN_CTX = ascii(CHAIN_CONTEXT);
 // Base mode with no PSK: psk_id_hash is the same for every device (section 5.1).
 const MODE_BASE = Buffer.from([0x00]);
 const PSK_ID_HASH = labeledExtract(HPKE_SUITE, undefined, ascii('psk_id_hash'), EMPTY);
@@ -99,8 +101,8 @@ export type Sender = (serial: string) => ProvisionedDevice;
 
 /**
  * A function that provisions one device per call: fresh ephemeral X25519
- * key, SetupBaseS to the ingest public key, the two exported secrets and the
- * key check value; the same result as protocol's provisionDevice().
+ * key, SetupBaseS to the ingest public key, the three exported secrets
+ * (seal key, nonce salt, chain_0) and the key check value; the same result as protocol's provisionDevice().
  */
 export function createSender(ingestPublicKey: Uint8Array, options: SenderOptions = {}): Sender {
   if (!(ingestPublicKey instanceof Uint8Array) || ingestPublicKey.length !== 32) {
@@ -144,12 +146,13 @@ export function createSender(ingestPublicKey: Uint8Array, options: SenderOptions
     const exporterSecret = labeledExpand(HPKE_SUITE, secret, L_EXP, context, 32);
     const sealKey = new Uint8Array(labeledExpand(HPKE_SUITE, exporterSecret, L_SEC, SEAL_KEY_CTX, 16));
     const nonceSalt = new Uint8Array(labeledExpand(HPKE_SUITE, exporterSecret, L_SEC, NONCE_SALT_CTX, 8));
-    const device: ProvisionedDevice = { serial, enc: new Uint8Array(enc), sealKey, nonceSalt, kcv: keyCheckValue(sealKey) };
+    const chain = new Uint8Array(labeledExpand(HPKE_SUITE, exporterSecret, L_SEC, CHAIN_CTX, 32));
+    const device: ProvisionedDevice = { serial, enc: new Uint8Array(enc), sealKey, nonceSalt, kcv: keyCheckValue(sealKey), chain };
     for (const b of [dh, eaePrk, sharedSecret, secret, exporterSecret]) b.fill(0);
 
     if (made++ % every === 0) {
       const reference = provisionDevice(ingestPublicKey, serial, { ephemeralPrivateKey: skBytes });
-      if (!equalBytes(reference.enc, device.enc) || !equalBytes(reference.sealKey, sealKey) || !equalBytes(reference.nonceSalt, nonceSalt)) {
+      if (!equalBytes(reference.enc, device.enc) || !equalBytes(reference.sealKey, sealKey) || !equalBytes(reference.nonceSalt, nonceSalt) || !equalBytes(reference.chain, chain)) {
         throw new Error(`self-check failed: the fast HPKE sender disagrees with protocol/provision.ts for ${serial}; nothing was written for it. This is a bug: report it and provision with a released version`);
       }
     }

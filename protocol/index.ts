@@ -1,6 +1,6 @@
 // The protocol as host code imports it: the wire subset (protocol/wire/) and
 // the host modules (frames, acks, HPKE provisioning, device file, keys,
-// manifests, serial and base64 rules) behind one import. The relay page and
+// manifests, ANNOUNCE, serial and base64 rules) behind one import. The relay page and
 // the firmware import single modules instead: this one pulls in node:crypto
 // (ccm, hpke, keys) and Buffer (bytes).
 export * from './wire/constants.js';
@@ -22,3 +22,4 @@ export * from './wire/names.js';
 export * from './device-file.js';
 export * from './keys.js';
 export * from './manifest.js';
+export * from './announce.js';

@@ -26,6 +26,8 @@ export interface ManifestBody {
   board: string;
   frame_size: number;
   ingest_key_id: string;
+  /** The fleet id, 8 lowercase hex digits, when the batch's devices can renew (device file format 2). */
+  fleet_id?: string;
   devices: ManifestDevice[];
 }
 
@@ -50,6 +52,7 @@ export function checkBody(body: unknown): ManifestBody {
     throw bad('frame_size', `must be an integer ${MIN_DEVICE_FRAME_SIZE}..${MAX_FRAME_SIZE}`);
   }
   if (typeof b.ingest_key_id !== 'string' || !/^ik-[0-9a-f]{16}$/.test(b.ingest_key_id)) throw bad('ingest_key_id', 'must be an ingest key id "ik-" + 16 hex digits');
+  if (b.fleet_id !== undefined && (typeof b.fleet_id !== 'string' || !/^[0-9a-f]{8}$/.test(b.fleet_id))) throw bad('fleet_id', 'must be a fleet id of 8 lowercase hex digits, or absent');
   if (!Array.isArray(b.devices) || b.devices.length === 0) throw bad('devices', 'must be a non-empty array');
   const seen = new Set<string>();
   b.devices.forEach((d: unknown, i: number) => {

@@ -2,6 +2,7 @@
 //   (enc, ctx) = SetupBaseS(pk_ingest, info = "sealpost/v1 device " || serial)
 //   seal_key   = ctx.Export("sealpost/v1 seal key", 16)
 //   nonce_salt = ctx.Export("sealpost/v1 nonce salt", 8)
+//   chain_0    = ctx.Export("sealpost/v1 chain", 32)   (design brief, "Key renewal")
 import { KEY_LEN, NONCE_SALT_LEN } from './wire/constants.js';
 import { expectBytes, utf8 } from './bytes.js';
 import { ArgumentError } from './errors.js';
@@ -13,6 +14,7 @@ import { SERIAL_RE, SERIAL_RULE } from './serial.js';
 export const INFO_PREFIX = 'sealpost/v1 device ';
 export const SEAL_KEY_CONTEXT = 'sealpost/v1 seal key';
 export const NONCE_SALT_CONTEXT = 'sealpost/v1 nonce salt';
+export const CHAIN_CONTEXT = 'sealpost/v1 chain';
 
 /** The serial rule of protocol/serial.ts, with an ArgumentError naming what is wrong. */
 export function checkSerial(serial: unknown): string {
@@ -43,6 +45,8 @@ export interface ProvisionedDevice extends DeviceKeys {
   enc: Uint8Array;
   /** Key check value of sealKey. */
   kcv: Uint8Array;
+  /** chain_0, the PSK of the device's first renewal (device file format 2). Secret. */
+  chain: Uint8Array;
 }
 
 export interface ProvisionOptions {
@@ -56,7 +60,8 @@ export function provisionDevice(ingestPublicKey: Uint8Array, serial: string, opt
   expectBytes('ingestPublicKey', ingestPublicKey, 32);
   const { enc, context } = setupBaseS(ingestPublicKey, deviceInfo(serial), options);
   const keys = exportKeys(context);
-  return { serial, enc, sealKey: keys.sealKey, nonceSalt: keys.nonceSalt, kcv: keyCheckValue(keys.sealKey) };
+  const chain = context.export(utf8(CHAIN_CONTEXT), 32);
+  return { serial, enc, sealKey: keys.sealKey, nonceSalt: keys.nonceSalt, kcv: keyCheckValue(keys.sealKey), chain };
 }
 
 /** Server side: re-derives a device's secrets from its registry row. */

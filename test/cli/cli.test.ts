@@ -71,7 +71,9 @@ describe('sealpost command line', () => {
     expect(a.code).toBe(0);
     expect(a.out).toMatch(/^usage: sealpost sim --server URL/);
     expect(a.out).toContain('--fail-rate R       share of uploads that fail on purpose');
-    expect((await sealpost('keys', '-h')).out).toBe(`usage: sealpost keys init --dir DIR\n\n${COMMANDS.keys!.summary}`);
+    const keys = (await sealpost('keys', '-h')).out;
+    expect(keys).toBe(`usage: sealpost keys init --dir DIR\n       sealpost keys renew --keys DIR\n\n${COMMANDS.keys!.summary}\n\n${COMMANDS.keys!.help}`);
+    expect(keys).toContain('renew --keys DIR  in the key set DIR');
   });
 });
 
@@ -80,6 +82,7 @@ describe('usage errors: every command, exit 2, `sealpost CMD: what was wrong` an
   // A missing required argument (or a missing value) for each command of the table.
   const missing: Record<string, [string[], string]> = {
     keys: [['init'], '--dir is required'],
+    info: [[], 'which file? give a device file'],
     provision: [['--serials', 'SP-1-SP-2'], '--board is required'],
     flash: [['--port', 'tcp://127.0.0.1:9'], '--device is required'],
     server: [['--tls-cert', 'cert.pem'], '--tls-cert and --tls-key go together'],

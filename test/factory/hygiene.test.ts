@@ -2,7 +2,8 @@
 // progress bar), a resume, failing commands and flashing as real processes
 // (everything a process prints, not only what goes through console),
 // collect everything they print, and look for every device's seal key, nonce
-// salt and secret file and both private keys in hex (either case) and base64
+// salt, chain secret and secret file and every private key (ingest, factory,
+// renewal, and the ingest key of a `keys renew`) in hex (either case) and base64
 // (standard and URL alphabets, at every byte alignment).
 import { afterAll, describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -39,17 +40,30 @@ describe('no secret in any output', () => {
     record(init);
     const names = readdirSync(keyDir);
     const keyFile = (prefix: string, ext: string) => join(keyDir, names.find((n) => n.startsWith(prefix) && n.endsWith(ext))!);
-    const paths = { ingestPublic: keyFile('ingest', '.pub'), ingestPrivate: keyFile('ingest', '.key'), factoryPrivate: keyFile('factory', '.key'), factoryPublic: keyFile('factory', '.pub') };
-    const privateKeys = [paths.ingestPrivate, paths.factoryPrivate].map((p) => new Uint8Array(Buffer.from((JSON.parse(readFileSync(p, 'utf8')) as { private_key: string }).private_key, 'hex')));
+    const paths = {
+      ingestPublic: keyFile('ingest', '.pub'),
+      ingestPrivate: keyFile('ingest', '.key'),
+      factoryPrivate: keyFile('factory', '.key'),
+      factoryPublic: keyFile('factory', '.pub'),
+      renewalPrivate: keyFile('renewal', '.key'),
+      renewalPublic: keyFile('renewal', '.pub'),
+    };
+    const renewed = await sealpostProcess(['keys', 'renew', '--keys', keyDir]);
+    expect(renewed.status).toBe(0);
+    record(renewed);
+    const privateFiles = readdirSync(keyDir).filter((n) => n.endsWith('.key'));
+    expect(privateFiles.length).toBe(4);
+    const privateKeys = privateFiles.map((n) => new Uint8Array(Buffer.from((JSON.parse(readFileSync(join(keyDir, n), 'utf8')) as { private_key: string }).private_key, 'hex')));
 
     const out = tempDir('hygiene-out');
-    const args = provisionArgs({ ...paths, ingestId: '', factoryId: '' }, out, 'SP-000001-SP-001000');
+    const args = provisionArgs(paths, out, 'SP-000001-SP-001000');
     const run = await sealpostProcess(args);
     expect(run.status).toBe(0);
     record(run);
     record(await sealpostProcess(args)); // already complete
-    record(await sealpostProcess(provisionArgs({ ...paths, ingestPublic: paths.ingestPrivate, ingestId: '', factoryId: '' }, out, 'SP-002001-SP-002002')));
-    record(await sealpostProcess(provisionArgs({ ...paths, factoryPrivate: paths.ingestPrivate, ingestId: '', factoryId: '' }, out, 'SP-002001-SP-002002')));
+    record(await sealpostProcess(provisionArgs({ ...paths, ingestPublic: paths.ingestPrivate }, out, 'SP-002001-SP-002002')));
+    record(await sealpostProcess(provisionArgs({ ...paths, factoryPrivate: paths.ingestPrivate }, out, 'SP-002001-SP-002002')));
+    record(await sealpostProcess(provisionArgs({ ...paths, renewalPublic: paths.renewalPrivate }, out, 'SP-002001-SP-002002')));
 
     // The progress bar as a terminal would show it, for a second batch in-process.
     const keys = makeKeys();
@@ -69,6 +83,9 @@ describe('no secret in any output', () => {
     record(await sealpostProcess(['flash', '--ohex', join(tempDir('hygiene-hex'), 'a.hex'), '--device', device('SP-000001'), '--board', 'puckjs', '--firmware', FIRMWARE]));
     record(await sealpostProcess(['flash', '--port', 'tcp://127.0.0.1:1', '--device', device('SP-000002'), '--firmware', FIRMWARE]));
     record(await sealpostProcess(['flash', '--port', '/dev/ttyNONEXISTENT0', '--device', device('SP-000003'), '--board', 'pixljs']));
+    const info = await sealpostProcess(['info', device('SP-000004')]);
+    expect(info.stdout).toContain('can renew: fleet');
+    record(info);
 
     const text = printed.join('\n');
     expect(text).toContain('batch SP-000001-SP-001000: 1000 devices');
@@ -79,9 +96,10 @@ describe('no secret in any output', () => {
         const file = new Uint8Array(readFileSync(join(dir, name)));
         const d = decodeDeviceFile(file);
         secrets.push(d.sealKey, d.nonceSalt, file.subarray(7 + d.serial.length));
+        if (d.renewal) secrets.push(d.renewal.chain);
       }
     }
-    expect(secrets.length).toBe(2 + 3 * 4000);
+    expect(secrets.length).toBe(4 + 3 * 4000 + 1000);
     const leaks: string[] = [];
     for (const s of secrets) for (const f of forms(s)) if (text.includes(f)) leaks.push(f);
     expect(leaks).toEqual([]);

@@ -38,7 +38,7 @@ describe('device secret file', () => {
       bad[i] ^= 0x01;
       expect(() => decodeDeviceFile(bad)).toThrow(ArgumentError);
     }
-    expect(() => decodeDeviceFile(bytes.subarray(0, bytes.length - 1))).toThrow(/is 43 bytes, expected 44 for a 9-character serial/);
+    expect(() => decodeDeviceFile(bytes.subarray(0, bytes.length - 1))).toThrow(/is 43 bytes, expected 44 for a format-1 file with a 9-character serial/);
     expect(() => decodeDeviceFile(new TextEncoder().encode('hello world'))).toThrow(/does not start with the sealpost magic/);
     const corrupt = bytes.slice();
     corrupt[20] ^= 0xff;

@@ -1,4 +1,4 @@
-// Generates test/vectors/{seal,ack,provision}.json from fixed seeds, with the
+// Generates test/vectors/{seal,ack,provision,renewal}.json from fixed seeds, with the
 // host implementation in protocol/. Run with `npm run vectors`; the tests
 // check that the committed files are exactly what this script produces, and
 // test/hal/ccm.test.ts re-derives every frame with an independent CCM.
@@ -6,7 +6,21 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { deriveKeyPair, makeAck, provisionDevice, sealFrame, toHex, MAX_COUNTER, FRAME_OVERHEAD } from '../../protocol/index.js';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import {
+  announceWrites,
+  deriveKeyPair,
+  encodeDeviceFile,
+  keyId,
+  makeAnnounce,
+  makeAck,
+  provisionDevice,
+  sealFrame,
+  toHex,
+  MAX_COUNTER,
+  FRAME_OVERHEAD,
+  type KeyFile,
+} from '../../protocol/index.js';
 
 export interface SealVector {
   seal_key: string;
@@ -31,6 +45,35 @@ export interface ProvisionVector {
   seal_key: string;
   nonce_salt: string;
   kcv: string;
+}
+
+export interface AnnounceVector {
+  renewal_seed: string;
+  renewal_public_key: string;
+  fleet_id: string;
+  epoch: number;
+  ingest_public_key: string;
+  /** The 108-byte ANNOUNCE. */
+  announce: string;
+  /** The six 20-byte writes that carry it. */
+  writes: string[];
+}
+export interface RenewalProvisionVector {
+  ingest_public_key: string;
+  serial: string;
+  ephemeral_private_key: string;
+  enc: string;
+  /** chain_0 = Export("sealpost/v1 chain", 32) of the factory context. */
+  chain_0: string;
+  fleet_id: string;
+  renewal_public_key: string;
+  frame_size: number;
+  /** The format-2 device file of these secrets. */
+  device_file: string;
+}
+export interface RenewalVectors {
+  announce: AnnounceVector[];
+  provision: RenewalProvisionVector[];
 }
 
 /** Deterministic bytes: SHA-256 over a label, stretched by a block counter. */
@@ -96,15 +139,74 @@ export function provisionVectors(): ProvisionVector[] {
   });
 }
 
+function renewalKey(i: number, fleetId: Uint8Array): KeyFile {
+  const seed = det(`renewal key ${i}`, 32);
+  return { kind: 'renewal-private', id: keyId('rk', ed25519.getPublicKey(seed)), key: seed, fleetId };
+}
+
+const ANNOUNCE_CASES = [
+  { key: 0, fleet: '5e a1 00 01', epoch: 1 },
+  { key: 0, fleet: '5e a1 00 01', epoch: 2 },
+  { key: 1, fleet: '00 00 00 00', epoch: 1 },
+  { key: 2, fleet: 'ff ff ff ff', epoch: 0xffffffff },
+];
+
+export function renewalVectors(): RenewalVectors {
+  const announce = ANNOUNCE_CASES.map((c, i): AnnounceVector => {
+    const fleetId = new Uint8Array(Buffer.from(c.fleet.replace(/ /g, ''), 'hex'));
+    const key = renewalKey(c.key, fleetId);
+    const ingest = deriveKeyPair(det(`renewed ingest key ${i}`, 32));
+    const bytes = makeAnnounce(key, c.epoch, ingest.publicKey);
+    return {
+      renewal_seed: toHex(key.key),
+      renewal_public_key: toHex(ed25519.getPublicKey(key.key)),
+      fleet_id: toHex(fleetId),
+      epoch: c.epoch,
+      ingest_public_key: toHex(ingest.publicKey),
+      announce: toHex(bytes),
+      writes: announceWrites(bytes).map((w) => toHex(w)),
+    };
+  });
+  const first = announce[0]!;
+  const provision = SERIALS.slice(0, 4).map((serial, i): RenewalProvisionVector => {
+    const ingest = deriveKeyPair(det(`ingest key ${i % 3}`, 32));
+    const ephemeral = deriveKeyPair(det(`ephemeral key ${i}`, 32));
+    const device = provisionDevice(ingest.publicKey, serial, { ephemeralPrivateKey: ephemeral.privateKey });
+    const fleetId = new Uint8Array(Buffer.from(first.fleet_id, 'hex'));
+    const renewalPublicKey = new Uint8Array(Buffer.from(first.renewal_public_key, 'hex'));
+    const frameSize = [20, 50, 128, 244][i]!;
+    const file = encodeDeviceFile({ serial, frameSize, sealKey: device.sealKey, nonceSalt: device.nonceSalt, renewal: { fleetId, renewalPublicKey, chain: device.chain } });
+    return {
+      ingest_public_key: toHex(ingest.publicKey),
+      serial,
+      ephemeral_private_key: toHex(ephemeral.privateKey),
+      enc: toHex(device.enc),
+      chain_0: toHex(device.chain),
+      fleet_id: first.fleet_id,
+      renewal_public_key: first.renewal_public_key,
+      frame_size: frameSize,
+      device_file: toHex(file),
+    };
+  });
+  return { announce, provision };
+}
+
 export function renderVectors(): Record<string, string> {
   const json = (v: unknown) => JSON.stringify(v, null, 2) + '\n';
-  return { 'seal.json': json(sealVectors()), 'ack.json': json(ackVectors()), 'provision.json': json(provisionVectors()) };
+  return {
+    'seal.json': json(sealVectors()),
+    'ack.json': json(ackVectors()),
+    'provision.json': json(provisionVectors()),
+    'renewal.json': json(renewalVectors()),
+  };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const dir = dirname(fileURLToPath(import.meta.url));
   for (const [name, text] of Object.entries(renderVectors())) {
     writeFileSync(join(dir, name), text);
-    console.log(`wrote test/vectors/${name} (${JSON.parse(text).length} vectors)`);
+    const doc = JSON.parse(text) as unknown[] | Record<string, unknown[]>;
+    const count = Array.isArray(doc) ? doc.length : Object.values(doc).reduce((n, v) => n + v.length, 0);
+    console.log(`wrote test/vectors/${name} (${count} vectors)`);
   }
 }
