@@ -139,6 +139,8 @@ describe('React Native adapter on react-native-ble-plx\'s JavaScript layer', () 
     await until('connected after the cancelled attempt', () => dev('AA:00:00:00:00:01')?.state === 'connected');
     expect(rn.bridge.calls.filter((c) => c.startsWith('connectToDevice'))).toHaveLength(2);
     rn.bridge.fail('write', { errorCode: 2 });
+    // As in relayFrames: 'connected' comes before the library's monitor reaches the native side; a frame sent before it is lost.
+    await until('subscribed', () => rn.bridge.peripherals.get('AA:00:00:00:00:01')!.monitor !== undefined);
     rn.bridge.notify('AA:00:00:00:00:01', b64(frame(1)));
     await until('the ack pending after the cancelled write', () => relayed('SP-RN-000001')?.ackPending === true && relayed('SP-RN-000001')!.ackN === 1);
     expect(logs.join('\n')).toMatch(/writing the ack \(N=1\) to SP-RN-000001 failed: Operation was cancelled \(code 2\)/);
