@@ -42,7 +42,6 @@
 // tree before a change) against the same registry; with several roots and
 // `--rounds N` the runs alternate root by root, N times, so a before/after
 // comparison on a shared machine sees the same load.
-import { readFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -51,7 +50,7 @@ import { newIngestKey, type DeviceKeys } from '../protocol/index.js';
 import { createSender } from '../factory/sender.js';
 import { openStorage } from '../server/index.js';
 import type { NewDevice } from '../server/storage/types.js';
-import { DEFAULT_PG, benchDb, freePort, post, startServer, stopServer, writeConfig, writeIngestKey, type BenchServer } from './harness.js';
+import { DEFAULT_PG, benchDb, cpuMs, freePort, post, startServer, stopServer, writeConfig, writeIngestKey, type BenchServer } from './harness.js';
 
 const { values } = parseArgs({
   options: {
@@ -95,14 +94,6 @@ const HAS_WRAPPING = wrapDeviceKeys !== undefined && registryKek !== undefined;
 
 const serialOf = (i: number) => `SP-J${String(i + 1).padStart(7, '0')}`;
 
-/** Clock ticks (utime + stime) the process has used; fields 14 and 15 of /proc/PID/stat (proc(5)). */
-function cpuTicks(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]);
-}
-const TICK_MS = 10; // USER_HZ is 100 on Linux (sysconf(_SC_CLK_TCK))
-
 /** One junk frame: random bytes, or (plausible) a counter 1 to 16 above the device's watermark before them. */
 function junkFrame(): string {
   const frame = randomBytes(FRAME_SIZE);
@@ -136,7 +127,7 @@ async function drive(port: number, pid: number, bodies: string[]): Promise<Outco
   const out: Outcome = { ok: 0, refused: 0, failedFrames: 0, acked: 0, cpuMs: 0, seconds: 0 };
   let acked = 0;
   let next = 0;
-  const ticks = cpuTicks(pid);
+  const cpu0 = cpuMs([pid]);
   const start = performance.now();
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
@@ -162,7 +153,7 @@ async function drive(port: number, pid: number, bodies: string[]): Promise<Outco
   );
   out.acked = acked;
   out.seconds = (performance.now() - start) / 1000;
-  out.cpuMs = (cpuTicks(pid) - ticks) * TICK_MS;
+  out.cpuMs = cpuMs([pid]) - cpu0;
   agent.destroy();
   return out;
 }
