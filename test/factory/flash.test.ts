@@ -45,6 +45,15 @@ beforeAll(async () => {
   pixl = await batch('pixljs', 'PX-0001-PX-0001');
 });
 
+/** The steps of a storage-log board on the kernel (Puck.js, Pixl.js), in order. */
+const STORAGE_LOG_KERNEL_STEPS = [
+  'connect and check the device',
+  'write sealpost.dev',
+  'write sealpost.ctr',
+  'write the kernel sealpost.krn',
+  'write the firmware as boot code (.bootcde)',
+  'restart the device and check its key',
+];
 const dev = (batchDir: string, serial: string) => join(batchDir, 'devices', `${serial}.dev`);
 
 /** Output of console.log/console.error during `body`. */
@@ -176,14 +185,7 @@ describe('sealpost flash: the espruino CLI command lines', () => {
     const steps = planPortFlash(t, { port: 'tcp://127.0.0.1:2323', workDir: '/w' }, '/w/sealpost.ctr');
     const json = espruinoBoard(boardProfile('puckjs')).json;
     expect(json).toMatch(/boards\/espruino\/PUCKJS\.json$/);
-    expect(steps.map((s) => s.title)).toEqual([
-      'connect and check the device',
-      'write sealpost.dev',
-      'write sealpost.ctr',
-      'write the kernel sealpost.krn',
-      'write the firmware as boot code (.bootcde)',
-      'restart the device and check its key',
-    ]);
+    expect(steps.map((s) => s.title)).toEqual(STORAGE_LOG_KERNEL_STEPS);
     const base = ['-p', 'tcp://127.0.0.1:2323', '--board', json, '--no-ble'];
     for (const s of steps) expect(s.args.slice(0, 5)).toEqual(base);
     expect(steps[1]!.args.slice(5, 7)).toEqual(['--storage', `sealpost.dev:${dev(puck, 'PK-0001')}`]);
@@ -237,14 +239,7 @@ describe('sealpost flash: the kernel file of native-kernel boards', () => {
     const t = loadFlashTarget({ devicePath: dev(pixl, 'PX-0001'), firmware: FIRMWARE });
     expect(Buffer.from(t.kernel!.bytes).equals(readFileSync(KERNEL_BIN))).toBe(true);
     const steps = planPortFlash(t, { port: 'tcp://127.0.0.1:2323', workDir: '/w' }, '/w/sealpost.ctr');
-    expect(steps.map((s) => s.title)).toEqual([
-      'connect and check the device',
-      'write sealpost.dev',
-      'write sealpost.ctr',
-      'write the kernel sealpost.krn',
-      'write the firmware as boot code (.bootcde)',
-      'restart the device and check its key',
-    ]);
+    expect(steps.map((s) => s.title)).toEqual(STORAGE_LOG_KERNEL_STEPS);
     expect(steps[3]!.args.slice(5, 7)).toEqual(['--storage', `sealpost.krn:${t.kernel!.path}`]);
     expect(steps[3]!.args[8]).toBe('(function(){var s=require("Storage").read("sealpost.krn");print("SPFLASH6 "+(s===undefined?"-1 0":s.length+" "+E.CRC32(s)))})()');
     expect(checkSource(steps[3]!.args[8]!, 'krn-check.js')).toEqual([]);
