@@ -175,7 +175,6 @@ int main(int argc, char **argv) {
   fclose(f);
   uint32_t *fns[] = {&fn_sha, &fn_hmac, &fn_expand, &fn_eae, &fn_ks, &fn_export};
   for (int i = 0; i < 6; i++) *fns[i] = (uint32_t)((uintptr_t)(image + strtoul(argv[2 + i], 0, 0)) | 1);
-  memset(a_million, 'a', sizeof a_million);
 
   static char line[65536], w[16][8300];
   unsigned long L;
@@ -192,6 +191,7 @@ int main(int argc, char **argv) {
       if (!untouched(out + 32, 16)) printf("overrun");
       else puthex(out, 32);
     } else if (cmd == 'A' && n == 1 && strtoul(w[0], 0, 10) <= sizeof a_million) {
+      if (a_million[0] != 'a') memset(a_million, 'a', sizeof a_million);
       call(fn_sha, (uintptr_t)out, (uintptr_t)a_million, strtoul(w[0], 0, 10), 0);
       puthex(out, 32);
     } else if (cmd == 'M' && n == 2) {

@@ -2,17 +2,17 @@
 // hkdf-sha256.bin's size, SHA-256, CRC-32, entry offsets (Thumb: E.nativeCall(base + offset | 1, ...)) and KERNEL_* constants.
 export const IMAGE = {
   file: 'hkdf-sha256.bin',
-  size: 2187,
-  sha256: '683383a4dfb7fc5156d29d97065f1ac045df62e08c7f916ff6294be4e2ffd6db',
-  crc32: 3030761608,
+  size: 2191,
+  sha256: 'c3b0376281ae907ffaa08b4f2e7494d1b8d6115c01b340b89b0f967820c0dacf',
+  crc32: 3434425497,
   compiler: 'arm-none-eabi-gcc (15:12.2.rel1-1) 12.2.1 20221205',
   entries: {
-    sha256: 1368,
-    hmac_sha256: 1416,
-    hkdf_expand: 1444,
-    hpke_extract_and_expand: 1490,
-    hpke_key_schedule: 1602,
-    hpke_export: 1800,
+    sha256: 1372,
+    hmac_sha256: 1420,
+    hkdf_expand: 1448,
+    hpke_extract_and_expand: 1494,
+    hpke_key_schedule: 1606,
+    hpke_export: 1804,
   },
   constants: {
     CTX_AEAD_ID: 0,

@@ -101,9 +101,10 @@ static const char LABELS[] = "HPKE-v1" "HPKE" "KEM" "eae_prk" "shared_secret" "p
 #define L_EXP 60, 3
 #define L_SEC 63, 3
 
+/* Clears n bytes (a multiple of 4) of a word-aligned stack object, in words. */
 static void wipe(void *b, u32 n) {
-  volatile u8 *v = b;
-  while (n--) *v++ = 0;
+  volatile u32 *v = b;
+  for (n >>= 2; n; n--) *v++ = 0;
 }
 
 static void copy(u8 *dst, const u8 *src, u32 n) {
@@ -183,7 +184,7 @@ static void sha_final(struct sha *s, u8 *out) {
 /* RFC 2104: a key longer than the block is hashed first; the key block is zero-padded, so an empty
  * key (RFC 5869's absent salt) equals HashLen zeros. */
 static void hmac_init(struct hmac *m, const u8 *key, u32 klen) {
-  u8 k[64];
+  u8 k[64] __attribute__((aligned(4)));
   u32 i;
   for (i = 0; i < 64; i++) k[i] = 0;
   if (klen > 64) {
@@ -206,7 +207,7 @@ static void hmac_init(struct hmac *m, const u8 *key, u32 klen) {
 /* out = HMAC-SHA256(key, s[0] || .. || s[n - 1]); out may be one of the segments. */
 static void hmac(u8 *out, const u8 *key, u32 klen, const struct seg *s, u32 n) {
   struct hmac m;
-  u8 inner[NH];
+  u8 inner[NH] __attribute__((aligned(4)));
   hmac_init(&m, key, klen);
   for (; n; n--, s++) sha_update(&m.in, s->p, s->n);
   sha_final(&m.in, inner);
@@ -219,7 +220,7 @@ static void hmac(u8 *out, const u8 *key, u32 klen, const struct seg *s, u32 n) {
 /* RFC 5869 section 2.3, info given as s[1 .. n - 2]: s[0] and s[n - 1] are filled here with
  * T(i - 1) and the counter byte. L is 1 .. 255 * 32. */
 static void expand(u8 *okm, u32 L, const u8 *prk, struct seg *s, u32 n) {
-  u8 t[NH], ctr = 1;
+  u8 t[NH] __attribute__((aligned(4))), ctr = 1;
   s[0].p = t;
   s[0].n = 0;
   s[n - 1].p = &ctr;
@@ -331,7 +332,7 @@ int hkdf_expand(u8 *okm, const u8 *prk, const u8 *info, u32 lens) {
  * dh (32) and kem_context = enc (32) || pkR (32). Returns 0, or -KERNEL_ERR_ZERO_DH (nothing written)
  * when dh is all zeros (section 7.1.4). */
 int hpke_extract_and_expand(u8 *shared_secret, const u8 *dh, const u8 *enc, const u8 *pkr) {
-  u8 prk[NH], any = 0;
+  u8 prk[NH] __attribute__((aligned(4))), any = 0;
   u32 i;
   for (i = 0; i < NH; i++) any |= dh[i];
   if (!any) return -KERNEL_ERR_ZERO_DH;
