@@ -8,9 +8,11 @@
  * offsets and every KERNEL_* macro). No libc, no writable globals, no heap: the only data are the
  * read-only SHA-256 constants and label strings, reached PC-relative; HMAC and SHA-256 state lives on
  * the stack (at most KERNEL_STACK_BOUND bytes, measured by kernel/hkdf-sha256/harness.c) and is
- * wiped before an entry returns. Every access to a caller buffer is a byte access (no alignment).
- * Secrets enter only HMAC keys and messages, whose lengths are public: no secret-dependent branch or
- * table index. Outputs must not overlap inputs, except where an entry says so.
+ * wiped before an entry returns (values the compiler spills inside the compression function are
+ * not). Every access to a caller buffer is a byte access (no alignment). Secrets enter only HMAC keys
+ * and messages, whose lengths are public: no secret-dependent table index, and no secret-dependent
+ * branch but the all-zero test of dh, whose outcome is public (the call is refused). Outputs must not
+ * overlap inputs, except where an entry says so.
  *
  * Variable-length inputs of the HPKE entries are length-prefixed ("LP"): one length byte, then
  * that many bytes.
@@ -18,7 +20,7 @@
  * HPKE context block (KERNEL_CTX_SIZE = 136 bytes, no alignment needed):
  *   0    2  AEAD id, big-endian, as it enters suite_id (set by the caller before hpke_key_schedule:
  *           ff ff export-only for sealpost; 00 01 AES-128-GCM for RFC 9180 A.1.1 / A.1.2)
- *   2    2  zero (not read)
+ *   2    2  not used (neither read nor written)
  *   4   32  exporter_secret            (written by hpke_key_schedule, read by hpke_export)
  *   36  32  secret                     (written by hpke_key_schedule; for test vectors)
  *   68  65  key_schedule_context: mode || psk_id_hash || info_hash (written by hpke_key_schedule)
@@ -27,7 +29,8 @@
  *
  * PSK block (hpke_key_schedule's last argument in PSK mode; 0 selects base mode):
  *   0   32  psk (KERNEL_PSK_SIZE = Nh bytes)
- *   32   1  psk_id length n, 1 .. KERNEL_MAX_PSK_ID (RFC 9180 5.1.1: psk and psk_id come together)
+ *   32   1  psk_id length n, 1 .. KERNEL_MAX_PSK_ID (psk and psk_id come together: RFC 9180
+ *           section 5.1, VerifyPSKInputs)
  *   33   n  psk_id
  *
  * Return codes: 0 done; -KERNEL_ERR_LENGTH a length out of range (nothing written);
