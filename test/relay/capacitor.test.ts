@@ -1,13 +1,16 @@
 // The Capacitor adapter (relay/adapters/capacitor.ts, `sealpost/relay/capacitor`) in headless Chromium, through
 // @capacitor-community/bluetooth-le's own web implementation on Chromium's Web Bluetooth, driven by its CDP emulation
 // (test/helpers/bluetooth-emulation.ts: each peripheral answered by a simulated device running the real firmware;
-// a read of the frames characteristic stands in for a notification, which Chromium 156 cannot send). The page is
-// test/relay/capacitor-app.ts bundled with esbuild, and it relays to a real server on loopback. The checks: two
+// a read of the frames characteristic stands in for a notification, which Chromium 156 cannot send). The page runs
+// examples/capacitor/src/relay.ts, the example app's relay (its startRelay, with its own defaults), bundled with
+// esbuild as an app's bundler would: `sealpost/relay...` resolved through package.json "exports" to build/, the
+// plugin from node_modules. It relays to a real server on loopback. The checks: two
 // devices relayed at once, frames stored and acks written back to the devices' firmware, one GATT operation at a
 // time per device; a dropped link reconnected with backoff; a device that relayed kept reconnecting through
 // discoveries that miss its service; one that never had the service written off as not a sealpost device.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { build } from 'esbuild';
+import { build, type Plugin } from 'esbuild';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { boardProfile, withDevice } from '../../boards/index.js';
@@ -18,10 +21,72 @@ import { NO_RATE_LIMIT } from '../../server/index.js';
 import { launchChromium, type Chromium } from '../helpers/chromium.js';
 import { IngestServer, newKeySet, type FleetKeySet } from '../helpers/relay-server.js';
 import { EmulatedBluetooth } from '../helpers/bluetooth-emulation.js';
+import type { RelayStatus } from '../../relay/index.js';
+import type { AdapterDeviceStatus } from '../../relay/adapters/capacitor.js';
+
+declare global {
+  interface Window {
+    /** What the test page (ENTRY, below) exposes. */
+    sealpostTest: {
+      /** Starts the example's relay with this relay id; resolves to whether it scans (false on the web). */
+      start(relayId: string): Promise<boolean>;
+      devices(): AdapterDeviceStatus[];
+      status(): RelayStatus;
+      stop(): Promise<void>;
+      logs: string[];
+      errors: string[];
+    };
+  }
+}
 
 const PROFILE: BoardProfile = withDevice(boardProfile('sim'), { sensors: ['temperature', 'battery'] });
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const HTML = '<!doctype html><meta charset="utf-8"><title>capacitor relay</title><button id="add">Add a device</button><script type="module" src="app.js"></script>';
+const ROOT = join(import.meta.dirname, '../..');
+
+// The page: the example's startRelay, and window.sealpostTest to drive it. Plain script (not type-checked with the
+// repository: the example's `sealpost/relay` imports resolve to build/, which the type-check runs before); the
+// example itself is type-checked by test/examples/examples.test.ts.
+const ENTRY = `
+import { startRelay } from './examples/capacitor/src/relay';
+const logs = [];
+const errors = [];
+for (const level of ['log', 'info', 'warn', 'error']) {
+  const original = console[level].bind(console);
+  console[level] = (...args) => { logs.push(level + ': ' + args.join(' ')); original(...args); };
+}
+let app;
+window.sealpostTest = {
+  async start(relayId) {
+    localStorage.setItem('sealpost-relay-id', relayId); // the example makes one id per install and keeps it here
+    app = await startRelay({ server: location.origin, onChange: () => {} });
+    // The web has no scanning: requestDevice needs a user gesture, and the test clicks this button once per device.
+    document.getElementById('add').addEventListener('click', () => {
+      app.ble.requestDevice().catch((e) => errors.push(String(e)));
+    });
+    return app.scanning;
+  },
+  devices: () => app.ble.devices(),
+  status: () => app.relay.status(),
+  stop: () => app && app.stop(),
+  logs,
+  errors,
+};
+`;
+
+/** `sealpost/relay...` as an app's bundler resolves it: package.json "exports" to the compiled modules in build/. */
+function packageExports(): Plugin {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { exports: Record<string, { import?: string }> };
+  return {
+    name: 'sealpost-exports',
+    setup(b) {
+      b.onResolve({ filter: /^sealpost\// }, (args) => {
+        const target = pkg.exports[`.${args.path.slice('sealpost'.length)}`]?.import;
+        return target ? { path: join(ROOT, target) } : { errors: [{ text: `${args.path} is not exported by sealpost` }] };
+      });
+    },
+  };
+}
 
 describe('Capacitor adapter on the plugin\'s web build and Chromium\'s Web Bluetooth', () => {
   let keys: FleetKeySet;
@@ -63,7 +128,8 @@ describe('Capacitor adapter on the plugin\'s web build and Chromium\'s Web Bluet
     fleet = makeSimFleet({ count: 3, ingestPublic: keys.ingest.publicFile, factoryPrivate: keys.factory.privateFile, clock, profile: PROFILE, batch: 'CAP-1', prefix: 'SP-CAP', seed: 23 });
     await server.import(fleet.manifest);
     const bundle = await build({
-      entryPoints: [join(import.meta.dirname, 'capacitor-app.ts')],
+      stdin: { contents: ENTRY, resolveDir: ROOT, sourcefile: 'capacitor-test-page.js', loader: 'js' },
+      plugins: [packageExports()],
       bundle: true,
       format: 'esm',
       platform: 'browser',
@@ -87,7 +153,8 @@ describe('Capacitor adapter on the plugin\'s web build and Chromium\'s Web Bluet
     bt = await EmulatedBluetooth.install(browser.browser!, page, fleet.devices.map((s, i) => ({ sim: s, serial: serial(i) })));
     await page.goto(`${origin}/cap/`);
     await page.waitForFunction(() => 'sealpostTest' in window);
-    await page.evaluate(() => window.sealpostTest.start('cap-test'));
+    // On the web the example does not scan: devices come from the chooser.
+    expect(await page.evaluate(() => window.sealpostTest.start('cap-test'))).toBe(false);
   }, 60_000);
 
   afterAll(async () => {
