@@ -91,7 +91,9 @@ const NAMES = process.env.SEALPOST_BUNDLE_NAMES === '1';
 // of that board's backend) is skipped. Only boot may call these: whatever
 // runs later (timers, radio events) reaching one would fail with "is not a
 // function", which the bundle tests on the interpreter would show
-// (docs/firmware.md, "Fourth pass").
+// (docs/firmware.md, "Fourth pass"). Not the aliases of builtins (`print`,
+// `E`, `Storage`): a name holding a reference costs one variable whether the
+// value is the builtin or undefined (measured: no change).
 const BOOT_ONLY = ['createOutbox', 'createSealer', 'openCounters', 'kernelEngine', 'addressOf', 'boardGlobal', 'need', 'PROVISION_HINT'];
 function dropBootOnly(nameCache) {
   return {
