@@ -46,7 +46,6 @@ export interface SlotArea {
   baseN: number;
   /** Boot number recorded with the current area. */
   baseBoot: number;
-  read(slot: number): Uint8Array;
   write(slot: number, word: Uint8Array): void;
   /**
    * Flash pages only (the storage log cannot start over): starts a new area
@@ -64,12 +63,15 @@ export function checkBlock(K: number): number {
 
 /**
  * Records this boot with its first block and returns the counter source.
+ * `read` reads a slot of the current area; only the scan at boot reads, so
+ * it is dropped after it, not kept alive with next() (about 5 variables on
+ * the interpreter, docs/firmware.md "Fourth pass"); renew starts an empty area.
  * Slot tests are written out at their one use each: a slot is used unless
  * all four bytes are still erased (usedSlots), and a complete record is a
  * 16-bit boot and its complement (lastBoot). As top-level helpers they stayed
  * globals for good, about 6 variables each on the interpreter.
  */
-export function openCounters(area: SlotArea, K: number): CounterSource {
+export function openCounters(area: SlotArea, K: number, read: (slot: number) => Uint8Array): CounterSource {
   const word = new Uint8Array(SLOT_LEN);
   let slot = 0;
   let boot = 0;
@@ -81,7 +83,7 @@ export function openCounters(area: SlotArea, K: number): CounterSource {
     let hi = area.cap;
     while (lo < hi) {
       const mid = Math.floor((lo + hi) / 2);
-      const b = area.read(mid);
+      const b = read(mid);
       if ((b[0]! & b[1]! & b[2]! & b[3]!) !== 255) lo = mid + 1;
       else hi = mid;
     }
@@ -90,7 +92,7 @@ export function openCounters(area: SlotArea, K: number): CounterSource {
 
   function lastBoot(): number {
     for (let s = slot - 1; s >= 0; s--) {
-      const b = area.read(s);
+      const b = read(s);
       if ((b[0]! ^ b[2]!) === 255 && (b[1]! ^ b[3]!) === 255) return area.baseBoot + ((b[0]! * 256 + b[1]! - (area.baseBoot % 65536) + 65536) % 65536);
     }
     return area.baseBoot;
@@ -127,6 +129,7 @@ export function openCounters(area: SlotArea, K: number): CounterSource {
     slot = usedSlots();
     boot = lastBoot();
   }
+  read = undefined as unknown as (slot: number) => Uint8Array;
   boot = boot + 1;
   setBlock(area.baseN + slot);
   cur = lim + 1;
