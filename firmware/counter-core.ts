@@ -98,14 +98,12 @@ export function openCounters(area: SlotArea, K: number, read: (slot: number) => 
     return area.baseBoot;
   }
 
-  function setBlock(n: number): void {
-    cur = (n - 1) * K + 1;
-    lim = n * K;
-    if (lim > MAX_COUNTER) lim = MAX_COUNTER;
-  }
-
+  // Block n's counters are (n - 1) * K + 1 .. n * K, capped at MAX_COUNTER:
+  // written out here and below rather than a helper kept for good with next()
+  // (about 6 variables on the interpreter, docs/firmware.md "Fourth pass").
   function reserve(): void {
     if (lim >= MAX_COUNTER) throw new Error('counter space exhausted');
+    let n: number;
     if (area.open && slot < area.cap) {
       const s = slot;
       const b16 = boot % 65536;
@@ -115,14 +113,17 @@ export function openCounters(area: SlotArea, K: number, read: (slot: number) => 
       word[2] = word[0]! ^ 255;
       word[3] = word[1]! ^ 255;
       area.write(s, word);
-      setBlock(area.baseN + slot);
+      n = area.baseN + slot;
     } else if (area.renew) {
       area.renew(area.baseN + slot + 1, boot);
       slot = 0;
-      setBlock(area.baseN);
+      n = area.baseN;
     } else {
       throw new Error('counter log full: ' + area.cap + ' blocks of ' + K + ' counters used');
     }
+    cur = (n - 1) * K + 1;
+    lim = n * K;
+    if (lim > MAX_COUNTER) lim = MAX_COUNTER;
   }
 
   if (area.open) {
@@ -131,7 +132,9 @@ export function openCounters(area: SlotArea, K: number, read: (slot: number) => 
   }
   read = undefined as unknown as (slot: number) => Uint8Array;
   boot = boot + 1;
-  setBlock(area.baseN + slot);
+  // The last block recorded is used up: the first counter of this boot comes from the next one.
+  lim = (area.baseN + slot) * K;
+  if (lim > MAX_COUNTER) lim = MAX_COUNTER;
   cur = lim + 1;
   if (lim < MAX_COUNTER && (area.renew || slot < area.cap)) reserve();
 
