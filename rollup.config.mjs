@@ -82,7 +82,33 @@ const NAMES = process.env.SEALPOST_BUNDLE_NAMES === '1';
 // as seal cost (measured 2026-12-07, 100 seals under callgrind: native-aes
 // 0.506 M instructions as es, 0.477 M as IIFE, 0.488 M before this change;
 // on the device the seal path's names live in startDevice's scope).
-export default Object.entries(ENTRIES).map(([name, input]) => ({
+// Top-level functions (and one string) that only boot uses: being top-level
+// declarations they would stay for good, each about 6 variables on the
+// interpreter (the function, its code, a name per parameter). The build
+// appends `a=b=...=void 0` after the boot code of every board bundle, so the
+// interpreter frees them once boot is done; terser's name cache gives their
+// mangled names. A name missing from a bundle (inlined by terser, or not part
+// of that board's backend) is skipped. Only boot may call these: whatever
+// runs later (timers, radio events) reaching one would fail with "is not a
+// function", which the bundle tests on the interpreter would show
+// (docs/firmware.md, "Fourth pass"). Not the aliases of builtins (`print`,
+// `E`, `Storage`): a name holding a reference costs one variable whether the
+// value is the builtin or undefined (measured: no change).
+const BOOT_ONLY = ['createOutbox', 'createSealer', 'openCounters', 'kernelEngine', 'addressOf', 'boardGlobal', 'need', 'PROVISION_HINT'];
+function dropBootOnly(nameCache) {
+  return {
+    name: 'drop-boot-only',
+    renderChunk(code) {
+      const props = (nameCache.vars && nameCache.vars.props) || {};
+      const names = BOOT_ONLY.map((n) => (NAMES ? n : props['$' + n])).filter((m) => m && new RegExp('(^|[^\\w$.])' + m.replace(/\$/g, '\\$') + '\\b').test(code));
+      return names.length ? { code: code + names.join('=') + '=void 0;', map: null } : null;
+    },
+  };
+}
+
+export default Object.entries(ENTRIES).map(([name, input]) => {
+  const nameCache = {};
+  return {
   input,
   output: { file: NAMES ? `dist/names/${name}.js` : `dist/${name}.js`, format: name === 'bench-seal' ? 'iife' : 'es', strict: false },
   plugins: [
@@ -128,8 +154,10 @@ export default Object.entries(ENTRIES).map(([name, input]) => ({
       compress: { passes: 2, toplevel: true, hoist_vars: true, hoist_funs: true, inline: 1 },
       mangle: NAMES ? false : { toplevel: true },
       format: { comments: false, ascii_only: true },
+      nameCache,
     }),
     espruinoReturns(),
-    ...(BOARDS.includes(name) ? [...(NAMES ? [] : [sizeBudget(name)]), kernelImage(name)] : []),
+    ...(BOARDS.includes(name) ? [dropBootOnly(nameCache), ...(NAMES ? [] : [sizeBudget(name)]), kernelImage(name)] : []),
   ],
-}));
+  };
+});

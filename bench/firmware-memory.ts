@@ -52,11 +52,11 @@ var NRF = { setServices: function (d, o) { NRF.sd = d; NRF.so = o; }, setAdverti
 var Puck = { light: function () { return 0.5; }, mag: function () { return { x: 1, y: 2, z: 3 }; } };
 var Bangle = { getAccel: function () { return { x: 0, y: 0, z: -1, mag: 1 }; } };
 LoopbackB.on("data", function (d) { USB.write(d); });
-var SP_ST = setTimeout, SP_A, SP_N = 0, SP_C = ${JSON.stringify(checkpoints)};
-global.setTimeout = function (f, ms) { if (ms === ${d?.anchorPeriodMs ?? -1}) { SP_A = f; return 0; } if (ms === ${d?.samplePeriodMs ?? -1}) return 0; return SP_ST(f, ms); };
+var SP_ST = setTimeout, SP_A, SP_AA, SP_N = 0, SP_C = ${JSON.stringify(checkpoints)};
+global.setTimeout = function (f, ms, a) { if (ms === ${d?.anchorPeriodMs ?? -1}) { SP_A = f; SP_AA = a; return 0; } if (ms === ${d?.samplePeriodMs ?? -1}) return 0; return a === undefined ? SP_ST(f, ms) : SP_ST(f, ms, a); };
 function spFlat(m) { var lo = 0, hi = (m.free - 64) * (m.blocksize - 6), mid, a, ok; while (hi - lo > 16) { mid = (lo + hi) >> 1; a = new Uint8Array(mid); ok = E.getAddressOf(a, true) !== 0; a = undefined; if (ok) lo = mid; else hi = mid; } return lo; }
 function spMem(tag) { var m = process.memory(); var f = spFlat(m); m = process.memory(); print("MEM " + tag + " " + m.usage + " " + m.total + " " + m.blocksize + " " + f); }
-function spStep() { var i, n = SP_C.length ? Math.min(50, SP_C[0] - SP_N) : 0; if (!n) { ${breakdown ? 'spBreak(); ' : ''}print("DO" + "NE"); return; } for (i = 0; i < n; i++) { SP_A(); SP_N++; } if (SP_N === SP_C[0]) { SP_C.shift(); spMem("seals" + SP_N); } SP_ST(spStep, 1); }
+function spStep() { var i, n = SP_C.length ? Math.min(50, SP_C[0] - SP_N) : 0; if (!n) { ${breakdown ? 'spBreak(); ' : ''}print("DO" + "NE"); return; } for (i = 0; i < n; i++) { SP_A(SP_AA); SP_N++; } if (SP_N === SP_C[0]) { SP_C.shift(); spMem("seals" + SP_N); } SP_ST(spStep, 1); }
 function spWalk(a, p, d) { var i; for (i = 0; i < a.length; i++) { if (a[i].size >= 8) print("SIZE " + p + "." + a[i].name + " " + a[i].size); if (a[i].more && d < 2) spWalk(a[i].more, p + "." + a[i].name, d + 1); } }
 function spBreak() { var h = global["\\xff"], k, j; for (k in h) { print("SIZE hidden." + k + " " + E.getSizeOf(h[k])); if (k === "timers") for (j in h[k]) print("SIZE hidden.timers." + j + " " + E.getSizeOf(h[k][j]) + " " + (h[k][j].interval || 0)); } spWalk(E.getSizeOf(SP_A, 3), "anchorTick", 0); for (k in global) print("SIZE global." + k.replace(/[^ -~]/g, "?") + " " + E.getSizeOf(global[k])); }
 ${traceAfter ? 'SP_ST(function () { print("TRACE" + "{"); trace(); print("}" + "TRACE"); }, 2900);' : ''}

@@ -46,7 +46,6 @@ export interface SlotArea {
   baseN: number;
   /** Boot number recorded with the current area. */
   baseBoot: number;
-  read(slot: number): Uint8Array;
   write(slot: number, word: Uint8Array): void;
   /**
    * Flash pages only (the storage log cannot start over): starts a new area
@@ -64,12 +63,15 @@ export function checkBlock(K: number): number {
 
 /**
  * Records this boot with its first block and returns the counter source.
+ * `read` reads a slot of the current area; only the scan at boot reads, so
+ * it is dropped after it, not kept alive with next() (about 5 variables on
+ * the interpreter, docs/firmware.md "Fourth pass"); renew starts an empty area.
  * Slot tests are written out at their one use each: a slot is used unless
  * all four bytes are still erased (usedSlots), and a complete record is a
  * 16-bit boot and its complement (lastBoot). As top-level helpers they stayed
  * globals for good, about 6 variables each on the interpreter.
  */
-export function openCounters(area: SlotArea, K: number): CounterSource {
+export function openCounters(area: SlotArea, K: number, read: (slot: number) => Uint8Array): CounterSource {
   const word = new Uint8Array(SLOT_LEN);
   let slot = 0;
   let boot = 0;
@@ -81,7 +83,7 @@ export function openCounters(area: SlotArea, K: number): CounterSource {
     let hi = area.cap;
     while (lo < hi) {
       const mid = Math.floor((lo + hi) / 2);
-      const b = area.read(mid);
+      const b = read(mid);
       if ((b[0]! & b[1]! & b[2]! & b[3]!) !== 255) lo = mid + 1;
       else hi = mid;
     }
@@ -90,20 +92,18 @@ export function openCounters(area: SlotArea, K: number): CounterSource {
 
   function lastBoot(): number {
     for (let s = slot - 1; s >= 0; s--) {
-      const b = area.read(s);
+      const b = read(s);
       if ((b[0]! ^ b[2]!) === 255 && (b[1]! ^ b[3]!) === 255) return area.baseBoot + ((b[0]! * 256 + b[1]! - (area.baseBoot % 65536) + 65536) % 65536);
     }
     return area.baseBoot;
   }
 
-  function setBlock(n: number): void {
-    cur = (n - 1) * K + 1;
-    lim = n * K;
-    if (lim > MAX_COUNTER) lim = MAX_COUNTER;
-  }
-
+  // Block n's counters are (n - 1) * K + 1 .. n * K, capped at MAX_COUNTER:
+  // written out here and below rather than a helper kept for good with next()
+  // (about 6 variables on the interpreter, docs/firmware.md "Fourth pass").
   function reserve(): void {
     if (lim >= MAX_COUNTER) throw new Error('counter space exhausted');
+    let n: number;
     if (area.open && slot < area.cap) {
       const s = slot;
       const b16 = boot % 65536;
@@ -113,22 +113,28 @@ export function openCounters(area: SlotArea, K: number): CounterSource {
       word[2] = word[0]! ^ 255;
       word[3] = word[1]! ^ 255;
       area.write(s, word);
-      setBlock(area.baseN + slot);
+      n = area.baseN + slot;
     } else if (area.renew) {
       area.renew(area.baseN + slot + 1, boot);
       slot = 0;
-      setBlock(area.baseN);
+      n = area.baseN;
     } else {
       throw new Error('counter log full: ' + area.cap + ' blocks of ' + K + ' counters used');
     }
+    cur = (n - 1) * K + 1;
+    lim = n * K;
+    if (lim > MAX_COUNTER) lim = MAX_COUNTER;
   }
 
   if (area.open) {
     slot = usedSlots();
     boot = lastBoot();
   }
+  read = undefined as unknown as (slot: number) => Uint8Array;
   boot = boot + 1;
-  setBlock(area.baseN + slot);
+  // The last block recorded is used up: the first counter of this boot comes from the next one.
+  lim = (area.baseN + slot) * K;
+  if (lim > MAX_COUNTER) lim = MAX_COUNTER;
   cur = lim + 1;
   if (lim < MAX_COUNTER && (area.renew || slot < area.cap)) reserve();
 

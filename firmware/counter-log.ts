@@ -25,14 +25,14 @@ export function createLogCounters(log: LogFileHal, block: number): CounterSource
       open: true,
       baseN: 0,
       baseBoot: 0,
-      read: function (slot: number): Uint8Array {
-        return log.read(COUNTER_LOG_HEADER_LEN + slot * SLOT_LEN, SLOT_LEN);
-      },
       write: function (slot: number, word: Uint8Array): void {
         log.write(word, COUNTER_LOG_HEADER_LEN + slot * SLOT_LEN);
       },
     },
     K,
+    function (slot: number): Uint8Array {
+      return log.read(COUNTER_LOG_HEADER_LEN + slot * SLOT_LEN, SLOT_LEN);
+    },
   );
   return counters;
 }

@@ -31,9 +31,6 @@ export function createPageCounters(flash: FlashHal, pages: number[], block: numb
     open: false,
     baseN: 0,
     baseBoot: 0,
-    read: function (slot: number): Uint8Array {
-      return flash.read(base + slot * SLOT_LEN, SLOT_LEN);
-    },
     write: function (slot: number, word: Uint8Array): void {
       flash.write(word, base + slot * SLOT_LEN);
     },
@@ -66,5 +63,7 @@ export function createPageCounters(flash: FlashHal, pages: number[], block: numb
     throw new Error('counter pages hold no counter log: the factory writes it when it provisions the device; refusing to start counters at 1 again');
   }
   base = pages[inUse]! + PAGE_HEADER_LEN;
-  return openCounters(area, K);
+  return openCounters(area, K, function (slot: number): Uint8Array {
+    return flash.read(base + slot * SLOT_LEN, SLOT_LEN);
+  });
 }

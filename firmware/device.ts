@@ -13,7 +13,7 @@ import { PROTOCOL_VERSION } from '../protocol/wire/constants.js';
 import { NAME_PREFIX } from '../protocol/wire/ble.js';
 import { toHex } from '../protocol/wire/hex.js';
 import type { DeviceSettings } from '../boards/types.js';
-import type { Ccm, CounterSource, Hal, Sensor } from '../hal/types.js';
+import { RADIO_ACK, RADIO_CONNECT, RADIO_SUBSCRIBE, type Ccm, type CounterSource, type Hal, type Sensor } from '../hal/types.js';
 import { createOutbox, gapCount, offsetOf, type Outbox } from './outbox.js';
 import { ackCounter, createSealer, type Sealer } from './sealer.js';
 import { readIdentity, type IdentityResult } from './identity.js';
@@ -36,6 +36,12 @@ export const RESEND_AFTER_MS = 4000;
  */
 export const MAX_NOTIFY_INTERVAL_MS = 1000;
 const MAX_GAP_COUNT = 16777215;
+// onTimer's argument: which timer fired.
+const TIMER_PUMP = 0;
+const TIMER_RESEND = 1;
+const TIMER_SAMPLE = 2;
+const TIMER_ANCHOR = 3;
+const TIMER_LOCK = 4;
 
 export interface DeviceStatus {
   serial: string;
@@ -189,26 +195,36 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
     }
   }
 
-  function pump(): void {
-    pumpTimer = undefined;
-    if (!radio.connected() || subscription === 2) return;
-    if (cursor < outbox.count) {
-      const at = offsetOf(outbox, cursor);
-      radio.notify(outbox.ring.subarray(at, at + frameSize));
-      cursor++;
-      pumpTimer = clock.setTimeout(pump, interval);
-      return;
-    }
-    if (outbox.count > 0 && resendTimer === undefined) {
-      resendTimer = clock.setTimeout(function () {
-        resendTimer = undefined;
-        rewind();
-      }, RESEND_AFTER_MS);
-    }
+  // One handler for every timer the device sets, told by its argument which
+  // one (ClockHal.setTimeout), and one for every radio event: on the
+  // interpreter each function object is kept for good, about 5 variables
+  // (docs/firmware.md, "Fourth pass").
+  function onTimer(t: number): void {
+    if (t === TIMER_PUMP) {
+      pumpTimer = undefined;
+      if (!radio.connected() || subscription === 2) return;
+      if (cursor < outbox.count) {
+        const at = offsetOf(outbox, cursor);
+        radio.notify(outbox.ring.subarray(at, at + frameSize));
+        cursor++;
+        pumpTimer = clock.setTimeout(onTimer, interval, TIMER_PUMP);
+        return;
+      }
+      if (outbox.count > 0 && resendTimer === undefined) resendTimer = clock.setTimeout(onTimer, RESEND_AFTER_MS, TIMER_RESEND);
+    } else if (t === TIMER_RESEND) {
+      resendTimer = undefined;
+      rewind();
+    } else if (t === TIMER_SAMPLE) {
+      sample();
+      clock.setTimeout(onTimer, sampleMs, TIMER_SAMPLE);
+    } else if (t === TIMER_ANCHOR) {
+      sealAnchor(ANCHOR_PERIODIC);
+      clock.setTimeout(onTimer, anchorMs, TIMER_ANCHOR);
+    } else cons.lock();
   }
 
   function kick(): void {
-    if (pumpTimer === undefined && radio.connected() && subscription !== 2) pumpTimer = clock.setTimeout(pump, interval);
+    if (pumpTimer === undefined && radio.connected() && subscription !== 2) pumpTimer = clock.setTimeout(onTimer, interval, TIMER_PUMP);
   }
 
   function cancelResend(): void {
@@ -224,49 +240,48 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
     kick();
   }
 
-  function onAck(data: Uint8Array): void {
-    if (!sealer.ackValid(data)) return;
-    const freed = outbox.ack(ackCounter(data));
-    if (freed === 0) {
-      // The oldest frame was sent and the server still lacks it: the radio
-      // dropped it. Start again from the oldest, more slowly; at most once
-      // per RESEND_AFTER_MS, since an ack may simply predate the relay's
-      // latest upload. This must not wait for the pump to go idle: a device
-      // that seals faster than it sends never does.
-      if (cursor > 0 && outbox.count > 0 && clock.uptimeMs() - lastRewind >= RESEND_AFTER_MS) rewind();
+  function onRadio(e: number, data?: Uint8Array): void {
+    if (e === RADIO_ACK) {
+      if (!sealer.ackValid(data!)) return;
+      const freed = outbox.ack(ackCounter(data!));
+      if (freed === 0) {
+        // The oldest frame was sent and the server still lacks it: the radio
+        // dropped it. Start again from the oldest, more slowly; at most once
+        // per RESEND_AFTER_MS, since an ack may simply predate the relay's
+        // latest upload. This must not wait for the pump to go idle: a device
+        // that seals faster than it sends never does.
+        if (cursor > 0 && outbox.count > 0 && clock.uptimeMs() - lastRewind >= RESEND_AFTER_MS) rewind();
+        return;
+      }
+      acked += freed;
+      cursor = cursor > freed ? cursor - freed : 0;
+      interval = interval - (interval >> 2) < minInterval ? minInterval : interval - (interval >> 2);
+      cancelResend();
+      kick();
       return;
     }
-    acked += freed;
-    cursor = cursor > freed ? cursor - freed : 0;
-    interval = interval - (interval >> 2) < minInterval ? minInterval : interval - (interval >> 2);
-    cancelResend();
-    kick();
-  }
-
-  function onConnect(): void {
-    cursor = 0;
-    interval = minInterval;
-    lastRewind = clock.uptimeMs();
-    subscription = 0;
-    sealAnchor(ANCHOR_CONNECT);
-    sealGapReport();
-    if (pumpTimer !== undefined) clock.clearTimeout(pumpTimer);
-    pumpTimer = clock.setTimeout(pump, CONNECT_SETTLE_MS);
-  }
-
-  // Also the disconnect handler (called without an argument: sending stops
-  // as when notifications are turned off; onConnect resets the
-  // subscription): one function object fewer kept for good (docs/firmware.md,
-  // "Third pass").
-  function onSubscribe(on?: boolean): void {
-    subscription = on ? 1 : 2;
-    // On: send from the oldest frame now instead of after the fallback
-    // delay. Off: nothing goes out until the central enables them again.
+    if (e === RADIO_CONNECT) {
+      cursor = 0;
+      interval = minInterval;
+      lastRewind = clock.uptimeMs();
+      subscription = 0;
+      sealAnchor(ANCHOR_CONNECT);
+      sealGapReport();
+    } else {
+      // RADIO_SUBSCRIBE: send from the oldest frame now instead of after the
+      // fallback delay. RADIO_UNSUBSCRIBE, and RADIO_DISCONNECT the same way
+      // (a connection resets the subscription): nothing goes out until the
+      // central enables notifications again.
+      subscription = e === RADIO_SUBSCRIBE ? 1 : 2;
+      cancelResend();
+    }
+    // After the seals above, whose kick may have set the pump going.
     if (pumpTimer !== undefined) clock.clearTimeout(pumpTimer);
     pumpTimer = undefined;
-    cancelResend();
     cursor = 0;
-    if (on && radio.connected()) pumpTimer = clock.setTimeout(pump, 0);
+    // On a connection the fallback for a central that never writes the CCCD.
+    if (e === RADIO_CONNECT) pumpTimer = clock.setTimeout(onTimer, CONNECT_SETTLE_MS, TIMER_PUMP);
+    else if (subscription === 1 && radio.connected()) pumpTimer = clock.setTimeout(onTimer, 0, TIMER_PUMP);
   }
 
   sealAnchor(ANCHOR_BOOT);
@@ -274,29 +289,12 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
     name: NAME_PREFIX + serial.substr(serial.length > 6 ? serial.length - 6 : 0),
     info: '{"serial":"' + serial + '","v":' + PROTOCOL_VERSION + ',"f":' + frameSize + ',"b":"' + profile.id + '","fw":"' + FIRMWARE_VERSION + '"}',
     frameSize: frameSize,
-    onConnect: onConnect,
-    onDisconnect: onSubscribe,
-    onSubscribe: onSubscribe,
-    onAck: onAck,
+    onEvent: onRadio,
   });
   profile = undefined as unknown as DeviceSettings;
-  clock.setTimeout(function () {
-    cons.lock();
-  }, CONSOLE_GRACE_MS);
-
-  // Two ticks written out rather than one helper making a tick per period:
-  // each function made inside a helper called from here keeps a copied
-  // array of both scopes on the interpreter.
-  function sampleTick(): void {
-    sample();
-    clock.setTimeout(sampleTick, sampleMs);
-  }
-  function anchorTick(): void {
-    sealAnchor(ANCHOR_PERIODIC);
-    clock.setTimeout(anchorTick, anchorMs);
-  }
-  clock.setTimeout(sampleTick, sampleMs);
-  clock.setTimeout(anchorTick, anchorMs);
+  clock.setTimeout(onTimer, CONSOLE_GRACE_MS, TIMER_LOCK);
+  clock.setTimeout(onTimer, sampleMs, TIMER_SAMPLE);
+  clock.setTimeout(onTimer, anchorMs, TIMER_ANCHOR);
 
   return {
     outbox: outbox,

@@ -97,9 +97,28 @@ export interface Sensor {
 export interface ClockHal {
   /** Milliseconds since power-up. */
   uptimeMs(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
+  /**
+   * Calls fn(arg) after ms, as Espruino's setTimeout(fn, ms, arg) does: the
+   * device passes one timer handler and says with `arg` which timer it is
+   * (docs/firmware.md, "Fourth pass").
+   */
+  setTimeout(fn: (arg: number) => void, ms: number, arg: number): unknown;
   clearTimeout(handle: unknown): void;
 }
+
+/**
+ * What a radio reports to RadioOptions.onEvent: one handler for every radio
+ * event, since on the interpreter each handler the radio holds is a function
+ * object kept for good (docs/firmware.md, "Fourth pass").
+ */
+export const RADIO_CONNECT = 1;
+export const RADIO_DISCONNECT = 2;
+/** The central wrote the frames characteristic's CCCD (Espruino's onWriteDesc) enabling notifications. */
+export const RADIO_SUBSCRIBE = 3;
+/** The same write disabling them. */
+export const RADIO_UNSUBSCRIBE = 4;
+/** A write to the ack characteristic; its bytes are the second argument. */
+export const RADIO_ACK = 5;
 
 export interface RadioOptions {
   /** Advertised name. */
@@ -107,15 +126,8 @@ export interface RadioOptions {
   /** The info characteristic's value (UTF-8 JSON). */
   info: string;
   frameSize: number;
-  onConnect(): void;
-  onDisconnect(): void;
-  /**
-   * The central wrote the frames characteristic's CCCD (Espruino's
-   * onWriteDesc): true when it enabled notifications, false when it disabled them.
-   */
-  onSubscribe(on: boolean): void;
-  /** A write to the ack characteristic. */
-  onAck(data: Uint8Array): void;
+  /** Every radio event: one of RADIO_CONNECT .. RADIO_ACK, with the written bytes for RADIO_ACK. */
+  onEvent(event: number, data?: Uint8Array): void;
 }
 
 /** The BLE peripheral (design brief, "BLE interface"), or its stand-ins. */

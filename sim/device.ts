@@ -97,7 +97,7 @@ export class SimDevice {
     const { clock, seed } = this.#opts;
     const profile = this.#profile;
     const scope = clock.scope();
-    const radio = new SimRadio({ ...this.#opts.radio, setTimeout: scope.setTimeout });
+    const radio = new SimRadio({ ...this.#opts.radio, setTimeout: (fn: () => void, ms: number) => scope.setTimeout(fn, ms, 0) });
     const bootIndex = ++this.boots;
     const sensors: { [id: string]: Sensor } = {};
     for (const id of profile.device.sensors) {

@@ -7,7 +7,7 @@ import type { ClockHal, ConsoleHal, FlashHal, LogFileHal } from '../types.js';
 import type { EGlobal, EspruinoFlashModule, EspruinoStorageModule, LoopbackGlobal } from './globals.js';
 
 /** Uptime from getTime() (seconds since power-up on a board) and the interpreter's timers. */
-export function espruinoClock(getTime: () => number, setTimeout: (fn: () => void, ms: number) => unknown, clearTimeout: (handle: unknown) => void): ClockHal {
+export function espruinoClock(getTime: () => number, setTimeout: (fn: (arg: number) => void, ms: number, arg: number) => unknown, clearTimeout: (handle: unknown) => void): ClockHal {
   const start = getTime();
   return {
     uptimeMs: function (): number {

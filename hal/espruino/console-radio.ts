@@ -4,7 +4,7 @@
 // `sealpostConnect()` / `sealpostDisconnect()` play the relay's connection
 // and `sealpostSubscribe(on)` its write of the frames CCCD.
 // The entry passes in how to print and how to make a console function.
-import type { RadioHal, RadioOptions } from '../types.js';
+import { RADIO_ACK, RADIO_CONNECT, RADIO_DISCONNECT, RADIO_SUBSCRIBE, RADIO_UNSUBSCRIBE, type RadioHal, type RadioOptions } from '../types.js';
 import { fromHexUnchecked, toHex } from '../../protocol/wire/hex.js';
 
 export function consoleRadio(print: (line: string) => void, expose: (name: string, fn: unknown) => void): RadioHal {
@@ -15,18 +15,18 @@ export function consoleRadio(print: (line: string) => void, expose: (name: strin
       expose('sealpostConnect', function () {
         if (isConnected) return;
         isConnected = true;
-        opts.onConnect();
+        opts.onEvent(RADIO_CONNECT);
       });
       expose('sealpostDisconnect', function () {
         if (!isConnected) return;
         isConnected = false;
-        opts.onDisconnect();
+        opts.onEvent(RADIO_DISCONNECT);
       });
       expose('sealpostSubscribe', function (on: unknown) {
-        if (isConnected) opts.onSubscribe(!!on);
+        if (isConnected) opts.onEvent(on ? RADIO_SUBSCRIBE : RADIO_UNSUBSCRIBE);
       });
       expose('sealpostAck', function (h: string) {
-        opts.onAck(fromHexUnchecked(h));
+        opts.onEvent(RADIO_ACK, fromHexUnchecked(h));
       });
     },
     connected: function (): boolean {

@@ -73,7 +73,7 @@ declare function require(name: 'Flash'): EspruinoFlashModule;
 declare function require(name: 'Storage'): EspruinoStorageModule;
 declare function print(text: string): void;
 declare function getTime(): number;
-declare function setTimeout(fn: () => void, ms: number): unknown;
+declare function setTimeout(fn: (arg: number) => void, ms: number, arg: number): unknown;
 declare function clearTimeout(handle: unknown): void;
 declare const NRF: NrfGlobal;
 declare const E: EGlobal;
@@ -106,7 +106,7 @@ export function espruinoE(): EGlobal {
 // bytes in every bundle (docs/firmware.md, "Memory on the interpreter").
 export const printLine: (text: string) => void = print;
 export const secondsNow: () => number = getTime;
-export const timeout: (fn: () => void, ms: number) => unknown = setTimeout;
+export const timeout: (fn: (arg: number) => void, ms: number, arg: number) => unknown = setTimeout;
 export const cancelTimeout: (handle: unknown) => void = clearTimeout;
 
 /** A board global such as Puck or Bangle, or LoopbackA; undefined when this build lacks it. */

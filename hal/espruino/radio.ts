@@ -5,57 +5,50 @@
 // fake. Not verified on a board in this repository's CI (no radio here);
 // hal/sim/radio.ts models the behaviour.
 import { gattUuid } from '../../protocol/wire/ble.js';
-import type { RadioHal, RadioOptions } from '../types.js';
+import { RADIO_ACK, RADIO_CONNECT, RADIO_DISCONNECT, RADIO_SUBSCRIBE, RADIO_UNSUBSCRIBE, type RadioHal, type RadioOptions } from '../types.js';
 import type { NrfGlobal } from './globals.js';
 
 export function bleRadio(NRF: NrfGlobal): RadioHal {
   let isConnected = false;
-  // Made at start-up, kept for notify (protocol/wire/ble.ts: why not constants).
-  let SERVICE_UUID = '';
-  let FRAMES_UUID = '';
   // The handlers NRF keeps live here, not inside start(): a function made in
   // start() would keep start's whole scope (the options, the service and
   // scan response tables) alive as long as NRF holds it (docs/firmware.md,
-  // "Memory on the interpreter"). start() copies the four callbacks.
-  let onConnect: () => void;
-  let onDisconnect: () => void;
-  let onSubscribe: (on: boolean) => void;
-  let onAck: (data: Uint8Array) => void;
+  // "Memory on the interpreter"). They report to the device's one event
+  // handler, which start() copies; the UUIDs notify needs are made per
+  // notification, not kept (two 36-character strings, docs/firmware.md
+  // "Fourth pass").
+  let on: (event: number, data?: Uint8Array) => void;
   // A CCCD write (2v15+); evt.data is an ArrayBuffer, bit 0 = notifications on.
   function onWriteDesc(evt: { data: ArrayBuffer }): void {
-    onSubscribe((new Uint8Array(evt.data)[0]! & 1) === 1);
+    on(new Uint8Array(evt.data)[0]! & 1 ? RADIO_SUBSCRIBE : RADIO_UNSUBSCRIBE);
   }
   function onWrite(evt: { data: ArrayBuffer }): void {
-    onAck(new Uint8Array(evt.data));
+    on(RADIO_ACK, new Uint8Array(evt.data));
   }
   function connected(): void {
     isConnected = true;
-    onConnect();
+    on(RADIO_CONNECT);
   }
   function disconnected(): void {
     isConnected = false;
-    onDisconnect();
+    on(RADIO_DISCONNECT);
   }
   return {
     start: function (opts: RadioOptions): void {
-      onConnect = opts.onConnect;
-      onDisconnect = opts.onDisconnect;
-      onSubscribe = opts.onSubscribe;
-      onAck = opts.onAck;
-      SERVICE_UUID = gattUuid(1);
-      FRAMES_UUID = gattUuid(2);
+      on = opts.onEvent;
+      const service = gattUuid(1);
       // Built lean, since NRF keeps this table for good: no initial value
       // where none is read (2v29 bluetooth.c takes the length from maxLen,
       // the attribute is variable-length), no `readable: false` (the
       // default), no maxLen where the value's length sets it (about 15
       // variables, docs/firmware.md "Third pass").
       const chars: { [uuid: string]: object } = {};
-      chars[FRAMES_UUID] = { maxLen: opts.frameSize, notify: true, onWriteDesc: onWriteDesc };
+      chars[gattUuid(2)] = { maxLen: opts.frameSize, notify: true, onWriteDesc: onWriteDesc };
       chars[gattUuid(3)] = { maxLen: 12, writable: true, onWrite: onWrite };
       chars[gattUuid(4)] = { value: opts.info, readable: true };
       const services: { [uuid: string]: object } = {};
-      services[SERVICE_UUID] = chars;
-      NRF.setServices(services, { uart: false, advertise: [SERVICE_UUID] });
+      services[service] = chars;
+      NRF.setServices(services, { uart: false, advertise: [service] });
       NRF.setAdvertising({}, { showName: false, connectable: true, discoverable: true });
       // NRF keeps the scan response for good (2v29 jswrap_ble_setScanResponse
       // stores the argument): bytes in a Uint8Array, not an array of numbers
@@ -74,9 +67,9 @@ export function bleRadio(NRF: NrfGlobal): RadioHal {
     },
     notify: function (frame: Uint8Array): void {
       const chars: { [uuid: string]: object } = {};
-      chars[FRAMES_UUID] = { value: frame, notify: true };
+      chars[gattUuid(2)] = { value: frame, notify: true };
       const services: { [uuid: string]: object } = {};
-      services[SERVICE_UUID] = chars;
+      services[gattUuid(1)] = chars;
       NRF.updateServices(services);
     },
   };

@@ -10,17 +10,18 @@ import type { BangleGlobal, EGlobal, NrfGlobal, PuckGlobal } from './globals.js'
 // the prototype, so a sensor costs the interpreter its object, two fields and
 // its read function instead of two closures and their scope (docs/firmware.md,
 // "Memory on the interpreter").
+// close() drops the read function rather than setting an open flag: one
+// field less per sensor, kept for good (docs/firmware.md, "Fourth pass").
 class BuiltinSensor implements Sensor {
-  private r: () => { [channel: string]: number };
-  private o = true;
+  private r: (() => { [channel: string]: number }) | undefined;
   constructor(read: () => { [channel: string]: number }) {
     this.r = read;
   }
   sample(): { [channel: string]: number } | undefined {
-    return this.o ? this.r() : undefined;
+    return this.r ? this.r() : undefined;
   }
   close(): void {
-    this.o = false;
+    this.r = undefined;
   }
 }
 

@@ -29,7 +29,8 @@ export class VirtualClock {
     const bootAt = this.#now;
     return {
       uptimeMs: () => this.#now - bootAt,
-      setTimeout: (fn: () => void, ms: number) => this.#add(fn, ms, scope),
+      // Passes its argument on, as Espruino's setTimeout(fn, ms, arg) does (ClockHal).
+      setTimeout: (fn: (arg: number) => void, ms: number, arg: number) => this.#add(() => fn(arg), ms, scope),
       clearTimeout: (handle: unknown) => this.#remove(handle as number),
       powerOff: () => {
         this.#timers = this.#timers.filter((t) => t.scope !== scope);

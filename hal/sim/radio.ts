@@ -3,7 +3,7 @@
 // connection event, and a notification sent into a full queue is dropped
 // without any error (espruino.md, "BLE"). The relay side connects, reads
 // info, receives notifications and writes acks through `SimLink`.
-import type { RadioHal, RadioOptions } from '../types.js';
+import { RADIO_ACK, RADIO_CONNECT, RADIO_DISCONNECT, RADIO_SUBSCRIBE, RADIO_UNSUBSCRIBE, type RadioHal, type RadioOptions } from '../types.js';
 
 export interface SimRadioOptions {
   /** Packets the transmit queue holds. */
@@ -67,16 +67,16 @@ export class SimRadio implements RadioHal {
     if (!this.#opts || this.#dead) throw new Error('device is not advertising');
     if (this.#peer) throw new Error('device already has a connection (one at a time as a peripheral)');
     this.#peer = onFrame;
-    this.#opts.onConnect();
+    this.#opts.onEvent(RADIO_CONNECT);
     const opts = this.#opts;
     let open = true;
     return {
       info: () => opts.info,
       writeAck: (data: Uint8Array) => {
-        if (open && this.#peer === onFrame && !this.#dead) opts.onAck(data.slice());
+        if (open && this.#peer === onFrame && !this.#dead) opts.onEvent(RADIO_ACK, data.slice());
       },
       subscribe: (on: boolean) => {
-        if (open && this.#peer === onFrame && !this.#dead) opts.onSubscribe(on);
+        if (open && this.#peer === onFrame && !this.#dead) opts.onEvent(on ? RADIO_SUBSCRIBE : RADIO_UNSUBSCRIBE);
       },
       disconnect: () => {
         if (!open) return;
@@ -97,7 +97,7 @@ export class SimRadio implements RadioHal {
   #drop(): void {
     this.#peer = undefined;
     this.#queue = [];
-    this.#opts?.onDisconnect();
+    this.#opts?.onEvent(RADIO_DISCONNECT);
   }
 
   #drain(): void {

@@ -5,8 +5,9 @@
  * The service's UUID (n = 1) and its characteristics' (2 frames, 3 ack, 4
  * info). A function rather than four constants for the firmware: on the
  * interpreter a top-level string constant stays in RAM for good (about 7
- * variables each), so the radio makes the two it keeps at start-up and lets
- * the others go.
+ * variables each), so the radio makes them when it needs them: the table at
+ * start-up, the service and frames UUIDs per notification (docs/firmware.md,
+ * "Fourth pass").
  */
 export function gattUuid(n: number): string {
   return '7a1d000' + n + '-5ea1-4f05-9b2e-2d0c1e5a7f10';

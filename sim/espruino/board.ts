@@ -137,7 +137,8 @@ export function boardRig(board: BoardProfile, bundleFile: string, files: Record<
       throw new Error(`Module ${name} not found`);
     },
     getTime: () => clock.now() / 1000,
-    setTimeout: (fn: () => void, ms: number) => clock.setTimeout(fn, ms),
+    // Passes its argument on, as Espruino's does (the device's one timer handler reads it).
+    setTimeout: (fn: (arg: unknown) => void, ms: number, arg?: unknown) => clock.setTimeout(() => fn(arg), ms),
     clearTimeout: (id: number) => clock.clearTimeout(id),
     Uint8Array,
     Uint32Array,

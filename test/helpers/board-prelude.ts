@@ -37,7 +37,7 @@ SP_S.read = function (n) { return n === ${JSON.stringify(KERNEL_FILE_NAME)} ? SP
   const memory = options.memoryAt !== undefined ? `\nsetTimeout(function () { print("MEM " + process.memory().usage); }, ${options.memoryAt});` : '';
   return `
 var SP_ST = setTimeout, SP_GT = getTime, SP_T0 = getTime(), SP_H = {}, SP_W, SP_D, SP_LAST = 0;
-global.setTimeout = function (f, ms) { return SP_ST(f, ms / ${SCALE}); };
+global.setTimeout = function (f, ms, a) { return a === undefined ? SP_ST(f, ms / ${SCALE}) : SP_ST(f, ms / ${SCALE}, a); };
 global.getTime = function () { return SP_T0 + (SP_GT() - SP_T0) * ${SCALE}; };
 E.getTemperature = function () { return ${READINGS.temperature}; };
 E.getBattery = function () { return ${READINGS.battery}; };

@@ -26,14 +26,14 @@ function fakeStorage(files: Record<string, Uint8Array>, writable = true) {
 describe('espruinoClock', () => {
   it('counts uptime in ms from the first getTime() and passes timers through', () => {
     let now = 100.5;
-    const set = (fn: () => void, ms: number) => ({ fn, ms });
+    const set = (fn: (arg: number) => void, ms: number, arg: number) => ({ fn, ms, arg });
     const cleared: unknown[] = [];
     const clock = espruinoClock(() => now, set, (h) => cleared.push(h));
     now = 102;
     expect(clock.uptimeMs()).toBe(1500);
     const fn = () => {};
-    const handle = clock.setTimeout(fn, 50);
-    expect(handle).toEqual({ fn, ms: 50 });
+    const handle = clock.setTimeout(fn, 50, 3);
+    expect(handle).toEqual({ fn, ms: 50, arg: 3 });
     clock.clearTimeout(handle);
     expect(cleared).toEqual([handle]);
   });

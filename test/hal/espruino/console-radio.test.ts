@@ -3,6 +3,7 @@
 // connection and acks come back through the exposed console functions.
 import { describe, expect, it } from 'vitest';
 import { consoleRadio } from '../../../hal/espruino/console-radio.js';
+import { RADIO_ACK } from '../../../hal/types.js';
 
 describe('consoleRadio', () => {
   it('prints the info and frames, and turns console calls into connection events and acks', () => {
@@ -18,10 +19,7 @@ describe('consoleRadio', () => {
       name: 'sealpost 000001',
       info: '{"serial":"SP-000001"}',
       frameSize: 20,
-      onConnect: () => events.push('connect'),
-      onDisconnect: () => events.push('disconnect'),
-      onSubscribe: (on) => events.push(on ? 'subscribe' : 'unsubscribe'),
-      onAck: (d) => acks.push(d),
+      onEvent: (e, d) => (e === RADIO_ACK ? acks.push(d!) : events.push(['', 'connect', 'disconnect', 'subscribe', 'unsubscribe'][e]!)),
     });
     expect(lines).toEqual(['INFO {"serial":"SP-000001"}']);
     expect(Object.keys(exposed).sort()).toEqual(['sealpostAck', 'sealpostConnect', 'sealpostDisconnect', 'sealpostSubscribe']);

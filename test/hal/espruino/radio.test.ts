@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { bleRadio } from '../../../hal/espruino/radio.js';
 import type { NrfGlobal } from '../../../hal/espruino/globals.js';
-import type { RadioOptions } from '../../../hal/types.js';
+import { RADIO_ACK, type RadioOptions } from '../../../hal/types.js';
 import { ACK_UUID, FRAMES_UUID, INFO_UUID, SERVICE_UUID } from '../../../protocol/wire/ble.js';
 
 type Chars = Record<string, Record<string, unknown>>;
@@ -33,10 +33,7 @@ function options(events: string[], acks: Uint8Array[]): RadioOptions {
     name: 'sealpost 000042',
     info: '{"serial":"SP-000042"}',
     frameSize: 20,
-    onConnect: () => events.push('connect'),
-    onDisconnect: () => events.push('disconnect'),
-    onSubscribe: (on) => events.push(on ? 'subscribe' : 'unsubscribe'),
-    onAck: (data) => acks.push(data),
+    onEvent: (e, data) => (e === RADIO_ACK ? acks.push(data!) : events.push(['', 'connect', 'disconnect', 'subscribe', 'unsubscribe'][e]!)),
   };
 }
 
