@@ -76,6 +76,9 @@ const show = (path: string): string => {
   return r.startsWith('..') || r === '' ? path : r;
 };
 
+/** The longest real time the drain holds simulated time for one request at the server. */
+const HOLD_MAX_MS = 30_000;
+
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
     const done = () => {
@@ -221,11 +224,22 @@ export async function runSimFleet(o: SimRunOptions): Promise<SimRunSummary> {
 
   // Real time drives simulated time: advance by what elapsed times the speed,
   // in small steps so device, radio and relay timers interleave finely.
-  const drive = async (untilSim: number, done?: () => boolean) => {
+  // While draining (`holdWhileUploading`), simulated time stands still as long
+  // as a request is at the server, up to HOLD_MAX_MS of real time each: the
+  // relay's timeouts are simulated time, so on a slow or loaded machine a
+  // request that takes a real second would otherwise count as `speed` seconds,
+  // be abandoned and sent again, and the drain would end before the last acks.
+  const drive = async (untilSim: number, done?: () => boolean, holdWhileUploading = false) => {
     let real = Date.now();
+    let heldSince: number | undefined;
     while (clock.now() < untilSim && !o.signal?.aborted && !(done?.() ?? false)) {
       await sleep(20, o.signal);
       const now = Date.now();
+      if (holdWhileUploading && relay.core.status().uploading && now - (heldSince ??= now) < HOLD_MAX_MS) {
+        real = now;
+        continue;
+      }
+      if (!(holdWhileUploading && relay.core.status().uploading)) heldSince = undefined;
       let budget = Math.min((now - real) * o.speed, untilSim - clock.now());
       real = now;
       while (budget > 0) {
@@ -257,7 +271,7 @@ export async function runSimFleet(o: SimRunOptions): Promise<SimRunSummary> {
       }
     });
     return settled();
-  });
+  }, true);
   const unacknowledged = fleet.devices.filter((d) => d.device && d.device.status().outbox > 0).length;
   for (const d of fleet.devices) if (d.on) d.powerOff();
   await relay.settle().catch(() => undefined);
