@@ -5,7 +5,7 @@
 //       [--profile DIR]   (writes a V8 CPU profile of the server process)
 //       [--raw on|off]    (default on: the raw baseline and the ratio)
 //       [--nodes 1,2]     (PostgreSQL: a run per count of server processes on the
-//                          one database, requests spread round-robin over them)
+//                          one database, the connections spread evenly over them)
 //       [--footprint]     (PostgreSQL: bytes on disk per frame and reading, WAL per
 //                          frame, for docs/server.md "Sizing"; bench/pg-footprint.ts)
 //       [--root DIR]...   (also runs the server of another checkout, built, e.g. the
@@ -30,7 +30,9 @@
 // (the raw line: of the bench process inserting) and, on PostgreSQL, of
 // their database backends (found by application_name), read from /proc: on
 // a machine shared with other work frames/s follow the load, CPU per frame
-// far less.
+// far less. The sealpost lines also give the bench client's own CPU while it
+// drove the run: on one machine it shares the cores with the server, so
+// frames/s measure it too (the raw baseline has no HTTP client at all).
 import { Agent } from 'node:http';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -88,8 +90,13 @@ function makeJobs(devices: ProvisionedDevice[]): Job[][] {
 }
 
 /**
- * Posts every job over `CONCURRENCY` keep-alive connections, spread over the
- * ports round-robin. The clock covers sending and receiving only; each
+ * Posts every job over `CONCURRENCY` keep-alive connections, each worker on
+ * its own port (worker w on ports[w % ports.length]), taking the next job
+ * when its last answer came: a load balancer sending to whichever node is
+ * free. (Alternating ports per job left a worker's socket to one node idle
+ * while it waited on the other; a wait longer than the server's keep-alive
+ * timeout of 5 s, under load, ended in ECONNRESET on the socket's next
+ * use.) The clock covers sending and receiving only; each
  * answer's status, acceptance and ack are checked after it stops, so the
  * client spends as little of the shared CPU as it can while the server works.
  */
@@ -100,11 +107,12 @@ async function drive(ports: number[], jobs: Job[]): Promise<{ seconds: number; l
   let next = 0;
   const start = performance.now();
   await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
+    Array.from({ length: CONCURRENCY }, async (_, w) => {
+      const port = ports[w % ports.length]!;
       while (next < jobs.length) {
         const i = next++;
         const t = performance.now();
-        answers[i] = await post(agent, ports[i % ports.length]!, jobs[i]!.body);
+        answers[i] = await post(agent, port, jobs[i]!.body);
         latencies.push(performance.now() - t);
       }
     }),
