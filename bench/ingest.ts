@@ -93,10 +93,9 @@ function makeJobs(devices: ProvisionedDevice[]): Job[][] {
  * Posts every job over `CONCURRENCY` keep-alive connections, each worker on
  * its own port (worker w on ports[w % ports.length]), taking the next job
  * when its last answer came: a load balancer sending to whichever node is
- * free. (Alternating ports per job left a worker's socket to one node idle
- * while it waited on the other; a wait longer than the server's keep-alive
- * timeout of 5 s, under load, ended in ECONNRESET on the socket's next
- * use.) The clock covers sending and receiving only; each
+ * free. (With ports alternating per job, two runs under load died with
+ * ECONNRESET, probably a worker's socket to one node left idle past the
+ * server's 5 s keep-alive while it waited on the other.) The clock covers sending and receiving only; each
  * answer's status, acceptance and ack are checked after it stops, so the
  * client spends as little of the shared CPU as it can while the server works.
  */
