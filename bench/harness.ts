@@ -27,7 +27,7 @@ export interface PostOptions {
   timeoutMs?: number;
 }
 
-export function post(agent: Agent, port: number, body: string, options: PostOptions = {}): Promise<{ status: number; text: string }> {
+export function post(agent: Agent, port: number, body: string | Buffer, options: PostOptions = {}): Promise<{ status: number; text: string }> {
   const { path = '/v1/uplink', timeoutMs } = options;
   return new Promise((resolve, reject) => {
     const req = request(

@@ -5,7 +5,7 @@
 //       [--profile DIR]   (writes a V8 CPU profile of the server process)
 //       [--raw on|off]    (default on: the raw baseline and the ratio)
 //       [--nodes 1,2]     (PostgreSQL: a run per count of server processes on the
-//                          one database, requests spread round-robin over them)
+//                          one database, the connections spread evenly over them)
 //       [--footprint]     (PostgreSQL: bytes on disk per frame and reading, WAL per
 //                          frame, for docs/server.md "Sizing"; bench/pg-footprint.ts)
 //       [--root DIR]...   (also runs the server of another checkout, built, e.g. the
@@ -19,8 +19,8 @@
 // starts, then drives the server with `concurrency` keep-alive connections,
 // one device and `batch` frames per request (a time anchor and batch - 1
 // one-reading sample records, as a relay forwards a device's outbox). Every
-// response is checked: status 200, every frame accepted, and the ack verifies
-// and covers the batch. A warm-up round sends each device's first batch
+// response is checked once the clock has stopped: status 200, every frame
+// accepted, and the ack verifies and covers the batch. A warm-up round sends each device's first batch
 // (first contact: HPKE key recovery on the server) and is reported apart.
 // Then, in the same invocation, the raw baseline (bench/ingest-raw.ts): the
 // rows this run stored, inserted into an empty database of the same backend
@@ -30,7 +30,9 @@
 // (the raw line: of the bench process inserting) and, on PostgreSQL, of
 // their database backends (found by application_name), read from /proc: on
 // a machine shared with other work frames/s follow the load, CPU per frame
-// far less.
+// far less. The sealpost lines also give the bench client's own CPU while it
+// drove the run: on one machine it shares the cores with the server, so
+// frames/s measure it too (the raw baseline has no HTTP client at all).
 import { Agent } from 'node:http';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -67,7 +69,8 @@ if (NODES.some((n) => !Number.isInteger(n) || n < 1 || n > 8)) throw new Error(`
 
 interface Job {
   device: ProvisionedDevice;
-  body: string;
+  /** The request body, encoded before the clock starts. */
+  body: Buffer;
   last: number;
 }
 
@@ -75,33 +78,54 @@ interface Job {
 function makeJobs(devices: ProvisionedDevice[]): Job[][] {
   const t0 = Date.now() - 86_400_000;
   const rounds: Job[][] = [];
-  for (let r = 0; r < ROUNDS; r++) rounds.push(devices.map((device) => ({ device, ...uploadBody(device, r, BATCH, `bench-relay-${r % 8}`, t0) })));
+  for (let r = 0; r < ROUNDS; r++) {
+    rounds.push(
+      devices.map((device) => {
+        const { body, last } = uploadBody(device, r, BATCH, `bench-relay-${r % 8}`, t0);
+        return { device, body: Buffer.from(body), last };
+      }),
+    );
+  }
   return rounds;
 }
 
+/**
+ * Posts every job over `CONCURRENCY` keep-alive connections, each worker on
+ * its own port (worker w on ports[w % ports.length]), taking the next job
+ * when its last answer came: a load balancer sending to whichever node is
+ * free. (With ports alternating per job, two runs under load died with
+ * ECONNRESET, probably a worker's socket to one node left idle past the
+ * server's 5 s keep-alive while it waited on the other.) The clock covers sending and receiving only; each
+ * answer's status, acceptance and ack are checked after it stops, so the
+ * client spends as little of the shared CPU as it can while the server works.
+ */
 async function drive(ports: number[], jobs: Job[]): Promise<{ seconds: number; latencies: number[] }> {
   const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
   const latencies: number[] = [];
+  const answers: { status: number; text: string }[] = new Array(jobs.length);
   let next = 0;
   const start = performance.now();
   await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
+    Array.from({ length: CONCURRENCY }, async (_, w) => {
+      const port = ports[w % ports.length]!;
       while (next < jobs.length) {
         const i = next++;
-        const job = jobs[i]!;
         const t = performance.now();
-        const r = await post(agent, ports[i % ports.length]!, job.body);
+        answers[i] = await post(agent, port, jobs[i]!.body);
         latencies.push(performance.now() - t);
-        if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.text.slice(0, 300)}`);
-        const d = JSON.parse(r.text).devices[0];
-        if (d.accepted !== BATCH || d.ack === null || verifyAck(job.device, new Uint8Array(Buffer.from(d.ack, 'base64'))) !== job.last) {
-          throw new Error(`unexpected answer for ${job.device.serial} (last ${job.last}): ${r.text.slice(0, 300)}`);
-        }
       }
     }),
   );
   const seconds = (performance.now() - start) / 1000;
   agent.destroy();
+  for (const [i, job] of jobs.entries()) {
+    const r = answers[i]!;
+    if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.text.slice(0, 300)}`);
+    const d = JSON.parse(r.text).devices[0];
+    if (d.accepted !== BATCH || d.ack === null || verifyAck(job.device, new Uint8Array(Buffer.from(d.ack, 'base64'))) !== job.last) {
+      throw new Error(`unexpected answer for ${job.device.serial} (last ${job.last}): ${r.text.slice(0, 300)}`);
+    }
+  }
   return { seconds, latencies };
 }
 
@@ -111,6 +135,8 @@ interface Result {
   fps: number;
   serverCpu: number;
   dbCpu: number;
+  /** The bench client's CPU per 1,000 frames while it drove the run (HTTP and ack checks; frames were sealed before). */
+  clientCpu: number;
 }
 
 const results: Result[] = [];
@@ -138,14 +164,16 @@ async function run(backend: 'sqlite' | 'postgres', nodes: number, root: string |
     const serverPids = servers.map((x) => x.child.pid!);
     const backends = backend === 'postgres' ? await backendPids(values.pg!, new URL(bench.db).searchParams.get('application_name')!) : [];
     const cpu0 = [cpuMs(serverPids), cpuMs(backends)];
+    const client0 = process.cpuUsage();
     const steady = await drive(ports, rounds.slice(1).flat());
     const cpu1 = [cpuMs(serverPids), cpuMs(backends)];
+    const client = process.cpuUsage(client0);
     const wal = measure ? (await walPosition(bench.db)) - wal0 : 0n;
     const frames = (ROUNDS - 1) * DEVICES * BATCH;
     for (const server of servers.splice(0)) await stopServer(server);
     if (measure) console.log(`${''.padEnd(8)} ${describeFootprint(await footprint(bench.db), wal, frames)}`);
     const sealpost = frames / steady.seconds;
-    const result = { label: name, fps: sealpost, serverCpu: perK(cpu1[0]! - cpu0[0]!, frames), dbCpu: perK(cpu1[1]! - cpu0[1]!, frames) };
+    const result = { label: name, fps: sealpost, serverCpu: perK(cpu1[0]! - cpu0[0]!, frames), dbCpu: perK(cpu1[1]! - cpu0[1]!, frames), clientCpu: perK((client.user + client.system) / 1000, frames) };
     results.push(result);
     console.log(
       [
@@ -153,7 +181,7 @@ async function run(backend: 'sqlite' | 'postgres', nodes: number, root: string |
         `${Math.round(sealpost).toLocaleString('en-US').padStart(7)} frames/s`,
         `(${frames} frames in ${steady.seconds.toFixed(2)} s, ${Math.round(steady.latencies.length / steady.seconds)} req/s,`,
         `latency p50 ${pct(steady.latencies, 0.5).toFixed(1)} ms p99 ${pct(steady.latencies, 0.99).toFixed(1)} ms;`,
-        `${cpuText(result.serverCpu, result.dbCpu)})`,
+        `${cpuText(result.serverCpu, result.dbCpu)}, bench client ${result.clientCpu.toFixed(0)} ms)`,
         `| first contact: ${Math.round((DEVICES * BATCH) / warm.seconds).toLocaleString('en-US')} frames/s incl. HPKE key recovery`,
       ].join(' '),
     );
@@ -161,7 +189,7 @@ async function run(backend: 'sqlite' | 'postgres', nodes: number, root: string |
       const target = benchDb(backend, values.pg);
       try {
         const raw = await rawBaseline(bench, target, BATCH, CONCURRENCY);
-        const r = { label: `${backend} raw`, fps: raw.framesPerSecond, serverCpu: perK(raw.clientCpuMs, raw.frames), dbCpu: perK(raw.dbCpuMs, raw.frames) };
+        const r = { label: `${backend} raw`, fps: raw.framesPerSecond, serverCpu: perK(raw.clientCpuMs, raw.frames), dbCpu: perK(raw.dbCpuMs, raw.frames), clientCpu: 0 };
         results.push(r);
         console.log(
           `${'raw'.padEnd(8)} ${Math.round(raw.framesPerSecond).toLocaleString('en-US').padStart(7)} frames/s (the ${raw.frames} frames and ${raw.readings} readings stored above, inserted directly;` +
@@ -205,7 +233,7 @@ if (REPEAT > 1 || ROOTS.length > 1) {
     const raw = fps.get(`${l.split(' ')[0]} raw`);
     const vsRaw = raw && !l.includes('raw') ? ` | / raw = ${(fps.get(l)! / raw).toFixed(2)}` : '';
     console.log(
-      `  ${l.padEnd(28)} ${Math.round(fps.get(l)!).toLocaleString('en-US').padStart(7)} frames/s; ${cpuText(median(rs.map((r) => r.serverCpu)), median(rs.map((r) => r.dbCpu)), l.includes('raw') ? 'client' : 'server')}${vsRaw}`,
+      `  ${l.padEnd(28)} ${Math.round(fps.get(l)!).toLocaleString('en-US').padStart(7)} frames/s; ${cpuText(median(rs.map((r) => r.serverCpu)), median(rs.map((r) => r.dbCpu)), l.includes('raw') ? 'client' : 'server')}${l.includes('raw') ? '' : `, bench client ${median(rs.map((r) => r.clientCpu)).toFixed(0)} ms`}${vsRaw}`,
     );
   }
 }

@@ -23,7 +23,7 @@ import pg from 'pg';
 import { encodePage } from '../reads/wire.js';
 import { ReadWorkers } from './read-workers.js';
 import { MIGRATIONS } from './migrations.js';
-import { INGEST_WRITE, NotReadAhead, READ_AHEAD, ReadAheadTx, readAheadParams } from './postgres-ingest.js';
+import { INGEST_WRITE, NotReadAhead, ReadAheadTx, readAheadQuery } from './postgres-ingest.js';
 import { batchFromRow, keyRowsFromText, keyRowsQuery, deviceFromRow, frameFromRow, gapFromRow, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
 
 /** A request's key rows as two text values (rows.ts, keyRowsQuery). */
@@ -469,7 +469,7 @@ export class PostgresStorage implements Storage {
   async ingestTransaction<T>(plan: IngestPlan, fn: (tx: Tx) => Promise<T>): Promise<T> {
     let rows: Row[];
     try {
-      rows = (await this.pool.query({ name: 'sealpost_read_ahead', text: READ_AHEAD, values: readAheadParams(plan) })).rows as Row[];
+      rows = (await this.pool.query(readAheadQuery(plan))).rows as Row[];
     } catch (e) {
       if (!connectionLost(e)) throw e;
       return this.transaction(fn);

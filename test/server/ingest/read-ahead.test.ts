@@ -88,9 +88,12 @@ describe('PostgreSQL read-ahead ingest', () => {
   });
   afterAll(() => closeServerFixture({ s, storage, db }));
 
+  // Seeds 3 and 4 send the read-ahead twin's frames with a companion device's in each request, so the
+  // read ahead of several devices (READ_AHEAD) answers them; seeds 1 and 2, alone (READ_AHEAD_ONE).
   it.each([1, 2, 3, 4])('answers and stores exactly what the locked path does (seed %i)', async (seed) => {
     const random = seededRandom(seed);
     const t = new Twins(fresh(), fresh());
+    const companion = seed > 2 ? fresh() : undefined;
     const frames = life(t, random, 160);
     const before = stats();
     let now = s.clock.now + seed * 1_000_000;
@@ -110,7 +113,12 @@ describe('PostgreSQL read-ahead ingest', () => {
         const r = random();
         return r < 0.1 ? now + 5_000 : r < 0.15 ? now - 9 * 86_400_000 : now - Math.floor(random() * 90_000);
       });
-      const ra = await ingestUplink(upload(t.a.serial, chunk.map((f, i) => ({ frame: f.a, rx: rx[i]! })), now), ctx(storage, now));
+      const entries = [{ serial: t.a.serial, frames: chunk.map((f, i) => ({ frame: f.a, rx: rx[i]! })) }];
+      if (companion) {
+        const frame = requests === 0 ? companion.anchor(2, 0, ANCHOR_BOOT) : companion.sample(2, requests * 10, [{ channel: 1, value: requests }]);
+        entries.push({ serial: companion.serial, frames: [{ frame, rx: now }] });
+      }
+      const ra = await ingestUplink(body('relay-r', now, entries), ctx(storage, now));
       const rb = await ingestUplink(upload(t.b.serial, chunk.map((f, i) => ({ frame: f.b, rx: rx[i]! })), now), ctx(locked, now));
       const [da, db2] = [ra.devices[0]!, rb.devices[0]!];
       const ackOf = (keys: SealingDevice, ack: string | null) => (ack === null ? null : verifyAck(keys.keys, new Uint8Array(Buffer.from(ack, 'base64'))));
@@ -120,8 +128,9 @@ describe('PostgreSQL read-ahead ingest', () => {
         rejected: db2.rejected,
         ack: ackOf(t.b, db2.ack),
       });
-      expect(ra.readings.map(({ serial: _, ...r }) => r)).toEqual(rb.readings.map(({ serial: _, ...r }) => r));
-      expect(ra.retimed.map(({ serial: _, ...r }) => r)).toEqual(rb.retimed.map(({ serial: _, ...r }) => r));
+      const ofA = <T extends { serial: string }>(rows: T[]) => rows.filter((r) => r.serial === t.a.serial).map(({ serial: _, ...r }) => r);
+      expect(ofA(ra.readings)).toEqual(rb.readings.map(({ serial: _, ...r }) => r));
+      expect(ofA(ra.retimed)).toEqual(rb.retimed.map(({ serial: _, ...r }) => r));
       requests++;
     }
 
