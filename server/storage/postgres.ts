@@ -23,6 +23,7 @@ import pg from 'pg';
 import { encodePage } from '../reads/wire.js';
 import { ReadWorkers } from './read-workers.js';
 import { MIGRATIONS } from './migrations.js';
+import { PostgresEpochs, type EpochStore } from './epochs.js';
 import { INGEST_WRITE, NotReadAhead, READ_AHEAD, ReadAheadTx, readAheadParams } from './postgres-ingest.js';
 import { batchFromRow, keyRowsFromText, keyRowsQuery, deviceFromRow, frameFromRow, gapFromRow, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
 
@@ -162,12 +163,15 @@ export class PostgresStorage implements Storage {
   private readonly schema: string | undefined;
   /** The read workers, or null when reads run on this thread. */
   readonly readWorkers: ReadWorkers | null;
+  /** Key renewal's epoch rows (epochs.ts). */
+  readonly epochs: EpochStore;
 
   private constructor(pool: pg.Pool, readPool: pg.Pool, schema: string | undefined, readWorkers: ReadWorkers | null) {
     this.pool = pool;
     this.readPool = readPool;
     this.schema = schema;
     this.readWorkers = readWorkers;
+    this.epochs = new PostgresEpochs(pool);
   }
 
   static async open(url: string, options: PostgresOptions = {}): Promise<PostgresStorage> {

@@ -41,6 +41,7 @@ import { encodePage } from '../reads/wire.js';
 import { ReadWorkers } from './read-workers.js';
 import { GroupSync, fileSync } from './group-sync.js';
 import { MIGRATIONS } from './migrations.js';
+import { SqliteEpochs, type EpochStore } from './epochs.js';
 import { batchFromRow, deviceFromRow, frameFromRow, gapFromRow, keyRowsFromText, keyRowsQuery, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
 import type {
   Anchor,
@@ -162,6 +163,8 @@ export class SqliteStorage implements Storage {
   /** The shared fsync of the WAL (synchronous FULL on a file), or null when COMMIT itself is as durable as asked. */
   readonly walSync: GroupSync | null = null;
   private closeWal: (() => void) | undefined;
+  /** Key renewal's epoch rows (epochs.ts). */
+  readonly epochs: EpochStore;
 
   constructor(path: string, options: SqliteOptions = {}) {
     if (!options.readonly) restrictDbFiles(path, options.onWarning ?? ((m) => process.emitWarning(m)));
@@ -192,6 +195,13 @@ export class SqliteStorage implements Storage {
     const encoding = this.db.pragma('encoding', { simple: true });
     if (encoding !== 'UTF-8') throw new Error(`database ${path} is encoded in ${String(encoding)}; sealpost needs UTF-8 (the encoding it creates databases in)`);
     const db = this.db;
+    this.epochs = new SqliteEpochs(
+      db,
+      (fn) => this.transaction(async () => fn()),
+      async () => {
+        while (this.db.inTransaction) await this.running;
+      },
+    );
     const p = (sql: string) => db.prepare(sql);
     this.s = {
       device: p('SELECT * FROM devices WHERE serial = ?'),
