@@ -19,6 +19,14 @@ export interface Device {
   lost: number;
 }
 
+/** GET v1/fleet (key renewal): active devices per epoch, pending and frozen. */
+export interface FleetEpochs {
+  latest_epoch: number;
+  epochs: { epoch: number; devices: number }[];
+  pending: number;
+  frozen: number;
+}
+
 export interface Reading {
   counter: number;
   idx: number;
