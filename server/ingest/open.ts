@@ -74,7 +74,9 @@ export function openRequest(rows: DeviceKeyRow[], entries: ParsedEntry[], ctx: I
   }
   const results: DeviceResult[] = new Array(entries.length);
   for (let e = 0; e < entries.length; e++) results[e] = { serial: entries[e]!.serial, ack: null, accepted: 0, duplicates: 0, rejected: [] };
-  const { candidates, reused } = openEntries(entries, work, bySlot, results, keys, ctx);
+  let second = false;
+  if (plans) for (const p of plans.values()) if ((second = p.other !== undefined)) break;
+  const { candidates, reused } = openEntries(entries, work, bySlot, results, keys, ctx, second);
   keys.sealKeys.fill(0);
   keys.nonceSalts.fill(0);
   return { work, results, candidates, reused, newlyWrapped };
@@ -114,7 +116,7 @@ export interface ParsedEntry {
  * the frames in request order; rejections and in-request duplicates go into
  * `results`.
  */
-function openEntries(entries: ParsedEntry[], work: Map<string, DeviceWork>, bySlot: DeviceWork[], results: DeviceResult[], keys: RowKeys, ctx: IngestContext): Opened {
+function openEntries(entries: ParsedEntry[], work: Map<string, DeviceWork>, bySlot: DeviceWork[], results: DeviceResult[], keys: RowKeys, ctx: IngestContext, second: boolean): Opened {
   const out: Opened = { candidates: [], reused: [] };
   // Frames that pass the keyless checks, in request order: entry, index, device.
   const entryOf: number[] = [];
@@ -177,7 +179,7 @@ function openEntries(entries: ParsedEntry[], work: Map<string, DeviceWork>, bySl
     if (any && w.problem === undefined) w.cipher = new DeviceCipher(rowKeysOf(keys, s), aes);
     p = end;
   }
-  const other = openUnderOther(frames, slots, opened, bySlot, ctx, aes);
+  const other = second ? openUnderOther(frames, slots, opened, bySlot, ctx, aes) : undefined;
   for (let f = 0; f < n; f++) {
     const w = workOf[f]!;
     const o = opened[at[f]!];

@@ -26,7 +26,8 @@ export async function ingestUplink(body: UplinkBody, ctx: IngestContext): Promis
   const { serials, entries } = parseRequest(body);
   // Keys and frames first, outside any transaction: a request none of whose frames
   // authenticates takes no lock and writes nothing (docs/server.md, "Junk uplinks").
-  const [keyRows, epochs] = await Promise.all([ctx.storage.deviceKeyRows(serials), ctx.renewal ? ctx.renewal.epochsOf(serials) : undefined]);
+  // Key renewal's epoch rows are read beside the key rows, only when renewal is on.
+  const [keyRows, epochs] = ctx.renewal ? await Promise.all([ctx.storage.deviceKeyRows(serials), ctx.renewal.epochsOf(serials)]) : [await ctx.storage.deviceKeyRows(serials), undefined];
   const plans = ctx.renewal && epochs && epochs.size > 0 ? plansOf(ctx.renewal, keyRows, epochs, ctx.now) : undefined;
   const opened = openRequest(keyRows, entries, ctx, plans);
   let writes = opened.newlyWrapped.length > 0;

@@ -3,7 +3,7 @@
 // old-key frames below c_e, grace), and the attacks: REKEY replayed, a revoked device, a second enc,
 // REKEY parts of two sets mixed by a relay, and a registry dump. In-process on both backends, and
 // through a real `sealpost server` over HTTP.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { NO_RATE_LIMIT, buildServer, importManifest, makeConfig, type Storage } from '../../server/index.js';
@@ -199,6 +199,38 @@ for (const backend of BACKENDS) {
       expect(await storage.epochs.rows([dev.serial])).toEqual([]);
       const [b] = await h.post([{ serial: dev.serial, frames: [mine[3]!, mine[4]!] }]);
       expect(dev.renewAck(writesOf(b))).toBe(true);
+    });
+
+    it('junk costs no public-key work: REKEY frames under a wrong key, random frames, and a renewing device named by junk', async () => {
+      const renewSpy = vi.spyOn(app.keyring, 'renew');
+      const chainSpy = vi.spyOn(app.keyring, 'factoryChain');
+      try {
+        const dev = new RenewingDevice(fleet.devices[6]!, fleet);
+        const [first] = await h.post([{ serial: dev.serial, frames: [dev.anchor()] }]);
+        const writes = writesOf(first);
+        // Someone without the device key seals a REKEY set under a key of its own making.
+        const stranger = new RenewingDevice({ ...fleet.devices[6]!, sealKey: new Uint8Array(16).fill(7), nonceSalt: new Uint8Array(8).fill(9) }, fleet);
+        stranger.counter = 10;
+        const forged = stranger.announce(writes);
+        const random = Array.from({ length: 50 }, (_, i) => Uint8Array.from({ length: 20 }, (_, j) => (i * 31 + j * 7 + 1) & 255));
+        const [a] = await h.post([{ serial: dev.serial, frames: [...forged, ...random] }]);
+        expect(a.accepted).toBe(0);
+        expect(a.ack).toBeNull();
+        expect(a.downlink).toBeUndefined();
+        expect(renewSpy).not.toHaveBeenCalled();
+        expect(chainSpy).not.toHaveBeenCalled();
+        // The genuine set: exactly one SetupPSKR (and one SetupBaseR for chain_0).
+        const [b] = await h.post([{ serial: dev.serial, frames: dev.announce(writes) }]);
+        expect(dev.renewAck(writesOf(b))).toBe(true);
+        expect(renewSpy).toHaveBeenCalledTimes(1);
+        expect(chainSpy).toHaveBeenCalledTimes(1);
+        // Junk naming the device now (pending: two keys to try) still costs nothing more.
+        await h.post([{ serial: dev.serial, frames: [...forged, ...random] }]);
+        expect(renewSpy).toHaveBeenCalledTimes(1);
+      } finally {
+        renewSpy.mockRestore();
+        chainSpy.mockRestore();
+      }
     });
 
     it('a registry dump opens nothing: no key of any epoch is in the database, and no blob opens without the ingest keys', async () => {
