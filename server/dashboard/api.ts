@@ -17,6 +17,9 @@ export interface Device {
   settled: number;
   gaps: number;
   lost: number;
+  /** Key renewal: the epoch the device is on, and none / pending / committed / frozen. */
+  epoch?: number;
+  renewal?: string;
 }
 
 /** GET v1/fleet (key renewal): active devices per epoch, pending and frozen. */

@@ -63,13 +63,15 @@ export function renderTable(devices: Device[], data: ReadonlyMap<string, DeviceD
     );
     return;
   }
+  // Key renewal: an epoch column once any device has renewed (or tried to).
+  const renewed = devices.some((d) => (d.epoch ?? 0) > 0 || (d.renewal ?? 'none') !== 'none');
   const head = h(
     'thead',
     {},
     h(
       'tr',
       {},
-      ...['Serial', 'Board', 'Status', 'Last seen', 'Battery', 'Frames', 'Gaps'].map((t, i) => {
+      ...['Serial', 'Board', 'Status', 'Last seen', 'Battery', 'Frames', 'Gaps', ...(renewed ? ['Key epoch'] : [])].map((t, i) => {
         const th = h('th', { class: i >= 5 ? 'num' : '' }, t);
         th.scope = 'col';
         return th;
@@ -78,6 +80,10 @@ export function renderTable(devices: Device[], data: ReadonlyMap<string, DeviceD
   );
   const now = Date.now();
   const rows = devices.map((d) => {
+    const renewal = d.renewal ?? 'none';
+    const epochCell = renewed
+      ? [h('td', { 'data-col': 'epoch', class: 'num' }, String(d.epoch ?? 0), ...(renewal === 'frozen' || renewal === 'pending' ? [' ', h('span', { class: `badge ${renewal === 'frozen' ? 'off' : 'ok'}` }, renewal)] : []))]
+      : [];
     const link = h('a', { class: 'serial' }, d.serial);
     link.href = `#device-${d.serial}`;
     const b = battery(d, data);
@@ -94,6 +100,7 @@ export function renderTable(devices: Device[], data: ReadonlyMap<string, DeviceD
       h('td', { 'data-col': 'battery' }, h('span', { class: 'battery' }, bar, h('span', {}, b.text))),
       h('td', { 'data-col': 'frames', class: 'num' }, intf.format(d.frames)),
       h('td', { 'data-col': 'gaps', class: 'num' }, gaps),
+      ...epochCell,
     );
   });
   replaceChildren(box, h('table', { class: 'devices' }, head, h('tbody', {}, ...rows)));

@@ -552,7 +552,10 @@ export class PostgresStorage implements Storage {
     return (
       await this.all(
         `SELECT d.serial, d.board, d.batch, d.status, d.frame_size, d.ingest_key_id, d.registered_at, d.frames, d.last_seen, d.settled, d.battery,
-         (SELECT COUNT(*) FROM gaps WHERE serial = d.serial) AS gaps, (SELECT SUM(count) FROM gaps WHERE serial = d.serial) AS lost
+         (SELECT COUNT(*) FROM gaps WHERE serial = d.serial) AS gaps, (SELECT SUM(count) FROM gaps WHERE serial = d.serial) AS lost,
+         (SELECT COALESCE(MAX(epoch), 0) FROM device_epochs WHERE serial = d.serial AND state = 'committed') AS epoch,
+  (SELECT CASE WHEN SUM(CASE WHEN state = 'frozen' THEN 1 ELSE 0 END) > 0 THEN 'frozen' WHEN SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END) > 0 THEN 'pending'
+    WHEN COUNT(*) > 0 THEN 'committed' ELSE 'none' END FROM device_epochs WHERE serial = d.serial) AS renewal
          FROM devices d WHERE d.serial > $1 ORDER BY d.serial LIMIT $2`,
         [q.after ?? '', q.limit],
       )

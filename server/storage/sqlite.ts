@@ -142,7 +142,10 @@ export interface SqliteOptions {
 
 /** Columns of DeviceSummary: not enc or wrapped keys, which a listing never needs. */
 const SUMMARY = `d.serial, d.board, d.batch, d.status, d.frame_size, d.ingest_key_id, d.registered_at, d.frames, d.last_seen, d.settled, d.battery,
-  (SELECT COUNT(*) FROM gaps WHERE serial = d.serial) AS gaps, (SELECT SUM(count) FROM gaps WHERE serial = d.serial) AS lost`;
+  (SELECT COUNT(*) FROM gaps WHERE serial = d.serial) AS gaps, (SELECT SUM(count) FROM gaps WHERE serial = d.serial) AS lost,
+  (SELECT COALESCE(MAX(epoch), 0) FROM device_epochs WHERE serial = d.serial AND state = 'committed') AS epoch,
+  (SELECT CASE WHEN SUM(CASE WHEN state = 'frozen' THEN 1 ELSE 0 END) > 0 THEN 'frozen' WHEN SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END) > 0 THEN 'pending'
+    WHEN COUNT(*) > 0 THEN 'committed' ELSE 'none' END FROM device_epochs WHERE serial = d.serial) AS renewal`;
 
 /** Most transactions committed together (one fsync). */
 const MAX_GROUP = 64;

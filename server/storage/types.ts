@@ -71,6 +71,9 @@ export interface DeviceSummary {
   /** Visible gap ranges and the counters they hold. */
   gaps: number;
   lost: number;
+  /** Key renewal: the epoch the device is on (0: its factory key) and its renewal state (GET /v1/devices; listed pages only, else 0 and none). */
+  epoch: number;
+  renewal: 'none' | 'pending' | 'committed' | 'frozen';
 }
 
 export interface NewFrame {

@@ -180,6 +180,10 @@ for (const backend of BACKENDS) {
       const token = await (await import('../helpers/server.js')).readToken(storage);
       const api = await app.inject({ method: 'GET', url: `/v1/devices/${dev.serial}`, headers: token.auth });
       expect(api.json()).toMatchObject({ serial: dev.serial, epoch: 0, renewal: 'frozen' });
+      const list = (await app.inject({ method: 'GET', url: '/v1/devices', headers: token.auth })).json().devices as any[];
+      expect(list.find((x) => x.serial === dev.serial)).toMatchObject({ epoch: 0, renewal: 'frozen' });
+      expect(list.find((x) => x.serial === fleet.devices[0]!.serial)).toMatchObject({ epoch: 1, renewal: 'committed' });
+      expect(list.find((x) => x.serial === fleet.devices[7]!.serial)).toMatchObject({ epoch: 0, renewal: 'none' });
       const fleetStatus = await app.inject({ method: 'GET', url: '/v1/fleet', headers: token.auth });
       expect(fleetStatus.json()).toMatchObject({ latest_epoch: 1, frozen: 1 });
       expect((await app.inject({ method: 'GET', url: '/v1/fleet' })).statusCode).toBe(401);
