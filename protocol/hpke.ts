@@ -1,6 +1,7 @@
-// HPKE (RFC 9180) base mode with DHKEM(X25519, HKDF-SHA256) and HKDF-SHA256,
-// as far as sealpost needs it: SetupBaseS / SetupBaseR and the secret export
-// interface (section 5.3). The AEAD id only enters the suite id here; sealpost
+// HPKE (RFC 9180) base and PSK modes with DHKEM(X25519, HKDF-SHA256) and
+// HKDF-SHA256, as far as sealpost needs it: SetupBaseS / SetupBaseR (factory
+// provisioning), SetupPSKS / SetupPSKR (key renewal, protocol/renewal.ts) and
+// the secret export interface (section 5.3). The AEAD id only enters the suite id here; sealpost
 // uses the export-only id 0xFFFF, and the tests also run A.1.1 (AES-128-GCM,
 // 0x0001) to check the key schedule against both published vector sets.
 import { x25519 } from '@noble/curves/ed25519.js';
@@ -16,6 +17,7 @@ export const AEAD_AES_128_GCM = 0x0001;
 export const AEAD_EXPORT_ONLY = 0xffff;
 
 const MODE_BASE = 0x00;
+const MODE_PSK = 0x01;
 const N_SECRET = 32;
 const N_ENC = 32;
 const N_SK = 32;
@@ -106,12 +108,19 @@ export class ExportContext {
   }
 }
 
-function keySchedule(aeadId: number, sharedSecret: Uint8Array, info: Uint8Array): ExportContext {
+/** A pre-shared key and its id (RFC 9180 section 5.1.2); base mode has neither. */
+export interface Psk {
+  psk: Uint8Array;
+  pskId: Uint8Array;
+}
+
+/** RFC 9180 section 5.1, KeySchedule<ROLE>() with VerifyPSKInputs: base mode when `psk` is undefined. */
+function keySchedule(aeadId: number, sharedSecret: Uint8Array, info: Uint8Array, psk?: Psk): ExportContext {
   const suiteId = hpkeSuiteId(aeadId);
-  const pskIdHash = labeledExtract(suiteId, EMPTY, 'psk_id_hash', EMPTY);
+  const pskIdHash = labeledExtract(suiteId, EMPTY, 'psk_id_hash', psk?.pskId ?? EMPTY);
   const infoHash = labeledExtract(suiteId, EMPTY, 'info_hash', info);
-  const context = concatBytes(Uint8Array.of(MODE_BASE), pskIdHash, infoHash);
-  const secret = labeledExtract(suiteId, sharedSecret, 'secret', EMPTY);
+  const context = concatBytes(Uint8Array.of(psk ? MODE_PSK : MODE_BASE), pskIdHash, infoHash);
+  const secret = labeledExtract(suiteId, sharedSecret, 'secret', psk?.psk ?? EMPTY);
   return new ExportContext(suiteId, labeledExpand(suiteId, secret, 'exp', context, N_H));
 }
 
@@ -131,8 +140,32 @@ export interface SetupOptions {
   random?: (n: number) => Uint8Array;
 }
 
+function checkPsk(psk: Psk): Psk {
+  if (psk === null || typeof psk !== 'object') throw new ArgumentError('psk', 'expected an object { psk, pskId }');
+  expectBytes('psk', psk.psk);
+  expectBytes('pskId', psk.pskId);
+  // RFC 9180 section 5.1.2 (VerifyPSKInputs) and section 9.5: both non-empty, the PSK at least 32 bytes of entropy.
+  if (psk.psk.length < N_SECRET) throw new ArgumentError('psk', `expected at least ${N_SECRET} bytes, got ${psk.psk.length}`);
+  if (psk.pskId.length === 0) throw new ArgumentError('pskId', 'must not be empty in PSK mode');
+  return psk;
+}
+
 /** SetupBaseS: the sender (factory) side. */
 export function setupBaseS(recipientPublicKey: Uint8Array, info: Uint8Array, options: SetupOptions = {}): { enc: Uint8Array; context: ExportContext } {
+  return setupS(recipientPublicKey, info, undefined, options);
+}
+
+/** SetupPSKS (RFC 9180 section 5.1.2): the sender side of PSK mode (a renewing device). */
+export function setupPskS(recipientPublicKey: Uint8Array, info: Uint8Array, psk: Psk, options: SetupOptions = {}): { enc: Uint8Array; context: ExportContext } {
+  return setupS(recipientPublicKey, info, checkPsk(psk), options);
+}
+
+/** SetupPSKR (RFC 9180 section 5.1.2): the recipient side of PSK mode (the ingest server). */
+export function setupPskR(enc: Uint8Array, recipientPrivateKey: Uint8Array, info: Uint8Array, psk: Psk, options: { aeadId?: number } = {}): ExportContext {
+  return setupR(enc, recipientPrivateKey, info, checkPsk(psk), options);
+}
+
+function setupS(recipientPublicKey: Uint8Array, info: Uint8Array, psk: Psk | undefined, options: SetupOptions): { enc: Uint8Array; context: ExportContext } {
   expectBytes('recipientPublicKey', recipientPublicKey, N_ENC);
   expectBytes('info', info);
   const aeadId = checkAeadId(options.aeadId ?? AEAD_EXPORT_ONLY);
@@ -143,16 +176,20 @@ export function setupBaseS(recipientPublicKey: Uint8Array, info: Uint8Array, opt
   const dhValue = dh(ephemeral.privateKey, recipientPublicKey);
   const enc = ephemeral.publicKey;
   const sharedSecret = extractAndExpand(dhValue, concatBytes(enc, recipientPublicKey));
-  return { enc, context: keySchedule(aeadId, sharedSecret, info) };
+  return { enc, context: keySchedule(aeadId, sharedSecret, info, psk) };
 }
 
 /** SetupBaseR: the recipient (ingest server) side. */
 export function setupBaseR(enc: Uint8Array, recipientPrivateKey: Uint8Array, info: Uint8Array, options: { aeadId?: number } = {}): ExportContext {
+  return setupR(enc, recipientPrivateKey, info, undefined, options);
+}
+
+function setupR(enc: Uint8Array, recipientPrivateKey: Uint8Array, info: Uint8Array, psk: Psk | undefined, options: { aeadId?: number }): ExportContext {
   expectBytes('enc', enc, N_ENC);
   expectBytes('recipientPrivateKey', recipientPrivateKey, N_SK);
   expectBytes('info', info);
   const aeadId = checkAeadId(options.aeadId ?? AEAD_EXPORT_ONLY);
   const dhValue = dh(recipientPrivateKey, enc);
   const sharedSecret = extractAndExpand(dhValue, concatBytes(enc, publicKeyOf(recipientPrivateKey)));
-  return keySchedule(aeadId, sharedSecret, info);
+  return keySchedule(aeadId, sharedSecret, info, psk);
 }

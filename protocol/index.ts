@@ -23,3 +23,4 @@ export * from './device-file.js';
 export * from './keys.js';
 export * from './manifest.js';
 export * from './announce.js';
+export * from './renewal.js';

@@ -5,7 +5,7 @@
 import type { DeviceLink, RelayClock, RelayLog, RelayTotals } from './contracts.js';
 import type { Device } from './devices.js';
 import type { FrameQueue } from './queue.js';
-import { ackWrites } from './downlink.js';
+import { ackWrites, checkDownlink } from './downlink.js';
 import { errorText } from './log.js';
 
 export interface AckDeps {
@@ -26,10 +26,14 @@ export class Acks {
     this.#deps = deps;
   }
 
-  /** Keeps an ack from an answer and writes it. `sent`: the highest counter of this device in the request it answers. */
-  take(d: Device, ack: Uint8Array, n: number, sent: number): void {
+  /**
+   * Keeps an ack from an answer and writes it. `sent`: the highest counter of this device in the request it answers.
+   * `extra`: the answer's other downlink writes (key renewal: RENEW_ACK, ANNOUNCE), written after the ack.
+   */
+  take(d: Device, ack: Uint8Array | undefined, n: number, sent: number, extra: Uint8Array[] = []): void {
+    if (extra.length > 0) d.extra = extra;
     // Acks only rise; an older one (answers can cross) is not kept.
-    if (n >= d.ackN) {
+    if (ack && n >= d.ackN) {
       d.ack = ack;
       d.ackN = n;
       for (const c of d.storedAbove.keys()) if (c <= n) d.storedAbove.delete(c);
@@ -54,7 +58,7 @@ export class Acks {
    */
   async write(d: Device): Promise<void> {
     const link = d.link;
-    if (!d.ack || !link || d.state === 'disconnected') return;
+    if ((!d.ack && d.extra.length === 0) || !link || d.state === 'disconnected') return;
     if (!link.connected()) {
       this.#deps.dropped(d, link);
       return;
@@ -69,9 +73,11 @@ export class Acks {
       do {
         d.writeAgain = false;
         n = d.ackN;
-        const writes = ackWrites(d.ack);
+        const extra = d.extra;
+        const writes = checkDownlink([...(d.ack ? ackWrites(d.ack) : []), ...extra]);
         d.ackPending = false;
         await link.write(writes);
+        if (d.extra === extra) d.extra = [];
         d.acksWritten++;
         d.ackWrittenN = Math.max(d.ackWrittenN, n);
         this.#deps.totals.acksWritten++;

@@ -6,6 +6,7 @@ import { readU32BE } from '../protocol/wire/be.js';
 import { fromBase64 } from '../protocol/base64.js';
 import { RelayError, type RelayClock, type UplinkRequest, type Uploader } from './contracts.js';
 import { clip, errorText } from './log.js';
+import { MAX_DOWNLINK_WRITE } from './downlink.js';
 
 /** What the relay keeps of a response: read once, never throwing. */
 export interface Answer {
@@ -25,6 +26,26 @@ export interface DeviceAnswer {
   duplicates: number;
   /** Index of the frame in the device's list -> the server's reason. */
   rejected: Map<number, string>;
+  /**
+   * Key renewal: the writes of the answer's `downlink` besides the ack (RENEW_ACK, the six parts of
+   * ANNOUNCE), in order, each 1..20 bytes; written to the device after the ack (docs/api.md).
+   */
+  extra: Uint8Array[];
+}
+
+/** Most writes a downlink may carry: the ack, RENEW_ACK and six ANNOUNCE parts, with room to spare. */
+const MAX_DOWNLINK_WRITES = 16;
+
+/** The writes of `downlink` that are not the 12-byte ack, when every one is base64 of 1..20 bytes; else none. */
+function extraWrites(downlink: unknown): Uint8Array[] {
+  if (!Array.isArray(downlink) || downlink.length > MAX_DOWNLINK_WRITES) return [];
+  const out: Uint8Array[] = [];
+  for (const w of downlink) {
+    const bytes = typeof w === 'string' && w.length <= 28 ? fromBase64(w) : undefined;
+    if (!bytes || bytes.length < 1 || bytes.length > MAX_DOWNLINK_WRITE) return [];
+    if (bytes.length !== ACK_LEN) out.push(bytes);
+  }
+  return out;
 }
 
 /**
@@ -116,7 +137,7 @@ export function parseAnswer(json: unknown, batch: readonly { serial: string; ent
         }
       }
     }
-    return { ack, ackN, accepted: count(item.accepted), duplicates: count(item.duplicates), rejected };
+    return { ack, ackN, accepted: count(item.accepted), duplicates: count(item.duplicates), rejected, extra: extraWrites(item.downlink) };
   });
 }
 

@@ -10,6 +10,8 @@ export interface Device extends Omit<RelayDeviceStatus, 'frameSize' | 'board' | 
   link: DeviceLink | undefined;
   /** The latest ack from the server, written to the device (acks.ts). */
   ack: Uint8Array | undefined;
+  /** Key renewal: the latest answer's writes after the ack (RENEW_ACK, ANNOUNCE parts), until written once. */
+  extra: Uint8Array[];
   malformedLogged: boolean;
   /** The link a downlink write is under way on (one list at a time per link), and whether a newer ack came meanwhile. */
   writingOn: DeviceLink | undefined;
@@ -30,6 +32,7 @@ export function newDevice(info: DeviceInfo): Device {
     serial: info.serial,
     info,
     link: undefined,
+    extra: [],
     state: 'connecting',
     connections: 0,
     connectedAt: null,

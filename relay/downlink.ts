@@ -1,7 +1,8 @@
 // The downlink to a device (docs/relay.md, "The device link", rule 2): what
 // the core hands a DeviceLink to write, as an ordered list of writes of at
 // most 20 bytes, and the one queue a platform's link runs its GATT operations
-// through (rule 1). Today the list is one message, the 12-byte ack.
+// through (rule 1). The list is the 12-byte ack, then what else the server
+// answered for the device (key renewal: RENEW_ACK, the six ANNOUNCE parts).
 import { RelayError } from './contracts.js';
 
 /** The largest downlink write: the default ATT MTU of 23 less its 3-byte header, so no platform negotiates an MTU. */

@@ -270,7 +270,7 @@ export class Uploads {
         d.accepted += ans.accepted;
         d.duplicates += ans.duplicates;
       }
-      if (ans.ack && d) this.#d.acks.take(d, ans.ack, ans.ackN, g.entries.reduce((m, e) => Math.max(m, e.counter), 0));
+      if ((ans.ack || ans.extra.length > 0) && d) this.#d.acks.take(d, ans.ack, ans.ackN, g.entries.reduce((m, e) => Math.max(m, e.counter), 0), ans.extra);
     });
     this.#d.queue.forget(done);
     const t = this.#d.totals;

@@ -13,6 +13,7 @@ import { startServer } from './start.js';
 import { describeDb, isPostgresUrl, openStorage, type Storage } from './storage/index.js';
 import { newRelayKey, RELAY_KEY_NAME, RELAY_KEY_NAME_RULE } from './auth/relay-keys.js';
 import { checkRole, checkTokenName, createToken, listTokens, revokeToken } from './auth/tokens.js';
+import { epochView, type EpochRow, type EpochView } from './storage/epochs.js';
 
 const DB_OPTIONS: Flags = { config: { type: 'string' }, db: { type: 'string' } };
 
@@ -143,8 +144,13 @@ export async function runRegistry(args: string[]): Promise<number> {
       console.log(r === 'revoked' ? `revoked ${target}: its frames are rejected from now on` : `${target} was already revoked: nothing changed`);
     } else {
       const devices = await storage.devices();
-      if (values.json) console.log(JSON.stringify(devices, null, 2));
-      else console.log(devices.length === 0 ? 'no devices registered' : formatTable(devices));
+      // Key renewal: each device's epoch (and pending or frozen), from its epoch rows.
+      const epochs = new Map<string, EpochView>();
+      const bySerial = new Map<string, EpochRow[]>();
+      for (const r of await storage.epochs.rows(devices.map((d) => d.serial))) bySerial.set(r.serial, [...(bySerial.get(r.serial) ?? []), r]);
+      for (const d of devices) epochs.set(d.serial, epochView(bySerial.get(d.serial) ?? []));
+      if (values.json) console.log(JSON.stringify(devices.map((d) => ({ ...d, ...epochs.get(d.serial) })), null, 2));
+      else console.log(devices.length === 0 ? 'no devices registered' : formatTable(devices, epochs));
     }
   } finally {
     await storage.close();

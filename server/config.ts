@@ -67,9 +67,18 @@ export interface ServerConfig {
   /** Reads off the ingest path (docs/server.md, "Reads"): read worker threads, and PostgreSQL read pool connections. */
   readWorkers: number;
   pgReadPoolSize: number;
+  /**
+   * Key renewal (docs/server.md, "Key renewal"): the fleet's renewal PUBLIC key file, the signed
+   * ANNOUNCE files of `sealpost keys renew` (files or directories of announce-*.bin) and how long a
+   * device's previous key still opens frames after it committed; null: renewal off.
+   */
+  renewal: { publicKey: string; announce: string[]; graceMs: number } | null;
   /** Checked settings of optional plugins, by section name. */
   sections: Record<string, unknown>;
 }
+
+/** Default grace period of a renewed device's previous key. */
+export const RENEWAL_GRACE_DAYS = 7;
 
 export const DEFAULT_LIMITS: Limits = {
   bodyBytes: 1_048_576,
@@ -111,6 +120,7 @@ export const DEFAULTS: ServerConfig = {
   failedAuth: { ip: { perSecond: 10, burst: 1_000 }, serial: { perSecond: 1, burst: 100 } },
   readWorkers: 1,
   pgReadPoolSize: 4,
+  renewal: null,
   sections: {},
 };
 
@@ -171,7 +181,22 @@ function bucket(v: unknown, where: string): BucketSpec | null {
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const TOP = ['db', 'listen', 'ingest_keys', 'trust', 'tls', 'limits', 'rate_limit', 'key_cache', 'log_level', 'trust_proxy', 'sqlite_synchronous', 'pg_pool_size',
-  'max_relay_delay', 'failed_auth', 'timeouts', 'connections', 'relay_keys', 'allowed_hosts', 'read_workers', 'pg_read_pool_size', 'shared_limits'];
+  'max_relay_delay', 'failed_auth', 'timeouts', 'connections', 'relay_keys', 'allowed_hosts', 'read_workers', 'pg_read_pool_size', 'shared_limits', 'renewal'];
+
+/** `renewal`: {"public_key": "renewal-rk-<id>.pub", "announce": ["keys/"], "grace_days": 7}; null/absent: off. */
+function checkRenewal(v: unknown, where: string, baseDir: string): ServerConfig['renewal'] {
+  if (v === null || v === false) return null;
+  const eg = '(e.g. {"public_key": "keys/renewal-rk-<id>.pub", "announce": ["keys/"], "grace_days": 7})';
+  if (typeof v !== 'object' || Array.isArray(v)) fail(where, `must be an object ${eg}`);
+  const o = v as Record<string, unknown>;
+  known(o, ['public_key', 'announce', 'grace_days'], where);
+  if (o.public_key === undefined) fail(where, `needs "public_key", the renewal PUBLIC key file (the private one stays offline) ${eg}`);
+  if (o.announce === undefined) fail(where, `needs "announce", the announce-*.bin files of \`sealpost keys renew\` or their directory ${eg}`);
+  const announce = typeof o.announce === 'string' ? [path(o.announce, `${where}.announce`, baseDir)] : paths(o.announce, `${where}.announce`, baseDir);
+  const days = o.grace_days === undefined ? RENEWAL_GRACE_DAYS : o.grace_days;
+  if (typeof days !== 'number' || !Number.isFinite(days) || days < 0 || days > 3650) fail(`${where}.grace_days`, `must be a number of days from 0 to 3650, got ${JSON.stringify(days)}`);
+  return { publicKey: path(o.public_key, `${where}.public_key`, baseDir), announce, graceMs: Math.round((days as number) * 86_400_000) };
+}
 
 /** Longest wait on the shared limits store before a node counts locally (docs/server.md, "Several nodes: shared limits"). */
 export const SHARED_LIMITS_TIMEOUT_MS = 50;
@@ -376,6 +401,7 @@ export function checkConfig(raw: unknown, baseDir = process.cwd(), where = 'conf
   if (o.shared_limits !== undefined) c.sharedLimits = checkSharedLimits(o.shared_limits, `${where}: shared_limits`);
   if (o.pg_read_pool_size !== undefined) c.pgReadPoolSize = int(o.pg_read_pool_size, `${where}: pg_read_pool_size`, 1, 1000);
   if (o.read_workers !== undefined) c.readWorkers = int(o.read_workers, `${where}: read_workers`, 0, 64);
+  if (o.renewal !== undefined) c.renewal = checkRenewal(o.renewal, `${where}: renewal`, baseDir);
   for (const [name, checker] of Object.entries(SECTIONS)) {
     if (o[name] !== undefined) c.sections[name] = checker(o[name], `${where}: ${name}`, baseDir);
   }

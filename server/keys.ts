@@ -19,7 +19,7 @@
 // authenticate nothing, and is found by confirm or by a budgeted audit.
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, type Cipher } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { equalBytes, parseKeyFile, recoverDeviceKeys, type DeviceKeys, type KeyFile } from '../protocol/index.js';
+import { CHAIN_CONTEXT, deviceInfo, equalBytes, parseKeyFile, recoverDeviceKeys, serverRenew, setupBaseR, type DeviceKeys, type EpochKeys, type KeyFile, type RenewStep } from '../protocol/index.js';
 import { ConfigError, DeviceKeyError } from './errors.js';
 import { Lru } from './lru.js';
 import type { DeviceKeyRow, DeviceRow, Storage, UnwrappedDevice } from './storage/types.js';
@@ -158,6 +158,44 @@ export function unwrapDeviceKeys(kek: Uint8Array, row: WrapRow, blob: Uint8Array
     return undefined;
   }
   return { sealKey: new Uint8Array(plain.subarray(0, SEAL_KEY_LEN)), nonceSalt: new Uint8Array(plain.subarray(SEAL_KEY_LEN)) };
+}
+
+// An epoch's chain secret (key renewal), wrapped under the KEK of the epoch's ingest key:
+//   blob = 0x01 || nonce (12) || AES-256-GCM(KEK, nonce, chain (32), ad) || tag (16)
+//   ad   = CHAIN_LABEL || 0x00 || 0x01 || len(serial) || serial || len(key id) || key id || enc (32) || epoch (4)
+const CHAIN_LABEL = 'sealpost/v1 wrapped chain secret';
+const CHAIN_LEN = 32;
+export const CHAIN_WRAPPED_LENGTH = 1 + WRAP_NONCE + CHAIN_LEN + WRAP_TAG;
+
+function chainAd(row: WrapRow, epoch: number): Buffer {
+  const e = Buffer.alloc(4);
+  e.writeUInt32BE(epoch);
+  const serial = Buffer.from(row.serial, 'utf8');
+  const keyId = Buffer.from(row.ingestKeyId, 'utf8');
+  return Buffer.concat([Buffer.from(CHAIN_LABEL, 'utf8'), Buffer.from([0, WRAP_FORMAT, serial.length]), serial, Buffer.from([keyId.length]), keyId, row.enc, e]);
+}
+
+export function wrapChain(kek: Uint8Array, row: WrapRow, epoch: number, chain: Uint8Array, random: (n: number) => Uint8Array = randomBytes): Uint8Array {
+  const nonce = random(WRAP_NONCE);
+  const cipher = createCipheriv('aes-256-gcm', kek, nonce, { authTagLength: WRAP_TAG });
+  cipher.setAAD(chainAd(row, epoch));
+  const sealed = Buffer.concat([cipher.update(chain), cipher.final()]);
+  return new Uint8Array(Buffer.concat([Buffer.from([WRAP_FORMAT]), nonce, sealed, cipher.getAuthTag()]));
+}
+
+export function unwrapChain(kek: Uint8Array, row: WrapRow, epoch: number, blob: Uint8Array): Uint8Array | undefined {
+  if (blob.length !== CHAIN_WRAPPED_LENGTH || blob[0] !== WRAP_FORMAT) return undefined;
+  const b = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
+  const decipher = createDecipheriv('aes-256-gcm', kek, b.subarray(1, 1 + WRAP_NONCE), { authTagLength: WRAP_TAG });
+  decipher.setAAD(chainAd(row, epoch));
+  decipher.setAuthTag(b.subarray(CHAIN_WRAPPED_LENGTH - WRAP_TAG));
+  const plain = decipher.update(b.subarray(1 + WRAP_NONCE, CHAIN_WRAPPED_LENGTH - WRAP_TAG));
+  try {
+    decipher.final();
+  } catch {
+    return undefined;
+  }
+  return new Uint8Array(plain);
 }
 
 /** Row key states in RowKeys.state. */
@@ -395,6 +433,41 @@ export class Keyring {
     }
     this.auditTokens--;
     return !this.confirm(row, rowKeysOf(keys, i));
+  }
+
+  // Key renewal (server/renewal.ts; docs/server.md, "Key renewal"). The private keys never leave the keyring.
+
+  /** A row's seal key and nonce salt with the blob's tag checked (renewal's acks: a few devices per request). */
+  unwrapRow(row: KeyRowLike): DeviceKeys | undefined {
+    const kek = this.keks.get(row.ingestKeyId);
+    return kek && row.keysWrapped ? unwrapDeviceKeys(kek, row, row.keysWrapped) : undefined;
+  }
+
+  /** chain_0 of a registry row: SetupBaseR again with the factory's ingest key (once per renewal from epoch 0). */
+  factoryChain(row: WrapRow): Uint8Array {
+    const privateKey = this.privateKeys.get(row.ingestKeyId);
+    if (!privateKey) throw new DeviceKeyError(`ingest key ${row.ingestKeyId} is not loaded on this server`);
+    try {
+      return setupBaseR(row.enc, privateKey, deviceInfo(row.serial)).export(new TextEncoder().encode(CHAIN_CONTEXT), CHAIN_LEN);
+    } catch {
+      throw new DeviceKeyError(REASON_DERIVE);
+    }
+  }
+
+  /** SetupPSKR of a renewal with the epoch's ingest private key, and the result wrapped for its epoch row. */
+  renew(step: RenewStep, ingestKeyId: string, enc: Uint8Array): { keys: EpochKeys; keysWrapped: Uint8Array; chainWrapped: Uint8Array } {
+    const privateKey = this.privateKeys.get(ingestKeyId);
+    if (!privateKey) throw new DeviceKeyError(`ingest key ${ingestKeyId} of the announced epoch is not loaded on this server`);
+    const keys = serverRenew(step, privateKey, enc);
+    const row = { serial: step.serial, ingestKeyId, enc };
+    const kek = this.keks.get(ingestKeyId)!;
+    return { keys, keysWrapped: wrapDeviceKeys(kek, row, keys), chainWrapped: wrapChain(kek, row, step.toEpoch, keys.chain) };
+  }
+
+  /** chain_e of an epoch row, or undefined when its blob does not open. */
+  unwrapChain(row: WrapRow & { epoch: number; chainWrapped: Uint8Array }): Uint8Array | undefined {
+    const kek = this.keks.get(row.ingestKeyId);
+    return kek ? unwrapChain(kek, row, row.epoch, row.chainWrapped) : undefined;
   }
 
   /** Drops a device from the cache (revoked devices). */

@@ -12,6 +12,7 @@ import { checkSerial, equalBytes, fromHex, verifyManifest, type KeyFile } from '
 import { DeviceKeyError, RegistryError } from './errors.js';
 import type { Keyring } from './keys.js';
 import type { DeviceSummary, Storage } from './storage/types.js';
+import type { EpochView } from './storage/epochs.js';
 
 export interface ImportOptions {
   /** Factory public keys (from the config's "trust"). */
@@ -155,9 +156,14 @@ export async function revokeDevice(storage: Storage, serial: string, now = Date.
   });
 }
 
-export function formatTable(devices: DeviceSummary[]): string {
-  const head = ['serial', 'board', 'batch', 'status', 'frames', 'last seen'];
-  const rows = devices.map((d) => [d.serial, d.board, d.batch, d.status, String(d.frames), d.lastSeen === null ? 'never' : new Date(d.lastSeen).toISOString()]);
+/** The registry table of `sealpost registry list`; with `epochs` (key renewal) an epoch column: the epoch and, unless committed, its state. */
+export function formatTable(devices: DeviceSummary[], epochs?: Map<string, EpochView>): string {
+  const head = ['serial', 'board', 'batch', 'status', 'frames', 'last seen', ...(epochs ? ['epoch'] : [])];
+  const epochCell = (serial: string) => {
+    const v = epochs!.get(serial) ?? { epoch: 0, renewal: 'none' };
+    return v.renewal === 'none' || v.renewal === 'committed' ? String(v.epoch) : `${v.epoch} (${v.renewal})`;
+  };
+  const rows = devices.map((d) => [d.serial, d.board, d.batch, d.status, String(d.frames), d.lastSeen === null ? 'never' : new Date(d.lastSeen).toISOString(), ...(epochs ? [epochCell(d.serial)] : [])]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) =>
     cells

@@ -67,6 +67,7 @@ export function uplinkSchema(limits: Limits) {
               properties: {
                 serial: { type: 'string' },
                 ack: { type: ['string', 'null'] },
+                downlink: { type: 'array', items: { type: 'string' } },
                 accepted: { type: 'integer' },
                 duplicates: { type: 'integer' },
                 rejected: {

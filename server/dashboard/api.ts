@@ -17,6 +17,17 @@ export interface Device {
   settled: number;
   gaps: number;
   lost: number;
+  /** Key renewal: the epoch the device is on, and none / pending / committed / frozen. */
+  epoch?: number;
+  renewal?: string;
+}
+
+/** GET v1/fleet (key renewal): active devices per epoch, pending and frozen. */
+export interface FleetEpochs {
+  latest_epoch: number;
+  epochs: { epoch: number; devices: number }[];
+  pending: number;
+  frozen: number;
 }
 
 export interface Reading {

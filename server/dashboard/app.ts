@@ -9,7 +9,7 @@
 // "Authentication"); the page asks for one before it fetches anything
 // (session.ts keeps it). The tiles and table are table.ts, the charts
 // charts.ts.
-import { RANGES, getAll, getJson, type Device, type DeviceData } from './api.js';
+import { RANGES, getAll, getJson, type Device, type DeviceData, type FleetEpochs } from './api.js';
 import { renderCharts, resizeCharts, type Card } from './charts.js';
 import { h, byId, replaceChildren, type Child } from './dom.js';
 import { intf } from './format.js';
@@ -54,8 +54,9 @@ async function refresh(): Promise<void> {
   clearTimeout(state.timer);
   if (session.token === null) return;
   try {
-    state.devices = (await getAll<Device>('v1/devices', 'devices')).items;
-    renderSummary(state.devices);
+    const [devices, fleet] = await Promise.all([getAll<Device>('v1/devices', 'devices'), getJson<FleetEpochs>('v1/fleet')]);
+    state.devices = devices.items;
+    renderSummary(state.devices, fleet);
     await renderCharts(state);
     renderTable(state.devices, state.data); // after the charts: battery in volts comes from the readings
     await renderFooter();

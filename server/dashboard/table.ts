@@ -1,5 +1,5 @@
 // The summary tiles and the device table of the dashboard.
-import type { Device, DeviceData } from './api.js';
+import type { Device, DeviceData, FleetEpochs } from './api.js';
 import { h, byId, replaceChildren } from './dom.js';
 import { ago, fmtValue, intf, isoTime } from './format.js';
 
@@ -14,8 +14,8 @@ function battery(d: Device, data: ReadonlyMap<string, DeviceData>): { text: stri
   return { text: '–', pct: null };
 }
 
-/** The tiles above the table: devices, seen in the last hour, frames stored, frames lost. */
-export function renderSummary(ds: Device[]): void {
+/** The tiles above the table: devices, seen in the last hour, frames stored, frames lost; and key renewal when the fleet has renewed. */
+export function renderSummary(ds: Device[], fleet?: FleetEpochs): void {
   const active = ds.filter((d) => d.status === 'active').length;
   const now = Date.now();
   const recent = ds.filter((d) => d.last_seen !== null && now - d.last_seen < 3600e3).length;
@@ -30,7 +30,20 @@ export function renderSummary(ds: Device[]): void {
     tile('Seen in the last hour', intf.format(recent), `of ${intf.format(ds.length)} devices`),
     tile('Frames stored', intf.format(frames), 'over all devices'),
     tile('Frames lost', intf.format(lost), `in ${intf.format(gaps)} gap${gaps === 1 ? '' : 's'}`),
+    ...(fleet && fleet.latest_epoch > 0 ? [renewalTile(fleet, tile)] : []),
   );
+}
+
+/** Key renewal: how many active devices are on the latest epoch, the rest by epoch, and frozen devices (an operator must look). */
+function renewalTile(f: FleetEpochs, tile: (label: string, value: string, note: string) => HTMLElement): HTMLElement {
+  const total = f.epochs.reduce((a, e) => a + e.devices, 0);
+  const onLatest = f.epochs.find((e) => e.epoch === f.latest_epoch)?.devices ?? 0;
+  const rest = f.epochs.filter((e) => e.epoch !== f.latest_epoch).map((e) => `${intf.format(e.devices)} on ${e.epoch}`);
+  const note = [...rest, ...(f.pending > 0 ? [`${intf.format(f.pending)} renewing`] : []), ...(f.frozen > 0 ? [`${intf.format(f.frozen)} FROZEN`] : [])].join(', ');
+  const t = tile(`On key epoch ${f.latest_epoch}`, `${intf.format(onLatest)} of ${intf.format(total)}`, note || 'the whole fleet');
+  t.dataset.tile = 'renewal';
+  if (f.frozen > 0) t.classList.add('warn');
+  return t;
 }
 
 /** The device table; `data` (the charts' readings) gives battery voltages when the server has no %. */
@@ -50,13 +63,15 @@ export function renderTable(devices: Device[], data: ReadonlyMap<string, DeviceD
     );
     return;
   }
+  // Key renewal: an epoch column once any device has renewed (or tried to).
+  const renewed = devices.some((d) => (d.epoch ?? 0) > 0 || (d.renewal ?? 'none') !== 'none');
   const head = h(
     'thead',
     {},
     h(
       'tr',
       {},
-      ...['Serial', 'Board', 'Status', 'Last seen', 'Battery', 'Frames', 'Gaps'].map((t, i) => {
+      ...['Serial', 'Board', 'Status', 'Last seen', 'Battery', 'Frames', 'Gaps', ...(renewed ? ['Key epoch'] : [])].map((t, i) => {
         const th = h('th', { class: i >= 5 ? 'num' : '' }, t);
         th.scope = 'col';
         return th;
@@ -65,6 +80,10 @@ export function renderTable(devices: Device[], data: ReadonlyMap<string, DeviceD
   );
   const now = Date.now();
   const rows = devices.map((d) => {
+    const renewal = d.renewal ?? 'none';
+    const epochCell = renewed
+      ? [h('td', { 'data-col': 'epoch', class: 'num' }, String(d.epoch ?? 0), ...(renewal === 'frozen' || renewal === 'pending' ? [' ', h('span', { class: `badge ${renewal === 'frozen' ? 'off' : 'ok'}` }, renewal)] : []))]
+      : [];
     const link = h('a', { class: 'serial' }, d.serial);
     link.href = `#device-${d.serial}`;
     const b = battery(d, data);
@@ -81,6 +100,7 @@ export function renderTable(devices: Device[], data: ReadonlyMap<string, DeviceD
       h('td', { 'data-col': 'battery' }, h('span', { class: 'battery' }, bar, h('span', {}, b.text))),
       h('td', { 'data-col': 'frames', class: 'num' }, intf.format(d.frames)),
       h('td', { 'data-col': 'gaps', class: 'num' }, gaps),
+      ...epochCell,
     );
   });
   replaceChildren(box, h('table', { class: 'devices' }, head, h('tbody', {}, ...rows)));

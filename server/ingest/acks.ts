@@ -8,7 +8,7 @@
 import type { RetimeEvent, UplinkEvent } from '../events.js';
 import type { NewReading } from '../storage/types.js';
 import { REASONS, type DeviceResult, type IngestContext, type IngestResult } from './types.js';
-import type { DeviceWork } from './work.js';
+import type { Candidate, DeviceWork } from './work.js';
 
 /** What the request committed (or, without a transaction, what it read). */
 export interface Committed {
@@ -19,6 +19,8 @@ export interface Committed {
   readings: NewReading[];
   retimed: RetimeEvent[];
   reused: { serial: string; counter: number }[];
+  /** The request's authenticated frames (key renewal reads their key epochs and REKEY parts). */
+  candidates?: Candidate[];
 }
 
 /** Only now may an ack promise that counters 1..N are settled. */

@@ -9,7 +9,9 @@
 // in-request replay check and decodePlaintext. Anything wrong with one frame
 // rejects that frame with a reason. A junk request makes no object per frame
 // and none per device beyond its DeviceWork (docs/server.md, "Junk uplinks").
-import { decodePlaintext, equalBytes, type Decoded } from '../../protocol/index.js';
+import { decodePlaintext, equalBytes, rekeyPart, type Decoded } from '../../protocol/index.js';
+import type { KeyPlan } from '../renewal.js';
+import { rekeyContent } from '../storage/epochs.js';
 import { KEYS_NONE, KEYS_UNVERIFIED, KEYS_VERIFIED, REASON_UNWRAP, emptyRowKeys, rowKeysOf, type RowKeys } from '../keys.js';
 import type { DeviceKeyRow } from '../storage/types.js';
 import { deviceAes } from './aes.js';
@@ -32,7 +34,7 @@ export interface OpenedRequest {
 }
 
 /** Opens every frame of the request's entries against the key rows of its registered serials. */
-export function openRequest(rows: DeviceKeyRow[], entries: ParsedEntry[], ctx: IngestContext): OpenedRequest {
+export function openRequest(rows: DeviceKeyRow[], entries: ParsedEntry[], ctx: IngestContext, plans?: Map<string, KeyPlan>): OpenedRequest {
   const work = new Map<string, DeviceWork>();
   const newlyWrapped: { serial: string; keysWrapped: Uint8Array }[] = [];
   let active: DeviceKeyRow[] = rows;
@@ -43,11 +45,15 @@ export function openRequest(rows: DeviceKeyRow[], entries: ParsedEntry[], ctx: I
     }
   }
   // Slots are the active rows' indices in `keys`; revoked rows get none.
-  const keys = active.length > 0 ? ctx.keyring.keysFor(active) : emptyRowKeys(0);
+  // Key renewal: a device with epoch rows is opened first under the key it is on (server/renewal.ts).
+  const keyRows = plans && plans.size > 0 ? active.map((r) => plans.get(r.serial)?.primary.row ?? r) : active;
+  const keys = active.length > 0 ? ctx.keyring.keysFor(keyRows) : emptyRowKeys(0);
   const bySlot: DeviceWork[] = new Array(active.length);
   let slot = 0;
   for (const row of rows) {
     const w: DeviceWork = { row, slot: -1, cipher: undefined, verified: false, problem: undefined, authenticated: false };
+    const plan = plans?.get(row.serial);
+    if (plan) w.plan = plan;
     work.set(row.serial, w);
     if (row.status !== 'active') {
       w.problem = REASONS.revoked;
@@ -68,7 +74,9 @@ export function openRequest(rows: DeviceKeyRow[], entries: ParsedEntry[], ctx: I
   }
   const results: DeviceResult[] = new Array(entries.length);
   for (let e = 0; e < entries.length; e++) results[e] = { serial: entries[e]!.serial, ack: null, accepted: 0, duplicates: 0, rejected: [] };
-  const { candidates, reused } = openEntries(entries, work, bySlot, results, keys, ctx);
+  let second = false;
+  if (plans) for (const p of plans.values()) if ((second = p.other !== undefined)) break;
+  const { candidates, reused } = openEntries(entries, work, bySlot, results, keys, ctx, second);
   keys.sealKeys.fill(0);
   keys.nonceSalts.fill(0);
   return { work, results, candidates, reused, newlyWrapped };
@@ -108,7 +116,7 @@ export interface ParsedEntry {
  * the frames in request order; rejections and in-request duplicates go into
  * `results`.
  */
-function openEntries(entries: ParsedEntry[], work: Map<string, DeviceWork>, bySlot: DeviceWork[], results: DeviceResult[], keys: RowKeys, ctx: IngestContext): Opened {
+function openEntries(entries: ParsedEntry[], work: Map<string, DeviceWork>, bySlot: DeviceWork[], results: DeviceResult[], keys: RowKeys, ctx: IngestContext, second: boolean): Opened {
   const out: Opened = { candidates: [], reused: [] };
   // Frames that pass the keyless checks, in request order: entry, index, device.
   const entryOf: number[] = [];
@@ -156,7 +164,8 @@ function openEntries(entries: ParsedEntry[], work: Map<string, DeviceWork>, bySl
     for (; end < n && slots[end] === s; end++) if (opened[end]) any = true;
     const w = bySlot[s]!;
     if (keys.state[s] === KEYS_UNVERIFIED) {
-      const broken = any ? !ctx.keyring.confirm(w.row, rowKeysOf(keys, s)) : ctx.keyring.auditFails(w.row, keys, s);
+      const keyRow = w.plan?.primary.row ?? w.row;
+      const broken = any ? !ctx.keyring.confirm(keyRow, rowKeysOf(keys, s)) : ctx.keyring.auditFails(keyRow, keys, s);
       if (broken) {
         for (let q = p; q < end; q++) {
           opened[q]?.plaintext.fill(0);
@@ -170,15 +179,65 @@ function openEntries(entries: ParsedEntry[], work: Map<string, DeviceWork>, bySl
     if (any && w.problem === undefined) w.cipher = new DeviceCipher(rowKeysOf(keys, s), aes);
     p = end;
   }
+  const other = second ? openUnderOther(frames, slots, opened, bySlot, ctx, aes) : undefined;
   for (let f = 0; f < n; f++) {
     const w = workOf[f]!;
     const o = opened[at[f]!];
     const e = entryOf[f]!;
     const index = indexOf[f]!;
-    const reason = o ? accept(w, e, index, entries[e]!, o, results[e]!, out, ctx) : (w.problem ?? REASONS.authentication);
+    const epoch = w.plan ? (other?.has(at[f]!) ? w.plan.other!.epoch : w.plan.primary.epoch) : 0;
+    const reason = o ? accept(w, e, index, entries[e]!, o, results[e]!, out, ctx, epoch) : (w.problem ?? REASONS.authentication);
     if (reason !== undefined) results[e]!.rejected.push({ index, reason });
   }
   return out;
+}
+
+/**
+ * Key renewal's second key (server/renewal.ts): the frames that failed under a
+ * device's first key, tried under its other one (pending renewal, or the key
+ * before its current one), so no frame is tried under more than two keys.
+ * Fills `opened` in place; returns the positions opened so.
+ */
+function openUnderOther(frames: Uint8Array[], slots: Uint32Array, opened: (OpenedFrame | undefined)[], bySlot: DeviceWork[], ctx: IngestContext, aes: ReturnType<typeof deviceAes>['aes']): Set<number> | undefined {
+  let positions: number[] | undefined;
+  const devices: DeviceWork[] = [];
+  const slots2: number[] = [];
+  for (let p = 0; p < frames.length; p++) {
+    const w = bySlot[slots[p]!]!;
+    if (opened[p] || !w.plan?.other || (w.problem !== undefined && w.problem !== REASON_UNWRAP)) continue;
+    if (devices[devices.length - 1] !== w) devices.push(w);
+    (positions ??= []).push(p);
+    slots2.push(devices.length - 1);
+  }
+  if (!positions) return undefined;
+  const keys = ctx.keyring.keysFor(devices.map((w) => w.plan!.other!.row));
+  const done = new Set<number>();
+  try {
+    const usable = positions.filter((_, q) => keys.state[slots2[q]!] !== KEYS_NONE);
+    const usableSlots = slots2.filter((s) => keys.state[s] !== KEYS_NONE);
+    const result = openFrames(aes, keys, usable.map((p) => frames[p]!), usableSlots);
+    const trusted = new Map<number, boolean>();
+    for (let q = 0; q < usable.length; q++) {
+      const o = result[q];
+      if (!o) continue;
+      const s = usableSlots[q]!;
+      let ok = trusted.get(s);
+      if (ok === undefined) {
+        ok = keys.state[s] === KEYS_VERIFIED || ctx.keyring.confirm(devices[s]!.plan!.other!.row, rowKeysOf(keys, s));
+        trusted.set(s, ok);
+      }
+      if (!ok) {
+        o.plaintext.fill(0);
+        continue;
+      }
+      opened[usable[q]!] = o;
+      done.add(usable[q]!);
+    }
+  } finally {
+    keys.sealKeys.fill(0);
+    keys.nonceSalts.fill(0);
+  }
+  return done;
 }
 
 /** The reason a frame is rejected before any key is used, or undefined. */
@@ -191,10 +250,16 @@ function keylessCheck(w: DeviceWork, bytes: Uint8Array | undefined): string | un
 }
 
 /** An authenticated frame: undefined when it became a candidate or an in-request duplicate, else the rejection's reason. */
-function accept(w: DeviceWork, entry: number, index: number, e: ParsedEntry, o: OpenedFrame, result: DeviceResult, out: Opened, ctx: IngestContext): string | undefined {
+function accept(w: DeviceWork, entry: number, index: number, e: ParsedEntry, o: OpenedFrame, result: DeviceResult, out: Opened, ctx: IngestContext, keyEpoch: number): string | undefined {
   const bytes = e.bytes[index]!;
   const frame = e.frames[index]!;
   const { counter, plaintext } = o;
+  // Under the key before the current one, only counters below c_e: above it that key is an old-key holder's.
+  const plan = w.plan;
+  if (plan?.other?.role === 'previous' && keyEpoch === plan.other.epoch && plan.commitCounter !== null && counter >= plan.commitCounter) {
+    plaintext.fill(0);
+    return REASONS.authentication;
+  }
   w.authenticated = true;
   const seen = (w.seen ??= new Map());
   const earlier = seen.get(counter);
@@ -215,6 +280,9 @@ function accept(w: DeviceWork, entry: number, index: number, e: ParsedEntry, o: 
     // Authentic but not understood: stored undecoded so the device's outbox still drains.
     content = JSON.stringify({ type: 'malformed', code: plaintext[0], error: (err as Error).message });
   }
+  // A REKEY part (docs/protocol.md section 12.3): its bytes are public (epoch, enc) and kept for reassembly.
+  const part = decoded?.type === 'unknown' ? rekeyPart(plaintext) : undefined;
+  if (part) content = rekeyContent(part.index, part.bytes, keyEpoch);
   const c: Candidate = {
     entry,
     index,
@@ -226,6 +294,7 @@ function accept(w: DeviceWork, entry: number, index: number, e: ParsedEntry, o: 
     content,
     rx: frame.rx,
     ...clampRx(frame.rx, ctx.now, ctx.maxRelayDelay),
+    keyEpoch,
   };
   seen.set(counter, c);
   out.candidates.push(c);

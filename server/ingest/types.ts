@@ -2,6 +2,7 @@
 // request body as the schema admits it, the answer per device entry, the
 // rejection reasons a relay sees, and what the caller provides.
 import type { Keyring } from '../keys.js';
+import type { Renewal } from '../renewal.js';
 import type { ManyKeyAes } from './aes.js';
 import type { ReadingEvent, RetimeEvent, UplinkEvent } from '../events.js';
 import type { Storage } from '../storage/types.js';
@@ -24,6 +25,11 @@ export interface Rejection {
 export interface DeviceResult {
   serial: string;
   ack: string | null;
+  /**
+   * Key renewal: every write for the device's `ack` characteristic in order (base64, each at most 20
+   * bytes: the ack, RENEW_ACK, the six parts of ANNOUNCE); absent when the ack is all there is.
+   */
+  downlink?: string[];
   accepted: number;
   duplicates: number;
   rejected: Rejection[];
@@ -59,6 +65,8 @@ export interface IngestContext {
   onReuse?: (serial: string, counter: number) => void;
   /** The AES under every device's CCM (server/ingest/aes.ts); default the server's choice, deviceAes(). */
   aes?: ManyKeyAes;
+  /** Key renewal (server/renewal.ts); absent when the server has none configured. */
+  renewal?: Renewal;
   /** A registered device whose keys cannot be had (reason says why; never key material). */
   onKeyProblem?: (serial: string, ingestKeyId: string, reason: string) => void;
 }

@@ -4,6 +4,7 @@
 import type { Decoded } from '../../protocol/index.js';
 import type { DeviceKeyRow, TimeSource } from '../storage/types.js';
 import type { DeviceCipher } from './device-cipher.js';
+import type { KeyPlan } from '../renewal.js';
 
 /** An authenticated frame on its way into storage. */
 export interface Candidate {
@@ -21,6 +22,8 @@ export interface Candidate {
   bound: number;
   /** 'relay' when rx was inside the window, 'server' when clamped. */
   source: TimeSource;
+  /** The epoch of the key that opened it (key renewal; 0 for the registry's key). */
+  keyEpoch: number;
   // filled in for samples once placed in a boot
   boot?: number;
   uptime?: number;
@@ -42,6 +45,8 @@ export interface DeviceWork {
   seen?: Map<number, Candidate>;
   /** At least one of its frames authenticated (under verified keys): the request stores and settles it, and it gets an ack. */
   authenticated: boolean;
+  /** Key renewal: the keys its frames are tried under when it has epoch rows (server/renewal.ts); else its row's. */
+  plan?: KeyPlan;
 }
 
 export type Typed<T extends Decoded['type']> = Candidate & { decoded: Extract<Decoded, { type: T }> };
@@ -69,6 +74,7 @@ export function settlingCopy(c: Candidate): Candidate {
     rx: c.rx,
     bound: c.bound,
     source: c.source,
+    keyEpoch: c.keyEpoch,
     boot: undefined,
     uptime: undefined,
   };

@@ -5,6 +5,7 @@ import fp from 'fastify-plugin';
 import type { ServerConfig } from '../config.js';
 import type { IngestEvents } from '../events.js';
 import type { Keyring } from '../keys.js';
+import type { Renewal } from '../renewal.js';
 import type { RateLimiter, SharedLimitStore } from '../edge/shared-limits.js';
 import type { Storage } from '../storage/types.js';
 
@@ -18,6 +19,8 @@ declare module 'fastify' {
     storage: Storage;
     /** Ingest keys and the device key cache (sealpost-keys). */
     keyring: Keyring;
+    /** Key renewal, null when not configured (sealpost-keys; server/renewal.ts). */
+    renewal: Renewal | null;
     /** Committed readings and uplinks (sealpost-events). */
     events: IngestEvents;
     /** Request and frame buckets per source address and per relay key (sealpost-rate-limit). */

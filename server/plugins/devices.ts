@@ -16,6 +16,7 @@ import { csvStream, listJson, pageLimit, parseQueryTime } from '../reads/api.js'
 import { pageQuery, readingsQuery, serialParams } from '../schemas.js';
 import type { GapKey, ReadingKey, ReadingsQuery } from '../storage/types.js';
 import { deviceJson } from '../reads/wire.js';
+import { epochView } from '../storage/epochs.js';
 
 const deviceSchema = {
   type: 'object',
@@ -33,6 +34,8 @@ const deviceSchema = {
     settled: { type: 'integer' },
     gaps: { type: 'integer' },
     lost: { type: 'integer' },
+    epoch: { type: 'integer' },
+    renewal: { type: 'string' },
   },
 } as const;
 
@@ -58,7 +61,14 @@ export default fp(
     app.get<{ Params: { serial: string } }>('/v1/devices/:serial', { schema: { params: serialParams, response: { 200: deviceSchema } } }, async (request) => {
       const [d] = await app.storage.devices(request.params.serial);
       if (!d) throw new HttpError(404, `no device with serial ${JSON.stringify(request.params.serial)} is registered`);
-      return deviceJson(d);
+      // Key renewal (docs/api.md): the epoch the device is on and its renewal state.
+      return { ...deviceJson(d), ...epochView(await app.storage.epochs.rows([d.serial])) };
+    });
+
+    // Key renewal across the fleet (docs/api.md, GET /v1/fleet): active devices per epoch, pending and frozen.
+    app.get('/v1/fleet', async () => {
+      const c = await app.storage.epochs.census();
+      return { latest_epoch: app.renewal?.latest ?? 0, epochs: c.epochs, pending: c.pending, frozen: c.frozen };
     });
 
     app.get<{ Params: { serial: string }; Querystring: { from?: string; to?: string; format?: 'json' | 'csv'; limit?: string; cursor?: string } }>(

@@ -13,6 +13,7 @@ import type { KeyFile } from '../../protocol/index.js';
 import { ConfigError } from '../errors.js';
 import { deviceAes } from '../ingest/aes.js';
 import { Keyring, wrapPendingDevices } from '../keys.js';
+import { loadAnnouncements, Renewal } from '../renewal.js';
 
 export interface KeysOptions {
   ingestKeys: KeyFile[];
@@ -26,6 +27,15 @@ export default fp<KeysOptions>(
     const keyring = new Keyring(opts.ingestKeys, app.config.keyCache);
     app.decorate('keyring', keyring);
     app.log.info({ ingestKeys: keyring.keyIds }, 'ingest keys loaded');
+    // Key renewal (docs/server.md, "Key renewal"): epochs from the signed ANNOUNCE files.
+    let renewal: Renewal | null = null;
+    const rc = app.config.renewal;
+    if (rc) {
+      const loaded = loadAnnouncements(rc.publicKey, rc.announce);
+      renewal = new Renewal(app.storage, keyring, loaded.announced, rc.graceMs, app.log.child({ part: 'renewal' }));
+      app.log.info({ renewalKey: loaded.renewalKeyId, epochs: loaded.announced.map((a) => `${a.epoch}:${a.ingestKeyId}`), latest: renewal.latest, graceDays: rc.graceMs / 86_400_000 }, 'key renewal on');
+    }
+    app.decorate('renewal', renewal);
     // The AES under every device's CCM (server/ingest/aes.ts): the addon, or node:crypto without it.
     const { aes, fallback } = deviceAes();
     if (fallback === undefined) app.log.info({ aes: aes.route }, 'device AES: the native addon');

@@ -97,6 +97,7 @@ export default fp(
       const result = await ingestUplink(body, {
         storage: app.storage,
         keyring: app.keyring,
+        ...(app.renewal ? { renewal: app.renewal } : {}),
         now: app.clock(),
         maxRelayDelay: app.config.maxRelayDelay * 1000,
         onReuse: (serial, counter) =>

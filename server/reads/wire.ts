@@ -20,6 +20,8 @@ export function deviceJson(d: DeviceSummary) {
     settled: d.settled,
     gaps: d.gaps,
     lost: d.lost,
+    epoch: d.epoch,
+    renewal: d.renewal,
   };
 }
 

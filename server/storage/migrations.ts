@@ -379,6 +379,60 @@ export const MIGRATIONS: Migration[] = [
     `,
   },
   {
+    // Key renewal (issue #17 item 4; docs/server.md, "Key renewal"): one row per
+    // device and epoch it renewed to. keys_wrapped is the epoch's seal key and
+    // nonce salt wrapped exactly as devices.keys_wrapped (KEK of the epoch's
+    // ingest key, ad binding serial, key id and enc), chain_wrapped the
+    // epoch's chain secret under the same KEK with its own label: a dump
+    // opens nothing. state: pending (RENEW_ACK sent, no frame under the new
+    // key yet), committed (a frame opened under it; commit_counter is c_e),
+    // frozen (a second, different enc came for this epoch). rekey_counter is
+    // the counter of the REKEY set's part 0; prev_dropped_at when the key of
+    // the epoch before stopped opening frames (everything below c_e settled,
+    // or the grace period ended). Rows are only ever added by a renewal the
+    // server answered, so the table stays empty without renewal.
+    version: 5,
+    name: 'key renewal: device epochs',
+    sqlite: `
+      CREATE TABLE device_epochs (
+        serial TEXT NOT NULL REFERENCES devices (serial),
+        epoch INTEGER NOT NULL CHECK (epoch BETWEEN 1 AND 4294967295),
+        from_epoch INTEGER NOT NULL CHECK (from_epoch >= 0 AND from_epoch < epoch),
+        ingest_key_id TEXT NOT NULL,
+        enc BLOB NOT NULL,
+        keys_wrapped BLOB NOT NULL,
+        chain_wrapped BLOB NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'committed', 'frozen')),
+        rekey_counter INTEGER NOT NULL,
+        commit_counter INTEGER,
+        created_at INTEGER NOT NULL,
+        committed_at INTEGER,
+        prev_dropped_at INTEGER,
+        frozen_at INTEGER,
+        PRIMARY KEY (serial, epoch)
+      );
+    `,
+    postgres: `
+      CREATE TABLE device_epochs (
+        serial TEXT NOT NULL REFERENCES devices (serial),
+        epoch BIGINT NOT NULL CHECK (epoch BETWEEN 1 AND 4294967295),
+        from_epoch BIGINT NOT NULL CHECK (from_epoch >= 0 AND from_epoch < epoch),
+        ingest_key_id TEXT NOT NULL,
+        enc BYTEA NOT NULL,
+        keys_wrapped BYTEA NOT NULL,
+        chain_wrapped BYTEA NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'committed', 'frozen')),
+        rekey_counter BIGINT NOT NULL,
+        commit_counter BIGINT,
+        created_at BIGINT NOT NULL,
+        committed_at BIGINT,
+        prev_dropped_at BIGINT,
+        frozen_at BIGINT,
+        PRIMARY KEY (serial, epoch)
+      );
+    `,
+  },
+  {
     // ingest_write of version 4, each write that is often empty (anchors,
     // boots, re-timing, readings, gaps, wrapped keys) behind a test of its
     // array, same signature and effect. PL/pgSQL runs every statement it

@@ -23,6 +23,7 @@ import pg from 'pg';
 import { encodePage } from '../reads/wire.js';
 import { ReadWorkers } from './read-workers.js';
 import { MIGRATIONS } from './migrations.js';
+import { PostgresEpochs, type EpochStore } from './epochs.js';
 import { INGEST_WRITE, NotReadAhead, ReadAheadTx, readAheadQuery } from './postgres-ingest.js';
 import { batchFromRow, keyRowsFromText, keyRowsQuery, deviceFromRow, frameFromRow, gapFromRow, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
 
@@ -162,12 +163,15 @@ export class PostgresStorage implements Storage {
   private readonly schema: string | undefined;
   /** The read workers, or null when reads run on this thread. */
   readonly readWorkers: ReadWorkers | null;
+  /** Key renewal's epoch rows (epochs.ts). */
+  readonly epochs: EpochStore;
 
   private constructor(pool: pg.Pool, readPool: pg.Pool, schema: string | undefined, readWorkers: ReadWorkers | null) {
     this.pool = pool;
     this.readPool = readPool;
     this.schema = schema;
     this.readWorkers = readWorkers;
+    this.epochs = new PostgresEpochs(pool);
   }
 
   static async open(url: string, options: PostgresOptions = {}): Promise<PostgresStorage> {
@@ -548,7 +552,10 @@ export class PostgresStorage implements Storage {
     return (
       await this.all(
         `SELECT d.serial, d.board, d.batch, d.status, d.frame_size, d.ingest_key_id, d.registered_at, d.frames, d.last_seen, d.settled, d.battery,
-         (SELECT COUNT(*) FROM gaps WHERE serial = d.serial) AS gaps, (SELECT SUM(count) FROM gaps WHERE serial = d.serial) AS lost
+         (SELECT COUNT(*) FROM gaps WHERE serial = d.serial) AS gaps, (SELECT SUM(count) FROM gaps WHERE serial = d.serial) AS lost,
+         (SELECT COALESCE(MAX(epoch), 0) FROM device_epochs WHERE serial = d.serial AND state = 'committed') AS epoch,
+  (SELECT CASE WHEN SUM(CASE WHEN state = 'frozen' THEN 1 ELSE 0 END) > 0 THEN 'frozen' WHEN SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END) > 0 THEN 'pending'
+    WHEN COUNT(*) > 0 THEN 'committed' ELSE 'none' END FROM device_epochs WHERE serial = d.serial) AS renewal
          FROM devices d WHERE d.serial > $1 ORDER BY d.serial LIMIT $2`,
         [q.after ?? '', q.limit],
       )

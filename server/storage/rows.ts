@@ -87,6 +87,8 @@ export function summaryFromRow(r: Row): DeviceSummary {
     battery: r.battery === null ? null : Number(r.battery),
     gaps: Number(r.gaps ?? 0),
     lost: Number(r.lost ?? 0),
+    epoch: Number(r.epoch ?? 0),
+    renewal: (r.renewal as DeviceSummary['renewal'] | undefined) ?? 'none',
   };
 }
 

@@ -41,6 +41,7 @@ import { encodePage } from '../reads/wire.js';
 import { ReadWorkers } from './read-workers.js';
 import { GroupSync, fileSync } from './group-sync.js';
 import { MIGRATIONS } from './migrations.js';
+import { SqliteEpochs, type EpochStore } from './epochs.js';
 import { batchFromRow, deviceFromRow, frameFromRow, gapFromRow, keyRowsFromText, keyRowsQuery, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
 import type {
   Anchor,
@@ -141,7 +142,10 @@ export interface SqliteOptions {
 
 /** Columns of DeviceSummary: not enc or wrapped keys, which a listing never needs. */
 const SUMMARY = `d.serial, d.board, d.batch, d.status, d.frame_size, d.ingest_key_id, d.registered_at, d.frames, d.last_seen, d.settled, d.battery,
-  (SELECT COUNT(*) FROM gaps WHERE serial = d.serial) AS gaps, (SELECT SUM(count) FROM gaps WHERE serial = d.serial) AS lost`;
+  (SELECT COUNT(*) FROM gaps WHERE serial = d.serial) AS gaps, (SELECT SUM(count) FROM gaps WHERE serial = d.serial) AS lost,
+  (SELECT COALESCE(MAX(epoch), 0) FROM device_epochs WHERE serial = d.serial AND state = 'committed') AS epoch,
+  (SELECT CASE WHEN SUM(CASE WHEN state = 'frozen' THEN 1 ELSE 0 END) > 0 THEN 'frozen' WHEN SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END) > 0 THEN 'pending'
+    WHEN COUNT(*) > 0 THEN 'committed' ELSE 'none' END FROM device_epochs WHERE serial = d.serial) AS renewal`;
 
 /** Most transactions committed together (one fsync). */
 const MAX_GROUP = 64;
@@ -162,6 +166,8 @@ export class SqliteStorage implements Storage {
   /** The shared fsync of the WAL (synchronous FULL on a file), or null when COMMIT itself is as durable as asked. */
   readonly walSync: GroupSync | null = null;
   private closeWal: (() => void) | undefined;
+  /** Key renewal's epoch rows (epochs.ts). */
+  readonly epochs: EpochStore;
 
   constructor(path: string, options: SqliteOptions = {}) {
     if (!options.readonly) restrictDbFiles(path, options.onWarning ?? ((m) => process.emitWarning(m)));
@@ -192,6 +198,13 @@ export class SqliteStorage implements Storage {
     const encoding = this.db.pragma('encoding', { simple: true });
     if (encoding !== 'UTF-8') throw new Error(`database ${path} is encoded in ${String(encoding)}; sealpost needs UTF-8 (the encoding it creates databases in)`);
     const db = this.db;
+    this.epochs = new SqliteEpochs(
+      db,
+      (fn) => this.transaction(async () => fn()),
+      async () => {
+        while (this.db.inTransaction) await this.running;
+      },
+    );
     const p = (sql: string) => db.prepare(sql);
     this.s = {
       device: p('SELECT * FROM devices WHERE serial = ?'),

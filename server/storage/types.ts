@@ -3,6 +3,7 @@
 // transaction per request; the algorithms that decide *what* to write (settled
 // watermark, gaps, time mapping, registry import) live once, in
 // server/ingest/ and server/registry.ts, and only the SQL differs per backend.
+import type { EpochStore } from './epochs.js';
 
 export type DeviceStatus = 'active' | 'revoked';
 /**
@@ -70,6 +71,9 @@ export interface DeviceSummary {
   /** Visible gap ranges and the counters they hold. */
   gaps: number;
   lost: number;
+  /** Key renewal: the epoch the device is on (0: its factory key) and its renewal state (GET /v1/devices; listed pages only, else 0 and none). */
+  epoch: number;
+  renewal: 'none' | 'pending' | 'committed' | 'frozen';
 }
 
 export interface NewFrame {
@@ -348,6 +352,8 @@ export interface IngestPlan {
 
 export interface Storage {
   readonly backend: 'sqlite' | 'postgres';
+  /** Key renewal's per-device epoch rows (migration 5; server/storage/epochs.ts). */
+  readonly epochs: EpochStore;
   /** Runs `fn` in one transaction; commits when it resolves, rolls back when it throws. */
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
   /**

@@ -232,6 +232,7 @@ describe('dashboard', () => {
         '/dashboard/icon.svg',
         '/v1/session',
         '/v1/devices',
+        '/v1/fleet',
         `/v1/devices/${a}/readings`,
         `/v1/devices/${a}/gaps`,
         `/v1/devices/${b}/readings`,

@@ -54,8 +54,8 @@ describe('sealpost registry and server commands', () => {
 
     const list = await sealpost('registry', 'list', '--db', files.db);
     const lines = list.out.split('\n');
-    expect(lines[0]).toMatch(/^serial\s+board\s+batch\s+status\s+frames\s+last seen$/);
-    expect(lines[1]).toMatch(/^SP-T00001\s+puckjs\s+B-0001\s+active\s+0\s+never$/);
+    expect(lines[0]).toMatch(/^serial\s+board\s+batch\s+status\s+frames\s+last seen\s+epoch$/);
+    expect(lines[1]).toMatch(/^SP-T00001\s+puckjs\s+B-0001\s+active\s+0\s+never\s+0$/);
     expect(lines.length).toBe(4);
 
     const config = writeConfig(files.dir, { db: 'sealpost.db', trust: [files.factoryPub], ingest_keys: [files.ingestKey] });

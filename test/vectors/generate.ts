@@ -14,7 +14,14 @@ import {
   keyId,
   makeAnnounce,
   makeAck,
+  makeRenewAck,
   provisionDevice,
+  chainPskId,
+  deviceRenew,
+  rekeyPlaintexts,
+  renewInfo,
+  renewNonce,
+  serverRenew,
   sealFrame,
   toHex,
   MAX_COUNTER,
@@ -71,9 +78,52 @@ export interface RenewalProvisionVector {
   /** The format-2 device file of these secrets. */
   device_file: string;
 }
+/** A renewal step in PSK mode with fixed randomness (device and server sides agree). */
+export interface RenewalDerivationVector {
+  serial: string;
+  from_epoch: number;
+  to_epoch: number;
+  /** chain_{from_epoch}: the PSK. */
+  psk: string;
+  psk_id: string;
+  info: string;
+  /** The new epoch's ingest key pair (the ANNOUNCE carries the public half). */
+  ingest_private_key: string;
+  ingest_public_key: string;
+  /** The 32 random bytes the device draws; DeriveKeyPair(ikm) gives the ephemeral key. */
+  ikm: string;
+  ephemeral_private_key: string;
+  enc: string;
+  seal_key: string;
+  nonce_salt: string;
+  /** chain_{to_epoch}. */
+  chain: string;
+}
+/** The five REKEY frames of a renewal: plaintexts, and the frames sealed under the device's CURRENT keys. */
+export interface RekeyVector {
+  seal_key: string;
+  nonce_salt: string;
+  frame_size: number;
+  epoch: number;
+  enc: string;
+  counters: number[];
+  plaintexts: string[];
+  frames: string[];
+}
+export interface RenewAckVector {
+  /** The NEW keys of the epoch. */
+  seal_key: string;
+  nonce_salt: string;
+  epoch: number;
+  nonce: string;
+  renew_ack: string;
+}
 export interface RenewalVectors {
   announce: AnnounceVector[];
   provision: RenewalProvisionVector[];
+  derivation: RenewalDerivationVector[];
+  rekey: RekeyVector[];
+  renew_ack: RenewAckVector[];
 }
 
 /** Deterministic bytes: SHA-256 over a label, stretched by a block counter. */
@@ -188,7 +238,75 @@ export function renewalVectors(): RenewalVectors {
       device_file: toHex(file),
     };
   });
-  return { announce, provision };
+  const derivation: RenewalDerivationVector[] = [];
+  const rekey: RekeyVector[] = [];
+  const renewAck: RenewAckVector[] = [];
+  // Device 0 renews 0 -> 1 -> 2; device 1 jumps 0 -> 3; device 2 (a 32-bit epoch) 0 -> 2^32-1.
+  const steps: { device: number; from: number; to: number; ingest: number }[] = [
+    { device: 0, from: 0, to: 1, ingest: 0 },
+    { device: 0, from: 1, to: 2, ingest: 1 },
+    { device: 1, from: 0, to: 3, ingest: 2 },
+    { device: 2, from: 0, to: 0xffffffff, ingest: 3 },
+  ];
+  const chains = new Map<number, { epoch: number; chain: Uint8Array; sealKey: Uint8Array; nonceSalt: Uint8Array }>();
+  steps.forEach((st, i) => {
+    const serial = SERIALS[st.device]!;
+    const p = provision[st.device]!;
+    let current = chains.get(st.device);
+    if (current === undefined) {
+      const ingest0 = deriveKeyPair(det(`ingest key ${st.device % 3}`, 32));
+      const ephemeral0 = deriveKeyPair(det(`ephemeral key ${st.device}`, 32));
+      const device0 = provisionDevice(ingest0.publicKey, serial, { ephemeralPrivateKey: ephemeral0.privateKey });
+      current = { epoch: 0, chain: device0.chain, sealKey: device0.sealKey, nonceSalt: device0.nonceSalt };
+    }
+    if (current.epoch !== st.from) throw new Error('renewal vector steps out of order');
+    const ingest = deriveKeyPair(det(`renewed ingest key ${st.ingest}`, 32));
+    const ikm = det(`renewal ikm ${i}`, 32);
+    const step = { serial, fromEpoch: st.from, toEpoch: st.to, chain: current.chain };
+    const dev = deviceRenew(step, ingest.publicKey, ikm);
+    const srv = serverRenew(step, ingest.privateKey, dev.enc);
+    if (toHex(srv.sealKey) !== toHex(dev.sealKey) || toHex(srv.chain) !== toHex(dev.chain)) throw new Error('device and server renewal disagree');
+    derivation.push({
+      serial,
+      from_epoch: st.from,
+      to_epoch: st.to,
+      psk: toHex(current.chain),
+      psk_id: toHex(chainPskId(st.from)),
+      info: toHex(renewInfo(serial, st.to)),
+      ingest_private_key: toHex(ingest.privateKey),
+      ingest_public_key: toHex(ingest.publicKey),
+      ikm: toHex(ikm),
+      ephemeral_private_key: toHex(deriveKeyPair(ikm).privateKey),
+      enc: toHex(dev.enc),
+      seal_key: toHex(dev.sealKey),
+      nonce_salt: toHex(dev.nonceSalt),
+      chain: toHex(dev.chain),
+    });
+    const frameSize = p.frame_size;
+    const first = [17, 16385, 0xfffffff0, 1][i]!;
+    const counters = [0, 1, 2, 3, 4].map((k) => first + k);
+    const plaintexts = rekeyPlaintexts(st.to, dev.enc, frameSize);
+    const old = { sealKey: current.sealKey, nonceSalt: current.nonceSalt };
+    rekey.push({
+      seal_key: toHex(old.sealKey),
+      nonce_salt: toHex(old.nonceSalt),
+      frame_size: frameSize,
+      epoch: st.to,
+      enc: toHex(dev.enc),
+      counters,
+      plaintexts: plaintexts.map((x) => toHex(x)),
+      frames: plaintexts.map((x, k) => toHex(sealFrame(old, counters[k]!, x, frameSize))),
+    });
+    renewAck.push({
+      seal_key: toHex(dev.sealKey),
+      nonce_salt: toHex(dev.nonceSalt),
+      epoch: st.to,
+      nonce: toHex(renewNonce(dev.nonceSalt, st.to)),
+      renew_ack: toHex(makeRenewAck(dev, st.to)),
+    });
+    chains.set(st.device, { epoch: st.to, chain: dev.chain, sealKey: dev.sealKey, nonceSalt: dev.nonceSalt });
+  });
+  return { announce, provision, derivation, rekey, renew_ack: renewAck };
 }
 
 export function renderVectors(): Record<string, string> {
