@@ -16,7 +16,9 @@
  *                                      msg (len bytes, any length), pk (32). Returns 1 when the
  *                                      signature verifies, 0 otherwise (compare with 1, nothing else).
  *   sha512(out, msg, len)              out (64) = SHA-512(msg (len bytes)); returns 0.
- * Buffers may overlap only where noted: none (out of x25519 may equal u or scalar: both are read first).
+ * Every input is read before out is written, so out may be the same buffer as an input; nothing else of
+ * the caller's is written. Caller buffers are read and written by bytes (any alignment). The clamped
+ * copy of the X25519 scalar is wiped from the stack before returning; the ladder's field elements are not.
  *
  * Verification rule, the same as @noble/curves ed25519.verify(sig, msg, pk, { zip215: false }), which
  * protocol/announce.ts uses on the host:
@@ -302,7 +304,7 @@ int x25519(u8 *out, const u8 *scalar, const u8 *u) {
   fe_pow(z2, z2, 1);
   fe_mul(x2, x2, z2);
   fe_tobytes(out, x2);
-  for (i = 0; i < 32; i++) k[i] = 0;
+  for (i = 0; i < 32; i++) ((volatile u8 *)k)[i] = 0; /* the clamped scalar does not stay on the stack */
   acc = 0;
   for (i = 0; i < 32; i++) acc |= out[i];
   return -(int)((acc - 1) >> 31); /* -1 exactly when every byte is 0, without a branch */

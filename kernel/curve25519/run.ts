@@ -2,7 +2,7 @@
 // kernel/curve25519/harness.c, built here for 32-bit ARM Linux with arm-linux-gnueabihf-gcc -static:
 // one command per line in, one answer per line out (the commands are listed at the top of harness.c).
 // Used by test/kernel/curve25519.test.ts (correctness, stack) and bench/kernel-renewal.ts (instructions).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,20 +18,43 @@ export function buildCurveHarness(): string {
   return out;
 }
 
+const harnessArgs = (harness: string): string[] => {
+  const e = IMAGE.entries;
+  return [harness, kernelFiles('curve25519').bin, ...[e.x25519, e.x25519_base, e.ed25519_verify, e.sha512].map(String)];
+};
+
+function answers(status: number | null, signal: string | null, stdout: string, stderr: string, commands: number): string[] {
+  if (status !== 0) throw new Error(`curve25519 harness exited ${String(status ?? signal)}: ${stderr}${stdout.slice(-200)}`);
+  const lines = stdout.split('\n');
+  lines.pop();
+  if (lines.length !== commands) throw new Error(`curve25519 harness answered ${lines.length} of ${commands} commands`);
+  return lines;
+}
+
 /** Feeds `commands` to the harness running the committed curve25519.bin (qemuArgs before the program); one answer per command. */
 export function runCurve25519(harness: string, commands: string[], qemuArgs: string[] = []): string[] {
-  const e = IMAGE.entries;
-  const offsets = [e.x25519, e.x25519_base, e.ed25519_verify, e.sha512].map(String);
-  const res = spawnSync(QEMU, [...qemuArgs, harness, kernelFiles('curve25519').bin, ...offsets], {
-    input: commands.join('\n') + '\n',
-    encoding: 'utf8',
-    maxBuffer: 256 * 1024 * 1024,
+  const res = spawnSync(QEMU, [...qemuArgs, ...harnessArgs(harness)], { input: commands.join('\n') + '\n', encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+  return answers(res.status, res.signal, res.stdout, res.stderr, commands.length);
+}
+
+/** runCurve25519 in a child process that runs while the caller computes (e.g. the reference results). */
+export function startCurve25519(harness: string, commands: string[]): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(QEMU, harnessArgs(harness), { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.on('error', reject);
+    child.on('close', (status, signal) => {
+      try {
+        resolve(answers(status, signal, Buffer.concat(out).toString('utf8'), Buffer.concat(err).toString('utf8'), commands.length));
+      } catch (e) {
+        reject(e as Error);
+      }
+    });
+    child.stdin.end(commands.join('\n') + '\n');
   });
-  if (res.status !== 0) throw new Error(`curve25519 harness exited ${String(res.status ?? res.signal)}: ${res.stderr}${res.stdout.slice(-200)}`);
-  const lines = res.stdout.split('\n');
-  lines.pop();
-  if (lines.length !== commands.length) throw new Error(`curve25519 harness answered ${lines.length} of ${commands.length} commands`);
-  return lines;
 }
 
 /**
