@@ -2,15 +2,15 @@
 // curve25519.bin's size, SHA-256, CRC-32, entry offsets (Thumb: E.nativeCall(base + offset | 1, ...)) and KERNEL_* constants.
 export const IMAGE = {
   file: 'curve25519.bin',
-  size: 5848,
-  sha256: '1278faf175c3ebc366996f09061f1e03657cd3f5d828f6e80726f38d29b1a3fe',
-  crc32: 2211953891,
+  size: 6512,
+  sha256: 'c245145e8d6ee0e567ca3842124d9a3ca3c683fcb84b43c3ce7585f4f3dcb375',
+  crc32: 2365082135,
   compiler: 'arm-none-eabi-gcc (15:12.2.rel1-1) 12.2.1 20221205',
   entries: {
-    x25519: 4048,
-    x25519_base: 4540,
-    sha512: 4576,
-    ed25519_verify: 4644,
+    x25519: 4708,
+    x25519_base: 5200,
+    sha512: 5236,
+    ed25519_verify: 5304,
   },
   constants: {
     HASH_SIZE: 64,
