@@ -59,11 +59,12 @@ export function startCurve25519(harness: string, commands: string[]): Promise<st
 
 /**
  * Upper bound of the Cortex-M4 cycles of one Thumb instruction, from the Cortex-M4 Technical Reference
- * Manual's "Processor instruction timings" (ARM DDI 0439, table 3-1), with every branch taken and the
- * pipeline refill at its maximum of 3, every load and store paying its full 2 cycles (no pipelining of
- * neighbouring loads), and no flash wait states: branches (B, BL, BX, BLX, CBZ, CBNZ) 1 + 3; LDR/STR
- * (all sizes) 2; LDRD/STRD 3; LDM/STM/PUSH/POP 1 + N registers, + 3 when PC is loaded; MLA/MLS 2;
- * UDIV/SDIV 12; everything else 1, including MUL, UMULL and UMLAL (single-cycle on the M4).
+ * Manual r0p1 (ARM 100166_0001_00), 3.3.1, table 3-1 "Processor instruction set summary" (zero wait
+ * states), with every branch taken and the pipeline refill at its maximum of 3, every load and store
+ * paying its full 2 cycles (no pipelining of neighbouring loads), and no flash wait states: branches
+ * (B, BL, BX, BLX, CBZ, CBNZ) 1 + 3; LDR/STR (all sizes) 2; LDRD/STRD 3; LDM/STM/PUSH/POP 1 + N
+ * registers, + 3 when PC is loaded; MLA/MLS 2 (the table says 1); UDIV/SDIV 12; everything else 1,
+ * including MUL, UMULL and UMLAL (single-cycle on the M4).
  * Instructions skipped inside an IT block are charged in full too.
  */
 export function cycleBound(mnemonic: string, operands: string): number {
