@@ -2,8 +2,8 @@
  * own SHA-512 (FIPS 180-4), as position-independent Thumb-2 for a Cortex-M4, called through
  * E.nativeCall with at most 4 int arguments (pointers into the caller's buffers). Written in this
  * repository from RFC 7748, RFC 8032 and FIPS 180-4; no library source was copied. No writable globals,
- * no libc; the only data are read-only constants reached PC-relative (SHA-512's 80 + 8 words, and five
- * 32-byte field/group constants: d, sqrt(-1), the base point's x and y, the group order L).
+ * no libc; the only data are read-only constants reached PC-relative (SHA-512's 80 + 8 words, and four
+ * 32-byte constants: d, sqrt(-1), the base point's x, the group order L).
  *
  * Entries (every function that is not static; kernel/build.ts lists their offsets):
  *   x25519(out, scalar, u)             out (32) = X25519(scalar (32), u (32)), RFC 7748 section 5:
@@ -119,7 +119,7 @@ static void fe_frombytes(fe h, const u8 *s) {
 }
 
 /* One carry pass: every limb below 2^width except limb 0, below 2^26 + 19 * 2^7. Written out (constant
- * shifts) rather than as a loop: carries are a third of the ladder's instructions otherwise. */
+ * shifts) rather than as a loop, where they took about half of X25519's instructions. */
 #define CARRY32(i) (h[(i) + 1] += h[i] >> WIDTH(i), h[i] &= (1u << WIDTH(i)) - 1)
 static void fe_carry(fe h) {
   u32 c;
