@@ -1,0 +1,61 @@
+// Cost of the curve25519 kernel (kernel/curve25519/curve25519.bin) on a 64 MHz Cortex-M4, for the
+// device's part of a key renewal: two X25519 (enc = X25519(sk_e, 9) through x25519_base, dh =
+// X25519(sk_e, pk_new)) and one Ed25519 verification of an ANNOUNCE (64-byte signed message). Counted
+// as Thumb instructions executed inside the committed image under qemu-arm, per translation block
+// (kernel/curve25519/run.ts profileCurve25519), with two cycle figures: the per-instruction upper bound
+// of run.ts cycleBound (Cortex-M4 TRM timings, every branch taken with a 3-cycle refill, no flash wait
+// states) and the flat 2-3 cycles per instruction that bench/kernel-seal.ts uses for aes-ccm.
+// X25519 runs the same instructions for every input (test/kernel/curve25519.test.ts checks it);
+// verification is variable time, so it is measured over several random signatures and the maximum kept.
+// Run: npx tsx bench/kernel-curve25519.ts [--signatures N]
+import { parseArgs } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { ed25519, x25519 } from '@noble/curves/ed25519.js';
+import { IMAGE } from '../kernel/curve25519/image.js';
+import { buildCurveHarness, profileCurve25519, type Profile } from '../kernel/curve25519/run.js';
+import { missingEmulation } from '../kernel/harness.js';
+import { ANNOUNCE_CONTEXT, ANNOUNCE_SIGNED_LEN } from '../protocol/announce.js';
+
+const MHZ = 64;
+const FLAT_CPI = [2, 3];
+const { values } = parseArgs({ options: { signatures: { type: 'string', default: '5' } } });
+const signatures = Number(values.signatures);
+
+const missing = missingEmulation();
+if (missing) {
+  console.error(`bench/kernel-curve25519.ts needs qemu-arm and arm-linux-gnueabihf-gcc: ${missing}`);
+  process.exit(1);
+}
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+const harness = buildCurveHarness();
+const empty = profileCurve25519(harness, []);
+const measure = (command: string): Profile => {
+  const p = profileCurve25519(harness, [command]);
+  return { instructions: p.instructions - empty.instructions, cycles: p.cycles - empty.cycles };
+};
+
+const sk = randomBytes(32);
+const enc = measure(`B ${hex(sk)}`);
+const dh = measure(`X ${hex(sk)} ${hex(x25519.getPublicKey(randomBytes(32)))}`);
+let verify: Profile = { instructions: 0, cycles: 0 };
+for (let i = 0; i < signatures; i++) {
+  const key = randomBytes(32);
+  const msg = Buffer.concat([Buffer.from(ANNOUNCE_CONTEXT), randomBytes(ANNOUNCE_SIGNED_LEN)]);
+  const p = measure(`V ${hex(ed25519.sign(msg, key))} ${hex(msg)} ${hex(ed25519.getPublicKey(key))}`);
+  if (p.cycles > verify.cycles) verify = p;
+}
+const sha = measure(`H ${hex(randomBytes(64))}`);
+const total: Profile = { instructions: enc.instructions + dh.instructions + verify.instructions, cycles: enc.cycles + dh.cycles + verify.cycles };
+
+const ms = (cycles: number): string => (cycles / (MHZ * 1000)).toFixed(1);
+console.log(`curve25519.bin: ${IMAGE.size} bytes; ${MHZ} MHz Cortex-M4; load ${(await import('node:os')).loadavg()[0]!.toFixed(2)}`);
+console.log(['entry', 'instructions', 'cycle bound', 'ms (bound)', ...FLAT_CPI.map((c) => `ms (CPI ${c})`)].join('\t'));
+for (const [name, p] of [
+  ['x25519_base (enc)', enc],
+  ['x25519 (dh)', dh],
+  [`ed25519_verify (ANNOUNCE, max of ${signatures})`, verify],
+  ['sha512 (64 bytes)', sha],
+  ['renewal: enc + dh + verify', total],
+] as const) {
+  console.log([name, p.instructions, p.cycles, ms(p.cycles), ...FLAT_CPI.map((c) => ms(p.instructions * c))].join('\t'));
+}
