@@ -10,7 +10,8 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ANCHOR_BOOT, provisionDevice, verifyAck } from '../../../protocol/index.js';
-import { importManifest, revokeDevice, type Storage } from '../../../server/index.js';
+import { checkConfig } from '../../../server/config.js';
+import { importManifest, openStorage, revokeDevice, type Storage } from '../../../server/index.js';
 import { REASON_UNWRAP, WRAPPED_LENGTH } from '../../../server/keys.js';
 import { KeyDirectory } from '../../../server/storage/key-directory.js';
 import type { DeviceKeyRow } from '../../../server/storage/types.js';
@@ -76,6 +77,14 @@ describe('KeyDirectory', () => {
     dir.admit([keyRow('SP-NEW', 7)], dir.epoch);
     expect(dir.size).toBe(2500);
     expect(dir.lookup(['SP-699', 'SP-700', 'SP-NEW', 'SP-701']).missing).toEqual(['SP-700']);
+  });
+});
+
+describe('key_directory', () => {
+  it('holds a million rows unless told otherwise, 0 turns it off, and a wrong value names the setting', () => {
+    expect(checkConfig({}).keyDirectory).toBe(1_000_000);
+    expect(checkConfig({ key_directory: 0 }).keyDirectory).toBe(0);
+    expect(() => checkConfig({ key_directory: -1 })).toThrow(/^config: key_directory must be a whole number from 0 to 100000000, got -1$/);
   });
 });
 
@@ -166,6 +175,22 @@ describe.each(BACKENDS)('the key directory on %s, with a second node on the data
       expect(spy.mock.calls).toEqual([[['SP-NOT-REGISTERED']]]);
     } finally {
       spy.mockRestore();
+    }
+  });
+
+  it('reads every key row from the database when turned off (key_directory 0), with the same answers', async () => {
+    const off = await openStorage(db.url, { keyDirectory: 0, poolSize: 2 });
+    try {
+      const d = fresh();
+      const internal = off as unknown as { keyRowsFromDb(serials: string[]): Promise<DeviceKeyRow[]> };
+      const spy = vi.spyOn(internal, 'keyRowsFromDb');
+      expect(await off.loadKeyDirectory?.()).toBe(0);
+      const rows = await off.deviceKeyRows([d.serial]);
+      expect(rows.map(plain)).toEqual((await storage.deviceKeyRows([d.serial])).map(plain));
+      await off.deviceKeyRows([d.serial]);
+      expect(spy).toHaveBeenCalledTimes(2);
+    } finally {
+      await off.close();
     }
   });
 
