@@ -101,6 +101,22 @@ export class KeyDirectory {
     return { rows, missing };
   }
 
+  /**
+   * The key rows of `serials`: the held ones from here, the others by `read`
+   * (the database), kept for next time when no forget happened meanwhile and
+   * `keep()` still says so after the read.
+   */
+  async rows(serials: readonly string[], read: (missing: string[]) => DeviceKeyRow[] | Promise<DeviceKeyRow[]>, keep: () => boolean = () => true): Promise<DeviceKeyRow[]> {
+    const { rows, missing } = this.lookup(serials);
+    if (missing.length === 0) return rows;
+    const epoch = this.epoch;
+    const fetched = await read(missing);
+    if (keep()) this.admit(fetched, epoch);
+    if (rows.length === 0) return fetched;
+    for (const r of fetched) rows.push(r);
+    return rows;
+  }
+
   /** Keeps rows read from the database, unless a forget or clear happened since `epoch` (read before the read began). */
   admit(rows: readonly DeviceKeyRow[], epoch: number): void {
     if (epoch !== this.epoch) return;

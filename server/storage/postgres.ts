@@ -553,14 +553,11 @@ export class PostgresStorage implements Storage {
       this.listen();
       return this.keyRowsFromDb(serials);
     }
-    const { rows, missing } = dir.lookup(serials);
-    if (missing.length === 0) return rows;
-    const epoch = dir.epoch;
-    const read = await this.keyRowsFromDb(missing);
-    if (this.listening) dir.admit(read, epoch);
-    if (rows.length === 0) return read;
-    for (const r of read) rows.push(r);
-    return rows;
+    return dir.rows(
+      serials,
+      (missing) => this.keyRowsFromDb(missing),
+      () => this.listening,
+    );
   }
 
   /**

@@ -532,14 +532,7 @@ export class SqliteStorage implements Storage {
       dir.clear();
       this.dataVersion = version;
     }
-    const { rows, missing } = dir.lookup(serials);
-    if (missing.length === 0) return rows;
-    const epoch = dir.epoch;
-    const read = this.keyRowsFromDb(missing);
-    dir.admit(read, epoch);
-    if (rows.length === 0) return read;
-    for (const r of read) rows.push(r);
-    return rows;
+    return dir.rows(serials, (missing) => this.keyRowsFromDb(missing));
   }
 
   private keyRowsFromDb(serials: string[]): DeviceKeyRow[] {
