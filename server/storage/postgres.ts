@@ -550,7 +550,7 @@ export class PostgresStorage implements Storage {
     if (!dir) return this.keyRowsFromDb(serials);
     // Without a live LISTEN a revoke on another node could go unheard: read every row then.
     if (!this.listening) {
-      this.listen();
+      if (!this.listenRetry) void this.listen(); // else a retry is due within a second
       return this.keyRowsFromDb(serials);
     }
     return dir.rows(
