@@ -7,7 +7,7 @@ import type { KeyFile } from '../protocol/index.js';
 import type { ServerConfig } from './config.js';
 import { ConnectionGuard, clientErrorHandler, connectionCap, fileDescriptorLimit, makeServerFactory } from './edge/connections.js';
 import { CORE_PLUGINS, OPTIONAL_PLUGINS } from './plugins/index.js';
-import { wrapRegistryAtStart } from './plugins/keys.js';
+import { loadKeyDirectoryAtStart, wrapRegistryAtStart } from './plugins/keys.js';
 import { formatSchemaError } from './schemas.js';
 import type { Storage } from './storage/types.js';
 
@@ -93,5 +93,6 @@ export async function buildServer(options: BuildOptions): Promise<FastifyInstanc
   }
   // Before anyone can listen: no request may need a public-key operation (docs/server.md, "Wrapped device keys").
   await wrapRegistryAtStart(app);
+  await loadKeyDirectoryAtStart(app);
   return app;
 }

@@ -55,6 +55,8 @@ export interface ServerConfig {
   allowedHosts: string[] | null;
   /** Devices whose derived keys stay cached. */
   keyCache: number;
+  /** Registry key rows (public enc, wrapped keys) a node holds in memory; 0: none (server/storage/key-directory.ts). */
+  keyDirectory: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Passed to fastify: behind a reverse proxy that sets X-Forwarded-For, true (trust every hop) or the proxies' addresses/CIDRs. */
   trustProxy: boolean | string[];
@@ -111,6 +113,8 @@ export const DEFAULTS: ServerConfig = {
   // 401s per client address per minute before the address gets 429 without a database lookup.
   auth: { read: { perSecond: 50, burst: 500 }, failuresPerMinute: 30 },
   keyCache: 50_000,
+  // About 170 bytes a row (docs/server.md, "Junk uplinks", sixth pass): 170 MB at a million devices.
+  keyDirectory: 1_000_000,
   logLevel: 'info',
   trustProxy: false,
   sqliteSynchronous: 'FULL',
@@ -180,7 +184,7 @@ function bucket(v: unknown, where: string): BucketSpec | null {
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-const TOP = ['db', 'listen', 'ingest_keys', 'trust', 'tls', 'limits', 'rate_limit', 'key_cache', 'log_level', 'trust_proxy', 'sqlite_synchronous', 'pg_pool_size',
+const TOP = ['db', 'listen', 'ingest_keys', 'trust', 'tls', 'limits', 'rate_limit', 'key_cache', 'key_directory', 'log_level', 'trust_proxy', 'sqlite_synchronous', 'pg_pool_size',
   'max_relay_delay', 'failed_auth', 'timeouts', 'connections', 'relay_keys', 'allowed_hosts', 'read_workers', 'pg_read_pool_size', 'shared_limits', 'renewal'];
 
 /** `renewal`: {"public_key": "renewal-rk-<id>.pub", "announce": ["keys/"], "grace_days": 7}; null/absent: off. */
@@ -377,6 +381,7 @@ export function checkConfig(raw: unknown, baseDir = process.cwd(), where = 'conf
     if (l.page_max !== undefined) c.limits.pageMax = int(l.page_max, `${where}: limits.page_max`, 1, 100_000);
   }
   if (o.key_cache !== undefined) c.keyCache = int(o.key_cache, `${where}: key_cache`, 1, 10_000_000);
+  if (o.key_directory !== undefined) c.keyDirectory = int(o.key_directory, `${where}: key_directory`, 0, 100_000_000);
   if (o.log_level !== undefined) {
     if (!LOG_LEVELS.includes(o.log_level as ServerConfig['logLevel'])) fail(`${where}: log_level`, `must be one of ${LOG_LEVELS.join(', ')}`);
     c.logLevel = o.log_level as ServerConfig['logLevel'];

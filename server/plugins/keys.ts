@@ -44,6 +44,23 @@ export default fp<KeysOptions>(
   { name: 'sealpost-keys', fastify: '5.x', dependencies: ['sealpost-context', 'sealpost-storage'] },
 );
 
+/**
+ * Loads the registry's key rows into the node's key directory (after wrapping:
+ * only wrapped rows are held), so a request naming many serials reads none
+ * from the database (docs/server.md, "Junk uplinks", sixth pass). Never throws:
+ * rows not held are read on demand.
+ */
+export async function loadKeyDirectoryAtStart(app: FastifyInstance): Promise<void> {
+  if (!app.storage.loadKeyDirectory) return;
+  const started = performance.now();
+  try {
+    const rows = await app.storage.loadKeyDirectory();
+    if (rows > 0) app.log.info({ rows, ms: Math.round(performance.now() - started) }, 'key directory loaded');
+  } catch (e) {
+    app.log.error({ err: e }, 'loading the key directory failed; key rows are read from the database on demand');
+  }
+}
+
 /** Wraps the keys of registry rows that have none; logs counts. Never throws. */
 export async function wrapRegistryAtStart(app: FastifyInstance): Promise<void> {
   const started = performance.now();

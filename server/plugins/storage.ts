@@ -22,6 +22,7 @@ export default fp<StorageOptions>(
           poolSize: app.config.pgPoolSize,
           readPoolSize: app.config.pgReadPoolSize,
           readWorkers: app.config.readWorkers,
+          keyDirectory: app.config.keyDirectory,
           onError: (e) => app.log.error({ err: e }, 'database connection error'),
           onWarning: (message) => app.log.warn(message),
         });

@@ -42,5 +42,6 @@ export async function openStorage(db: string, options: OpenOptions = {}): Promis
     ...(options.onWarning ? { onWarning: options.onWarning } : {}),
     ...(options.readWorkers !== undefined ? { readWorkers: options.readWorkers } : {}),
     ...(options.onError ? { onError: options.onError } : {}),
+    ...(options.keyDirectory !== undefined ? { keyDirectory: options.keyDirectory } : {}),
   });
 }

@@ -1,6 +1,9 @@
 // PostgreSQL backend (`pg`): for several stateless ingest nodes on one
 // database. Nothing an ingest decision depends on lives in a node's memory
-// (device keys are a cache of a pure function of the row), inserts are
+// (device keys are a cache of a pure function of the row; the key directory,
+// key-directory.ts, is a copy of key rows that a revoke's NOTIFY clears and
+// whose staleness can only make frames fail: what is stored is decided on
+// the rows locked in the transaction), inserts are
 // idempotent (ON CONFLICT DO NOTHING on (serial, counter)), and a request
 // that stores frames first locks the rows of their devices (SELECT ... FOR
 // UPDATE, in serial order so two requests never wait on each other in a
@@ -22,13 +25,22 @@
 import pg from 'pg';
 import { encodePage } from '../reads/wire.js';
 import { ReadWorkers } from './read-workers.js';
+import { DEFAULT_KEY_DIRECTORY, KeyDirectory } from './key-directory.js';
 import { MIGRATIONS } from './migrations.js';
 import { PostgresEpochs, type EpochStore } from './epochs.js';
 import { INGEST_WRITE, NotReadAhead, ReadAheadTx, readAheadQuery } from './postgres-ingest.js';
-import { batchFromRow, keyRowsFromText, keyRowsQuery, deviceFromRow, frameFromRow, gapFromRow, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
+import { batchFromRow, keyRowsFromText, keyRowsPageQuery, keyRowsQuery, deviceFromRow, frameFromRow, gapFromRow, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
 
 /** A request's key rows as two text values (rows.ts, keyRowsQuery). */
 const KEY_ROWS_ANY = keyRowsQuery('postgres', 'FROM devices WHERE serial = ANY($1::text[])');
+/** The key directory's load at start, a page of serials after $1 (key-directory.ts). */
+const KEY_ROWS_PAGE = keyRowsPageQuery('postgres', 'FROM (SELECT * FROM devices WHERE serial > $1 AND keys_wrapped IS NOT NULL ORDER BY serial LIMIT $2) AS devices');
+/**
+ * The channel on which a revoke tells every node to forget the device's held
+ * key row (key-directory.ts); the payload is "schema serial" (schema empty
+ * for the default one), or "schema *" to forget every row.
+ */
+const KEY_ROWS_CHANNEL = 'sealpost_key_rows';
 import type {
   Anchor,
   BatchRow,
@@ -104,6 +116,8 @@ export interface PostgresOptions {
   readWorkers?: number;
   /** Open for reads only: no migrations (a read worker; the server migrated). */
   readOnly?: boolean;
+  /** Key rows held in memory (key-directory.ts; default DEFAULT_KEY_DIRECTORY); 0: none, every request reads them. */
+  keyDirectory?: number;
   onError?: (error: Error) => void;
   /** Told about settings that weaken what an ack promises. */
   onWarning?: (message: string) => void;
@@ -165,13 +179,22 @@ export class PostgresStorage implements Storage {
   readonly readWorkers: ReadWorkers | null;
   /** Key renewal's epoch rows (epochs.ts). */
   readonly epochs: EpochStore;
+  /** The key directory (key-directory.ts), or null; used only while `listener` listens for revokes. */
+  private readonly directory: KeyDirectory | null;
+  private listener: pg.Client | null = null;
+  private listening = false;
+  private listenRetry: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly listenSettings: pg.ClientConfig;
 
-  private constructor(pool: pg.Pool, readPool: pg.Pool, schema: string | undefined, readWorkers: ReadWorkers | null) {
+  private constructor(pool: pg.Pool, readPool: pg.Pool, schema: string | undefined, readWorkers: ReadWorkers | null, directory: KeyDirectory | null, listenSettings: pg.ClientConfig) {
     this.pool = pool;
     this.readPool = readPool;
     this.schema = schema;
     this.readWorkers = readWorkers;
     this.epochs = new PostgresEpochs(pool);
+    this.directory = directory;
+    this.listenSettings = listenSettings;
   }
 
   static async open(url: string, options: PostgresOptions = {}): Promise<PostgresStorage> {
@@ -187,7 +210,9 @@ export class PostgresStorage implements Storage {
       workers > 0
         ? new ReadWorkers(url, { size: workers, readPoolSize: options.readPoolSize ?? 4, ...(options.onError ? { onError: options.onError } : {}) })
         : null;
-    const storage = new PostgresStorage(pool, readPool, schema, readWorkers);
+    const held = options.readOnly ? 0 : (options.keyDirectory ?? DEFAULT_KEY_DIRECTORY);
+    const directory = held > 0 ? new KeyDirectory(held) : null;
+    const storage = new PostgresStorage(pool, readPool, schema, readWorkers, directory, { connectionString, application_name: `${applicationName}-listen` });
     if (options.readOnly) return storage;
     try {
       await storage.migrate();
@@ -414,6 +439,9 @@ export class PostgresStorage implements Storage {
       },
       setStatus: async (serial, status, at) => {
         await c.query('UPDATE devices SET status = $1, revoked_at = $2 WHERE serial = $3', [status, status === 'revoked' ? at : null, serial]);
+        // Every node forgets its held row when this commits (nothing is sent on a rollback); this one at once too.
+        await c.query('SELECT pg_notify($1, $2)', [KEY_ROWS_CHANNEL, `${this.schema ?? ''} ${serial}`]);
+        this.directory?.forget(serial);
       },
       unwrappedDevices: async (ingestKeyIds, after, limit) =>
         ingestKeyIds.length === 0
@@ -471,6 +499,16 @@ export class PostgresStorage implements Storage {
   readonly ingestStats = { readAhead: 0, notReadAhead: 0, changed: 0 };
 
   async ingestTransaction<T>(plan: IngestPlan, fn: (tx: Tx) => Promise<T>): Promise<T> {
+    if (!this.directory) return this.ingestTransactionRun(plan, fn);
+    // Settled changed: the held rows of these devices are read again once it committed (key-directory.ts).
+    try {
+      return await this.ingestTransactionRun(plan, fn);
+    } finally {
+      for (const f of plan.frames) this.directory.forget(f.serial);
+    }
+  }
+
+  private async ingestTransactionRun<T>(plan: IngestPlan, fn: (tx: Tx) => Promise<T>): Promise<T> {
     let rows: Row[];
     try {
       rows = (await this.pool.query(readAheadQuery(plan))).rows as Row[];
@@ -512,6 +550,83 @@ export class PostgresStorage implements Storage {
   /** On the ingest pool: an upload's first statement never queues behind the read API's. */
   async deviceKeyRows(serials: string[]): Promise<DeviceKeyRow[]> {
     if (serials.length === 0) return [];
+    const dir = this.directory;
+    if (!dir) return this.keyRowsFromDb(serials);
+    // Without a live LISTEN a revoke on another node could go unheard: read every row then.
+    if (!this.listening) {
+      if (!this.listenRetry) void this.listen(); // else a retry is due within a second
+      return this.keyRowsFromDb(serials);
+    }
+    return dir.rows(
+      serials,
+      (missing) => this.keyRowsFromDb(missing),
+      () => this.listening,
+    );
+  }
+
+  /**
+   * Fills the key directory from the registry, by pages of serials, until it
+   * is full (server start, after the keys are wrapped), once LISTEN for
+   * revokes is in place. Returns the rows held.
+   */
+  async loadKeyDirectory(page = 5000): Promise<number> {
+    const dir = this.directory;
+    if (!dir) return 0;
+    await this.listen();
+    let after = '';
+    while (this.listening && dir.size < dir.capacity) {
+      const epoch = dir.epoch;
+      const r = (await this.pool.query(KEY_ROWS_PAGE, [after, Math.min(page, dir.capacity - dir.size)])).rows[0] as { t: string | null; b: Uint8Array | null; last: string | null } | undefined;
+      const rows = keyRowsFromText(r?.t ?? null, r?.b ?? null);
+      if (rows.length === 0 || !r?.last) break;
+      dir.admit(rows, epoch); // a page that overlapped a revoke is not kept: its rows are read on demand
+      after = r.last;
+    }
+    return dir.size;
+  }
+
+  /** LISTEN for revokes on a connection of its own; while it is down the directory is empty and unused. */
+  private listen(): Promise<void> {
+    if (this.listener || this.closed) return Promise.resolve();
+    const client = new pg.Client(this.listenSettings);
+    this.listener = client;
+    const down = () => {
+      if (this.listener !== client) return;
+      this.listener = null;
+      this.listening = false;
+      this.directory?.clear();
+      client.removeAllListeners('notification');
+      void client.end().catch(() => undefined);
+      if (!this.closed && !this.listenRetry) {
+        this.listenRetry = setTimeout(() => {
+          this.listenRetry = undefined;
+          void this.listen();
+        }, 1000);
+        this.listenRetry.unref();
+      }
+    };
+    client.on('error', down);
+    client.on('end', down);
+    client.on('notification', (n) => {
+      const payload = n.payload ?? '';
+      const space = payload.indexOf(' ');
+      if (space < 0 || payload.slice(0, space) !== (this.schema ?? '')) return;
+      const serial = payload.slice(space + 1);
+      if (serial === '*') this.directory?.clear();
+      else this.directory?.forget(serial);
+    });
+    return client
+      .connect()
+      .then(() => client.query(`LISTEN ${KEY_ROWS_CHANNEL}`))
+      .then(() => {
+        if (this.listener !== client) return;
+        this.directory?.clear();
+        this.listening = true;
+      })
+      .catch(() => down());
+  }
+
+  private async keyRowsFromDb(serials: string[]): Promise<DeviceKeyRow[]> {
     let r: pg.QueryResult;
     try {
       r = await this.pool.query(KEY_ROWS_ANY, [serials]);
@@ -670,6 +785,12 @@ export class PostgresStorage implements Storage {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.listenRetry);
+    const listener = this.listener;
+    this.listener = null;
+    this.listening = false;
+    await listener?.end().catch(() => undefined);
     await this.readWorkers?.close();
     await Promise.all([this.pool.end(), this.readPool.end()]);
   }

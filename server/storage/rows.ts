@@ -54,6 +54,11 @@ export function keyRowsQuery(dialect: 'sqlite' | 'postgres', from: string): stri
   return `SELECT ${agg}(${meta}, ' ') AS t, ${blobs} AS b ${from}`;
 }
 
+/** keyRowsQuery plus `last`, the greatest serial of the rows (the next page starts after it), in the database's own order. */
+export function keyRowsPageQuery(dialect: 'sqlite' | 'postgres', from: string): string {
+  return keyRowsQuery(dialect, from).replace(/ AS b FROM /, ' AS b, max(serial) AS last FROM ');
+}
+
 /** The rows of keyRowsQuery's two values (t null: no row). */
 export function keyRowsFromText(t: string | null, b: Uint8Array | null): DeviceKeyRow[] {
   if (!t) return [];

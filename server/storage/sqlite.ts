@@ -39,10 +39,11 @@ import Database from 'better-sqlite3';
 import { chmodSync, closeSync, openSync, statSync } from 'node:fs';
 import { encodePage } from '../reads/wire.js';
 import { ReadWorkers } from './read-workers.js';
+import { DEFAULT_KEY_DIRECTORY, KeyDirectory } from './key-directory.js';
 import { GroupSync, fileSync } from './group-sync.js';
 import { MIGRATIONS } from './migrations.js';
 import { SqliteEpochs, type EpochStore } from './epochs.js';
-import { batchFromRow, deviceFromRow, frameFromRow, gapFromRow, keyRowsFromText, keyRowsQuery, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
+import { batchFromRow, deviceFromRow, frameFromRow, gapFromRow, keyRowsFromText, keyRowsPageQuery, keyRowsQuery, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
 import type {
   Anchor,
   BatchRow,
@@ -138,6 +139,8 @@ export interface SqliteOptions {
   onError?: (error: Error) => void;
   /** Told when a database file had to be restricted to its owner (restrictDbFiles). */
   onWarning?: (message: string) => void;
+  /** Key rows held in memory (key-directory.ts; default DEFAULT_KEY_DIRECTORY); 0: none, every request reads them. */
+  keyDirectory?: number;
 }
 
 /** Columns of DeviceSummary: not enc or wrapped keys, which a listing never needs. */
@@ -168,6 +171,9 @@ export class SqliteStorage implements Storage {
   private closeWal: (() => void) | undefined;
   /** Key renewal's epoch rows (epochs.ts). */
   readonly epochs: EpochStore;
+  /** The key directory (key-directory.ts), or null; and the data_version it was last checked against. */
+  private readonly directory: KeyDirectory | null;
+  private dataVersion = -1;
 
   constructor(path: string, options: SqliteOptions = {}) {
     if (!options.readonly) restrictDbFiles(path, options.onWarning ?? ((m) => process.emitWarning(m)));
@@ -176,6 +182,8 @@ export class SqliteStorage implements Storage {
     // '' is a temporary database private to this connection, like :memory:.
     this.readWorkers = workers > 0 && !this.db.memory && path !== '' ? new ReadWorkers(path, { size: workers, ...(options.onError ? { onError: options.onError } : {}) }) : null;
     this.db.pragma('busy_timeout = 5000');
+    const held = options.keyDirectory ?? DEFAULT_KEY_DIRECTORY;
+    this.directory = held > 0 && !options.readonly ? new KeyDirectory(held) : null;
     if (!options.readonly) {
       this.db.pragma('journal_mode = WAL');
       const synchronous = options.synchronous ?? 'FULL';
@@ -214,6 +222,9 @@ export class SqliteStorage implements Storage {
       // The serials' list drives the loop (one index search each); `serial IN (SELECT ...)` built a temporary
       // index of the list first, a fifth of a one-serial request's statement (bench/junk-uplink.ts).
       keyRowsIn: p(keyRowsQuery('sqlite', 'FROM json_each(?) AS j CROSS JOIN devices ON devices.serial = j.value')),
+      // The key directory's change signal and its load at start (key-directory.ts).
+      dataVersion: p('PRAGMA data_version').pluck(),
+      keyRowsPage: p(keyRowsPageQuery('sqlite', 'FROM (SELECT * FROM devices WHERE serial > ? AND keys_wrapped IS NOT NULL ORDER BY serial LIMIT ?) AS devices')),
       insertFrame: p(
         `INSERT INTO frames (serial, counter, frame, type, content, relay, relay_time, rx, received)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (serial, counter) DO NOTHING`,
@@ -316,6 +327,8 @@ export class SqliteStorage implements Storage {
     return {
       lockDevices: async (serials) => {
         if (serials.length === 0) return [];
+        // Reads wait while this transaction is open; once it committed they read these rows again.
+        if (this.directory) for (const serial of serials) this.directory.forget(serial);
         // The usual request names one device (a relay forwards one outbox at a time): one index search, no JSON list.
         if (serials.length === 1) {
           const r = s.device!.get(serials[0]) as Row | undefined;
@@ -402,6 +415,7 @@ export class SqliteStorage implements Storage {
       },
       setStatus: async (serial, status, at) => {
         s.setStatus!.run(status, status === 'revoked' ? at : null, serial);
+        this.directory?.forget(serial);
       },
       unwrappedDevices: async (ingestKeyIds, after, limit) => {
         if (ingestKeyIds.length === 0) return [];
@@ -427,8 +441,14 @@ export class SqliteStorage implements Storage {
   }
 
   /** One process per file and no round trips: an uplink's transaction is an ordinary one (group commit included). */
-  ingestTransaction<T>(_plan: IngestPlan, fn: (tx: Tx) => Promise<T>): Promise<T> {
-    return this.transaction(fn);
+  ingestTransaction<T>(plan: IngestPlan, fn: (tx: Tx) => Promise<T>): Promise<T> {
+    const run = this.transaction(fn);
+    if (!this.directory) return run;
+    // Settled (and maybe more) changed: held rows of the locked devices are read again (key-directory.ts).
+    const forget = () => {
+      for (const f of plan.frames) this.directory!.forget(f.serial);
+    };
+    return run.finally(forget);
   }
 
   private schedule(): void {
@@ -517,8 +537,40 @@ export class SqliteStorage implements Storage {
     if (serials.length === 0) return [];
     // Committed rows only: on this one connection an open transaction's writes would be visible, so let a group in flight finish.
     while (this.db.inTransaction) await this.running;
+    const dir = this.directory;
+    if (!dir) return this.keyRowsFromDb(serials);
+    // Another connection (a CLI's revoke or import) committed: what is held may be stale, read again.
+    const version = this.s.dataVersion!.get() as number;
+    if (version !== this.dataVersion) {
+      dir.clear();
+      this.dataVersion = version;
+    }
+    return dir.rows(serials, (missing) => this.keyRowsFromDb(missing));
+  }
+
+  private keyRowsFromDb(serials: string[]): DeviceKeyRow[] {
     const r = this.s.keyRowsIn!.get(JSON.stringify(serials)) as { t: string | null; b: Uint8Array | null };
     return keyRowsFromText(r.t, r.b);
+  }
+
+  /**
+   * Fills the key directory from the registry, by pages of serials, until it
+   * is full (server start, after the keys are wrapped). Returns the rows held.
+   */
+  async loadKeyDirectory(page = 5000): Promise<number> {
+    const dir = this.directory;
+    if (!dir) return 0;
+    this.dataVersion = this.s.dataVersion!.get() as number;
+    let after = '';
+    while (dir.size < dir.capacity) {
+      const r = this.s.keyRowsPage!.get(after, Math.min(page, dir.capacity - dir.size)) as { t: string | null; b: Uint8Array | null; last: string | null };
+      const rows = keyRowsFromText(r.t, r.b);
+      if (rows.length === 0 || r.last === null) break;
+      dir.admit(rows, dir.epoch);
+      after = r.last;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return dir.size;
   }
 
   async device(serial: string): Promise<DeviceRow | undefined> {

@@ -371,6 +371,11 @@ export interface Storage {
    * behind the read API). In no particular order.
    */
   deviceKeyRows(serials: string[]): Promise<DeviceKeyRow[]>;
+  /**
+   * Fills the node's key directory (server/storage/key-directory.ts) from the
+   * registry, up to its capacity; returns the rows held. Server start only.
+   */
+  loadKeyDirectory?(): Promise<number>;
   /** All devices by serial, or the one with this serial. */
   devices(serial?: string): Promise<DeviceSummary[]>;
   /** Up to `limit` devices by serial, after `after`. */

@@ -25,7 +25,7 @@ const WINDOW = WINDOW_S * 1000;
 const YEAR_2026 = Date.UTC(2026, 0, 1);
 
 /** Sets a row's keys_wrapped behind the server's back, as an attacker with write access to the database could. */
-async function writeRow(db: TestDb, serial: string, blob: Uint8Array | null): Promise<void> {
+async function writeRow(db: TestDb, serial: string, blob: Uint8Array | null, node: Storage): Promise<void> {
   const value = blob === null ? null : Buffer.from(blob);
   if (db.backend === 'sqlite') {
     const raw = new Database(db.url);
@@ -43,8 +43,18 @@ async function writeRow(db: TestDb, serial: string, blob: Uint8Array | null): Pr
   await client.connect();
   try {
     await client.query(`UPDATE ${schema}.devices SET keys_wrapped = $1 WHERE serial = $2`, [value, serial]);
+    // A PostgreSQL node keeps its own copy of a key row (its key directory, which such a write does not
+    // reach; test/server/storage/key-directory.test.ts): told to forget it, as an operator would, the node
+    // reads the row again, like the key cache the tests empty with keyring.forget.
+    await client.query('SELECT pg_notify($1, $2)', ['sealpost_key_rows', `${schema} ${serial}`]);
   } finally {
     await client.end();
+  }
+  // The notification reaches the node's LISTEN connection a moment later.
+  const written = (r: Uint8Array | null | undefined) => (r ? Buffer.from(r).equals(value ?? Buffer.alloc(0)) && value !== null : r === value);
+  for (let waited = 0; !written((await node.deviceKeyRows([serial]))[0]?.keysWrapped); waited += 10) {
+    if (waited > 10_000) throw new Error(`the node did not read ${serial}'s row again after the notification`);
+    await new Promise((r) => setTimeout(r, 10));
   }
 }
 
@@ -255,7 +265,7 @@ describe.each(BACKENDS)('the server edge on %s', (backend) => {
     const donor = fresh();
     const T = s.clock.now;
     const donorRow = (await storage.device(donor.serial))!;
-    await writeRow(db, victim.serial, donorRow.keysWrapped);
+    await writeRow(db, victim.serial, donorRow.keysWrapped, storage);
     s.app.keyring.forget(victim.serial);
     const moved = await post([at(victim, [victim.anchor(1, 0, ANCHOR_BOOT)], T)]);
     expect(moved.status).toBe(200);
@@ -263,7 +273,7 @@ describe.each(BACKENDS)('the server edge on %s', (backend) => {
 
     const flipped = donorRow.keysWrapped!.slice();
     flipped[20]! ^= 0x80;
-    await writeRow(db, donor.serial, flipped);
+    await writeRow(db, donor.serial, flipped, storage);
     s.app.keyring.forget(donor.serial);
     const altered = await post([at(donor, [donor.anchor(1, 0, ANCHOR_BOOT)], T)]);
     expect(altered.status).toBe(200);
@@ -276,7 +286,7 @@ describe.each(BACKENDS)('the server edge on %s', (backend) => {
     const donor2 = fresh();
     const donor2Row = (await storage.device(donor2.serial))!;
     const victim2 = fresh();
-    await writeRow(db, victim2.serial, donor2Row.keysWrapped);
+    await writeRow(db, victim2.serial, donor2Row.keysWrapped, storage);
     s.app.keyring.forget(victim2.serial);
     const forged = await post([{ serial: victim2.serial, frames: [donor2.anchor(1, 0, ANCHOR_BOOT), donor2.sample(1, 5, [{ channel: 1, value: 9 }])].map((frame) => ({ frame, rx: T })) }]);
     expect(forged.json.devices[0]).toEqual({
