@@ -151,7 +151,6 @@ describe('relay page', () => {
 
   it('serves /relay and its bundle from memory with a strict CSP; on by default, off by config', async () => {
     const assets = await relayPageAssets();
-    expect(assets.buildMs).toBeLessThan(3000);
     const js = assets.files.get('app.js')!.body.toString();
     expect(js).toContain(SERVICE_UUID.slice(8));
     expect(js).not.toMatch(/["']node:|require\(/);
