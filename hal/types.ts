@@ -152,6 +152,29 @@ export interface CryptoHal {
   encryptBlock(key: Uint8Array, block: Uint8Array): Uint8Array;
 }
 
+/**
+ * The public-key work of a key renewal (design brief, "Key renewal"; docs/protocol.md), needed only
+ * while a renewal runs. hal/plain/renewal-crypto.ts (@noble, Node and the simulator) and
+ * hal/espruino/renewal-crypto.ts (the curve25519 and hkdf-sha256 kernels through E.nativeCall)
+ * implement it byte for byte alike; test/vectors/renewal.json checks both.
+ */
+export interface RenewalCryptoHal {
+  /**
+   * Ed25519 verification (RFC 8032) by protocol/announce.ts's rule (strict decoding, S < L,
+   * small-order keys refused, cofactored equation): true only for a valid signature.
+   */
+  verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
+  /**
+   * RFC 9180 SetupPSKS, DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / export-only, with `ikm` (32 bytes)
+   * as DeriveKeyPair's input for the ephemeral key, followed by the design brief's three exports.
+   * Returns 88 bytes: enc (32) || seal key (16) || nonce salt (8) || chain (32). Throws an Error
+   * saying why when the inputs are refused (e.g. an all-zero shared secret).
+   */
+  setupPskS(recipientPublicKey: Uint8Array, info: Uint8Array, psk: Uint8Array, pskId: Uint8Array, ikm: Uint8Array): Uint8Array;
+  /** One 32-bit word of the hardware random source (E.hwRand on a board); throws when the source fails. */
+  hwRand(): number;
+}
+
 /** Everything the firmware is given at start-up (style.md rule 1). */
 export interface Hal {
   clock: ClockHal;
