@@ -59,6 +59,8 @@ const ENTRIES = {
   ...Object.fromEntries(BOARDS.map((b) => [b, `firmware/targets/${b}.ts`])),
   'crypto-selftest': 'firmware/targets/selftest.ts',
   'bench-seal': 'firmware/targets/bench-seal.ts',
+  // The renewal crypto on the kernels, with console commands for test/firmware/renewal-crypto-arm.test.ts.
+  'renewal-check': 'firmware/targets/renewal-check.ts',
 };
 
 // SEALPOST_BUNDLE_NAMES=1 writes the same bundles without name mangling into
