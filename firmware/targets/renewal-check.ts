@@ -55,18 +55,22 @@ exposeGlobal('RENEW', function (id: number, pk: string, info: string, psk: strin
   const p = fromHexUnchecked(psk);
   const q = fromHexUnchecked(pskId);
   const m = fromHexUnchecked(ikm);
-  const before = usage();
-  deepest = 0;
-  const t = secondsNow();
+  // Every local exists before the first reading, so the readings differ only by what the call holds.
   let out: Uint8Array | undefined;
   let err = '';
+  let took = '';
+  let after = 0;
+  let t = 0;
+  const before = usage();
+  deepest = 0;
+  t = secondsNow();
   try {
     out = espruinoRenewalCrypto(meter ? METERED : E, storageModule(), IMAGE).setupPskS(k, i, p, q, m);
   } catch (e) {
     err = 'ERR ' + (e as Error).message;
   }
-  const took = ms(t);
-  const after = usage();
+  took = ms(t);
+  after = usage();
   print('R' + id + ' ' + (out ? toHex(out) : err) + ' ' + took + ' ' + before + ' ' + deepest + ' ' + after);
 });
 
