@@ -14,35 +14,18 @@
 // - the work block is held only while a call runs: the variables in use after setupPskS returns are
 //   those before it plus its 88-byte result.
 // Each case runs in its own directory: the Linux builds keep Storage in ./espruino.flash.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-
-import { kernelFiles } from '../../kernel/build.js';
 import { ANNOUNCE_CONTEXT } from '../../protocol/announce.js';
 import { CURVE_KERNEL_FILE_NAME, HKDF_KERNEL_FILE_NAME } from '../../protocol/wire/names.js';
-import { startEspruino, writeStorageInPieces } from '../helpers/espruino-process.js';
+import { bootRenewalCheck, type RenewalCheck, curveKernel as curveBin, hkdfKernel as hkdfBin, KERNELS_IN_PLACE as IN_PLACE } from '../helpers/renewal-check.js';
 
 const BIN = process.env.ESPRUINO_ARM_BIN;
-const BUNDLE = new URL('../../dist/renewal-check.js', import.meta.url).pathname;
 const VECTORS = JSON.parse(readFileSync(new URL('../vectors/renewal.json', import.meta.url), 'utf8')) as {
   derivation: { serial: string; ingest_public_key: string; info: string; psk: string; psk_id: string; ikm: string; enc: string; seal_key: string; nonce_salt: string; chain: string }[];
   announce: { renewal_public_key: string; announce: string }[];
 };
 const RFC8032 = JSON.parse(readFileSync(new URL('../vectors/rfc8032.json', import.meta.url), 'utf8')) as { name: string; pk: string; msg: string; sig: string }[];
-
-const curveBin = () => new Uint8Array(readFileSync(kernelFiles('curve25519').bin));
-const hkdfBin = () => new Uint8Array(readFileSync(kernelFiles('hkdf-sha256').bin));
-
-/** The .boot0 that makes Storage.read return the kernel files as flat strings with an address, as flash is on a board. */
-const IN_PLACE = `var SP_S = require("Storage"), SP_RD = SP_S.read, SP_K = {};
-SP_K[${JSON.stringify(CURVE_KERNEL_FILE_NAME)}] = E.toFlatString(SP_RD.call(SP_S, ${JSON.stringify(CURVE_KERNEL_FILE_NAME)}));
-SP_K[${JSON.stringify(HKDF_KERNEL_FILE_NAME)}] = E.toFlatString(SP_RD.call(SP_S, ${JSON.stringify(HKDF_KERNEL_FILE_NAME)}));
-print("KERNELS at " + E.getAddressOf(SP_K[${JSON.stringify(CURVE_KERNEL_FILE_NAME)}], true) + " " + E.getAddressOf(SP_K[${JSON.stringify(HKDF_KERNEL_FILE_NAME)}], true));
-SP_S.read = function (n) { return SP_K[n] || SP_RD.call(SP_S, n); };`;
 
 function flip(hex: string, bit: number): string {
   const b = Buffer.from(hex, 'hex');
@@ -50,31 +33,7 @@ function flip(hex: string, bit: number): string {
   return b.toString('hex');
 }
 
-/** One interpreter with `files` in Storage and the check bundle as .bootcde; `boot0` runs first. */
-async function boot(files: Record<string, Uint8Array>, boot0?: string) {
-  const dir = mkdtempSync(join(tmpdir(), 'sealpost-renewal-arm-'));
-  writeStorageInPieces(BIN!, dir, { ...files, '.bootcde': new Uint8Array(readFileSync(BUNDLE)) });
-  if (boot0 !== undefined) {
-    writeFileSync(join(dir, 'setup.js'), `require("Storage").write(".boot0", ${JSON.stringify(boot0)});\n`);
-    execFileSync(BIN!, ['setup.js'], { cwd: dir, input: '', timeout: 60_000, killSignal: 'SIGKILL' });
-  }
-  const session = startEspruino(BIN!, dir);
-  await session.waitFor((l) => l === 'RENEWAL CHECK READY', 90_000);
-  let id = 0;
-  const ask = async (command: (id: number) => string): Promise<string[]> => {
-    id++;
-    // DLE first: the line runs without echo and stays out of the console's history, as the espruino
-    // CLI sends code (jsinteractive.c); kept, the hex of many commands fragments a 2,630-variable heap
-    // until no flat block of a 1,023-byte message is left (measured: "renewal has no flat RAM").
-    session.send('\x10' + command(id));
-    const line = await session.waitFor((l) => l.startsWith(`R${id} `), 120_000);
-    return line.slice(`R${id} `.length).split(' ');
-  };
-  const renew = (v: { ingest_public_key: string; info: string; psk: string; psk_id: string; ikm: string }, meter = false) =>
-    ask((id) => `RENEW(${id},"${v.ingest_public_key}","${v.info}","${v.psk}","${v.psk_id}","${v.ikm}",${meter})`);
-  const verify = (pk: string, msg: string, sig: string) => ask((id) => `VERIFY(${id},"${pk}","${msg}","${sig}")`);
-  return { session, dir, ask, renew, verify };
-}
+const boot = (files: Record<string, Uint8Array>, boot0?: string) => bootRenewalCheck(BIN!, files, boot0);
 
 /** The answer's text up to its figures: the error message of a refused call. */
 const said = (answer: string[], message: string) => expect(answer.join(' ').slice(0, message.length)).toBe(message);
@@ -83,7 +42,7 @@ const announceSignatures = () =>
   VECTORS.announce.map((a) => ({ pk: a.renewal_public_key, msg: Buffer.from(ANNOUNCE_CONTEXT).toString('hex') + a.announce.slice(0, 88), sig: a.announce.slice(88, 216) }));
 
 describe.runIf(BIN)('the renewal crypto bundle on the 32-bit ARM interpreter with the kernels in Storage ($ESPRUINO_ARM_BIN)', () => {
-  let board: Awaited<ReturnType<typeof boot>>;
+  let board: RenewalCheck;
   beforeAll(async () => {
     board = await boot({ [CURVE_KERNEL_FILE_NAME]: curveBin(), [HKDF_KERNEL_FILE_NAME]: hkdfBin() }, IN_PLACE);
   }, 300_000);
