@@ -10,7 +10,8 @@
 // - verify accepts RFC 8032 section 7.1's vectors and renewal.json's ANNOUNCE signatures, and refuses
 //   each with one bit flipped in signature, key or message;
 // - a small-order ingest key, an input of the wrong length, a damaged or foreign or missing kernel file
-//   are refused with an error saying why (a damaged file is never executed);
+//   are refused with an error saying why (a damaged file is never executed); a 63-byte signature is
+//   simply not valid;
 // - the work block is held only while a call runs: the variables in use after setupPskS returns are
 //   those before it plus its 88-byte result.
 // Each case runs in its own directory: the Linux builds keep Storage in ./espruino.flash.
@@ -88,7 +89,7 @@ describe.runIf(BIN)('the renewal crypto bundle on the 32-bit ARM interpreter wit
     said(await board.renew({ ...v, ikm: v.ikm.slice(2) }), 'ERR renewal ikm expected 32 bytes, got 31 ');
     said(await board.renew({ ...v, psk_id: '' }), 'ERR renewal psk_id expected 1 to 64 bytes, got 0 ');
     said(await board.renew({ ...v, info: 'ab'.repeat(65) }), 'ERR renewal info expected at most 64 bytes, got 65 ');
-    said(await board.verify(v.ingest_public_key, '', '00'.repeat(63)), 'ERR renewal signature expected 64 bytes, got 63 ');
+    expect((await board.verify(v.ingest_public_key, '', '00'.repeat(63))).join(' ')).toMatch(/^0 \d+$/);
     // After the refusals the kernels still give the right answer.
     expect((await board.renew(v))[0]).toBe(expected(v));
     const words = (await board.ask((id) => `RAND(${id})`)).map(Number);
