@@ -43,7 +43,7 @@ import { DEFAULT_KEY_DIRECTORY, KeyDirectory } from './key-directory.js';
 import { GroupSync, fileSync } from './group-sync.js';
 import { MIGRATIONS } from './migrations.js';
 import { SqliteEpochs, type EpochStore } from './epochs.js';
-import { batchFromRow, deviceFromRow, frameFromRow, gapFromRow, keyRowsFromText, keyRowsPageQuery, keyRowsQuery, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
+import { KEY_ROWS_INDEX, batchFromRow, deviceFromRow, frameFromRow, gapFromRow, keyRowsFromText, keyRowsPageQuery, keyRowsQuery, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
 import type {
   Anchor,
   BatchRow,
@@ -150,6 +150,17 @@ const SUMMARY = `d.serial, d.board, d.batch, d.status, d.frame_size, d.ingest_ke
   (SELECT CASE WHEN SUM(CASE WHEN state = 'frozen' THEN 1 ELSE 0 END) > 0 THEN 'frozen' WHEN SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END) > 0 THEN 'pending'
     WHEN COUNT(*) > 0 THEN 'committed' ELSE 'none' END FROM device_epochs WHERE serial = d.serial) AS renewal`;
 
+/**
+ * A request's key rows (rows.ts, keyRowsQuery), the serials given as a JSON
+ * array. The serials' list drives the loop (one index search each); `serial
+ * IN (SELECT ...)` built a temporary index of the list first, a fifth of a
+ * one-serial request's statement (bench/junk-uplink.ts). The search is of
+ * devices_key_rows (migration 7), which holds both values already computed:
+ * one descent per serial and no read of the table; INDEXED BY makes a query
+ * that could not use the index fail to prepare instead of running slower.
+ */
+export const KEY_ROWS_SQL = keyRowsQuery('sqlite', `FROM json_each(?) AS j CROSS JOIN devices INDEXED BY ${KEY_ROWS_INDEX} ON devices.serial = j.value`);
+
 /** Most transactions committed together (one fsync). */
 const MAX_GROUP = 64;
 
@@ -219,9 +230,7 @@ export class SqliteStorage implements Storage {
       // One statement for a request's devices: a third cheaper than one lookup per serial at 100
       // serials (bench/junk-uplink.ts), which is what a request naming many serials costs first.
       devicesIn: p('SELECT * FROM devices WHERE serial IN (SELECT value FROM json_each(?)) ORDER BY serial'),
-      // The serials' list drives the loop (one index search each); `serial IN (SELECT ...)` built a temporary
-      // index of the list first, a fifth of a one-serial request's statement (bench/junk-uplink.ts).
-      keyRowsIn: p(keyRowsQuery('sqlite', 'FROM json_each(?) AS j CROSS JOIN devices ON devices.serial = j.value')),
+      keyRowsIn: p(KEY_ROWS_SQL),
       // The key directory's change signal and its load at start (key-directory.ts).
       dataVersion: p('PRAGMA data_version').pluck(),
       keyRowsPage: p(keyRowsPageQuery('sqlite', 'FROM (SELECT * FROM devices WHERE serial > ? AND keys_wrapped IS NOT NULL ORDER BY serial LIMIT ?) AS devices')),
