@@ -72,7 +72,12 @@ export class Checkpointer {
   }
 
   private checkpoint(): Promise<CheckpointResult> {
-    const worker = (this.worker ??= this.start());
+    let worker: Worker;
+    try {
+      worker = this.worker ??= this.start();
+    } catch (e) {
+      return Promise.reject(new Error(`the WAL checkpoint thread of ${this.path} could not start (${(e as Error).message})`));
+    }
     const id = this.nextId++;
     return new Promise<CheckpointResult>((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });

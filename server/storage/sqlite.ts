@@ -539,15 +539,17 @@ export class SqliteStorage implements Storage {
         }
       }
     }
+    let committed = false;
     if (db.inTransaction) {
       try {
         db.exec('COMMIT');
-        void this.checkpointer?.committed();
+        committed = true;
       } catch (e) {
         if (db.inTransaction) db.exec('ROLLBACK');
         failFrom(first, e);
       }
     }
+    if (committed) void this.checkpointer?.committed();
     const settle = () => group.forEach((p, i) => (outcomes[i]!.ok ? p.resolve(outcomes[i]!.value) : p.reject(outcomes[i]!.value)));
     if (!this.walSync || !outcomes.some((o) => o.ok)) {
       settle();

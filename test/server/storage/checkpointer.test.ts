@@ -2,7 +2,7 @@
 // the WAL is copied back and restarts, so it stays near 1,000 pages however much
 // is written; every committed row is in the database after a reopen; and a
 // checkpoint thread that cannot work is reported and given up, not retried forever.
-import { mkdtempSync, rmSync, statSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -56,6 +56,29 @@ describe('SQLite checkpoints in their own thread', () => {
     } finally {
       await again.close();
     }
+  });
+
+  it('warns and lets SQLite checkpoint by itself again when the thread cannot open the database', async () => {
+    const path = tempDb();
+    const warnings: string[] = [];
+    const s = new SqliteStorage(path, { readWorkers: 0, onWarning: (m) => warnings.push(m) });
+    // The open connection keeps its file; a thread opening the path finds nothing there.
+    renameSync(path, `${path}.moved`);
+    const PER_TX = 50;
+    const TXS = 160;
+    let biggestWal = 0;
+    for (let t = 0; t < TXS; t++) {
+      await s.transaction((tx) => tx.insertFrames(Array.from({ length: PER_TX }, (_, i) => frame(t * PER_TX + i + 1))));
+      biggestWal = Math.max(biggestWal, statSync(`${path}-wal`).size);
+    }
+    await s.checkpointer!.running;
+    expect(warnings.length).toBe(1);
+    expect(warnings[0]).toContain('db.sqlite');
+    expect(warnings[0]).toContain('SQLite checkpoints the WAL itself again');
+    expect(s.checkpointer!.stats.checkpoints).toBe(0);
+    // SQLite's own checkpoint kept the WAL bounded after the thread was given up.
+    expect(biggestWal).toBeLessThan((TXS * PER_TX * 2100) / 2);
+    await s.close();
   });
 
   it('reports a checkpoint thread that cannot open the database once, and asks it nothing more', async () => {
