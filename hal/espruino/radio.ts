@@ -49,7 +49,12 @@ export function bleRadio(NRF: NrfGlobal): RadioHal {
       const services: { [uuid: string]: object } = {};
       services[service] = chars;
       NRF.setServices(services, { uart: false, advertise: [service] });
-      NRF.setAdvertising({}, { showName: false, connectable: true, discoverable: true });
+      // NRF keeps these options for good too (2v29 jswrap_ble_setAdvertising
+      // stores them): no `connectable: true`, which only restates the default
+      // (the flag changes only when the option is given), about 3 variables.
+      // `discoverable: true` stays: without it the advertisement says limited
+      // discoverable mode (docs/firmware.md, "Fifth pass").
+      NRF.setAdvertising({}, { showName: false, discoverable: true });
       // NRF keeps the scan response for good (2v29 jswrap_ble_setScanResponse
       // stores the argument): bytes in a Uint8Array, not an array of numbers
       // of one variable each.
