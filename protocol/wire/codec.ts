@@ -11,7 +11,7 @@
 //   0x03 gap report     first lost counter (4) || count (3)
 // Unused bytes are zero.
 
-import { readU32BE, writeU16BE, writeU24BE, writeU32BE } from './be.js';
+import { readU32BE, writeBE } from './be.js';
 
 export const TYPE_SAMPLE = 0x01;
 export const TYPE_ANCHOR = 0x02;
@@ -117,7 +117,7 @@ export function encodeSample(out: Uint8Array, boot: number, uptime: number, read
   out.fill(0);
   out[0] = TYPE_SAMPLE;
   out[1] = boot & 255;
-  writeU24BE(out, 2, uptime % UPTIME24_MOD);
+  writeBE(out, 2, uptime % UPTIME24_MOD, 3);
   let at = SAMPLE_HEADER;
   let i = from;
   for (; i < readings.length && at + ENTRY_SIZE <= out.length; i++) {
@@ -125,7 +125,7 @@ export function encodeSample(out: Uint8Array, boot: number, uptime: number, read
     const mul = CHANNEL_MUL[r.channel];
     if (!mul) continue;
     out[at] = r.channel;
-    writeU16BE(out, at + 1, quantize(mul, r.value));
+    writeBE(out, at + 1, quantize(mul, r.value), 2);
     at += ENTRY_SIZE;
   }
   return i;
@@ -134,16 +134,16 @@ export function encodeSample(out: Uint8Array, boot: number, uptime: number, read
 export function encodeAnchor(out: Uint8Array, boot: number, uptime: number, reason: number): void {
   out.fill(0);
   out[0] = TYPE_ANCHOR;
-  writeU16BE(out, 1, boot);
-  writeU32BE(out, 3, uptime);
+  writeBE(out, 1, boot, 2);
+  writeBE(out, 3, uptime, 4);
   out[7] = reason;
 }
 
 export function encodeGap(out: Uint8Array, first: number, count: number): void {
   out.fill(0);
   out[0] = TYPE_GAP;
-  writeU32BE(out, 1, first);
-  writeU24BE(out, 5, count > 16777215 ? 16777215 : count);
+  writeBE(out, 1, first, 4);
+  writeBE(out, 5, count > 16777215 ? 16777215 : count, 3);
 }
 
 /** The smallest plaintext every type fits in: an anchor, a gap report and a one-reading sample need 8 bytes (F = 20). */
