@@ -96,13 +96,6 @@ export interface Reading {
   value: number;
 }
 
-/** Converts to the stored int16: rounds, saturates at +-32767, NO_READING for NaN. */
-export function quantize(mul: number, value: number): number {
-  if (typeof value !== 'number' || value !== value) return NO_READING;
-  const q = Math.round(value * mul);
-  return q > 32767 ? 32767 : q < -32767 ? -32767 : q;
-}
-
 /** How many readings one sample record holds in a plaintext of `size` bytes. */
 export function readingsPerRecord(size: number): number {
   return Math.floor((size - SAMPLE_HEADER) / ENTRY_SIZE);
@@ -111,7 +104,11 @@ export function readingsPerRecord(size: number): number {
 /**
  * Writes one sample record into `out` (the whole plaintext, zeroed first) with
  * readings[from ..]; returns the index of the first reading that did not fit.
- * Readings on unknown channels are skipped.
+ * Readings on unknown channels are skipped. Each value is stored as an int16
+ * of value x the channel's multiplier: rounded, saturated at +-32767,
+ * NO_READING for NaN or a non-number. Written out here, not a helper: on the
+ * interpreter every function of a bundle costs about 6 variables for good
+ * (docs/firmware.md, "Fifth pass").
  */
 export function encodeSample(out: Uint8Array, boot: number, uptime: number, readings: Reading[], from: number): number {
   out.fill(0);
@@ -125,7 +122,14 @@ export function encodeSample(out: Uint8Array, boot: number, uptime: number, read
     const mul = CHANNEL_MUL[r.channel];
     if (!mul) continue;
     out[at] = r.channel;
-    writeBE(out, at + 1, quantize(mul, r.value), 2);
+    const v = r.value;
+    let q = NO_READING;
+    if (typeof v === 'number' && v === v) {
+      q = Math.round(v * mul);
+      if (q > 32767) q = 32767;
+      else if (q < -32767) q = -32767;
+    }
+    writeBE(out, at + 1, q, 2);
     at += ENTRY_SIZE;
   }
   return i;
