@@ -132,6 +132,7 @@ export interface RadioOptions {
 
 /** The BLE peripheral (design brief, "BLE interface"), or its stand-ins. */
 export interface RadioHal {
+  /** Called once, at boot; the Espruino radio drops it from the object afterwards (frees its memory). */
   start(opts: RadioOptions): void;
   connected(): boolean;
   /** Sends one frame as a notification; may be dropped silently when the radio queue is full. */
@@ -140,7 +141,10 @@ export interface RadioHal {
 
 export interface ConsoleHal {
   print(line: string): void;
-  /** Closes every way into the interpreter: BLE UART off, random password, locked console. */
+  /**
+   * Closes every way into the interpreter: BLE UART off, random password, locked console. Called
+   * once; the Espruino console drops it from the object afterwards (frees its memory).
+   */
   lock(): void;
 }
 

@@ -67,6 +67,8 @@ describe('bleRadio on a fake NRF', () => {
     const acks: Uint8Array[] = [];
     const radio = bleRadio(NRF);
     radio.start(options(events, acks));
+    // Called once: the radio drops start() once it has run; connected() and notify() stay.
+    expect(radio.start).toBeUndefined();
     expect(radio.connected()).toBe(false);
     handlers.connect!();
     expect(radio.connected()).toBe(true);
