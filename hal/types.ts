@@ -17,7 +17,11 @@ export interface Ccm {
   framer(nonceSalt: Uint8Array, msgLen: number, ring: Uint8Array, domain: number): Framer;
 }
 
-/** Seals `msg` (exactly the framer's msgLen bytes) under `counter` into ring[at .. at + msgLen + 12). */
+/**
+ * Seals `msg` (exactly the framer's msgLen bytes) under `counter` into ring[at .. at + msgLen + 12).
+ * Throws for a counter outside 1..2^32-1 (it would wrap in the nonce) or a message of another length:
+ * every backend checks both itself, since the sealer hands this function out as its sealInto.
+ */
 export type Framer = (counter: number, msg: Uint8Array, at: number) => void;
 
 /** The two AES modes CCM is composed from (RFC 3610 section 2). */

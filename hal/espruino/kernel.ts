@@ -162,7 +162,10 @@ function kernelFramer(E: EGlobal, w: Uint8Array, entry: Native, CTX: number, n: 
   // Made once: every statement costs tens of microseconds on the interpreter (docs/firmware.md, "Cost").
   const out = new Uint8Array(w.buffer, w.byteOffset + CTX, size);
   const end = ring.length - size;
+  // Counter and length checked here, per frame: this function is the sealer's sealInto (hal/ccm.ts).
   return function (counter: number, msg: Uint8Array, at: number): void {
+    if (!(counter >= 1 && counter <= 0xffffffff)) throw new Error('counter expected 1..4294967295, got ' + counter);
+    if (msg.length !== n) throw new Error('plaintext expected ' + n + ' bytes, got ' + msg.length);
     const a = E.getAddressOf(w, true);
     if (!a || at > end) throw refuse('has no flat RAM or ring room');
     w.set(msg, CTX + 4);
