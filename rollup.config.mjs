@@ -98,7 +98,7 @@ const NAMES = process.env.SEALPOST_BUNDLE_NAMES === '1';
 // (docs/firmware.md, "Fourth pass"). Not the aliases of builtins (`print`,
 // `E`, `Storage`): a name holding a reference costs one variable whether the
 // value is the builtin or undefined (measured: no change).
-const BOOT_ONLY = ['createOutbox', 'createSealer', 'openCounters', 'kernelEngine', 'addressOf', 'boardGlobal', 'need', 'PROVISION_HINT'];
+const BOOT_ONLY = ['createOutbox', 'createSealer', 'sealerOf', 'openCounters', 'kernelEngine', 'kernelFramer', 'refuse', 'addressOf', 'boardGlobal', 'need', 'PROVISION_HINT'];
 function dropBootOnly(nameCache) {
   return {
     name: 'drop-boot-only',

@@ -48,7 +48,7 @@ print("MEM kernelcopy " + (process.memory().usage - SP_M0) + " 0 0 " + E.getAddr
       : '';
   const checkpoints = d ? [...new Set([d.outboxFrames, 1000, ...Array.from({ length: Math.floor(seals / 1000) }, (_, i) => (i + 1) * 1000)])].filter((n) => n <= seals).sort((a, b) => a - b) : [];
   return `${inPlace}
-var NRF = { setServices: function (d, o) { NRF.sd = d; NRF.so = o; }, setAdvertising: function (d) { NRF.ad = d; }, setScanResponse: function (d) { NRF.sr = d; }, updateServices: function () {}, getBattery: function () { return 3; } };
+var NRF = { setServices: function (d, o) { NRF.sd = d; NRF.so = o; }, setAdvertising: function (d, o) { NRF.ad = d; NRF.ao = o; }, setScanResponse: function (d) { NRF.sr = d; }, updateServices: function () {}, getBattery: function () { return 3; } };
 var Puck = { light: function () { return 0.5; }, mag: function () { return { x: 1, y: 2, z: 3 }; } };
 var Bangle = { getAccel: function () { return { x: 0, y: 0, z: -1, mag: 1 }; } };
 LoopbackB.on("data", function (d) { USB.write(d); });

@@ -107,11 +107,13 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
   // The profile's sensors in order, as objects: neither the id list nor the
   // HAL's table by id stays alive (about 19 variables, docs/firmware.md
   // "Third pass"). A sensor the HAL lacks is skipped, as it always was.
+  // In a callback, so its loop names are not names of this scope, kept for good (docs/firmware.md,
+  // "Fifth pass").
   const sensors: Sensor[] = [];
-  for (let i = 0; i < profile.sensors.length; i++) {
-    const sensor = hal.sensors[profile.sensors[i]!];
+  profile.sensors.forEach(function (id) {
+    const sensor = hal.sensors[id];
     if (sensor) sensors.push(sensor);
-  }
+  });
   // Every closure below keeps this function's whole scope alive on the
   // interpreter, parameters included: drop the HAL object, whose device-file
   // reader, CRC, crypto factory and counter opener are needed only at boot

@@ -3,7 +3,7 @@
 // framers lay out nonce and CCM blocks once, and frames are sealed in place
 // in the outbox's ring, so a seal allocates nothing.
 import { ACK_LEN, COUNTER_LEN, DOMAIN_ACK, DOMAIN_UPLINK, FRAME_OVERHEAD, NONCE_SALT_LEN, TAG_LEN } from '../protocol/wire/constants.js';
-import type { Ccm } from '../hal/types.js';
+import type { Ccm, Framer } from '../hal/types.js';
 import { readU32BE } from '../protocol/wire/be.js';
 
 export interface SealerOptions {
@@ -29,23 +29,25 @@ export function createSealer(opts: SealerOptions): Sealer {
   // The ring is bound here, not passed per call: comparing typed arrays with
   // === costs about 120k instructions on the interpreter (it compares
   // contents), more than the native CCM call itself (measured, Linux build).
-  const frame = opts.ccm.framer(opts.nonceSalt, ptSize, opts.ring, DOMAIN_UPLINK);
   // An ack is N || tag: the framer for the empty message writes exactly that
   // for the N it is given, to compare with what arrived.
   const expected = new Uint8Array(ACK_LEN);
-  const ackTag = opts.ccm.framer(opts.nonceSalt, 0, expected, DOMAIN_ACK);
-  // The two closures below keep this scope alive on the interpreter: drop
-  // the options object (its four properties, about 10 variables).
-  opts = undefined as unknown as SealerOptions;
+  // Made by a function of their own, so the closure kept for good holds only
+  // the two framers and the buffer, not this scope's options and sizes
+  // (about 4 variables on the interpreter, docs/firmware.md "Fifth pass").
+  // (Assigned, then returned: terser keeps the annotation on a declaration, not on a return; see
+  // rollup.config.mjs, collapse_vars.)
+  const sealer = /*@__NOINLINE__*/ sealerOf(opts.ccm.framer(opts.nonceSalt, ptSize, opts.ring, DOMAIN_UPLINK), opts.ccm.framer(opts.nonceSalt, 0, expected, DOMAIN_ACK), expected);
+  return sealer;
+}
 
+function sealerOf(frame: Framer, ackTag: Framer, expected: Uint8Array): Sealer {
   return {
-    // The checks are written out, not a helper: a JS call costs about 15k
-    // instructions on the interpreter, 6% of a native-ccm seal.
-    sealInto: function (counter: number, plaintext: Uint8Array, at: number): void {
-      if (!(counter >= 1 && counter <= 0xffffffff)) throw new Error('counter expected 1..4294967295, got ' + counter);
-      if (plaintext.length !== ptSize) throw new Error('plaintext expected ' + ptSize + ' bytes, got ' + plaintext.length);
-      frame(counter, plaintext, at);
-    },
+    // The framer itself, no wrapper: every backend's framer checks the counter (1..2^32-1) and the
+    // plaintext length of each frame (hal/ccm.ts, hal/espruino/crypto.ts, hal/espruino/kernel.ts),
+    // so a wrapper would only add a JS call per seal (about 15k instructions on the interpreter) and
+    // a function the interpreter keeps for good (about 7 variables, docs/firmware.md "Fifth pass").
+    sealInto: frame,
     ackValid: function (ack: Uint8Array): boolean {
       if (!ack || ack.length !== ACK_LEN) return false;
       const n = readU32BE(ack, 0);

@@ -35,7 +35,11 @@ export function composeCcm(modes: BlockModes, maxMsgLen: number): Ccm {
       const macView = new DataView(mac.buffer);
       const ctrView = new DataView(ctr.buffer);
       const ringView = new DataView(ring.buffer, ring.byteOffset, ring.length);
+      // Every frame checks its counter (a counter outside 1..2^32-1 would wrap in the nonce and
+      // reuse one) and its message length here, in the function the sealer hands out as sealInto.
       return function (counter: number, msg: Uint8Array, at: number): void {
+        if (!(counter >= 1 && counter <= 0xffffffff)) throw new Error('counter expected 1..4294967295, got ' + counter);
+        if (msg.length !== n) throw new Error('plaintext expected ' + n + ' bytes, got ' + msg.length);
         ringView.setUint32(at, counter);
         macView.setUint32(9, counter);
         for (let i = 0; i <= blocks; i++) ctrView.setUint32(i * 16 + 9, counter);

@@ -17,7 +17,11 @@ export interface Ccm {
   framer(nonceSalt: Uint8Array, msgLen: number, ring: Uint8Array, domain: number): Framer;
 }
 
-/** Seals `msg` (exactly the framer's msgLen bytes) under `counter` into ring[at .. at + msgLen + 12). */
+/**
+ * Seals `msg` (exactly the framer's msgLen bytes) under `counter` into ring[at .. at + msgLen + 12).
+ * Throws for a counter outside 1..2^32-1 (it would wrap in the nonce) or a message of another length:
+ * every backend checks both itself, since the sealer hands this function out as its sealInto.
+ */
 export type Framer = (counter: number, msg: Uint8Array, at: number) => void;
 
 /** The two AES modes CCM is composed from (RFC 3610 section 2). */
@@ -132,6 +136,7 @@ export interface RadioOptions {
 
 /** The BLE peripheral (design brief, "BLE interface"), or its stand-ins. */
 export interface RadioHal {
+  /** Called once, at boot; the Espruino radio drops it from the object afterwards (frees its memory). */
   start(opts: RadioOptions): void;
   connected(): boolean;
   /** Sends one frame as a notification; may be dropped silently when the radio queue is full. */
@@ -140,7 +145,10 @@ export interface RadioHal {
 
 export interface ConsoleHal {
   print(line: string): void;
-  /** Closes every way into the interpreter: BLE UART off, random password, locked console. */
+  /**
+   * Closes every way into the interpreter: BLE UART off, random password, locked console. Called
+   * once; the Espruino console drops it from the object afterwards (frees its memory).
+   */
   lock(): void;
 }
 

@@ -100,7 +100,7 @@ export function entrySource(board: BoardProfile): string {
   let radio: string;
   if (consoleRadio) {
     globals.push('exposeGlobal');
-    radio = 'consoleRadio(printLine, exposeGlobal)';
+    radio = 'consoleRadio(printLine(), exposeGlobal)';
   } else {
     used.add('NRF');
     radio = 'bleRadio(NRF)';
@@ -147,9 +147,9 @@ export function entrySource(board: BoardProfile): string {
     '',
     `${consoleRadio ? 'const device = ' : ''}startDevice(`,
     '  {',
-    '    clock: espruinoClock(secondsNow, timeout, cancelTimeout),',
+    '    clock: espruinoClock(secondsNow(), timeout(), cancelTimeout()),',
     `    radio: ${radio},`,
-    `    console: ${consoleRadio ? 'openConsole(printLine)' : "lockedConsole(printLine, E, boardGlobal<LoopbackGlobal>('LoopbackA'))"},`,
+    `    console: ${consoleRadio ? 'openConsole(printLine())' : "lockedConsole(printLine(), E, boardGlobal<LoopbackGlobal>('LoopbackA'))"},`,
     `    crypto: ${crypto},`,
     '    readFile: storageReader(Storage),',
     '    crc32: espruinoCrc32(E),',
@@ -167,7 +167,7 @@ export function entrySource(board: BoardProfile): string {
       "// A console target's console stays open: `sealpostStatus()` prints the",
       "// device's counters for tests and for a developer at the prompt.",
       "exposeGlobal('sealpostStatus', function () {",
-      "  printLine('STATUS ' + (device ? JSON.stringify(device.status()) : 'stopped'));",
+      "  printLine()('STATUS ' + (device ? JSON.stringify(device.status()) : 'stopped'));",
       '});',
     );
   }

@@ -18,9 +18,9 @@ const Bangle = boardGlobal<BangleGlobal>('Bangle');
 
 startDevice(
   {
-    clock: espruinoClock(secondsNow, timeout, cancelTimeout),
+    clock: espruinoClock(secondsNow(), timeout(), cancelTimeout()),
     radio: bleRadio(NRF),
-    console: lockedConsole(printLine, E, boardGlobal<LoopbackGlobal>('LoopbackA')),
+    console: lockedConsole(printLine(), E, boardGlobal<LoopbackGlobal>('LoopbackA')),
     crypto: nativeCcmCrypto(cryptoAes()),
     readFile: storageReader(Storage),
     crc32: espruinoCrc32(E),

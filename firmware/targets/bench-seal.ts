@@ -8,7 +8,7 @@
 import { nativeAesCcm, nativeCcm } from '../../hal/espruino/crypto.js';
 import { plainCcm } from '../../hal/plain/crypto.js';
 import { createSealer } from '../sealer.js';
-import { cryptoAes, espruinoE, printLine, secondsNow, storageModule } from '../../hal/espruino/globals.js';
+import { cryptoAes, espruinoE, printLine as builtinPrint, secondsNow as builtinGetTime, storageModule } from '../../hal/espruino/globals.js';
 import { kernelCrypto, kernelEngine, imageNumbers } from '../../hal/espruino/kernel.js';
 import { KERNEL_FILE_NAME } from '../../protocol/wire/names.js';
 import { IMAGE } from '../../kernel/aes-ccm/image.js';
@@ -21,6 +21,8 @@ declare function setTimeout(fn: () => void, ms: number): unknown;
 const KEY = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
 const SALT = new Uint8Array([8, 7, 6, 5, 4, 3, 2, 1]);
 const FRAME = 20;
+const printLine = builtinPrint();
+const secondsNow = builtinGetTime();
 
 function engine(name: string): Ccm | undefined {
   const aes = cryptoAes();

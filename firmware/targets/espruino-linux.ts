@@ -16,9 +16,9 @@ const Storage = storageModule();
 
 const device = startDevice(
   {
-    clock: espruinoClock(secondsNow, timeout, cancelTimeout),
-    radio: consoleRadio(printLine, exposeGlobal),
-    console: openConsole(printLine),
+    clock: espruinoClock(secondsNow(), timeout(), cancelTimeout()),
+    radio: consoleRadio(printLine(), exposeGlobal),
+    console: openConsole(printLine()),
     crypto: nativeCcmCrypto(cryptoAes()),
     readFile: storageReader(Storage),
     crc32: espruinoCrc32(E),
@@ -33,5 +33,5 @@ const device = startDevice(
 // A console target's console stays open: `sealpostStatus()` prints the
 // device's counters for tests and for a developer at the prompt.
 exposeGlobal('sealpostStatus', function () {
-  printLine('STATUS ' + (device ? JSON.stringify(device.status()) : 'stopped'));
+  printLine()('STATUS ' + (device ? JSON.stringify(device.status()) : 'stopped'));
 });

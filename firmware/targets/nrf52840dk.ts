@@ -18,9 +18,9 @@ const Flash = flashModule();
 
 startDevice(
   {
-    clock: espruinoClock(secondsNow, timeout, cancelTimeout),
+    clock: espruinoClock(secondsNow(), timeout(), cancelTimeout()),
     radio: bleRadio(NRF),
-    console: lockedConsole(printLine, E, boardGlobal<LoopbackGlobal>('LoopbackA')),
+    console: lockedConsole(printLine(), E, boardGlobal<LoopbackGlobal>('LoopbackA')),
     crypto: kernelCrypto(E, Storage, [1280, 2300083468, 608, 788, 848, 990, 188]),
     readFile: storageReader(Storage),
     crc32: espruinoCrc32(E),

@@ -5,7 +5,7 @@
 // native-kernel runs when Storage holds the kernel file (sealpost.krn, as the
 // factory writes it) and the build executes Thumb code (a board, or the 32-bit
 // ARM build under qemu-arm; never put the file on the x86-64 build).
-import { cryptoAes, espruinoE, printLine as print, storageModule } from '../../hal/espruino/globals.js';
+import { cryptoAes, espruinoE, printLine, storageModule } from '../../hal/espruino/globals.js';
 import { kernelCrypto, imageNumbers } from '../../hal/espruino/kernel.js';
 import { IMAGE } from '../../kernel/aes-ccm/image.js';
 import { KERNEL_FILE_NAME } from '../../protocol/wire/names.js';
@@ -14,6 +14,8 @@ import { plainCcm } from '../../hal/plain/crypto.js';
 import { createSealer } from '../sealer.js';
 import type { Ccm } from '../../hal/types.js';
 import { fromHexUnchecked, toHex } from '../../protocol/wire/hex.js';
+
+const print = printLine();
 
 interface SealVector {
   seal_key: string;

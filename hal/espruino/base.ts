@@ -25,9 +25,13 @@ export function espruinoClock(getTime: () => number, setTimeout: (fn: (arg: numb
  * already off: the radio sets its services with uart: false.)
  */
 export function lockedConsole(print: (line: string) => void, E: EGlobal, loopback: LoopbackGlobal | undefined): ConsoleHal {
-  return {
+  const cons: ConsoleHal = {
     print: print,
     lock: function (): void {
+      // Called once: the object drops it, and with it the last reference to
+      // this scope (E, the loopback), which the interpreter then frees (about
+      // 10 variables, docs/firmware.md "Fifth pass").
+      delete (cons as Partial<ConsoleHal>).lock;
       let pw = '';
       for (let i = 0; i < 4; i++) pw += (E.hwRand() >>> 0).toString(36);
       E.setPassword(pw);
@@ -35,6 +39,7 @@ export function lockedConsole(print: (line: string) => void, E: EGlobal, loopbac
       if (loopback) loopback.setConsole(true);
     },
   };
+  return cons;
 }
 
 /** A console that stays open (the Linux target, whose console is its radio). */

@@ -23,7 +23,10 @@ export function nativeCcm(aes: EspruinoAes, key: Uint8Array): Ccm {
       nonce[12] = domain;
       const nonceView = new DataView(nonce.buffer);
       const ringView = new DataView(ring.buffer, ring.byteOffset, ring.length);
+      // Counter and length checked here, per frame: this function is the sealer's sealInto (hal/ccm.ts).
       return function (counter: number, msg: Uint8Array, at: number): void {
+        if (!(counter >= 1 && counter <= 0xffffffff)) throw new Error('counter expected 1..4294967295, got ' + counter);
+        if (msg.length !== n) throw new Error('plaintext expected ' + n + ' bytes, got ' + msg.length);
         ringView.setUint32(at, counter);
         nonceView.setUint32(8, counter);
         const r = ccmEncrypt(msg, key, nonce, TAG);
@@ -78,7 +81,10 @@ export function nativeAesCcm(aes: EspruinoAes, key: Uint8Array, maxMsgLen: numbe
     const ecbView = new DataView(fecb.buffer);
     const ringView = new DataView(ring.buffer, ring.byteOffset, ring.length);
     const tailLen = n - 16 * (b - 1);
+    // Counter and length checked here, per frame: this function is the sealer's sealInto (hal/ccm.ts).
     return function (counter: number, msg: Uint8Array, at: number): void {
+      if (!(counter >= 1 && counter <= 0xffffffff)) throw new Error('counter expected 1..4294967295, got ' + counter);
+      if (msg.length !== n) throw new Error('plaintext expected ' + n + ' bytes, got ' + msg.length);
       ringView.setUint32(at, counter);
       macView.setUint32(9, counter);
       for (let j = 0; j <= b; j++) ecbView.setUint32(32 * j + 9, counter);

@@ -104,10 +104,22 @@ export function espruinoE(): EGlobal {
 // need no `this`): a wrapper function here would be one more function object
 // the interpreter keeps alive for good, about four variables each, and its
 // bytes in every bundle (docs/firmware.md, "Memory on the interpreter").
-export const printLine: (text: string) => void = print;
-export const secondsNow: () => number = getTime;
-export const timeout: (fn: (arg: number) => void, ms: number, arg: number) => unknown = setTimeout;
-export const cancelTimeout: (handle: unknown) => void = clearTimeout;
+// Read through functions, like nrf() and espruinoE(), not kept in constants:
+// terser inlines each call as the builtin's own name, where a constant stays
+// a top-level name of the bundle, one variable for good (docs/firmware.md,
+// "Fifth pass").
+export function printLine(): (text: string) => void {
+  return print;
+}
+export function secondsNow(): () => number {
+  return getTime;
+}
+export function timeout(): (fn: (arg: number) => void, ms: number, arg: number) => unknown {
+  return setTimeout;
+}
+export function cancelTimeout(): (handle: unknown) => void {
+  return clearTimeout;
+}
 
 /** A board global such as Puck or Bangle, or LoopbackA; undefined when this build lacks it. */
 export function boardGlobal<T>(name: string): T | undefined {

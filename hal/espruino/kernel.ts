@@ -169,18 +169,32 @@ export function kernelEngine(E: EGlobal, k: KernelEntries, CTX: number, key: Uin
       const a = addressOf(E, w);
       k[0](a, a + CTX, a + CTX + 16, len || 1);
       w.fill(0, CTX);
-      const size = n + 12;
-      const entry = n ? k[1] : k[2];
-      // Made once: every statement costs tens of microseconds on the interpreter (docs/firmware.md, "Cost").
-      const out = new Uint8Array(w.buffer, w.byteOffset + CTX, size);
-      const end = ring.length - size;
-      return function (counter: number, msg: Uint8Array, at: number): void {
-        const a = E.getAddressOf(w, true);
-        if (!a || at > end) throw refuse('has no flat RAM or ring room');
-        w.set(msg, CTX + 4);
-        if ((n ? entry(a, a + CTX + 4, a + CTX, counter | 0) : entry(a, a + CTX, counter | 0, 0)) !== size) throw refuse('failed');
-        ring.set(out, at);
-      };
+      return /*@__NOINLINE__*/ kernelFramer(E, w, n ? k[1] : k[2], CTX, n, ring);
     },
+  };
+}
+
+// The function a framer returns, made here at top level rather than inside framer(): a function made
+// two scopes deep keeps a copied array of both scopes, so each framer kept the engine's scope (E,
+// the entries, the key, the salt, ...) and framer()'s own for good, about 20 variables on the
+// interpreter for the two framers a device makes; made here it keeps only these parameters
+// (docs/firmware.md, "Fifth pass"). Boot-only like kernelEngine: the build frees the name after boot
+// (rollup.config.mjs, BOOT_ONLY).
+function kernelFramer(E: EGlobal, w: Uint8Array, entry: Native, CTX: number, n: number, ring: Uint8Array): Framer {
+  // Made once: every statement costs tens of microseconds on the interpreter (docs/firmware.md, "Cost").
+  const out = new Uint8Array(w.buffer, w.byteOffset + CTX, n + 12);
+  // The last offset a frame fits at. The frame's size is out.length: each name kept in this scope
+  // costs a variable for good. The errors are written out, not made by refuse(), which only boot
+  // calls and the build so frees (rollup.config.mjs, BOOT_ONLY).
+  const end = ring.length - n - 12;
+  // Counter and length checked here, per frame: this function is the sealer's sealInto (hal/ccm.ts).
+  return function (counter: number, msg: Uint8Array, at: number): void {
+    if (!(counter >= 1 && counter <= 0xffffffff)) throw new Error('counter expected 1..4294967295, got ' + counter);
+    if (msg.length !== n) throw new Error('plaintext expected ' + n + ' bytes, got ' + msg.length);
+    const a = E.getAddressOf(w, true);
+    if (!a || at > end) throw new Error('kernel ' + KERNEL_FILE_NAME + ' has no flat RAM or ring room');
+    w.set(msg, CTX + 4);
+    if ((n ? entry(a, a + CTX + 4, a + CTX, counter | 0) : entry(a, a + CTX, counter | 0, 0)) !== out.length) throw new Error('kernel ' + KERNEL_FILE_NAME + ' failed');
+    ring.set(out, at);
   };
 }

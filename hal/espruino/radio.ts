@@ -33,8 +33,12 @@ export function bleRadio(NRF: NrfGlobal): RadioHal {
     isConnected = false;
     on(RADIO_DISCONNECT);
   }
-  return {
+  const radio: RadioHal = {
     start: function (opts: RadioOptions): void {
+      // Called once, at boot: the object drops it, so the interpreter frees the
+      // function and its name instead of keeping them for good (about 7
+      // variables, docs/firmware.md "Fifth pass").
+      delete (radio as Partial<RadioHal>).start;
       on = opts.onEvent;
       const service = gattUuid(1);
       // Built lean, since NRF keeps this table for good: no initial value
@@ -49,7 +53,12 @@ export function bleRadio(NRF: NrfGlobal): RadioHal {
       const services: { [uuid: string]: object } = {};
       services[service] = chars;
       NRF.setServices(services, { uart: false, advertise: [service] });
-      NRF.setAdvertising({}, { showName: false, connectable: true, discoverable: true });
+      // NRF keeps these options for good too (2v29 jswrap_ble_setAdvertising
+      // stores them): no `connectable: true`, which only restates the default
+      // (the flag changes only when the option is given), about 3 variables.
+      // `discoverable: true` stays: without it the advertisement says limited
+      // discoverable mode (docs/firmware.md, "Fifth pass").
+      NRF.setAdvertising({}, { showName: false, discoverable: true });
       // NRF keeps the scan response for good (2v29 jswrap_ble_setScanResponse
       // stores the argument): bytes in a Uint8Array, not an array of numbers
       // of one variable each.
@@ -73,4 +82,5 @@ export function bleRadio(NRF: NrfGlobal): RadioHal {
       NRF.updateServices(services);
     },
   };
+  return radio;
 }

@@ -11,7 +11,7 @@
 //   0x03 gap report     first lost counter (4) || count (3)
 // Unused bytes are zero.
 
-import { readU32BE, writeU16BE, writeU24BE, writeU32BE } from './be.js';
+import { readU32BE, writeBE } from './be.js';
 
 export const TYPE_SAMPLE = 0x01;
 export const TYPE_ANCHOR = 0x02;
@@ -96,13 +96,6 @@ export interface Reading {
   value: number;
 }
 
-/** Converts to the stored int16: rounds, saturates at +-32767, NO_READING for NaN. */
-export function quantize(mul: number, value: number): number {
-  if (typeof value !== 'number' || value !== value) return NO_READING;
-  const q = Math.round(value * mul);
-  return q > 32767 ? 32767 : q < -32767 ? -32767 : q;
-}
-
 /** How many readings one sample record holds in a plaintext of `size` bytes. */
 export function readingsPerRecord(size: number): number {
   return Math.floor((size - SAMPLE_HEADER) / ENTRY_SIZE);
@@ -111,13 +104,17 @@ export function readingsPerRecord(size: number): number {
 /**
  * Writes one sample record into `out` (the whole plaintext, zeroed first) with
  * readings[from ..]; returns the index of the first reading that did not fit.
- * Readings on unknown channels are skipped.
+ * Readings on unknown channels are skipped. Each value is stored as an int16
+ * of value x the channel's multiplier: rounded, saturated at +-32767,
+ * NO_READING for NaN or a non-number. Written out here, not a helper: on the
+ * interpreter every function of a bundle costs about 6 variables for good
+ * (docs/firmware.md, "Fifth pass").
  */
 export function encodeSample(out: Uint8Array, boot: number, uptime: number, readings: Reading[], from: number): number {
   out.fill(0);
   out[0] = TYPE_SAMPLE;
   out[1] = boot & 255;
-  writeU24BE(out, 2, uptime % UPTIME24_MOD);
+  writeBE(out, 2, uptime % UPTIME24_MOD, 3);
   let at = SAMPLE_HEADER;
   let i = from;
   for (; i < readings.length && at + ENTRY_SIZE <= out.length; i++) {
@@ -125,7 +122,14 @@ export function encodeSample(out: Uint8Array, boot: number, uptime: number, read
     const mul = CHANNEL_MUL[r.channel];
     if (!mul) continue;
     out[at] = r.channel;
-    writeU16BE(out, at + 1, quantize(mul, r.value));
+    const v = r.value;
+    let q = NO_READING;
+    if (typeof v === 'number' && v === v) {
+      q = Math.round(v * mul);
+      if (q > 32767) q = 32767;
+      else if (q < -32767) q = -32767;
+    }
+    writeBE(out, at + 1, q, 2);
     at += ENTRY_SIZE;
   }
   return i;
@@ -134,16 +138,16 @@ export function encodeSample(out: Uint8Array, boot: number, uptime: number, read
 export function encodeAnchor(out: Uint8Array, boot: number, uptime: number, reason: number): void {
   out.fill(0);
   out[0] = TYPE_ANCHOR;
-  writeU16BE(out, 1, boot);
-  writeU32BE(out, 3, uptime);
+  writeBE(out, 1, boot, 2);
+  writeBE(out, 3, uptime, 4);
   out[7] = reason;
 }
 
 export function encodeGap(out: Uint8Array, first: number, count: number): void {
   out.fill(0);
   out[0] = TYPE_GAP;
-  writeU32BE(out, 1, first);
-  writeU24BE(out, 5, count > 16777215 ? 16777215 : count);
+  writeBE(out, 1, first, 4);
+  writeBE(out, 5, count > 16777215 ? 16777215 : count, 3);
 }
 
 /** The smallest plaintext every type fits in: an anchor, a gap report and a one-reading sample need 8 bytes (F = 20). */

@@ -15,10 +15,22 @@ import {
   TYPE_SAMPLE,
   UPTIME24_MOD,
 } from '../../protocol/wire/codec.js';
+import { writeBE } from '../../protocol/wire/be.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
 describe('frame plaintext codec', () => {
+  it('writes 2, 3 and 4-byte fields big-endian at their offset and touches no other byte (writeBE, the firmware bundles\' one writer)', () => {
+    const b = new Uint8Array(6).fill(0xee);
+    writeBE(b, 1, 0xfedcba98, 4);
+    expect(hex(b)).toBe('eefedcba98ee');
+    writeBE(b.fill(0xee), 1, 0xabcdef, 3);
+    expect(hex(b)).toBe('eeabcdefeeee');
+    // int16 readings: a negative value is written as its two's complement.
+    writeBE(b.fill(0xee), 4, -2, 2);
+    expect(hex(b)).toBe('eeeeeeeefffe');
+  });
+
   it('encodes a one-reading sample record into the 8 bytes of a 20-byte frame, byte for byte', () => {
     const pt = new Uint8Array(8);
     const next = encodeSample(pt, 0x0102, 0x123456, [{ channel: 1, value: 21.37 }, { channel: 2, value: 88 }], 0);

@@ -31,8 +31,8 @@ describe('generated board entries', () => {
     expect(dk).toContain('const m = flashPages(Flash);');
     const linux = entrySource(boardProfile('espruino-linux'));
     expect(linux).toContain('crypto: nativeCcmCrypto(cryptoAes()),');
-    expect(linux).toContain('radio: consoleRadio(printLine, exposeGlobal),');
-    expect(linux).toContain('console: openConsole(printLine),');
+    expect(linux).toContain('radio: consoleRadio(printLine(), exposeGlobal),');
+    expect(linux).toContain('console: openConsole(printLine()),');
     expect(linux).toContain("exposeGlobal('sealpostStatus'");
     expect(readFileSync(new URL(`../../${entryPath(boardProfile('banglejs2'))}`, import.meta.url), 'utf8')).toContain('acceleration: bangleAcceleration(Bangle)');
   });

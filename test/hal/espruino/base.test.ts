@@ -56,6 +56,10 @@ describe('consoles', () => {
     expect(calls).toEqual([]);
     console.lock();
     expect(calls).toEqual(['password long', 'lock', 'loopback true']);
+    // Called once: the console drops lock() (and with it what it holds) once it has run; print stays.
+    expect(console.lock).toBeUndefined();
+    console.print('after the lock');
+    expect(lines).toEqual(['sealpost SP-1 kcv 000000', 'after the lock']);
   });
 
   it('lockedConsole locks without a loopback on builds that lack LoopbackA', () => {

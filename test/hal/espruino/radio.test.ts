@@ -53,7 +53,7 @@ describe('bleRadio on a fake NRF', () => {
     expect((chars[FRAMES_UUID] as { readable?: boolean }).readable).toBeFalsy();
     expect(chars[ACK_UUID]).toMatchObject({ maxLen: 12, writable: true });
     expect(chars[INFO_UUID]).toEqual({ value: '{"serial":"SP-000042"}', readable: true });
-    expect(calls.advertising).toEqual([{ data: {}, options: { showName: false, connectable: true, discoverable: true } }]);
+    expect(calls.advertising).toEqual([{ data: {}, options: { showName: false, discoverable: true } }]);
     const name = 'sealpost 000042';
     // Bytes, not an array of numbers: NRF keeps the scan response for good (one variable per array element on the interpreter).
     expect(calls.scanResponse).toHaveLength(1);
@@ -67,6 +67,8 @@ describe('bleRadio on a fake NRF', () => {
     const acks: Uint8Array[] = [];
     const radio = bleRadio(NRF);
     radio.start(options(events, acks));
+    // Called once: the radio drops start() once it has run; connected() and notify() stay.
+    expect(radio.start).toBeUndefined();
     expect(radio.connected()).toBe(false);
     handlers.connect!();
     expect(radio.connected()).toBe(true);
