@@ -10,7 +10,7 @@
 //       which costs time, so timed runs pass false) and after it returned (the 88-byte result held);
 //   VERIFY(id, pk, msg, sig)  answers 1 or 0 (or "ERR <message>") and the milliseconds;
 //   RAND(id)  answers two words of hwRand (or "ERR <message>").
-import { espruinoE, exposeGlobal, printLine as print, secondsNow, storageModule } from '../../hal/espruino/globals.js';
+import { espruinoE, exposeGlobal, printLine, secondsNow, storageModule } from '../../hal/espruino/globals.js';
 import type { EGlobal } from '../../hal/espruino/globals.js';
 import { espruinoRenewalCrypto, renewalImageNumbers } from '../../hal/espruino/renewal-crypto.js';
 import { IMAGE as CURVE } from '../../kernel/curve25519/image.js';
@@ -46,7 +46,7 @@ const METERED = {
 } as unknown as EGlobal;
 
 function ms(since: number): string {
-  return ((secondsNow() - since) * 1000).toFixed(0);
+  return ((secondsNow()() - since) * 1000).toFixed(0);
 }
 
 exposeGlobal('RENEW', function (id: number, pk: string, info: string, psk: string, pskId: string, ikm: string, meter: boolean) {
@@ -63,7 +63,7 @@ exposeGlobal('RENEW', function (id: number, pk: string, info: string, psk: strin
   let t = 0;
   const before = usage();
   deepest = 0;
-  t = secondsNow();
+  t = secondsNow()();
   try {
     out = espruinoRenewalCrypto(meter ? METERED : E, storageModule(), IMAGE).setupPskS(k, i, p, q, m);
   } catch (e) {
@@ -71,18 +71,18 @@ exposeGlobal('RENEW', function (id: number, pk: string, info: string, psk: strin
   }
   took = ms(t);
   after = usage();
-  print('R' + id + ' ' + (out ? toHex(out) : err) + ' ' + took + ' ' + before + ' ' + deepest + ' ' + after);
+  printLine()('R' + id + ' ' + (out ? toHex(out) : err) + ' ' + took + ' ' + before + ' ' + deepest + ' ' + after);
 });
 
 exposeGlobal('VERIFY', function (id: number, pk: string, msg: string, sig: string) {
-  const t = secondsNow();
+  const t = secondsNow()();
   let r: string;
   try {
     r = espruinoRenewalCrypto(E, storageModule(), IMAGE).verify(fromHexUnchecked(pk), fromHexUnchecked(msg), fromHexUnchecked(sig)) ? '1' : '0';
   } catch (e) {
     r = 'ERR ' + (e as Error).message;
   }
-  print('R' + id + ' ' + r + ' ' + ms(t));
+  printLine()('R' + id + ' ' + r + ' ' + ms(t));
 });
 
 exposeGlobal('RAND', function (id: number) {
@@ -93,9 +93,9 @@ exposeGlobal('RAND', function (id: number) {
   } catch (e) {
     r = 'ERR ' + (e as Error).message;
   }
-  print('R' + id + ' ' + r);
+  printLine()('R' + id + ' ' + r);
 });
 
 // The Linux build reads console input only while something is pending on its event loop.
 setInterval(function () {}, 50);
-print('RENEWAL CHECK READY');
+printLine()('RENEWAL CHECK READY');
