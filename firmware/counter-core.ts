@@ -7,7 +7,7 @@
 //
 // ES5 only, every var and function declared before it is used (Espruino 2v29
 // hoists neither), no comments inside function bodies.
-import type { CounterSource } from '../hal/types.js';
+import type { CounterSource, SlotScan } from '../hal/types.js';
 import { MAX_COUNTER } from '../protocol/wire/constants.js';
 import { readU32BE } from '../protocol/wire/be.js';
 import { PAGE_MAGIC, SLOT_LEN } from '../protocol/wire/counter-log.js';
@@ -51,9 +51,14 @@ export interface SlotArea {
    * Flash pages only (the storage log cannot start over): starts a new area
    * whose header already records block `n` (so it is reserved) and `boot`;
    * afterwards open is true, baseN is n, baseBoot is boot and the slots are
-   * empty.
+   * empty except the first `carried` ones, which hold `carry` (renewal
+   * records carried over, written before the header's commit word).
    */
   renew?(n: number, boot: number): void;
+  /** Flash pages: renewal records every new page starts with (set through CounterSource.keep). */
+  carry?: Uint8Array;
+  /** Flash pages: slots the carried records took on the page renew started. */
+  carried?: number;
 }
 
 export function checkBlock(K: number): number {
@@ -71,7 +76,7 @@ export function checkBlock(K: number): number {
  * 16-bit boot and its complement (lastBoot). As top-level helpers they stayed
  * globals for good, about 6 variables each on the interpreter.
  */
-export function openCounters(area: SlotArea, K: number, read: (slot: number) => Uint8Array): CounterSource {
+export function openCounters(area: SlotArea, K: number, read: (slot: number) => Uint8Array, scan?: SlotScan): CounterSource {
   const word = new Uint8Array(SLOT_LEN);
   let slot = 0;
   let boot = 0;
@@ -101,10 +106,10 @@ export function openCounters(area: SlotArea, K: number, read: (slot: number) => 
   // Block n's counters are (n - 1) * K + 1 .. n * K, capped at MAX_COUNTER:
   // written out here and below rather than a helper kept for good with next()
   // (about 6 variables on the interpreter, docs/firmware.md "Fourth pass").
-  function reserve(): void {
+  function reserve(swap?: boolean): void {
     if (lim >= MAX_COUNTER) throw new Error('counter space exhausted');
     let n: number;
-    if (area.open && slot < area.cap) {
+    if (area.open && slot < area.cap && !swap) {
       const s = slot;
       const b16 = boot % 65536;
       slot = s + 1;
@@ -116,7 +121,7 @@ export function openCounters(area: SlotArea, K: number, read: (slot: number) => 
       n = area.baseN + slot;
     } else if (area.renew) {
       area.renew(area.baseN + slot + 1, boot);
-      slot = 0;
+      slot = area.carried || 0;
       n = area.baseN;
     } else {
       throw new Error('counter log full: ' + area.cap + ' blocks of ' + K + ' counters used');
@@ -129,6 +134,7 @@ export function openCounters(area: SlotArea, K: number, read: (slot: number) => 
   if (area.open) {
     slot = usedSlots();
     boot = lastBoot();
+    if (scan) area.carry = scan(read, slot);
   }
   read = undefined as unknown as (slot: number) => Uint8Array;
   boot = boot + 1;
@@ -143,6 +149,18 @@ export function openCounters(area: SlotArea, K: number, read: (slot: number) => 
     next: function (): number {
       if (cur > lim) reserve();
       return cur++;
+    },
+    room: function (words: number): number {
+      if (!(area.open && slot + words < area.cap)) reserve(true);
+      return (area.baseN + slot + words) * K + 1;
+    },
+    append: function (rec: Uint8Array, fresh?: boolean): void {
+      for (let i = 0; i < rec.length; i += 4) area.write(slot + i / 4, rec.subarray(i, i + 4));
+      slot = slot + rec.length / 4;
+      if (fresh) reserve();
+    },
+    keep: function (rec: Uint8Array | undefined): void {
+      area.carry = rec;
     },
   };
 }

@@ -19,6 +19,8 @@ import { SimLogFile } from '../hal/sim/log-file.js';
 import { NorFlash } from '../hal/sim/nor-flash.js';
 import { SimRadio, type SimRadioOptions } from '../hal/sim/radio.js';
 import { simSensor } from '../hal/sim/sensors.js';
+import { nodeHwRand, plainRenewalCrypto } from '../hal/plain/renewal-crypto.js';
+import * as renewalModule from '../firmware/renewal.js';
 
 export interface SimDeviceOptions {
   clock: VirtualClock;
@@ -31,6 +33,11 @@ export interface SimDeviceOptions {
   counterStore?: 'flash-pages' | 'storage-log';
   seed: number;
   radio?: Omit<SimRadioOptions, 'setTimeout'>;
+  /**
+   * Key renewal's hardware random source (one 32-bit word per call; may throw), node:crypto by
+   * default; `false`: the board has no renewal module (it cannot renew).
+   */
+  hwRand?: (() => number) | false;
 }
 
 export interface SealedFrame {
@@ -64,6 +71,10 @@ export class SimDevice {
   device: Device | undefined;
   locked = false;
   boots = 0;
+  /** Times the firmware loaded its renewal module (at boot with renewal records, on ANNOUNCE writes). */
+  renewalLoads = 0;
+  /** The hardware random source key renewal draws from (SimDeviceOptions.hwRand); tests may swap it between power-ups or connections. */
+  hwRand: (() => number) | false | undefined;
   readonly #opts: SimDeviceOptions;
   /** The profile with the options' crypto backend and counter store: what the sim entry is told. */
   readonly #profile: BoardProfile;
@@ -71,6 +82,7 @@ export class SimDevice {
 
   constructor(opts: SimDeviceOptions) {
     this.#opts = opts;
+    this.hwRand = opts.hwRand;
     this.files.set(DEVICE_FILE_NAME, opts.deviceFile.slice());
     this.flash = new NorFlash({ pageSize: 1024, pageCount: 2, base: 0x10000 });
     // As the factory does for flash-pages boards (factory/, docs/firmware.md).
@@ -144,6 +156,16 @@ export class SimDevice {
           return { E: m.E, Storage: { read: m.read } } as unknown as SimBoard['kernel'];
         })(),
         sensors,
+        renewal:
+          this.hwRand === false
+            ? undefined
+            : {
+                crypto: () => plainRenewalCrypto({ hwRand: () => (this.hwRand || nodeHwRand)() }),
+                load: () => {
+                  this.renewalLoads++;
+                  return renewalModule;
+                },
+              },
         tapCrypto: (crypto) => this.#tap(crypto, bootIndex),
       },
       profile,
