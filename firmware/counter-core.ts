@@ -11,6 +11,7 @@ import type { CounterSource, SlotScan } from '../hal/types.js';
 import { MAX_COUNTER } from '../protocol/wire/constants.js';
 import { readU32BE } from '../protocol/wire/be.js';
 import { PAGE_MAGIC, SLOT_LEN } from '../protocol/wire/counter-log.js';
+import { RENEWAL } from './features.js';
 
 /** Largest flash page the store accepts. */
 export const MAX_PAGE_SIZE = 262144;
@@ -109,7 +110,7 @@ export function openCounters(area: SlotArea, K: number, read: (slot: number) => 
   function reserve(swap?: boolean): void {
     if (lim >= MAX_COUNTER) throw new Error('counter space exhausted');
     let n: number;
-    if (area.open && slot < area.cap && !swap) {
+    if (area.open && slot < area.cap && !(RENEWAL && swap)) {
       const s = slot;
       const b16 = boot % 65536;
       slot = s + 1;
@@ -121,7 +122,7 @@ export function openCounters(area: SlotArea, K: number, read: (slot: number) => 
       n = area.baseN + slot;
     } else if (area.renew) {
       area.renew(area.baseN + slot + 1, boot);
-      slot = area.carried || 0;
+      slot = (RENEWAL && area.carried) || 0;
       n = area.baseN;
     } else {
       throw new Error('counter log full: ' + area.cap + ' blocks of ' + K + ' counters used');
@@ -134,7 +135,7 @@ export function openCounters(area: SlotArea, K: number, read: (slot: number) => 
   if (area.open) {
     slot = usedSlots();
     boot = lastBoot();
-    if (scan) area.carry = scan(read, slot);
+    if (RENEWAL && scan) area.carry = scan(read, slot);
   }
   read = undefined as unknown as (slot: number) => Uint8Array;
   boot = boot + 1;
@@ -144,23 +145,26 @@ export function openCounters(area: SlotArea, K: number, read: (slot: number) => 
   cur = lim + 1;
   if (lim < MAX_COUNTER && (area.renew || slot < area.cap)) reserve();
 
-  return {
+  const src: CounterSource = {
     boot: boot,
     next: function (): number {
       if (cur > lim) reserve();
       return cur++;
     },
-    room: function (words: number): number {
+  };
+  if (RENEWAL) {
+    src.room = function (words: number): number {
       if (!(area.open && slot + words < area.cap)) reserve(true);
       return (area.baseN + slot + words) * K + 1;
-    },
-    append: function (rec: Uint8Array, fresh?: boolean): void {
+    };
+    src.append = function (rec: Uint8Array, fresh?: boolean): void {
       for (let i = 0; i < rec.length; i += 4) area.write(slot + i / 4, rec.subarray(i, i + 4));
       slot = slot + rec.length / 4;
       if (fresh) reserve();
-    },
-    keep: function (rec: Uint8Array | undefined): void {
+    };
+    src.keep = function (rec: Uint8Array | undefined): void {
       area.carry = rec;
-    },
-  };
+    };
+  }
+  return src;
 }

@@ -8,6 +8,7 @@
 import type { CounterSource, SlotScan, FlashHal } from '../hal/types.js';
 import { readU32BE } from '../protocol/wire/be.js';
 import { PAGE_HEADER_LEN, SLOT_LEN, writePageHeader } from '../protocol/wire/counter-log.js';
+import { RENEWAL } from './features.js';
 import { checkBlock, headerValid, isUint32, MAX_PAGE_SIZE, openCounters, type SlotArea } from './counter-core.js';
 
 export function createPageCounters(flash: FlashHal, pages: number[], block: number, requireHeader?: boolean, scan?: SlotScan): CounterSource {
@@ -40,10 +41,12 @@ export function createPageCounters(flash: FlashHal, pages: number[], block: numb
       flash.erasePage(addr);
       writePageHeader(hdr, epoch + 1, n, boot);
       flash.write(hdrBody, addr);
-      area.carried = 0;
-      if (area.carry) {
-        flash.write(area.carry, addr + PAGE_HEADER_LEN);
-        area.carried = area.carry.length / SLOT_LEN;
+      if (RENEWAL) {
+        area.carried = 0;
+        if (area.carry) {
+          flash.write(area.carry, addr + PAGE_HEADER_LEN);
+          area.carried = area.carry.length / SLOT_LEN;
+        }
       }
       flash.write(hdrCommit, addr + PAGE_HEADER_LEN - 4);
       inUse = to;

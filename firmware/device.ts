@@ -20,6 +20,7 @@ import type { Renewal, RenewalContext, RenewalRecords } from './renewal.js';
 import { ackCounter, createSealer, type Sealer } from './sealer.js';
 import { readIdentity, type IdentityResult } from './identity.js';
 import { FIRMWARE_VERSION } from './version.js';
+import { RENEWAL } from './features.js';
 
 /** Console stays open this long after boot so the factory can read the boot line. */
 export const CONSOLE_GRACE_MS = 3000;
@@ -77,45 +78,40 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
   // Before the counter store records a boot: a backend that cannot run (the native-kernel
   // backend's file missing, damaged or failing its self-test) seals nothing and says why.
   let kcv: Uint8Array;
+  let ccm: Ccm;
   try {
     kcv = hal.crypto.encryptBlock(id.sealKey, new Uint8Array(16));
+    ccm = hal.crypto.ccm(id.sealKey, id.frameSize - 12);
   } catch (e) {
     hal.console.print('sealpost ' + serial + ': crypto unusable: ' + (e as Error).message);
     return undefined;
   }
-  // Key renewal (firmware/renewal.ts): a format-2 device on a board that can
-  // renew reads the renewal records of its counter log at boot; after a
-  // COMMIT it seals under that epoch's keys.
-  const rh: RenewalHal | undefined = hal.renewal;
+  // Key renewal (firmware/renewal.ts; RENEWAL, firmware/features.ts): a
+  // format-2 device on a board that can renew reads the renewal records of
+  // its counter log at boot; after a COMMIT it seals under that epoch's keys.
+  let rh: RenewalHal | undefined;
   let records: RenewalRecords | undefined;
-  const crc = hal.crc32;
+  if (RENEWAL) rh = hal.renewal;
   let counters: CounterSource;
   try {
-    counters = hal.counters(
-      profile.counterBlock,
-      rh && id.renewal
-        ? function (read: (slot: number) => Uint8Array, used: number): Uint8Array | undefined {
-            records = rh.load().scan(read, used, crc);
+    counters =
+      RENEWAL && rh && id.renewal
+        ? hal.counters(profile.counterBlock, function (read: (slot: number) => Uint8Array, used: number): Uint8Array | undefined {
+            records = hal.renewal!.load().scan(read, used, hal.crc32);
             return records.carry;
-          }
-        : undefined,
-    );
+          })
+        : hal.counters(profile.counterBlock);
   } catch (e) {
     hal.console.print('sealpost ' + serial + ': counter store unusable: ' + (e as Error).message);
     return undefined;
   }
-  let sealKey = id.sealKey;
-  let nonceSalt = id.nonceSalt;
-  if (records && records.keys) {
-    sealKey = records.keys.subarray(36, 52);
-    nonceSalt = records.keys.subarray(52, 60);
-  }
-  let ccm: Ccm;
-  try {
-    ccm = hal.crypto.ccm(sealKey, id.frameSize - 12);
-  } catch (e) {
-    hal.console.print('sealpost ' + serial + ': crypto unusable: ' + (e as Error).message);
-    return undefined;
+  if (RENEWAL && records && records.keys) {
+    try {
+      ccm = hal.crypto.ccm(records.keys.subarray(36, 52), id.frameSize - 12);
+    } catch (e) {
+      hal.console.print('sealpost ' + serial + ': crypto unusable: ' + (e as Error).message);
+      return undefined;
+    }
   }
   const frameSize = id.frameSize;
   hal.console.print('sealpost ' + serial + ' kcv ' + toHex(kcv, 3) + ' fw ' + FIRMWARE_VERSION);
@@ -128,14 +124,14 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
   // a function inlined here keeps a copied array of both scopes on the
   // interpreter, about 3 variables per closure (docs/firmware.md).
   const outbox = /*@__NOINLINE__*/ createOutbox(profile.outboxFrames, frameSize);
-  let sealer: Sealer = /*@__NOINLINE__*/ createSealer({ ccm: ccm, nonceSalt: nonceSalt, frameSize: frameSize, ring: outbox.ring });
+  let sealer: Sealer = /*@__NOINLINE__*/ createSealer({ ccm: ccm, nonceSalt: RENEWAL && records && records.keys ? records.keys.subarray(52, 60) : id.nonceSalt, frameSize: frameSize, ring: outbox.ring });
   ccm = undefined as unknown as Ccm;
   // The old sealer checks acks below c_e after a renewal commits, until no frame below c_e is left.
   let oldSealer: Sealer | undefined;
   let commitAt = 0;
   let ren: Renewal | undefined;
   let rctx: RenewalContext | undefined;
-  if (rh && id.renewal) {
+  if (RENEWAL && rh && id.renewal) {
     const hc: CryptoHal = hal.crypto;
     rctx = {
       serial: serial,
@@ -149,7 +145,7 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
       ccm: function (key: Uint8Array, max: number): Ccm {
         return hc.ccm(key, max);
       },
-      crc32: crc,
+      crc32: hal.crc32,
       counters: counters,
       ring: outbox.ring,
       seal: function (msg: Uint8Array): number {
@@ -324,12 +320,12 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
 
   function onRadio(e: number, data?: Uint8Array): void {
     if (e === RADIO_ACK) {
-      if (data!.length !== 12) return renewalWrite(data!);
-      if (oldSealer && (outbox.count === 0 || readU32BE(outbox.ring, offsetOf(outbox, 0)) >= commitAt)) {
+      if (RENEWAL && data!.length !== 12) return renewalWrite(data!);
+      if (RENEWAL && oldSealer && (outbox.count === 0 || readU32BE(outbox.ring, offsetOf(outbox, 0)) >= commitAt)) {
         oldSealer = undefined;
         commitAt = 0;
       }
-      if (!(commitAt > ackCounter(data!) ? oldSealer! : sealer).ackValid(data!)) return;
+      if (!(RENEWAL && commitAt > ackCounter(data!) ? oldSealer! : sealer).ackValid(data!)) return;
       const freed = outbox.ack(ackCounter(data!));
       if (freed === 0) {
         // The oldest frame was sent and the server still lacks it: the radio
@@ -348,8 +344,8 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
       return;
     }
     if (e === RADIO_CONNECT) {
-      if (ren && !ren.open()) ren = undefined;
-      if (ren) ren.connect();
+      if (RENEWAL && ren && !ren.open()) ren = undefined;
+      if (RENEWAL && ren) ren.connect();
       cursor = 0;
       interval = minInterval;
       lastRewind = clock.uptimeMs();
@@ -374,7 +370,7 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
   }
 
   sealAnchor(ANCHOR_BOOT);
-  if (rctx && rctx.records.pending) ren = rh!.load().start(rctx);
+  if (RENEWAL && rctx && rctx.records.pending) ren = rh!.load().start(rctx);
   radio.start({
     name: NAME_PREFIX + serial.substr(serial.length > 6 ? serial.length - 6 : 0),
     info: '{"serial":"' + serial + '","v":' + PROTOCOL_VERSION + ',"f":' + frameSize + ',"b":"' + profile.id + '","fw":"' + FIRMWARE_VERSION + '"}',

@@ -5,6 +5,7 @@
 import { KEY_LEN, NONCE_SALT_LEN } from '../protocol/wire/constants.js';
 import { readU32BE } from '../protocol/wire/be.js';
 import { PROVISION_HINT } from '../protocol/wire/names.js';
+import { RENEWAL } from './features.js';
 
 export interface Identity {
   serial: string;
@@ -25,9 +26,10 @@ export function readIdentity(file: Uint8Array | undefined, crc32: (d: Uint8Array
   if (file.length < 8 || file[0] !== 0x53 || file[1] !== 0x50 || file[2] !== 0x64 || file[3] !== 0x01) {
     return { problem: 'device file is not a sealpost device file' };
   }
-  if (file[4] !== 1 && file[4] !== 2) return { problem: 'device file has format version ' + file[4] + ', this firmware reads versions 1 and 2' };
+  const v = file[4]!;
+  if (v !== 1 && v !== 2) return { problem: 'device file has format version ' + v + ', this firmware reads 1 and 2' };
   const n = file[6]!;
-  const end = 7 + n + KEY_LEN + NONCE_SALT_LEN + (file[4] === 2 ? 68 : 0);
+  const end = 7 + n + KEY_LEN + NONCE_SALT_LEN + (v - 1) * 68;
   if (file.length !== end + 4) return { problem: 'device file has the wrong length' };
   if (crc32(file.subarray(0, end)) !== readU32BE(file, end)) return { problem: 'device file fails its CRC check: provision this device again' };
   const frameSize = file[5]!;
@@ -39,6 +41,6 @@ export function readIdentity(file: Uint8Array | undefined, crc32: (d: Uint8Array
   const nonceSalt = new Uint8Array(NONCE_SALT_LEN);
   nonceSalt.set(file.subarray(7 + n + KEY_LEN, 7 + n + KEY_LEN + NONCE_SALT_LEN));
   const id: Identity = { serial: serial, frameSize: frameSize, sealKey: sealKey, nonceSalt: nonceSalt };
-  if (file[4] === 2) id.renewal = file.slice(end - 68, end);
+  if (RENEWAL && v === 2) id.renewal = file.slice(end - 68, end);
   return { identity: id };
 }

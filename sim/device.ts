@@ -38,6 +38,8 @@ export interface SimDeviceOptions {
    * default; `false`: the board has no renewal module (it cannot renew).
    */
   hwRand?: (() => number) | false;
+  /** The NOR flash model's page size and torn-word behaviour (default 1024-byte pages, whole words). */
+  flash?: { pageSize?: number; tornWords?: boolean; random?: () => number };
 }
 
 export interface SealedFrame {
@@ -45,6 +47,8 @@ export interface SealedFrame {
   power: number;
   counter: number;
   plaintext: Uint8Array;
+  /** The seal key it was sealed under, hex (key renewal changes it). */
+  key: string;
 }
 
 export interface SampledValues {
@@ -84,7 +88,8 @@ export class SimDevice {
     this.#opts = opts;
     this.hwRand = opts.hwRand;
     this.files.set(DEVICE_FILE_NAME, opts.deviceFile.slice());
-    this.flash = new NorFlash({ pageSize: 1024, pageCount: 2, base: 0x10000 });
+    const pageSize = opts.flash?.pageSize ?? 1024;
+    this.flash = new NorFlash({ pageSize, pageCount: 2, base: pageSize * 64, tornWords: opts.flash?.tornWords, random: opts.flash?.random });
     // As the factory does for flash-pages boards (factory/, docs/firmware.md).
     this.flash.bytes.set(initialPageHeader(), 0);
     const { profile } = opts;
@@ -179,11 +184,12 @@ export class SimDevice {
       encryptBlock: crypto.encryptBlock,
       ccm: (key, max) => {
         const engine = crypto.ccm(key, max);
+        const hex = Buffer.from(key).toString('hex');
         const tapped: Ccm = {
           framer: (salt, len, ring, domain) => {
             const frame = engine.framer(salt, len, ring, domain);
             return (counter, msg, at) => {
-              if (domain === DOMAIN_UPLINK) log.push({ power, counter, plaintext: msg.slice() });
+              if (domain === DOMAIN_UPLINK) log.push({ power, counter, plaintext: msg.slice(), key: hex });
               frame(counter, msg, at);
             };
           },

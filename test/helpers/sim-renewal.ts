@@ -102,16 +102,18 @@ export async function session(
   w: RenewalWorld,
   sim: SimDevice,
   ms: number,
-  opts: { stepMs?: number; writeFilter?: (writes: Uint8Array[]) => Uint8Array[]; upload?: boolean } = {},
+  opts: { stepMs?: number; writeFilter?: (writes: Uint8Array[]) => Uint8Array[]; upload?: boolean; stopIf?: () => boolean } = {},
 ): Promise<Session> {
   const got: Uint8Array[] = [];
   const s: Session = { uploaded: [], written: [], answers: [] };
   const link = sim.radio!.connect((f) => got.push(f));
   link.subscribe(true);
   const step = opts.stepMs ?? 200;
+  const stop = opts.stopIf ?? (() => false);
   for (let t = 0; t < ms; t += step) {
     w.clock.advance(step);
     w.now.t += step;
+    if (stop()) return s;
     if (got.length === 0 || opts.upload === false) continue;
     const frames = got.splice(0);
     s.uploaded.push(...frames);
@@ -126,14 +128,21 @@ export async function session(
       if (!link.connected()) break;
       link.writeAck(x);
       s.written.push(x);
+      if (stop()) return s;
     }
   }
   link.disconnect();
   return s;
 }
 
-/** The server's view of a device: epoch and renewal state (GET /v1/devices/:serial). */
-export async function serverDevice(w: RenewalWorld, serial: string): Promise<any> {
-  const rows = await w.storage.epochs.rows([serial]);
-  return rows;
+/** (seal key, counter) pairs sealed more than once: a nonce reused under a key. */
+export function reusedNonces(sim: SimDevice): string[] {
+  const seen = new Set<string>();
+  const reused: string[] = [];
+  for (const f of sim.sealedLog) {
+    const k = `${f.key}:${f.counter}`;
+    if (seen.has(k)) reused.push(k);
+    seen.add(k);
+  }
+  return reused;
 }
