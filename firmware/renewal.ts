@@ -339,14 +339,14 @@ export function start(ctx: RenewalContext): Renewal {
       if (d.length !== 20 || (d[0]! & 0xf0) !== 0xb0 || (d[0]! & 15) > 5) return false;
       const i = d[0]! & 15;
       const at = i * 19;
-      if (have & (1 << i)) {
+      if (have & (1 << (i & 7))) {
         let same = true;
         for (let j = 0; j < 19; j++) if (parts[at + j] !== d[1 + j]) same = false;
         if (same) return false;
         have = 0;
       }
       parts.set(d.subarray(1, 20), at);
-      have |= 1 << i;
+      have |= 1 << (i & 7);
       if (have === 63) {
         have = 0;
         announce();

@@ -77,6 +77,8 @@ export class SimDevice {
   boots = 0;
   /** Times the firmware loaded its renewal module (at boot with renewal records, on ANNOUNCE writes). */
   renewalLoads = 0;
+  /** Ed25519 verifications the firmware asked for (at most one per connection). */
+  renewalVerifies = 0;
   /** The hardware random source key renewal draws from (SimDeviceOptions.hwRand); tests may swap it between power-ups or connections. */
   hwRand: (() => number) | false | undefined;
   readonly #opts: SimDeviceOptions;
@@ -165,7 +167,10 @@ export class SimDevice {
           this.hwRand === false
             ? undefined
             : {
-                crypto: () => plainRenewalCrypto({ hwRand: () => (this.hwRand || nodeHwRand)() }),
+                crypto: () => {
+                  const c = plainRenewalCrypto({ hwRand: () => (this.hwRand || nodeHwRand)() });
+                  return { ...c, verify: (k: Uint8Array, m: Uint8Array, sig: Uint8Array) => (this.renewalVerifies++, c.verify(k, m, sig)) };
+                },
                 load: () => {
                   this.renewalLoads++;
                   return renewalModule;
