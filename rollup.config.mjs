@@ -39,14 +39,16 @@ function sizeBudget(board) {
 }
 
 // A native-kernel bundle runs the compiled AES-CCM kernel (kernel/aes-ccm/), which the factory
-// writes as the Storage file sealpost.krn: put the committed image next to the bundle in dist/,
-// where `sealpost flash` looks for it (docs/factory.md).
+// writes as the Storage file sealpost.krn, and a board that renews with the kernels runs
+// kernel/curve25519/ and kernel/hkdf-sha256/ (sealpost.c25, sealpost.hkd): put the committed images
+// next to the bundle in dist/, where `sealpost flash` looks for them (docs/factory.md).
 function kernelImage(board) {
   return {
     name: 'kernel-image',
     generateBundle() {
-      if (boardProfile(board).crypto !== 'native-kernel') return;
-      this.emitFile({ type: 'asset', fileName: 'aes-ccm.bin', source: readFileSync('kernel/aes-ccm/aes-ccm.bin') });
+      const profile = boardProfile(board);
+      const kernels = [...(profile.crypto === 'native-kernel' ? ['aes-ccm'] : []), ...(profile.renewalCrypto === 'native-kernel' ? ['curve25519', 'hkdf-sha256'] : [])];
+      for (const k of kernels) this.emitFile({ type: 'asset', fileName: `${k}.bin`, source: readFileSync(`kernel/${k}/${k}.bin`) });
     },
   };
 }
@@ -74,6 +76,8 @@ const ENTRIES = {
   ...Object.fromEntries(BOARDS.map((b) => [b, `firmware/targets/${b}.ts`])),
   'crypto-selftest': 'firmware/targets/selftest.ts',
   'bench-seal': 'firmware/targets/bench-seal.ts',
+  // The renewal crypto on the kernels, with console commands for test/firmware/renewal-crypto-arm.test.ts.
+  'renewal-check': 'firmware/targets/renewal-check.ts',
 };
 
 // SEALPOST_BUNDLE_NAMES=1 writes the same bundles without name mangling into

@@ -1,7 +1,7 @@
 // Cost of a seal with the native-kernel backend on a 64 MHz nRF52, in two parts measured apart:
 // 1. the compiled aes-ccm kernel (kernel/aes-ccm/aes-ccm.bin): Thumb instructions the committed image
-//    executes under qemu-arm (kernel/harness.ts countInstructions: -singlestep -d exec,nochain, PCs
-//    inside the image) at a stated cycles-per-instruction bound;
+//    executes under qemu-arm (kernel/harness.ts profileAesCcm: per translation block, kernel/profile.ts)
+//    at a stated cycles-per-instruction range and at the Cortex-M4 TRM cycle bound of kernel/profile.ts;
 // 2. the interpreter's glue around the call (hal/espruino/kernel.ts kernelEngine: addresses, copies,
 //    the call, its checks), counted with callgrind on Espruino's x86-64 Linux build with the kernel
 //    replaced by stand-ins of the same signature (backend native-kernel-glue of
@@ -13,7 +13,8 @@
 // the same on every board with that frame size, and every nRF52 runs its Cortex-M4 at 64 MHz.
 // Run: npx tsx bench/kernel-seal.ts [--espruino BIN] [--frames N]   (BIN defaults to $ESPRUINO_BIN;
 // without one only part 1 is printed). Build first: npm run build.
-import { buildHarness, countInstructions, missingEmulation } from '../kernel/harness.js';
+import { buildHarness, missingEmulation, profileAesCcm } from '../kernel/harness.js';
+import type { Profile } from '../kernel/profile.js';
 import { IMAGE } from '../kernel/aes-ccm/image.js';
 import { BOARDS } from '../boards/index.js';
 import { parseArgs } from 'node:util';
@@ -34,23 +35,28 @@ if (missing) {
   process.exit(1);
 }
 const harness = buildHarness();
-const perCall = (command: (reps: number) => string): number => {
-  const once = countInstructions(harness, [command(0)]);
-  return (countInstructions(harness, [command(REPS)]) - once) / REPS;
+const perCall = (command: (reps: number) => string): Profile => {
+  const once = profileAesCcm(harness, [command(0)]);
+  const many = profileAesCcm(harness, [command(REPS)]);
+  return { instructions: (many.instructions - once.instructions) / REPS, cycles: (many.cycles - once.cycles) / REPS };
 };
 
 console.log(`aes-ccm kernel ${IMAGE.size} bytes (sha256 ${IMAGE.sha256.slice(0, 16)}...), Thumb instructions executed under qemu-arm,`);
-console.log(`estimated ms on a ${MHZ} MHz Cortex-M4 at ${CPI.join(' and ')} cycles per instruction (kernel only, no interpreter glue)`);
-console.log('operation                      instructions   ' + CPI.map((c) => `ms@CPI${c}`).join('   '));
-const row = (name: string, n: number) => console.log(`${name.padEnd(30)} ${String(Math.round(n)).padStart(12)}   ${CPI.map((c) => ((n * c) / (MHZ * 1000)).toFixed(3).padStart(8)).join('   ')}`);
+console.log(`estimated ms on a ${MHZ} MHz Cortex-M4 at ${CPI.join(' and ')} cycles per instruction and at the TRM cycle bound (kernel/profile.ts; zero`);
+console.log('wait states; kernel only, no interpreter glue)');
+console.log('operation                      instructions   ' + CPI.map((c) => `ms@CPI${c}`).join('   ') + '   cycle bound   ms@bound');
+const row = (name: string, p: Profile) =>
+  console.log(
+    `${name.padEnd(30)} ${String(Math.round(p.instructions)).padStart(12)}   ${CPI.map((c) => ((p.instructions * c) / (MHZ * 1000)).toFixed(3).padStart(8)).join('   ')}   ${String(Math.round(p.cycles)).padStart(11)}   ${(p.cycles / (MHZ * 1000)).toFixed(3).padStart(8)}`,
+  );
 let kernel20 = 0;
 const { values } = parseArgs({ options: { espruino: { type: 'string' }, frames: { type: 'string' } } });
-row('aes_ccm_init (once per boot)', countInstructions(harness, [`T ${KEY} ${SALT} 1 ${'00'.repeat(8)} 0`]));
+row('aes_ccm_init (once per boot)', profileAesCcm(harness, [`T ${KEY} ${SALT} 1 ${'00'.repeat(8)} 0`]));
 for (const frameSize of [20, 50, 244]) {
   const pt = '5a'.repeat(frameSize - 12);
-  const n = perCall((reps) => `T ${KEY} ${SALT} 7 ${pt} ${reps}`);
-  if (frameSize === 20) kernel20 = n;
-  row(`aes_ccm_seal, ${frameSize}-byte frame`, n);
+  const p = perCall((reps) => `T ${KEY} ${SALT} 7 ${pt} ${reps}`);
+  if (frameSize === 20) kernel20 = p.instructions;
+  row(`aes_ccm_seal, ${frameSize}-byte frame`, p);
 }
 row('aes_ccm_ack_check (per ack)', perCall((reps) => `Q ${KEY} ${SALT} 7 ${reps}`));
 

@@ -17,6 +17,7 @@ export const PROFILE: BoardProfile = {
   chip: 'nRF52840',
   frameSize: 20,
   crypto: 'native-ccm',
+  renewalCrypto: 'native-kernel',
   counterStore: { kind: 'storage-log', bytes: 65536 },
   variableBudget: 12000,
   storageBytes: 8388608,

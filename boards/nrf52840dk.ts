@@ -17,6 +17,7 @@ export const PROFILE: BoardProfile = {
   chip: 'nRF52840',
   frameSize: 20,
   crypto: 'native-kernel',
+  renewalCrypto: 'native-kernel',
   counterStore: { kind: 'flash-pages' },
   variableBudget: 12500,
   storageBytes: 40960,

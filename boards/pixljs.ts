@@ -17,6 +17,7 @@ export const PROFILE: BoardProfile = {
   chip: 'nRF52832',
   frameSize: 20,
   crypto: 'native-kernel',
+  renewalCrypto: 'native-kernel',
   counterStore: { kind: 'storage-log', bytes: 8192 },
   variableBudget: 2950,
   storageBytes: 36864,

@@ -39,6 +39,14 @@ export interface BoardProfile {
   /** Bytes per frame (docs/protocol.md: 20..244; 20 needs no MTU negotiation). */
   frameSize: number;
   crypto: CryptoBackend;
+  /**
+   * How the device does a key renewal's public-key work (X25519, Ed25519, the RFC 9180 key schedule):
+   * 'native-kernel', the curve25519 and hkdf-sha256 kernels through E.nativeCall
+   * (hal/espruino/renewal-crypto.ts), which the factory writes as the Storage files sealpost.c25 and
+   * sealpost.hkd. Absent where the host does it (the simulation: hal/plain) or nothing can: the x86-64
+   * Linux build executes no Thumb code.
+   */
+  renewalCrypto?: 'native-kernel';
   counterStore: CounterStoreProfile;
   /** JsVar blocks on the stock firmware (espruino.md, "Memory"). */
   variableBudget: number;

@@ -75,7 +75,7 @@ export const COMMANDS: Record<string, Command> = {
     run: async (args) => (await import('../factory/cli.js')).runInfo(args),
   },
   flash: {
-    summary: 'write a device secret file, counter log, crypto kernel and firmware to a board with the espruino CLI, or an SWD hex of its Storage',
+    summary: 'write a device secret file, counter log, crypto kernels and firmware to a board with the espruino CLI, or an SWD hex of its Storage',
     usage: [
       'sealpost flash --port PORT --device OUT/BATCH/devices/SERIAL.dev [--firmware FILE.js] [--kernel FILE.bin] [--board BOARD] [--timeout SECONDS]',
       'sealpost flash --ohex FILE.hex --device OUT/BATCH/devices/SERIAL.dev --board BOARD [--firmware FILE.js] [--kernel FILE.bin]',
@@ -84,6 +84,8 @@ export const COMMANDS: Record<string, Command> = {
       "  --firmware FILE.js  the firmware bundle (default: the board's bundle in this package's dist/, built by npm run build)",
       '  --kernel FILE.bin   the compiled AES-CCM kernel for native-kernel boards (MDBT42Q, Pixl.js, nRF52840 DK), written as sealpost.krn',
       "                      (default: dist/aes-ccm.bin; it must be the image the firmware was built for)",
+      '  The key-renewal kernels of every nRF52 board, sealpost.c25 and sealpost.hkd, come from the same dist/',
+      '  (curve25519.bin, hkdf-sha256.bin) and must be its images too.',
     ].join('\n'),
     run: async (args) => (await import('../factory/flash-cli.js')).flashCommand(args),
   },

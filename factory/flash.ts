@@ -14,6 +14,10 @@
 //   3b. write sealpost.krn, the compiled AES-CCM kernel (native-kernel boards
 //      only: kernel/aes-ccm/), then read back its length and CRC-32 on the
 //      device (E.CRC32 of Storage.read) against the image's;
+//   3c. write the two renewal kernels in one run, sealpost.c25 (kernel/curve25519/)
+//      and sealpost.hkd (kernel/hkdf-sha256/), on boards whose profile renews
+//      with them (renewalCrypto 'native-kernel'), then read back both lengths
+//      and CRC-32s the same way;
 //   4. write the firmware bundle as .bootcde, then read back length and CRC;
 //   5. load() (restart from Storage, as at power-on) and read the boot line
 //      "sealpost <serial> kcv <6 hex> fw <version>", whose kcv the firmware
@@ -32,8 +36,10 @@ import { writeFileAtomic } from './fsutil.js';
 import { KCV_FILE, KCV_FORMAT, MANIFEST_FILE, DEVICES_DIR, type KcvFile } from './provision.js';
 import { parseIntelHex, parseStorage, storageFootprint } from './storage-image.js';
 import { counterLogImage, initialPageHeader } from '../protocol/wire/counter-log.js';
-import { KERNEL_FILE_NAME } from '../protocol/wire/names.js';
+import { CURVE_KERNEL_FILE_NAME, HKDF_KERNEL_FILE_NAME, KERNEL_FILE_NAME } from '../protocol/wire/names.js';
 import { IMAGE as KERNEL_IMAGE } from '../kernel/aes-ccm/image.js';
+import { IMAGE as CURVE_IMAGE } from '../kernel/curve25519/image.js';
+import { IMAGE as HKDF_IMAGE } from '../kernel/hkdf-sha256/image.js';
 import { createHash } from 'node:crypto';
 
 /**
@@ -118,29 +124,51 @@ export interface FlashTarget {
   counterLog?: Uint8Array;
   /** The compiled AES-CCM kernel written as sealpost.krn, on native-kernel boards: the committed image, checked by SHA-256. */
   kernel?: { path: string; bytes: Uint8Array };
+  /**
+   * The renewal kernels, written as sealpost.c25 and sealpost.hkd (in that order) on boards whose
+   * profile has renewalCrypto 'native-kernel': DIST/curve25519.bin and DIST/hkdf-sha256.bin, each
+   * checked by SHA-256 against its kernel/<name>/image.ts.
+   */
+  renewalKernels?: RenewalKernelFile[];
 }
+
+export interface RenewalKernelFile {
+  /** The Storage file name (protocol/wire/names.ts). */
+  name: string;
+  path: string;
+  bytes: Uint8Array;
+}
+
+/** The renewal kernels: Storage name and the image the firmware checks the file against. */
+const RENEWAL_KERNELS: readonly (readonly [string, { file: string; size: number; sha256: string }])[] = [
+  [CURVE_KERNEL_FILE_NAME, CURVE_IMAGE],
+  [HKDF_KERNEL_FILE_NAME, HKDF_IMAGE],
+];
 
 export interface TargetOptions {
   devicePath: string;
   board?: string;
   firmware?: string;
-  /** The folder of firmware bundles used when `firmware` is not given (default ./dist); also holds the kernel image (npm run build copies it there). */
+  /** The folder of firmware bundles used when `firmware` is not given (default ./dist); also holds the kernel images (npm run build copies them there). */
   distDir?: string;
   /** The kernel image for native-kernel boards (default DIST/aes-ccm.bin). */
   kernel?: string;
 }
 
-/** The kernel image a native-kernel board's firmware was built for, read and checked against kernel/aes-ccm/image.ts. */
-export function loadKernel(path: string): { path: string; bytes: Uint8Array } {
+/**
+ * A kernel image the firmware was built for, read and checked against its kernel/<name>/image.ts
+ * (kernel/aes-ccm/ unless another is given). `hint` says how else to name the file.
+ */
+export function loadKernel(path: string, image: { file: string; size: number; sha256: string } = KERNEL_IMAGE, hint = ' or pass --kernel FILE'): { path: string; bytes: Uint8Array } {
   let bytes: Uint8Array;
   try {
     bytes = new Uint8Array(readFileSync(path));
   } catch {
-    throw new FlashError(`kernel ${path} not found: build it into dist/ with \`npm run build\` (it copies kernel/aes-ccm/${KERNEL_IMAGE.file}) or pass --kernel FILE`);
+    throw new FlashError(`kernel ${path} not found: build it into dist/ with \`npm run build\` (it copies kernel/${image.file.replace(/\.bin$/, '')}/${image.file})${hint}`);
   }
   const sha = createHash('sha256').update(bytes).digest('hex');
-  if (bytes.length !== KERNEL_IMAGE.size || sha !== KERNEL_IMAGE.sha256) {
-    throw new FlashError(`kernel ${path} is not the image this firmware was built for (${bytes.length} bytes, SHA-256 ${sha.slice(0, 16)}..., expected ${KERNEL_IMAGE.size} bytes, ${KERNEL_IMAGE.sha256.slice(0, 16)}...): use the ${KERNEL_IMAGE.file} of the same build`);
+  if (bytes.length !== image.size || sha !== image.sha256) {
+    throw new FlashError(`kernel ${path} is not the image this firmware was built for (${bytes.length} bytes, SHA-256 ${sha.slice(0, 16)}..., expected ${image.size} bytes, ${image.sha256.slice(0, 16)}...): use the ${image.file} of the same build`);
   }
   return { path, bytes };
 }
@@ -227,19 +255,31 @@ export function loadFlashTarget(options: TargetOptions): FlashTarget {
   if (firmware.length === 0) throw new FlashError(`firmware ${firmwarePath} is empty`);
   const counterLog = board.counterStore.kind === 'storage-log' ? counterLogImage(board.counterStore.bytes) : undefined;
   const kernel = board.crypto === 'native-kernel' ? loadKernel(resolve(options.kernel ?? join(options.distDir ?? 'dist', KERNEL_IMAGE.file))) : undefined;
-  const needed = footprint({ deviceFileLength, counterLog, kernel, firmware });
+  const renewalKernels =
+    board.renewalCrypto === 'native-kernel'
+      ? RENEWAL_KERNELS.map(([name, image]) => ({ name, ...loadKernel(resolve(join(options.distDir ?? 'dist', image.file)), image, '') }))
+      : undefined;
+  const needed = footprint({ deviceFileLength, counterLog, kernel, renewalKernels, firmware });
   if (needed > board.storageBytes) {
-    throw new FlashError(`${DEVICE_FILE_NAME}, ${counterLog ? `${COUNTER_LOG_NAME}, ` : ''}${kernel ? `${KERNEL_FILE_NAME}, ` : ''}and the firmware need ${needed} bytes of Storage; ${board.name} has ${board.storageBytes}`);
+    const names = [DEVICE_FILE_NAME, ...(counterLog ? [COUNTER_LOG_NAME] : []), ...(kernel ? [KERNEL_FILE_NAME] : []), ...(renewalKernels ?? []).map((k) => k.name)];
+    throw new FlashError(`${names.join(', ')}, and the firmware need ${needed} bytes of Storage; ${board.name} has ${board.storageBytes}`);
   }
   noColon(devicePath, 'device file');
   noColon(firmwarePath, 'firmware');
   if (kernel) noColon(kernel.path, 'kernel');
-  return { devicePath, serial, batch, board, espruino, kcv, publicHeader, deviceFileLength, firmwarePath, firmware, counterLog, kernel };
+  for (const k of renewalKernels ?? []) noColon(k.path, 'kernel');
+  return { devicePath, serial, batch, board, espruino, kcv, publicHeader, deviceFileLength, firmwarePath, firmware, counterLog, kernel, renewalKernels };
 }
 
 /** Storage bytes the files of one device take. */
-function footprint(t: { deviceFileLength: number; counterLog?: Uint8Array; kernel?: { bytes: Uint8Array }; firmware: Uint8Array }): number {
-  return storageFootprint(t.deviceFileLength) + (t.counterLog ? storageFootprint(t.counterLog.length) : 0) + (t.kernel ? storageFootprint(t.kernel.bytes.length) : 0) + storageFootprint(t.firmware.length);
+function footprint(t: { deviceFileLength: number; counterLog?: Uint8Array; kernel?: { bytes: Uint8Array }; renewalKernels?: { bytes: Uint8Array }[]; firmware: Uint8Array }): number {
+  return (
+    storageFootprint(t.deviceFileLength) +
+    (t.counterLog ? storageFootprint(t.counterLog.length) : 0) +
+    (t.kernel ? storageFootprint(t.kernel.bytes.length) : 0) +
+    (t.renewalKernels ?? []).reduce((n, k) => n + storageFootprint(k.bytes.length), 0) +
+    storageFootprint(t.firmware.length)
+  );
 }
 
 /** The outcome of one step, judged from the CLI's output. */
@@ -272,6 +312,11 @@ const BLE_ADDRESS = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 /** The -e expression that prints "<marker> <length> <crc32>" for a Storage file, or "-1" when missing. */
 function lengthAndCrc(marker: string, file: string): string {
   return `(function(){var s=require("Storage").read(${JSON.stringify(file)});print("${marker} "+(s===undefined?"-1 0":s.length+" "+E.CRC32(s)))})()`;
+}
+
+/** The -e expression that prints "<marker> <length> <crc32> <length> <crc32> ..." for several Storage files ("-1 0" for a missing one). */
+function lengthsAndCrcs(marker: string, files: string[]): string {
+  return `(function(){var S=require("Storage"),o=[];${JSON.stringify(files)}.forEach(function(f){var s=S.read(f);o.push(s===undefined?"-1 0":s.length+" "+E.CRC32(s))});print("${marker} "+o.join(" "))})()`;
 }
 
 /** The -e expression for sealpost.dev: length and hex of its first `n` bytes (the public header). */
@@ -424,6 +469,29 @@ export function planPortFlash(t: FlashTarget, o: PortOptions, counterLogPath: st
 
   if (t.kernel) steps.push(checkedFile(`write the kernel ${KERNEL_FILE_NAME}`, KERNEL_FILE_NAME, t.kernel.path, t.kernel.bytes, 'SPFLASH6'));
 
+  // Both renewal kernels in one CLI run (one connection, which over BLE is most of a step's time),
+  // each read back as "<length> <CRC-32>" on one line.
+  const renewal = t.renewalKernels;
+  if (renewal && renewal.length) {
+    steps.push({
+      title: `write the renewal kernels ${renewal.map((k) => k.name).join(' and ')}`,
+      args: [...base, ...renewal.flatMap((k) => ['--storage', `${k.name}:${k.path}`]), '-e', lengthsAndCrcs('SPFLASH7', renewal.map((k) => k.name))],
+      timeoutMs: writeTimeout,
+      advice: notYet,
+      judge(run) {
+        const text = markerLine(run, 'SPFLASH7');
+        if (text === undefined) return { ok: false, why: noAnswer(run, o.port, this.timeoutMs) };
+        const got = text.split(' ');
+        for (let i = 0; i < renewal.length; i++) {
+          const k = renewal[i]!;
+          const [len, crc] = [got[2 * i], got[2 * i + 1]];
+          if (Number(len) !== k.bytes.length || Number(crc) >>> 0 !== crc32(k.bytes)) return { ok: false, why: `${k.name} reads back as ${len} bytes with CRC ${crc}, expected ${k.bytes.length} bytes with CRC ${crc32(k.bytes)}` };
+        }
+        return { ok: true };
+      },
+    });
+  }
+
   steps.push({
     title: `write the firmware as boot code (${BOOT_CODE_FILE})`,
     args: [...base, '--storage', `${BOOT_CODE_FILE}:${t.firmwarePath}`, '-e', lengthAndCrc('SPFLASH4', BOOT_CODE_FILE)],
@@ -519,6 +587,7 @@ export function planHex(t: FlashTarget, counterLogPath: string, hexPath: string)
     `${DEVICE_FILE_NAME}:${t.devicePath}`,
     ...(t.counterLog ? ['--storage', `${COUNTER_LOG_NAME}:${counterLogPath}`] : []),
     ...(t.kernel ? ['--storage', `${KERNEL_FILE_NAME}:${t.kernel.path}`] : []),
+    ...(t.renewalKernels ?? []).flatMap((k) => ['--storage', `${k.name}:${k.path}`]),
     '--storage',
     `${BOOT_CODE_FILE}:-`,
     t.firmwarePath,
@@ -539,8 +608,9 @@ export interface HexReport {
  * one device as Intel HEX, made by the espruino CLI and checked here: the
  * area holds exactly sealpost.dev (equal to the device file), sealpost.ctr
  * where the board needs it (magic, then erased), sealpost.krn on native-kernel
- * boards (equal to the committed kernel image) and .bootcde (equal to the
- * firmware).
+ * boards (equal to the committed kernel image), sealpost.c25 and sealpost.hkd
+ * on boards that renew with the kernels (equal to theirs) and .bootcde (equal
+ * to the firmware).
  */
 export async function writeStorageHex(t: FlashTarget, out: string, run: EspruinoRunner): Promise<HexReport> {
   if (NO_SWD_HEX[t.board.id]) throw new FlashError(`--ohex: ${NO_SWD_HEX[t.board.id]}`);
@@ -567,6 +637,7 @@ export async function writeStorageHex(t: FlashTarget, out: string, run: Espruino
       [DEVICE_FILE_NAME, device],
       ...(t.counterLog ? [[COUNTER_LOG_NAME, t.counterLog] as [string, Uint8Array]] : []),
       ...(t.kernel ? [[KERNEL_FILE_NAME, t.kernel.bytes] as [string, Uint8Array]] : []),
+      ...(t.renewalKernels ?? []).map((k) => [k.name, k.bytes] as [string, Uint8Array]),
       [BOOT_CODE_FILE, t.firmware],
     ];
     try {

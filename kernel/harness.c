@@ -1,7 +1,7 @@
 /* Test harness for a committed kernel image under qemu-arm (user mode): loads the .bin into executable
  * memory at a deliberately odd (word-aligned, not page-aligned) address and calls its entries in Thumb
- * mode, one command per stdin line, one answer per stdout line. Built by kernel/harness.ts
- * with arm-linux-gnueabihf-gcc -static.
+ * mode, one command per stdin line, one answer per stdout line (loader, hex and the rest it shares with
+ * the other kernels' harnesses: harness.h). Built by kernel/harness.ts with arm-linux-gnueabihf-gcc -static.
  *   usage: harness IMAGE.bin INIT SEAL ACK ACK_CHECK BLOCK    (entry offsets in bytes)
  *   S key salt counter plaintext -> frame hex (sealed disjoint; "inplace-differs" if sealing in place differs)
  *   A key salt counter           -> ack hex, ack_check(ack), ack_check(ack with its last bit flipped)
@@ -13,34 +13,10 @@
  *   T key salt counter plaintext reps -> aes_ccm_init once, then reps seals; "done" (bench/kernel-seal.ts
  *                                   counts the Thumb instructions executed inside the image)
  *   Q key salt counter reps      -> aes_ccm_init and aes_ccm_ack once, then reps aes_ccm_ack_check; "done" */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
+#include "harness.h"
 
-typedef int (*entry_fn)(uintptr_t, uintptr_t, uintptr_t, uintptr_t);
 static entry_fn init_fn, seal_fn, ack_fn, check_fn, block_fn;
 static uint8_t ctx[256] __attribute__((aligned(4))); /* at least the kernel's CTX_SIZE */
-
-static entry_fn entry(uint8_t *image, const char *offset) {
-  return (entry_fn)((uintptr_t)(image + strtoul(offset, 0, 0)) | 1);
-}
-
-static size_t unhex(const char *s, uint8_t *out) {
-  size_t n = 0;
-  while (s[0] && s[1]) {
-    unsigned v;
-    sscanf(s, "%2x", &v);
-    out[n++] = (uint8_t)v;
-    s += 2;
-  }
-  return n;
-}
-
-static void puthex(const uint8_t *b, size_t n) {
-  for (size_t i = 0; i < n; i++) printf("%02x", b[i]);
-}
 
 static void init(const char *key, const char *salt, uint32_t len) {
   uint8_t k[16], s[8];
@@ -53,22 +29,9 @@ static void init(const char *key, const char *salt, uint32_t len) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 7) {
-    fprintf(stderr, "usage: harness IMAGE.bin INIT SEAL ACK ACK_CHECK BLOCK\n");
-    return 2;
-  }
-  FILE *f = fopen(argv[1], "rb");
-  if (!f) return 2;
-  uint8_t *mem = mmap(0, 65536, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (mem == MAP_FAILED) return 2;
-  uint8_t *image = mem + 0x104;
-  size_t size = fread(image, 1, 60000, f);
-  fclose(f);
-  init_fn = entry(image, argv[2]);
-  seal_fn = entry(image, argv[3]);
-  ack_fn = entry(image, argv[4]);
-  check_fn = entry(image, argv[5]);
-  block_fn = entry(image, argv[6]);
+  size_t size;
+  entry_fn *const fns[] = {&init_fn, &seal_fn, &ack_fn, &check_fn, &block_fn};
+  uint8_t *image = start_harness(argc, argv, "harness IMAGE.bin INIT SEAL ACK ACK_CHECK BLOCK", fns, 5, &size);
 
   static char line[2048], key[64], salt[64], data[1024];
   static uint8_t msg[512], out[512], ring[512];
@@ -111,7 +74,7 @@ int main(int argc, char **argv) {
       memset(msg, 0, len);
       printf("%d\n", seal_fn((uintptr_t)ctx, (uintptr_t)msg, (uintptr_t)out, counter));
     } else if (line[0] == 'P') {
-      printf("%lx %lu\n", (unsigned long)(uintptr_t)image, (unsigned long)size);
+      print_image(image, size), printf("\n");
     } else if (sscanf(line, "T %63s %63s %lu %1023s %lu", key, salt, &counter, data, &len) == 5) {
       size_t n = unhex(data, msg);
       init(key, salt, (uint32_t)n);

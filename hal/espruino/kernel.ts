@@ -39,7 +39,8 @@ export function imageNumbers(i: {
   return [i.size, i.crc32, i.entries.aes_ccm_init, i.entries.aes_ccm_seal, i.entries.aes_ccm_ack, i.entries.aes_block, i.constants.CTX_SIZE];
 }
 
-type Native = (a: number, b: number, c: number, d: number) => number;
+/** A kernel entry point through E.nativeCall, "int(int,int,int,int)". */
+export type Native = (a: number, b: number, c: number, d: number) => number;
 
 /**
  * The kernel's entry points as E.nativeCall functions ("int(int,int,int,int)"), in the order of
@@ -60,6 +61,42 @@ function refuse(why: string): Error {
   return new Error('kernel ' + KERNEL_FILE_NAME + ' ' + why);
 }
 
+/**
+ * The refusals of another kernel file, worded as this backend's: "kernel <name> <why>". (This backend
+ * keeps its own `refuse` with the name folded in: a wrapper around this one costs the board bundles
+ * about 40 bytes, and Puck.js has fewer than 70 left.)
+ */
+export function kernelRefusal(name: string): (why: string) => Error {
+  return function (why: string): Error {
+    return new Error('kernel ' + name + ' ' + why);
+  };
+}
+
+/**
+ * Reads the kernel Storage file `name` and checks it against the image this firmware was built with
+ * (`image`: its length, then its CRC-32, then anything), by length and CRC-32 (E.CRC32): a missing, damaged or foreign file is never executed, the error
+ * says which and what to do (`refuse` words the error). Returns the maker of its entry points (offset -> "int(int,int,int,int)"
+ * function): in place (flash address, 4-byte aligned), or from a flat copy in RAM, whose address
+ * E.nativeCall adds itself at every call when handed the copy as its data. The copy lives as long as
+ * the maker does. Shared by this backend (sealpost.krn) and the renewal crypto
+ * (hal/espruino/renewal-crypto.ts: sealpost.c25, sealpost.hkd).
+ */
+export function kernelFile(E: EGlobal, S: EspruinoStorageModule, name: string, image: readonly number[], refuse: (why: string) => Error): (offset: number) => Native {
+  const code = S.read(name);
+  if (code === undefined) throw refuse('is missing: ' + PROVISION_HINT);
+  if (code.length !== image[0] || E.CRC32(code as unknown as Uint8Array) >>> 0 !== image[1]) throw refuse('is damaged or not this firmware\'s: flash the device again');
+  let at = E.getAddressOf(code, true);
+  let copy: string | undefined;
+  if (!at || at & 3) {
+    at = 0;
+    copy = E.toFlatString(code);
+    if (!copy) throw refuse('has no flat RAM');
+  }
+  return function (offset: number): Native {
+    return E.nativeCall(at + offset + 1, SIG, copy);
+  };
+}
+
 // A Uint8Array above ~14 bytes is allocated flat when a contiguous block is free (Espruino 2v29,
 // jswrap_arraybuffer.c); without one the kernel cannot run. Addresses are read again before every
 // call: a defragmentation may move a flat block.
@@ -76,21 +113,7 @@ export function kernelCrypto(E: EGlobal, S: EspruinoStorageModule, image: Kernel
 
   function load(): KernelEntries {
     if (kernel) return kernel;
-    const code = S.read(KERNEL_FILE_NAME);
-    if (code === undefined) throw refuse('is missing: ' + PROVISION_HINT);
-    if (code.length !== image[0] || E.CRC32(code as unknown as Uint8Array) >>> 0 !== image[1]) throw refuse('is damaged or not this firmware\'s: flash the device again');
-    // In place (flash address, 4-byte aligned) or from a flat copy in RAM, whose address E.nativeCall
-    // adds itself when handed the copy as its data.
-    let at = E.getAddressOf(code, true);
-    let copy: string | undefined;
-    if (!at || at & 3) {
-      at = 0;
-      copy = E.toFlatString(code);
-      if (!copy) throw refuse('has no flat RAM');
-    }
-    const fn = function (offset: number): Native {
-      return E.nativeCall(at + offset + 1, SIG, copy);
-    };
+    const fn = kernelFile(E, S, KERNEL_FILE_NAME, image, refuse);
     const k: KernelEntries = [fn(image[2]), fn(image[3]), fn(image[4]), fn(image[5])];
     // The self-test runs the path every frame takes: a framer sealing into a ring. Only a kernel that
     // passes is kept; one that throws on the way (a wrong return value) is refused the same.

@@ -1,6 +1,6 @@
 /* Test harness for the committed hkdf-sha256 kernel image under qemu-arm (user mode), built by
  * kernel/hkdf-sha256/run.ts with arm-linux-gnueabihf-gcc -static (kernel/build.ts compiles only
- * kernel.c, never this file). Loads the .bin at a word-aligned, not page-aligned address and calls
+ * kernel.c, never this file); loader, hex and the painted stack call are kernel/harness.h. Loads the .bin at a word-aligned, not page-aligned address and calls
  * its entries in Thumb mode on a stack of its own: before every call the STACK_AREA bytes below that
  * stack's top are painted with 0xA5 and, after it, the lowest changed byte gives the call's depth
  * (a byte the kernel wrote as 0xA5 at the very bottom would be missed; the depth of every call is
@@ -25,71 +25,27 @@
  *   N 0|1                     -> stop (0) or resume (1) measuring: unmeasured calls run once, on
  *                                the harness's own stack (bulk random cases; the depth depends on
  *                                no input byte, only on lengths, which the measured cases cover) */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
+#include "../harness.h"
 
 #define STACK_AREA 4096
 #define CTX_SIZE 136
 #define OUT_MAX 8200
 
-struct call {
-  uint32_t fn, sp, a[4], ret, saved_sp;
-};
-
-/* Runs c->fn(c->a[0..3]) with sp = c->sp (Thumb, AAPCS): r4 keeps c across the call. */
-__attribute__((naked)) static void call_switched(__attribute__((unused)) struct call *c) {
-  __asm__ volatile(
-      "push {r4, lr}\n"
-      "mov r4, r0\n"
-      "mov r1, sp\n"
-      "str r1, [r4, #28]\n"
-      "ldr r1, [r4, #4]\n"
-      "mov sp, r1\n"
-      "ldr r0, [r4, #8]\n"
-      "ldr r1, [r4, #12]\n"
-      "ldr r2, [r4, #16]\n"
-      "ldr r3, [r4, #20]\n"
-      "ldr r12, [r4, #0]\n"
-      "blx r12\n"
-      "str r0, [r4, #24]\n"
-      "ldr r1, [r4, #28]\n"
-      "mov sp, r1\n"
-      "pop {r4, pc}\n");
-}
-
 static uint8_t stack_area[STACK_AREA] __attribute__((aligned(8)));
 static uint32_t deepest;
 static uint8_t *image;
-static uint32_t fn_sha, fn_hmac, fn_expand, fn_eae, fn_ks, fn_export;
-
-static uint32_t depth_with(uint8_t paint, uint32_t fn, uintptr_t a0, uintptr_t a1, uintptr_t a2, uintptr_t a3, int *ret) {
-  struct call c;
-  uint32_t i;
-  memset(stack_area, paint, STACK_AREA);
-  c.fn = fn;
-  c.sp = (uint32_t)(uintptr_t)(stack_area + STACK_AREA);
-  c.a[0] = a0;
-  c.a[1] = a1;
-  c.a[2] = a2;
-  c.a[3] = a3;
-  call_switched(&c);
-  *ret = (int)c.ret;
-  for (i = 0; i < STACK_AREA && stack_area[i] == paint; i++);
-  return STACK_AREA - i;
-}
+static entry_fn fn_sha, fn_hmac, fn_expand, fn_eae, fn_ks, fn_export;
 
 /* When measuring, calls an entry twice (two paints; every entry is a pure function of its inputs, so the second
  * call gives the same outputs) and records the deeper stack. */
 static int measuring = 1;
 
-static int call(uint32_t fn, uintptr_t a0, uintptr_t a1, uintptr_t a2, uintptr_t a3) {
+static int call(entry_fn fn, uintptr_t a0, uintptr_t a1, uintptr_t a2, uintptr_t a3) {
   int r1, r2;
-  if (!measuring) return ((int (*)(uintptr_t, uintptr_t, uintptr_t, uintptr_t))(uintptr_t)fn)(a0, a1, a2, a3);
-  uint32_t d1 = depth_with(0xa5, fn, a0, a1, a2, a3, &r1);
-  uint32_t d2 = depth_with(0x5a, fn, a0, a1, a2, a3, &r2);
+  if (!measuring) return fn(a0, a1, a2, a3);
+  uintptr_t args[4] = {a0, a1, a2, a3};
+  uint32_t d1 = (uint32_t)painted_call(stack_area, STACK_AREA, 0xa5, fn, args, &r1);
+  uint32_t d2 = (uint32_t)painted_call(stack_area, STACK_AREA, 0x5a, fn, args, &r2);
   if (d2 > d1) d1 = d2;
   if (d1 > deepest) deepest = d1;
   if (r1 != r2) {
@@ -99,25 +55,9 @@ static int call(uint32_t fn, uintptr_t a0, uintptr_t a1, uintptr_t a2, uintptr_t
   return r1;
 }
 
-static size_t unhex(const char *s, uint8_t *out) {
-  size_t n = 0;
-  if (s[0] == '-') return 0;
-  while (s[0] && s[1]) {
-    unsigned v;
-    sscanf(s, "%2x", &v);
-    out[n++] = (uint8_t)v;
-    s += 2;
-  }
-  return n;
-}
-
 /* Length-prefixed: out[0] = n mod 256, then the bytes. */
 static void unhex_lp(const char *s, uint8_t *out) {
   out[0] = (uint8_t)unhex(s, out + 1);
-}
-
-static void puthex(const uint8_t *b, size_t n) {
-  for (size_t i = 0; i < n; i++) printf("%02x", b[i]);
 }
 
 static int untouched(const uint8_t *b, size_t n) {
@@ -162,19 +102,9 @@ static int export_value(const char *context, unsigned long L) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 8) {
-    fprintf(stderr, "usage: harness IMAGE.bin SHA256 HMAC EXPAND EXTRACT_AND_EXPAND KEY_SCHEDULE EXPORT\n");
-    return 2;
-  }
-  FILE *f = fopen(argv[1], "rb");
-  if (!f) return 2;
-  uint8_t *mem = mmap(0, 65536, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (mem == MAP_FAILED) return 2;
-  image = mem + 0x104;
-  size_t size = fread(image, 1, 60000, f);
-  fclose(f);
-  uint32_t *fns[] = {&fn_sha, &fn_hmac, &fn_expand, &fn_eae, &fn_ks, &fn_export};
-  for (int i = 0; i < 6; i++) *fns[i] = (uint32_t)((uintptr_t)(image + strtoul(argv[2 + i], 0, 0)) | 1);
+  size_t size;
+  entry_fn *const fns[] = {&fn_sha, &fn_hmac, &fn_expand, &fn_eae, &fn_ks, &fn_export};
+  image = start_harness(argc, argv, "harness IMAGE.bin SHA256 HMAC EXPAND EXTRACT_AND_EXPAND KEY_SCHEDULE EXPORT", fns, 6, &size);
 
   static char line[65536], w[16][8300];
   unsigned long L;
@@ -183,7 +113,7 @@ int main(int argc, char **argv) {
                    w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8], w[9], w[10], w[11], w[12], w[13], w[14]);
     char cmd = line[0];
     if (cmd == 'P') {
-      printf("%lx %lu", (unsigned long)(uintptr_t)image, (unsigned long)size);
+      print_image(image, size);
     } else if (cmd == 'H' && n == 1) {
       size_t len = unhex(w[0], b1);
       memset(out, 0xee, 48);

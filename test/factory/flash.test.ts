@@ -22,6 +22,10 @@ import { FIRMWARE, makeKeys, tempDir, removeTempDirs } from '../fixtures/factory
 
 /** The committed kernel image: what dist/aes-ccm.bin (npm run build) and so sealpost.krn must be. */
 const KERNEL_BIN = new URL('../../kernel/aes-ccm/aes-ccm.bin', import.meta.url).pathname;
+/** The committed renewal kernels: sealpost.c25 and sealpost.hkd. */
+const CURVE_BIN = new URL('../../kernel/curve25519/curve25519.bin', import.meta.url).pathname;
+const HKDF_BIN = new URL('../../kernel/hkdf-sha256/hkdf-sha256.bin', import.meta.url).pathname;
+const RENEWAL_STEP = 'write the renewal kernels sealpost.c25 and sealpost.hkd';
 
 afterAll(removeTempDirs);
 
@@ -51,6 +55,7 @@ const STORAGE_LOG_KERNEL_STEPS = [
   'write sealpost.dev',
   'write sealpost.ctr',
   'write the kernel sealpost.krn',
+  RENEWAL_STEP,
   'write the firmware as boot code (.bootcde)',
   'restart the device and check its key',
 ];
@@ -81,6 +86,8 @@ interface FakeDevice {
   kcvOverride?: string;
   /** Flip a bit of sealpost.krn as it lands in flash (a bad write). */
   kernelDamage?: number;
+  /** Flip a bit of this Storage file (a renewal kernel) as it lands in flash. */
+  renewalDamage?: { name: string; at: number };
   commands: string[][];
 }
 
@@ -117,7 +124,11 @@ function fakeDevice(board: string): FakeDevice & { runner: EspruinoRunner } {
       const k = d.storage.get('sealpost.krn');
       lines.push(`SPFLASH6 ${k ? `${k.length} ${crc32(k) | 0}` : '-1 0'}`);
     }
-    else if (expr === 'load()') {
+    else if (expr.includes('SPFLASH7')) {
+      if (d.renewalDamage && d.storage.has(d.renewalDamage.name)) d.storage.get(d.renewalDamage.name)![d.renewalDamage.at]! ^= 1;
+      const files = JSON.parse(/\["[^\]]*\]/.exec(expr)![0]) as string[];
+      lines.push(`SPFLASH7 ${files.map((f) => (d.storage.has(f) ? `${d.storage.get(f)!.length} ${crc32(d.storage.get(f)!) | 0}` : '-1 0')).join(' ')}`);
+    } else if (expr === 'load()') {
       const f = decodeDeviceFile(new Uint8Array(d.storage.get('sealpost.dev')!));
       lines.push(`sealpost ${f.serial} kcv ${d.kcvOverride ?? toHex(keyCheckValue(f.sealKey))} fw 0.1.0`);
       // The firmware writes its first counter record at boot.
@@ -180,7 +191,7 @@ describe('sealpost flash: arguments', () => {
 });
 
 describe('sealpost flash: the espruino CLI command lines', () => {
-  it('six steps in order for a storage-log board on the kernel (Puck.js), with the exact files', () => {
+  it('seven steps in order for a storage-log board on the kernel (Puck.js), with the exact files', () => {
     const t = loadFlashTarget({ devicePath: dev(puck, 'PK-0001'), firmware: FIRMWARE });
     const steps = planPortFlash(t, { port: 'tcp://127.0.0.1:2323', workDir: '/w' }, '/w/sealpost.ctr');
     const json = espruinoBoard(boardProfile('puckjs')).json;
@@ -191,8 +202,9 @@ describe('sealpost flash: the espruino CLI command lines', () => {
     expect(steps[1]!.args.slice(5, 7)).toEqual(['--storage', `sealpost.dev:${dev(puck, 'PK-0001')}`]);
     expect(steps[2]!.args.slice(5, 7)).toEqual(['--storage', 'sealpost.ctr:/w/sealpost.ctr']);
     expect(steps[3]!.args.slice(5, 7)).toEqual(['--storage', `sealpost.krn:${t.kernel!.path}`]);
-    expect(steps[4]!.args.slice(5, 7)).toEqual(['--storage', `.bootcde:${FIRMWARE}`]);
-    expect(steps[5]!.args.slice(5)).toEqual(['-e', 'load()', '--sleep', '10']);
+    expect(steps[4]!.args.slice(5, 9)).toEqual(['--storage', `sealpost.c25:${t.renewalKernels![0]!.path}`, '--storage', `sealpost.hkd:${t.renewalKernels![1]!.path}`]);
+    expect(steps[5]!.args.slice(5, 7)).toEqual(['--storage', `.bootcde:${FIRMWARE}`]);
+    expect(steps[6]!.args.slice(5)).toEqual(['-e', 'load()', '--sleep', '10']);
     expect(steps[0]!.args[6]).toContain('process.env.BOARD');
     expect(steps[1]!.args[8]).toContain('for(var i=0;i<14;i++)');
     // Nothing in any command line reads the key: only lengths, CRCs of public files and the 7+n header bytes.
@@ -217,6 +229,7 @@ describe('sealpost flash: the espruino CLI command lines', () => {
       'write sealpost.dev',
       'initialise the counter pages',
       'write the kernel sealpost.krn',
+      RENEWAL_STEP,
       'write the firmware as boot code (.bootcde)',
       'restart the device and check its key',
     ]);
@@ -246,7 +259,7 @@ describe('sealpost flash: the kernel file of native-kernel boards', () => {
     const d = fakeDevice('PIXLJS');
     const r = await flashPixl(d);
     expect(r.stderr).toBe('');
-    expect(r.stdout).toContain('step 4/6 write the kernel sealpost.krn: ok');
+    expect(r.stdout).toContain('step 4/7 write the kernel sealpost.krn: ok');
     expect(d.storage.get('sealpost.krn')!.equals(readFileSync(KERNEL_BIN))).toBe(true);
     // Puck.js seals with the kernel too; Bangle.js 2 seals with its CCM builtin: no kernel file.
     expect(Buffer.from(loadFlashTarget({ devicePath: dev(puck, 'PK-0001'), firmware: FIRMWARE }).kernel!.bytes).equals(readFileSync(KERNEL_BIN))).toBe(true);
@@ -259,7 +272,7 @@ describe('sealpost flash: the kernel file of native-kernel boards', () => {
       d.kernelDamage = damage;
       const r = await captured(() => runFlash(['--port', 'tcp://127.0.0.1:2323', '--device', device, '--firmware', FIRMWARE], d.runner));
       expect(r.code, board).toBe(1);
-      expect(r.stderr).toMatch(/step 4\/6 \(write the kernel sealpost\.krn\) failed: sealpost\.krn reads back as 1280 bytes with CRC -?\d+, expected 1280 bytes with CRC 2300083468 — retry the same command/);
+      expect(r.stderr).toMatch(/step 4\/7 \(write the kernel sealpost\.krn\) failed: sealpost\.krn reads back as 1280 bytes with CRC -?\d+, expected 1280 bytes with CRC 2300083468 — retry the same command/);
       expect(d.storage.has('.bootcde')).toBe(false);
     }
   });
@@ -281,6 +294,63 @@ describe('sealpost flash: the kernel file of native-kernel boards', () => {
   });
 });
 
+describe('sealpost flash: the renewal kernels of boards that renew on the device', () => {
+  it('writes sealpost.c25 and sealpost.hkd in one run after sealpost.krn and checks both lengths and CRC-32s as read back on the device', async () => {
+    const t = loadFlashTarget({ devicePath: dev(pixl, 'PX-0001'), firmware: FIRMWARE });
+    expect(t.renewalKernels!.map((k) => k.name)).toEqual(['sealpost.c25', 'sealpost.hkd']);
+    expect(Buffer.from(t.renewalKernels![0]!.bytes).equals(readFileSync(CURVE_BIN))).toBe(true);
+    expect(Buffer.from(t.renewalKernels![1]!.bytes).equals(readFileSync(HKDF_BIN))).toBe(true);
+    const steps = planPortFlash(t, { port: 'tcp://127.0.0.1:2323', workDir: '/w' }, '/w/sealpost.ctr');
+    expect(steps[4]!.title).toBe(RENEWAL_STEP);
+    const check = steps[4]!.args[steps[4]!.args.indexOf('-e') + 1]!;
+    expect(check).toBe('(function(){var S=require("Storage"),o=[];["sealpost.c25","sealpost.hkd"].forEach(function(f){var s=S.read(f);o.push(s===undefined?"-1 0":s.length+" "+E.CRC32(s))});print("SPFLASH7 "+o.join(" "))})()');
+    expect(checkSource(check, 'renewal-kernels-check.js')).toEqual([]);
+    const d = fakeDevice('PIXLJS');
+    const r = await captured(() => runFlash(['--port', 'tcp://127.0.0.1:2323', '--device', dev(pixl, 'PX-0001'), '--firmware', FIRMWARE], d.runner));
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain(`step 5/7 ${RENEWAL_STEP}: ok`);
+    expect(d.storage.get('sealpost.c25')!.equals(readFileSync(CURVE_BIN))).toBe(true);
+    expect(d.storage.get('sealpost.hkd')!.equals(readFileSync(HKDF_BIN))).toBe(true);
+    // Every nRF52 profile renews with the kernels, Bangle.js 2 (CCM builtin, no sealpost.krn) too; the
+    // x86-64 Linux build executes no Thumb code: no kernel files there.
+    const bangle1 = loadFlashTarget({ devicePath: dev(bangle, 'BG-0001'), firmware: FIRMWARE });
+    expect(bangle1.kernel).toBeUndefined();
+    expect(bangle1.renewalKernels!.map((k) => k.name)).toEqual(['sealpost.c25', 'sealpost.hkd']);
+    expect(planPortFlash(bangle1, { port: '/dev/ttyACM0', workDir: '/w' }, '/w/sealpost.ctr').map((s) => s.title)).toContain(RENEWAL_STEP);
+    expect(boardProfile('espruino-linux').renewalCrypto).toBeUndefined();
+  });
+
+  it('stops before the firmware when a renewal kernel reads back wrong, naming the file and both CRCs', async () => {
+    for (const [name, at] of [['sealpost.c25', 4000], ['sealpost.hkd', 3]] as const) {
+      const d = fakeDevice('PUCKJS');
+      d.renewalDamage = { name, at };
+      const r = await captured(() => runFlash(['--port', 'tcp://127.0.0.1:2323', '--device', dev(puck, 'PK-0001'), '--firmware', FIRMWARE], d.runner));
+      expect(r.code, name).toBe(1);
+      const bin = readFileSync(name === 'sealpost.c25' ? CURVE_BIN : HKDF_BIN);
+      expect(r.stderr).toContain(`step 5/7 (${RENEWAL_STEP}) failed: ${name} reads back as ${bin.length} bytes with CRC `);
+      expect(r.stderr).toContain(`, expected ${bin.length} bytes with CRC ${crc32(bin)} — retry the same command`);
+      expect(d.storage.has('.bootcde')).toBe(false);
+    }
+  });
+
+  it('refuses renewal kernels that are missing from the build or are not its images, before writing anything', async () => {
+    const distDir = tempDir('renewal-dist');
+    copyFileSync(KERNEL_BIN, join(distDir, 'aes-ccm.bin'));
+    copyFileSync(CURVE_BIN, join(distDir, 'curve25519.bin'));
+    expect(() => loadFlashTarget({ devicePath: dev(puck, 'PK-0001'), firmware: FIRMWARE, distDir })).toThrow(
+      /kernel .*renewal-dist.*\/hkdf-sha256\.bin not found: build it into dist\/ with `npm run build` \(it copies kernel\/hkdf-sha256\/hkdf-sha256\.bin\)$/,
+    );
+    const h = readFileSync(HKDF_BIN);
+    h[10] ^= 1;
+    writeFileSync(join(distDir, 'hkdf-sha256.bin'), h);
+    expect(() => loadFlashTarget({ devicePath: dev(puck, 'PK-0001'), firmware: FIRMWARE, distDir })).toThrow(
+      /kernel .*hkdf-sha256\.bin is not the image this firmware was built for \(2191 bytes, SHA-256 [0-9a-f]{16}\.\.\., expected 2191 bytes, c3b0376281ae907f\.\.\.\): use the hkdf-sha256\.bin of the same build/,
+    );
+    copyFileSync(HKDF_BIN, join(distDir, 'hkdf-sha256.bin'));
+    expect(loadFlashTarget({ devicePath: dev(puck, 'PK-0001'), firmware: FIRMWARE, distDir }).renewalKernels).toHaveLength(2);
+  });
+});
+
 describe('sealpost flash: against a fake device', () => {
   const flash = (d: { runner: EspruinoRunner }, serial = 'PK-0001') =>
     captured(() => runFlash(['--port', 'tcp://127.0.0.1:2323', '--device', dev(puck, serial), '--firmware', FIRMWARE], d.runner));
@@ -290,13 +360,15 @@ describe('sealpost flash: against a fake device', () => {
     const r = await flash(d);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('step 4/6 write the kernel sealpost.krn: ok');
-    expect(r.stdout).toMatch(/step 6\/6 restart the device and check its key: ok \(serial PK-0001, kcv [0-9a-f]{6}, firmware 0\.1\.0\)/);
+    expect(r.stdout).toContain('step 4/7 write the kernel sealpost.krn: ok');
+    expect(r.stdout).toMatch(/step 7\/7 restart the device and check its key: ok \(serial PK-0001, kcv [0-9a-f]{6}, firmware 0\.1\.0\)/);
     expect(d.storage.get('sealpost.dev')!.equals(readFileSync(dev(puck, 'PK-0001')))).toBe(true);
     expect(d.storage.get('sealpost.krn')!.equals(readFileSync(KERNEL_BIN))).toBe(true);
     expect(d.storage.get('.bootcde')!.equals(readFileSync(FIRMWARE))).toBe(true);
     expect(d.storage.get('sealpost.ctr')!.length).toBe(8192);
-    expect(d.commands).toHaveLength(6);
+    expect(d.storage.get('sealpost.c25')!.equals(readFileSync(CURVE_BIN))).toBe(true);
+    expect(d.storage.get('sealpost.hkd')!.equals(readFileSync(HKDF_BIN))).toBe(true);
+    expect(d.commands).toHaveLength(7);
   });
 
   it('refuses a device whose counter log has been used, before writing anything', async () => {
@@ -305,7 +377,7 @@ describe('sealpost flash: against a fake device', () => {
     d.storage.delete('sealpost.dev');
     const again = await flash(d, 'PK-0002');
     expect(again.code).toBe(1);
-    expect(again.stderr).toMatch(/step 1\/6 \(connect and check the device\) failed: sealpost\.ctr on the device already holds counter records.* — do not re-flash it: set it aside/);
+    expect(again.stderr).toMatch(/step 1\/7 \(connect and check the device\) failed: sealpost\.ctr on the device already holds counter records.* — do not re-flash it: set it aside/);
     expect(d.storage.has('sealpost.dev')).toBe(false);
   });
 
@@ -314,10 +386,10 @@ describe('sealpost flash: against a fake device', () => {
     d.kcvOverride = '000000';
     const r = await flash(d);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/step 6\/6 \(restart the device and check its key\) failed: the device reports key check value 000000 for PK-0001, expected [0-9a-f]{6}: .* — do not ship it/);
+    expect(r.stderr).toMatch(/step 7\/7 \(restart the device and check its key\) failed: the device reports key check value 000000 for PK-0001, expected [0-9a-f]{6}: .* — do not ship it/);
     const pixlDevice = fakeDevice('PIXLJS');
     const wrong = await flash(pixlDevice, 'PK-0003');
-    expect(wrong.stderr).toMatch(/step 1\/6 .* failed: the device on tcp:\/\/127\.0\.0\.1:2323 is a PIXLJS, but batch PK-0001-PK-0003 is for Puck\.js \(PUCKJS\)/);
+    expect(wrong.stderr).toMatch(/step 1\/7 .* failed: the device on tcp:\/\/127\.0\.0\.1:2323 is a PIXLJS, but batch PK-0001-PK-0003 is for Puck\.js \(PUCKJS\)/);
     expect(pixlDevice.commands).toHaveLength(1);
   });
 
@@ -333,7 +405,7 @@ describe('sealpost flash: against a fake device', () => {
     };
     const r = await captured(() => runFlash(['--port', 'tcp://127.0.0.1:2323', '--device', dev(puck, 'PK-0001'), '--firmware', FIRMWARE], failing));
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/step 2\/6 \(write sealpost\.dev\) failed: the device did not confirm; it said: Uncaught SyntaxError.*atob\("\[\.\.\.\]"\).* — retry the same command; the device is not provisioned yet/);
+    expect(r.stderr).toMatch(/step 2\/7 \(write sealpost\.dev\) failed: the device did not confirm; it said: Uncaught SyntaxError.*atob\("\[\.\.\.\]"\).* — retry the same command; the device is not provisioned yet/);
     expect(r.stderr).not.toContain(file.slice(8, 40));
     expect(redactDeviceText(`x ${file} y`)).toBe('x [...] y');
   });
@@ -344,7 +416,7 @@ describe('sealpost flash: a bad port, through the real espruino CLI', () => {
     const started = Date.now();
     const r = await captured(() => runFlash(['--port', port, '--device', dev(puck, 'PK-0003'), '--firmware', FIRMWARE]));
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`step 1/6 (connect and check the device) failed: cannot reach the device on ${port}`);
+    expect(r.stderr).toContain(`step 1/7 (connect and check the device) failed: cannot reach the device on ${port}`);
     expect(r.stderr).toContain('nothing was written to the device');
     expect(Date.now() - started).toBeLessThan(20_000);
     return r.stderr;
@@ -379,11 +451,11 @@ describe('sealpost flash --ohex: Storage as Intel HEX for SWD, by the real espru
     return parseStorage(image.read(area.address, area.size));
   };
 
-  it('puckjs: sealpost.dev, sealpost.ctr, the kernel sealpost.krn and .bootcde, byte for byte, mode 0600', async () => {
+  it('puckjs: sealpost.dev, sealpost.ctr, the kernels sealpost.krn, sealpost.c25, sealpost.hkd and .bootcde, byte for byte, mode 0600', async () => {
     const r = await hexFor(puck, 'PK-0001', 'puckjs');
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('Storage area 0x6c000..0x76000: sealpost.dev 42 B, sealpost.ctr 8192 B, sealpost.krn 1280 B, .bootcde');
+    expect(r.stdout).toContain('Storage area 0x6c000..0x76000: sealpost.dev 42 B, sealpost.ctr 8192 B, sealpost.krn 1280 B, sealpost.c25 6512 B, sealpost.hkd 2191 B, .bootcde');
     expect(statSync(r.outHex).mode & 0o777).toBe(0o600);
     const t = loadFlashTarget({ devicePath: dev(puck, 'PK-0001'), firmware: FIRMWARE });
     const files = storageOf(r.outHex, t);
@@ -391,12 +463,16 @@ describe('sealpost flash --ohex: Storage as Intel HEX for SWD, by the real espru
       ['sealpost.dev', 0, 32],
       ['sealpost.ctr', 0, 32 + 44 + 32], // 42 bytes padded to 44
       ['sealpost.krn', 0, 32 + 44 + 32 + 8192 + 32],
-      ['.bootcde', 0, 32 + 44 + 32 + 8192 + 32 + 1280 + 32],
+      ['sealpost.c25', 0, 32 + 44 + 32 + 8192 + 32 + 1280 + 32],
+      ['sealpost.hkd', 0, 32 + 44 + 32 + 8192 + 32 + 1280 + 32 + 6512 + 32],
+      ['.bootcde', 0, 32 + 44 + 32 + 8192 + 32 + 1280 + 32 + 6512 + 32 + 2192 + 32], // 2191 bytes padded to 2192
     ]);
     expect(Buffer.from(files[0]!.data).equals(readFileSync(dev(puck, 'PK-0001')))).toBe(true);
     expect(Buffer.from(files[1]!.data).equals(Buffer.from(counterLogImage(8192)))).toBe(true);
     expect(Buffer.from(files[2]!.data).equals(readFileSync(KERNEL_BIN))).toBe(true);
-    expect(Buffer.from(files[3]!.data).equals(readFileSync(FIRMWARE))).toBe(true);
+    expect(Buffer.from(files[3]!.data).equals(readFileSync(CURVE_BIN))).toBe(true);
+    expect(Buffer.from(files[4]!.data).equals(readFileSync(HKDF_BIN))).toBe(true);
+    expect(Buffer.from(files[5]!.data).equals(readFileSync(FIRMWARE))).toBe(true);
   });
 
   it('refuses the nRF52840 DK (its counter pages need a header on the device) and makes pixljs (9 pages)', async () => {
@@ -408,7 +484,9 @@ describe('sealpost flash --ohex: Storage as Intel HEX for SWD, by the real espru
     const tb = loadFlashTarget({ devicePath: dev(pixl, 'PX-0001'), firmware: FIRMWARE });
     expect(tb.espruino.storage).toEqual({ address: 0x6d000, size: 9 * 4096 });
     const files = storageOf(b.outHex, tb);
-    expect(files.map((f) => f.name)).toEqual(['sealpost.dev', 'sealpost.ctr', 'sealpost.krn', '.bootcde']);
+    expect(files.map((f) => f.name)).toEqual(['sealpost.dev', 'sealpost.ctr', 'sealpost.krn', 'sealpost.c25', 'sealpost.hkd', '.bootcde']);
+    expect(Buffer.from(files[3]!.data).equals(readFileSync(CURVE_BIN))).toBe(true);
+    expect(Buffer.from(files[4]!.data).equals(readFileSync(HKDF_BIN))).toBe(true);
     expect(Buffer.from(files[2]!.data).equals(readFileSync(KERNEL_BIN))).toBe(true);
     expect(b.stdout).toContain('sealpost.krn 1280 B');
   });

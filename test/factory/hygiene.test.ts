@@ -89,7 +89,7 @@ describe('no secret in any output', () => {
 
     const text = printed.join('\n');
     expect(text).toContain('batch SP-000001-SP-001000: 1000 devices');
-    expect(text).toContain('step 1/6 (connect and check the device) failed');
+    expect(text).toContain('step 1/7 (connect and check the device) failed');
     const secrets: Uint8Array[] = [...privateKeys];
     for (const dir of [join(batchDir, 'devices'), join(second.batchDir, 'devices')]) {
       for (const name of readdirSync(dir)) {

@@ -5,29 +5,19 @@
 // (PSK mode) and chain_0 of every device of test/vectors/renewal.json (base mode), and refuses an
 // info of 65 bytes.
 import { x25519 } from '@noble/curves/ed25519.js';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { kernelFiles } from '../../kernel/build.js';
 import { IMAGE } from '../../kernel/hkdf-sha256/image.js';
-import { startEspruino, writeStorageInPieces, type Session } from '../helpers/espruino-process.js';
+import { ESPRUINO_ARM_BIN as BIN, kernelPrelude, startArmKernels, type ArmSession } from '../helpers/espruino-arm.js';
 
-const BIN = process.env.ESPRUINO_ARM_BIN;
 const e = IMAGE.entries;
 const c = IMAGE.constants;
 
-// ES5 for the interpreter; addresses read again before every call. io is one flat block: dh 0, enc
-// 32, pkR 64, shared secret 96, info (LP) 128, psk block 200, context block 300, exporter context
-// (LP) 440, output 480.
-const SCRIPT = `
-var K = E.toFlatString(require("Storage").read("${IMAGE.file}"));
-var io = new Uint8Array(600);
-function call(off, a, b, c, d) { return E.nativeCall(E.getAddressOf(K, true) + off + 1, "int(int,int,int,int)")(a, b, c, d); }
-function at(o) { return E.getAddressOf(io, true) + o; }
-function put(h, o) { for (var i = 0; i < h.length; i += 2) io[o + i / 2] = parseInt(h.substr(i, 2), 16); return h.length / 2; }
+// ES5 for the interpreter (K, io, call, at, put, hex: kernelPrelude). io: dh 0, enc 32, pkR 64,
+// shared secret 96, info (LP) 128, psk block 200, context block 300, exporter context (LP) 440,
+// output 480.
+const SCRIPT = `${kernelPrelude(IMAGE.file, 600)}
 function lp(h, o) { io[o] = put(h, o + 1); }
-function hex(o, n) { var s = ""; for (var i = 0; i < n; i++) s += (io[o + i] + 256).toString(16).substr(1); return s; }
 function R(id, aead, dh, enc, pkr, info, psk, pskId, ctxs, Ls) {
   put(dh, 0); put(enc, 32); put(pkr, 64);
   var r = call(${e.hpke_extract_and_expand}, at(96), at(0), at(32), at(64));
@@ -45,28 +35,18 @@ function R(id, aead, dh, enc, pkr, info, psk, pskId, ctxs, Ls) {
   for (i = 0; i < io.length; i++) io[i] = 0;
   print("R" + id + " " + out.join(" "));
 }
-setInterval(function () {}, 50);
-print("ready");
 `;
 
 describe.skipIf(!BIN)('hkdf-sha256 kernel through E.nativeCall on Espruino 2v29 for 32-bit ARM (ESPRUINO_ARM_BIN)', () => {
-  let session: Session;
+  let arm: ArmSession;
   beforeAll(async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'kernel-hkdf-espruino-'));
-    writeStorageInPieces(BIN!, dir, { [IMAGE.file]: new Uint8Array(readFileSync(kernelFiles('hkdf-sha256').bin)) });
-    writeFileSync(join(dir, 'kernel.js'), SCRIPT);
-    session = startEspruino(BIN!, dir, 'kernel.js');
-    await session.waitFor((l) => l === 'ready', 60_000);
+    arm = await startArmKernels(BIN!, ['hkdf-sha256'], SCRIPT);
   }, 90_000);
   afterAll(async () => {
-    await session?.stop();
+    await arm?.stop();
   });
 
-  const ask = async (id: number, command: string): Promise<string> => {
-    session.send(command);
-    const line = await session.waitFor((l) => l.startsWith(`R${id} `), 60_000);
-    return line.slice(`R${id} `.length);
-  };
+  const ask = (id: number, command: string): Promise<string> => arm.ask(id, command, 60_000);
 
   it('runs RFC 9180 A.1.2 (PSK mode) call by call', async () => {
     const skRm = 'c5eb01eb457fe6c6f57577c5413b931550a162c71a03ac8d196babbd4e5ce0fd';
