@@ -107,10 +107,10 @@ export function openCounters(area: SlotArea, K: number, read: (slot: number) => 
   // Block n's counters are (n - 1) * K + 1 .. n * K, capped at MAX_COUNTER:
   // written out here and below rather than a helper kept for good with next()
   // (about 6 variables on the interpreter, docs/firmware.md "Fourth pass").
-  function reserve(swap?: boolean): void {
+  function reserve(): void {
     if (lim >= MAX_COUNTER) throw new Error('counter space exhausted');
     let n: number;
-    if (area.open && slot < area.cap && !(RENEWAL && swap)) {
+    if (area.open && slot < area.cap) {
       const s = slot;
       const b16 = boot % 65536;
       slot = s + 1;
@@ -154,7 +154,15 @@ export function openCounters(area: SlotArea, K: number, read: (slot: number) => 
   };
   if (RENEWAL) {
     src.room = function (words: number): number {
-      if (!(area.open && slot + words < area.cap)) reserve(true);
+      if (!(area.open && slot + words < area.cap)) {
+        if (!area.renew) throw new Error('counter log full: no room for a ' + words + '-slot renewal record');
+        if (lim >= MAX_COUNTER) throw new Error('counter space exhausted');
+        area.renew(area.baseN + slot + 1, boot);
+        slot = area.carried || 0;
+        cur = (area.baseN - 1) * K + 1;
+        lim = area.baseN * K;
+        if (lim > MAX_COUNTER) lim = MAX_COUNTER;
+      }
       return (area.baseN + slot + words) * K + 1;
     };
     src.append = function (rec: Uint8Array, fresh?: boolean): void {

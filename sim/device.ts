@@ -5,6 +5,7 @@
 // not (RAM: outbox, timers, the radio link) is rebuilt by every boot(). Tests
 // and the simulated fleet watch it through the console, the radio and a tap
 // on the crypto engine.
+import { randomBytes } from 'node:crypto';
 import type { BoardProfile } from '../boards/types.js';
 import type { Device } from '../firmware/device.js';
 import { startSimDevice, type SimBoard } from '../firmware/targets/sim.js';
@@ -19,8 +20,6 @@ import { SimLogFile } from '../hal/sim/log-file.js';
 import { NorFlash } from '../hal/sim/nor-flash.js';
 import { SimRadio, type SimRadioOptions } from '../hal/sim/radio.js';
 import { simSensor } from '../hal/sim/sensors.js';
-import { nodeHwRand, plainRenewalCrypto } from '../hal/plain/renewal-crypto.js';
-import * as renewalModule from '../firmware/renewal.js';
 
 export interface SimDeviceOptions {
   clock: VirtualClock;
@@ -77,6 +76,8 @@ export class SimDevice {
   boots = 0;
   /** Times the firmware loaded its renewal module (at boot with renewal records, on ANNOUNCE writes). */
   renewalLoads = 0;
+  /** Ed25519 verifications the firmware asked for (at most one per connection). */
+  renewalVerifies = 0;
   /** The hardware random source key renewal draws from (SimDeviceOptions.hwRand); tests may swap it between power-ups or connections. */
   hwRand: (() => number) | false | undefined;
   readonly #opts: SimDeviceOptions;
@@ -165,11 +166,11 @@ export class SimDevice {
           this.hwRand === false
             ? undefined
             : {
-                crypto: () => plainRenewalCrypto({ hwRand: () => (this.hwRand || nodeHwRand)() }),
-                load: () => {
+                hwRand: () => (this.hwRand ? this.hwRand() : randomBytes(4).readUInt32BE(0)),
+                loaded: () => {
                   this.renewalLoads++;
-                  return renewalModule;
                 },
+                tap: (c) => ({ ...c, verify: (k, m, sig) => (this.renewalVerifies++, c.verify(k, m, sig)) }),
               },
         tapCrypto: (crypto) => this.#tap(crypto, bootIndex),
       },

@@ -8,6 +8,16 @@ import { readU32BE } from '../../protocol/wire/be.js';
 import { SimDevice } from '../../sim/device.js';
 import { boardProfile } from '../../boards/index.js';
 import { renewalWorld, session, simRenewalDevice, type RenewalWorld } from '../helpers/sim-renewal.js';
+import { crc32 } from '../../protocol/wire/crc32.js';
+import { decodeRecord, encodeRecord, scan } from '../../firmware/renewal.js';
+import { COMMIT_PAYLOAD_LEN, RECORD_COMMIT, RECORD_PENDING, recordSlots } from '../../protocol/wire/counter-log.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { minify } from 'terser';
+import { rollup } from 'rollup';
+import typescript from '@rollup/plugin-typescript';
+import { checkSource } from '../../tools/espruino-check/checker.js';
 
 let world: RenewalWorld | undefined;
 afterEach(async () => {
@@ -80,4 +90,83 @@ describe('key renewal on the simulated device, against the server', () => {
     expect(sim.sealedLog.some((f) => f.plaintext[0]! >= 0x30 && f.plaintext[0]! <= 0x34)).toBe(false);
     expect((await epochRows(w, d.serial)).length).toBe(0);
   });
+});
+
+describe('renewal records in the counter log (docs/protocol.md section 8)', () => {
+  const crc = (d: Uint8Array) => crc32(d);
+  const payload = new Uint8Array(92).map((_, i) => (i * 37 + 255) & 255);
+
+  it('encode as words 00 a 00 b: never erased, never a block record, and decode back', () => {
+    const rec = encodeRecord(RECORD_PENDING, payload, crc);
+    expect(rec.length).toBe(4 * recordSlots(92));
+    for (let i = 0; i < rec.length; i += 4) {
+      expect(rec[i]).toBe(0);
+      expect(rec[i + 2]).toBe(0);
+      expect((rec[i]! ^ rec[i + 2]!) === 255).toBe(false);
+    }
+    expect(Array.from(decodeRecord(rec, crc)!)).toEqual(Array.from(payload));
+    expect(recordSlots(COMMIT_PAYLOAD_LEN)).toBe(7);
+  });
+
+  it('a record cut short or with any word torn (bits left at 1) does not decode', () => {
+    const rec = encodeRecord(RECORD_COMMIT, payload.subarray(0, 8), crc);
+    for (let cut = 4; cut < rec.length; cut += 4) {
+      const torn = rec.slice();
+      torn.fill(255, cut);
+      expect(decodeRecord(torn, crc)).toBeUndefined();
+    }
+    for (let byte = 0; byte < rec.length; byte++) {
+      for (let bit = 0; bit < 8; bit++) {
+        if (rec[byte]! & (1 << bit)) continue;
+        const torn = rec.slice();
+        torn[byte]! |= 1 << bit;
+        expect(decodeRecord(torn, crc)).toBeUndefined();
+      }
+    }
+  });
+
+  it('scan finds the committed epoch, its keys, a pending renewal above it, and skips torn records', () => {
+    const p1 = payload.slice();
+    p1.set([0, 0, 0, 1], 0);
+    const p2 = payload.slice().reverse();
+    p2.set([0, 0, 0, 2], 0);
+    const c1 = new Uint8Array(8);
+    c1.set([0, 0, 0, 1, 0, 0, 3, 1]);
+    const boot = (b: number) => new Uint8Array([0, b, 255, 255 - b]);
+    const torn = encodeRecord(RECORD_COMMIT, new Uint8Array([0, 0, 0, 2, 0, 0, 9, 1]), crc).slice(0, 12);
+    const words: Uint8Array[] = [];
+    for (const part of [boot(1), encodeRecord(RECORD_PENDING, p1, crc), boot(2), encodeRecord(RECORD_COMMIT, c1, crc), encodeRecord(RECORD_PENDING, p2, crc), torn, boot(3)]) {
+      for (let i = 0; i < part.length; i += 4) words.push(part.subarray(i, i + 4));
+    }
+    const r = scan((s) => words[s]!, words.length, crc);
+    expect(r.epoch).toBe(1);
+    expect(r.commit).toBe(0x301);
+    expect(Array.from(r.keys!)).toEqual(Array.from(p1));
+    expect(Array.from(r.pending!)).toEqual(Array.from(p2));
+    expect(r.carry!.length).toBe(4 * (49 + 7 + 49));
+    // A COMMIT without its PENDING (or for another epoch) moves nothing.
+    const lone = encodeRecord(RECORD_COMMIT, c1, crc);
+    const w2: Uint8Array[] = [];
+    for (let i = 0; i < lone.length; i += 4) w2.push(lone.subarray(i, i + 4));
+    expect(scan((s) => w2[s]!, w2.length, crc).epoch).toBe(0);
+  });
+
+  it('firmware/renewal.ts passes the Espruino bundle checker, as compiled and as minified', async () => {
+    const bundle = await rollup({
+      input: fileURLToPath(new URL('../../firmware/renewal.ts', import.meta.url)),
+      plugins: [
+        typescript({
+          tsconfig: fileURLToPath(new URL('../../tsconfig.firmware.json', import.meta.url)),
+          compilerOptions: { noEmit: false, outDir: join(tmpdir(), 'sealpost-renewal-build'), declaration: false, removeComments: true },
+          include: ['firmware/**/*.ts', 'hal/types.ts', 'protocol/wire/*.ts'],
+        }),
+      ],
+    });
+    const { output } = await bundle.generate({ format: 'iife', name: 'SEALPOST_RENEWAL', strict: false });
+    await bundle.close();
+    const es5 = output[0].code;
+    expect(checkSource(es5, 'renewal.es5.js')).toEqual([]);
+    const min = await minify(es5, { ecma: 5, toplevel: false, compress: { passes: 2, hoist_funs: true, hoist_vars: true }, mangle: true });
+    expect(checkSource(min.code ?? '', 'renewal.min.js')).toEqual([]);
+  }, 60_000);
 });

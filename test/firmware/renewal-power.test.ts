@@ -44,7 +44,7 @@ async function run(prefill: number, k: number | undefined, seed: number): Promis
   const serial = w.fleet.devices[next - 1]!.serial;
   if (k !== undefined) sim.flash.cutAfter(k);
   const stopIf = () => sim.flash.off;
-  await session(w, sim, 3000, { stopIf });
+  await session(w, sim, 1600, { stopIf, stepMs: 400 });
   const out: Outcome = { cut: sim.flash.off, kind: sim.flash.lastCut, sessions: 1 };
   if (sim.flash.off) {
     sim.powerOff();
@@ -55,12 +55,12 @@ async function run(prefill: number, k: number | undefined, seed: number): Promis
     const rows = await w.storage.epochs.rows([serial]);
     const row = rows.find((r) => r.epoch === 1);
     if (row?.state === 'committed' && sim.consoleLines.some((l) => l.includes('committed'))) break;
-    const s = await session(w, sim, 3000);
+    const s = await session(w, sim, 1600, { stepMs: 400 });
     out.sessions++;
     for (const a of s.answers) expect(a.rejected, `${serial} cut after ${k}: the server refused frames`).toEqual([]);
   }
   // One more connection on the new key: everything it sends opens.
-  const last = await session(w, sim, 2000);
+  const last = await session(w, sim, 800, { stepMs: 400 });
   expect(last.answers.length).toBeGreaterThan(0);
   for (const a of last.answers) expect(a.rejected).toEqual([]);
   const row = (await w.storage.epochs.rows([serial])).find((r) => r.epoch === 1);
