@@ -192,6 +192,8 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
   // move the counters to a fresh block, and seal() reports the counters skipped there as a gap, or
   // the server's ack N could never pass them (docs/decisions.md, "Key renewal under chaos"). A skip
   // report that dropped a frame left the outbox full: the frame's own push drops one too and reports.
+  // The frame waiting in pt is kept in a new Uint8Array, not pt.slice(): on Espruino 2v29 (Linux
+  // builds, seen) a typed array's slice() is a plain Array.
   let lastSealed = 0;
   let acked = 0;
   let stopped = '';
@@ -210,7 +212,7 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
     try {
       counter = counters.next();
       if (RENEWAL && lastSealed !== 0 && counter !== lastSealed + 1) {
-        const msg = pt.slice();
+        const msg = new Uint8Array(pt);
         encodeGap(pt, lastSealed + 1, counter - lastSealed - 1);
         const d = outbox.dropped;
         const g = outbox.push(counter, lastSealed + 1);
