@@ -333,6 +333,7 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
       cons.print('sealpost ' + serial + ': cannot renew: ' + (rh ? 'device file format 1 has no renewal key; provision the device again with --renewal-pub' : 'this board has no renewal module'));
       return;
     }
+    if (!ren && !(d.length === 20 && (d[0]! & 0xf0) === 0xb0)) return;
     if (!ren) ren = (rh!.load() as RenewalModule).start(rctx);
     ren.write(d);
   }

@@ -153,6 +153,17 @@ describe('key renewal on the device: hostile ANNOUNCE', () => {
     expect(rekeys(d).length).toBe(5);
   });
 
+  it('loads the renewal module only for an ANNOUNCE part: junk writes and a stray RENEW_ACK do not', () => {
+    const d = dev();
+    const atBoot = d.sim.renewalLoads; // the boot scan of the counter log
+    expect(atBoot).toBe(1);
+    write(d, [new Uint8Array(5), new Uint8Array(16).fill(0xc5), new Uint8Array(20).fill(0xa0), new Uint8Array(13)]);
+    expect(d.sim.renewalLoads).toBe(atBoot);
+    write(d, [announceWrites(announce[1]!)[3]!]);
+    expect(d.sim.renewalLoads).toBe(atBoot + 1);
+    staysOnFactoryKey(d);
+  });
+
   it('does nothing with a truncated ANNOUNCE or parts mixed from two announcements', () => {
     const d = dev();
     const a = announceWrites(announce[1]!);
