@@ -110,6 +110,19 @@ export const COMMANDS: Record<string, Command> = {
     usage: [`sealpost token create --role read|admin --name NAME ${DB}`, `sealpost token list [--json] ${DB}`, `sealpost token revoke NAME ${DB}`].join('\n       '),
     run: async (args) => (await import('../server/cli.js')).runToken(args),
   },
+  fleet: {
+    summary: 'how much of the fleet is on the latest key epoch (GET /v1/fleet as a table)',
+    usage: 'sealpost fleet status --server URL [--token-file FILE] [--json]',
+    help: [
+      '  --server URL        the ingest server, e.g. http://127.0.0.1:8080 (required)',
+      '  --token-file FILE   a file holding a read token (sealpost token create --role read --name NAME)',
+      '  --json              print the server\'s answer as JSON instead of the table',
+      '',
+      '  SEALPOST_TOKEN      (environment) the read token, when no --token-file is given; there is no',
+      '                      --token option: a token on the command line shows in the process list',
+    ].join('\n'),
+    run: async (args) => (await import('./fleet.js')).runFleet(args),
+  },
   'relay-key': {
     summary: "make a relay key for a fleet's relay app (the config keeps only its hash)",
     usage: 'sealpost relay-key new NAME',

@@ -190,6 +190,13 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
   const pt = new Uint8Array(frameSize - 12);
   const boot = counters.boot;
   let sealed = 0;
+  // The last counter sealed on this power-up (renewal builds): a renewal's PENDING and COMMIT records
+  // move the counters to a fresh block, and seal() reports the counters skipped there as a gap, or
+  // the server's ack N could never pass them (docs/decisions.md, "Key renewal under chaos"). A skip
+  // report that dropped a frame left the outbox full: the frame's own push drops one too and reports.
+  // The frame waiting in pt is kept in a new Uint8Array, not pt.slice(): on Espruino 2v29 (Linux
+  // builds, seen) a typed array's slice() is a plain Array.
+  let lastSealed = 0;
   let acked = 0;
   let stopped = '';
   let cursor = 0;
@@ -206,11 +213,23 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
     let counter: number;
     try {
       counter = counters.next();
+      if (RENEWAL && lastSealed !== 0 && counter !== lastSealed + 1) {
+        const msg = new Uint8Array(pt);
+        encodeGap(pt, lastSealed + 1, counter - lastSealed - 1);
+        const d = outbox.dropped;
+        const g = outbox.push(counter, lastSealed + 1);
+        if (outbox.dropped !== d && cursor > 0) cursor--;
+        sealer.sealInto(counter, pt, g);
+        sealed++;
+        pt.set(msg);
+        counter = counters.next();
+      }
     } catch (e) {
       stopped = (e as Error).message;
       cons.print('sealpost ' + serial + ': stopped sealing: ' + stopped);
       return false;
     }
+    if (RENEWAL) lastSealed = counter;
     const dropped = outbox.dropped;
     const at = outbox.push(counter, gapFirst);
     if (outbox.dropped !== dropped && cursor > 0) cursor--;

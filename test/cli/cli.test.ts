@@ -90,6 +90,7 @@ describe('usage errors: every command, exit 2, `sealpost CMD: what was wrong` an
     token: [['create', '--name', 'x', '--db', db], 'say which role: --role read'],
     'relay-key': [['new'], 'say whose key it is: sealpost relay-key new NAME'],
     sim: [['--devices', '3'], '--server URL is required'],
+    fleet: [['status'], '--server URL is required'],
     demo: [['--port'], '--port needs a value'],
     'check-bundle': [[], 'which bundles? name one or more FILE.js'],
     version: [['now'], 'unexpected argument "now"'],
