@@ -53,6 +53,21 @@ function kernelImage(board) {
   };
 }
 
+// firmware/features.ts per bundle: the switches a board's build turns off
+// (terser then drops the code they guard). RENEWAL: no board bundle carries
+// key renewal yet (docs/firmware.md, "Key renewal on the device").
+function features() {
+  return {
+    name: 'features',
+    transform(code, id) {
+      if (!id.replace(/\\/g, '/').endsWith('/firmware/features.ts')) return null;
+      const out = code.replace(/export (const|var) RENEWAL = true;/, 'export $1 RENEWAL = false;');
+      if (out === code) this.error('firmware/features.ts: expected `export const RENEWAL = true;` in the compiled module');
+      return { code: out, map: null };
+    },
+  };
+}
+
 // Every board with a firmware bundle; its entry is generated from its profile
 // (tools/board-entries.ts). The sim target runs under Node and has no bundle.
 const BOARDS = PROFILES.filter((b) => b.radio !== 'sim').map((b) => b.id);
@@ -126,6 +141,7 @@ export default Object.entries(ENTRIES).map(([name, input]) => {
       exclude: ['hal/sim/**', 'firmware/targets/sim.ts'],
       noForceEmit: false,
     }),
+    features(),
     // A first terser pass that hoists nothing, only to fold the top-level
     // constants (the numbers and strings of protocol/wire/constants.ts,
     // codec.ts, names.ts, firmware/version.ts; arrays such as CHANNEL_NAMES

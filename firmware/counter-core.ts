@@ -7,10 +7,11 @@
 //
 // ES5 only, every var and function declared before it is used (Espruino 2v29
 // hoists neither), no comments inside function bodies.
-import type { CounterSource } from '../hal/types.js';
+import type { CounterSource, SlotScan } from '../hal/types.js';
 import { MAX_COUNTER } from '../protocol/wire/constants.js';
 import { readU32BE } from '../protocol/wire/be.js';
 import { PAGE_MAGIC, SLOT_LEN } from '../protocol/wire/counter-log.js';
+import { RENEWAL } from './features.js';
 
 /** Largest flash page the store accepts. */
 export const MAX_PAGE_SIZE = 262144;
@@ -51,9 +52,14 @@ export interface SlotArea {
    * Flash pages only (the storage log cannot start over): starts a new area
    * whose header already records block `n` (so it is reserved) and `boot`;
    * afterwards open is true, baseN is n, baseBoot is boot and the slots are
-   * empty.
+   * empty except the first `carried` ones, which hold `carry` (renewal
+   * records carried over, written before the header's commit word).
    */
   renew?(n: number, boot: number): void;
+  /** Flash pages: renewal records every new page starts with (set through CounterSource.keep). */
+  carry?: Uint8Array;
+  /** Flash pages: slots the carried records took on the page renew started. */
+  carried?: number;
 }
 
 export function checkBlock(K: number): number {
@@ -71,7 +77,7 @@ export function checkBlock(K: number): number {
  * 16-bit boot and its complement (lastBoot). As top-level helpers they stayed
  * globals for good, about 6 variables each on the interpreter.
  */
-export function openCounters(area: SlotArea, K: number, read: (slot: number) => Uint8Array): CounterSource {
+export function openCounters(area: SlotArea, K: number, read: (slot: number) => Uint8Array, scan?: SlotScan): CounterSource {
   const word = new Uint8Array(SLOT_LEN);
   let slot = 0;
   let boot = 0;
@@ -116,7 +122,7 @@ export function openCounters(area: SlotArea, K: number, read: (slot: number) => 
       n = area.baseN + slot;
     } else if (area.renew) {
       area.renew(area.baseN + slot + 1, boot);
-      slot = 0;
+      slot = (RENEWAL && area.carried) || 0;
       n = area.baseN;
     } else {
       throw new Error('counter log full: ' + area.cap + ' blocks of ' + K + ' counters used');
@@ -129,6 +135,7 @@ export function openCounters(area: SlotArea, K: number, read: (slot: number) => 
   if (area.open) {
     slot = usedSlots();
     boot = lastBoot();
+    if (RENEWAL && scan) area.carry = scan(read, slot);
   }
   read = undefined as unknown as (slot: number) => Uint8Array;
   boot = boot + 1;
@@ -138,11 +145,34 @@ export function openCounters(area: SlotArea, K: number, read: (slot: number) => 
   cur = lim + 1;
   if (lim < MAX_COUNTER && (area.renew || slot < area.cap)) reserve();
 
-  return {
+  const src: CounterSource = {
     boot: boot,
     next: function (): number {
       if (cur > lim) reserve();
       return cur++;
     },
   };
+  if (RENEWAL) {
+    src.room = function (words: number): number {
+      if (!(area.open && slot + words < area.cap)) {
+        if (!area.renew) throw new Error('counter log full: no room for a ' + words + '-slot renewal record');
+        if (lim >= MAX_COUNTER) throw new Error('counter space exhausted');
+        area.renew(area.baseN + slot + 1, boot);
+        slot = area.carried || 0;
+        cur = (area.baseN - 1) * K + 1;
+        lim = area.baseN * K;
+        if (lim > MAX_COUNTER) lim = MAX_COUNTER;
+      }
+      return (area.baseN + slot + words) * K + 1;
+    };
+    src.append = function (rec: Uint8Array, fresh?: boolean): void {
+      for (let i = 0; i < rec.length; i += 4) area.write(slot + i / 4, rec.subarray(i, i + 4));
+      slot = slot + rec.length / 4;
+      if (fresh) reserve();
+    };
+    src.keep = function (rec: Uint8Array | undefined): void {
+      area.carry = rec;
+    };
+  }
+  return src;
 }

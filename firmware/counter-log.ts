@@ -2,12 +2,12 @@
 // "Counter store"): the magic 53 50 63 01 written by the factory, then record
 // slots filled into still-erased bytes. The file is never recreated, so when
 // it is full the device stops sealing rather than reuse a counter.
-import type { CounterSource, LogFileHal } from '../hal/types.js';
+import type { CounterSource, SlotScan, LogFileHal } from '../hal/types.js';
 import { readU32BE } from '../protocol/wire/be.js';
 import { COUNTER_LOG_HEADER_LEN, COUNTER_LOG_MAGIC, COUNTER_LOG_MAX_BYTES, COUNTER_LOG_MIN_BYTES, SLOT_LEN } from '../protocol/wire/counter-log.js';
 import { checkBlock, openCounters } from './counter-core.js';
 
-export function createLogCounters(log: LogFileHal, block: number): CounterSource {
+export function createLogCounters(log: LogFileHal, block: number, scan?: SlotScan): CounterSource {
   const K = checkBlock(block);
   if (!(log.size >= COUNTER_LOG_MIN_BYTES && log.size <= COUNTER_LOG_MAX_BYTES)) {
     throw new Error('counter log expected ' + COUNTER_LOG_MIN_BYTES + '..' + COUNTER_LOG_MAX_BYTES + ' bytes, got ' + log.size);
@@ -33,6 +33,7 @@ export function createLogCounters(log: LogFileHal, block: number): CounterSource
     function (slot: number): Uint8Array {
       return log.read(COUNTER_LOG_HEADER_LEN + slot * SLOT_LEN, SLOT_LEN);
     },
+    scan,
   );
   return counters;
 }

@@ -5,12 +5,13 @@
 // epoch; only the other page is ever erased. The factory writes the first
 // header (initialPageHeader in protocol/wire/counter-log.ts); a device whose
 // pages hold no valid header refuses to seal (`requireHeader`).
-import type { CounterSource, FlashHal } from '../hal/types.js';
+import type { CounterSource, SlotScan, FlashHal } from '../hal/types.js';
 import { readU32BE } from '../protocol/wire/be.js';
 import { PAGE_HEADER_LEN, SLOT_LEN, writePageHeader } from '../protocol/wire/counter-log.js';
+import { RENEWAL } from './features.js';
 import { checkBlock, headerValid, isUint32, MAX_PAGE_SIZE, openCounters, type SlotArea } from './counter-core.js';
 
-export function createPageCounters(flash: FlashHal, pages: number[], block: number, requireHeader?: boolean): CounterSource {
+export function createPageCounters(flash: FlashHal, pages: number[], block: number, requireHeader?: boolean, scan?: SlotScan): CounterSource {
   const K = checkBlock(block);
   const ps = flash.pageSize;
   if (!(isUint32(ps) && ps % SLOT_LEN === 0 && ps >= PAGE_HEADER_LEN + SLOT_LEN && ps <= MAX_PAGE_SIZE)) {
@@ -40,6 +41,13 @@ export function createPageCounters(flash: FlashHal, pages: number[], block: numb
       flash.erasePage(addr);
       writePageHeader(hdr, epoch + 1, n, boot);
       flash.write(hdrBody, addr);
+      if (RENEWAL) {
+        area.carried = 0;
+        if (area.carry) {
+          flash.write(area.carry, addr + PAGE_HEADER_LEN);
+          area.carried = area.carry.length / SLOT_LEN;
+        }
+      }
       flash.write(hdrCommit, addr + PAGE_HEADER_LEN - 4);
       inUse = to;
       epoch = epoch + 1;
@@ -63,7 +71,12 @@ export function createPageCounters(flash: FlashHal, pages: number[], block: numb
     throw new Error('counter pages hold no counter log: the factory writes it when it provisions the device; refusing to start counters at 1 again');
   }
   base = pages[inUse]! + PAGE_HEADER_LEN;
-  return openCounters(area, K, function (slot: number): Uint8Array {
-    return flash.read(base + slot * SLOT_LEN, SLOT_LEN);
-  });
+  return openCounters(
+    area,
+    K,
+    function (slot: number): Uint8Array {
+      return flash.read(base + slot * SLOT_LEN, SLOT_LEN);
+    },
+    scan,
+  );
 }

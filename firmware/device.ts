@@ -13,11 +13,14 @@ import { PROTOCOL_VERSION } from '../protocol/wire/constants.js';
 import { NAME_PREFIX } from '../protocol/wire/ble.js';
 import { toHex } from '../protocol/wire/hex.js';
 import type { DeviceSettings } from '../boards/types.js';
-import { RADIO_ACK, RADIO_CONNECT, RADIO_SUBSCRIBE, type Ccm, type CounterSource, type Hal, type Sensor } from '../hal/types.js';
+import { RADIO_ACK, RADIO_CONNECT, RADIO_SUBSCRIBE, type Ccm, type CounterSource, type CryptoHal, type Hal, type RenewalHal, type Sensor } from '../hal/types.js';
+import { readU32BE } from '../protocol/wire/be.js';
 import { createOutbox, gapCount, offsetOf, type Outbox } from './outbox.js';
+import type { Renewal, RenewalContext, RenewalRecords } from './renewal.js';
 import { ackCounter, createSealer, type Sealer } from './sealer.js';
 import { readIdentity, type IdentityResult } from './identity.js';
 import { FIRMWARE_VERSION } from './version.js';
+import { RENEWAL } from './features.js';
 
 /** Console stays open this long after boot so the factory can read the boot line. */
 export const CONSOLE_GRACE_MS = 3000;
@@ -83,12 +86,32 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
     hal.console.print('sealpost ' + serial + ': crypto unusable: ' + (e as Error).message);
     return undefined;
   }
+  // Key renewal (firmware/renewal.ts; RENEWAL, firmware/features.ts): a
+  // format-2 device on a board that can renew reads the renewal records of
+  // its counter log at boot; after a COMMIT it seals under that epoch's keys.
+  let rh: RenewalHal | undefined;
+  let records: RenewalRecords | undefined;
+  if (RENEWAL) rh = hal.renewal;
   let counters: CounterSource;
   try {
-    counters = hal.counters(profile.counterBlock);
+    counters =
+      RENEWAL && rh && id.renewal
+        ? hal.counters(profile.counterBlock, function (read: (slot: number) => Uint8Array, used: number): Uint8Array | undefined {
+            records = hal.renewal!.load().scan(read, used, hal.crc32);
+            return records.carry;
+          })
+        : hal.counters(profile.counterBlock);
   } catch (e) {
     hal.console.print('sealpost ' + serial + ': counter store unusable: ' + (e as Error).message);
     return undefined;
+  }
+  if (RENEWAL && records && records.keys) {
+    try {
+      ccm = hal.crypto.ccm(records.keys.subarray(36, 52), id.frameSize - 12);
+    } catch (e) {
+      hal.console.print('sealpost ' + serial + ': crypto unusable: ' + (e as Error).message);
+      return undefined;
+    }
   }
   const frameSize = id.frameSize;
   hal.console.print('sealpost ' + serial + ' kcv ' + toHex(kcv, 3) + ' fw ' + FIRMWARE_VERSION);
@@ -101,8 +124,49 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
   // a function inlined here keeps a copied array of both scopes on the
   // interpreter, about 3 variables per closure (docs/firmware.md).
   const outbox = /*@__NOINLINE__*/ createOutbox(profile.outboxFrames, frameSize);
-  const sealer: Sealer = /*@__NOINLINE__*/ createSealer({ ccm: ccm, nonceSalt: id.nonceSalt, frameSize: frameSize, ring: outbox.ring });
+  let sealer: Sealer = /*@__NOINLINE__*/ createSealer({ ccm: ccm, nonceSalt: RENEWAL && records && records.keys ? records.keys.subarray(52, 60) : id.nonceSalt, frameSize: frameSize, ring: outbox.ring });
   ccm = undefined as unknown as Ccm;
+  // The old sealer checks acks below c_e after a renewal commits, until no frame below c_e is left.
+  let oldSealer: Sealer | undefined;
+  let commitAt = 0;
+  let ren: Renewal | undefined;
+  let rctx: RenewalContext | undefined;
+  if (RENEWAL && rh && id.renewal) {
+    const hc: CryptoHal = hal.crypto;
+    rctx = {
+      serial: serial,
+      frameSize: frameSize,
+      fleetId: id.renewal.subarray(0, 4),
+      renewalKey: id.renewal.subarray(4, 36),
+      epoch: records!.epoch,
+      chain: records!.keys ? records!.keys.subarray(60, 92) : id.renewal.subarray(36, 68),
+      records: records!,
+      crypto: rh.crypto(),
+      ccm: function (key: Uint8Array, max: number): Ccm {
+        return hc.ccm(key, max);
+      },
+      crc32: hal.crc32,
+      counters: counters,
+      ring: outbox.ring,
+      seal: function (msg: Uint8Array): number {
+        pt.set(msg);
+        return seal(0) ? readU32BE(outbox.ring, offsetOf(outbox, outbox.count - 1)) : 0;
+      },
+      held: function (c: number): boolean {
+        return outbox.count > 0 && readU32BE(outbox.ring, offsetOf(outbox, 0)) <= c;
+      },
+      use: function (s: Sealer, c: number): void {
+        oldSealer = sealer;
+        sealer = s;
+        commitAt = c;
+      },
+      print: function (line: string): void {
+        cons.print(line);
+      },
+    };
+  }
+  let renewalTold = false;
+  records = undefined;
   id = undefined;
   // The profile's sensors in order, as objects: neither the id list nor the
   // HAL's table by id stays alive (about 19 variables, docs/firmware.md
@@ -240,9 +304,28 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
     kick();
   }
 
+  // Writes on `ack` that are not acks: ANNOUNCE parts and RENEW_ACK. The
+  // renewal code is loaded on the first one and dropped at the next
+  // connection once no renewal is open.
+  function renewalWrite(d: Uint8Array): void {
+    if (!rctx) {
+      if (renewalTold || d.length !== 20 || (d[0]! & 0xf0) !== 0xb0) return;
+      renewalTold = true;
+      cons.print('sealpost ' + serial + ': cannot renew: ' + (rh ? 'device file format 1 has no renewal key; provision the device again with --renewal-pub' : 'this board has no renewal module'));
+      return;
+    }
+    if (!ren) ren = rh!.load().start(rctx);
+    ren.write(d);
+  }
+
   function onRadio(e: number, data?: Uint8Array): void {
     if (e === RADIO_ACK) {
-      if (!sealer.ackValid(data!)) return;
+      if (RENEWAL && data!.length !== 12) return renewalWrite(data!);
+      if (RENEWAL && oldSealer && (outbox.count === 0 || readU32BE(outbox.ring, offsetOf(outbox, 0)) >= commitAt)) {
+        oldSealer = undefined;
+        commitAt = 0;
+      }
+      if (!(RENEWAL && commitAt > ackCounter(data!) ? oldSealer! : sealer).ackValid(data!)) return;
       const freed = outbox.ack(ackCounter(data!));
       if (freed === 0) {
         // The oldest frame was sent and the server still lacks it: the radio
@@ -261,6 +344,8 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
       return;
     }
     if (e === RADIO_CONNECT) {
+      if (RENEWAL && ren && !ren.open()) ren = undefined;
+      if (RENEWAL && ren) ren.connect();
       cursor = 0;
       interval = minInterval;
       lastRewind = clock.uptimeMs();
@@ -285,6 +370,7 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
   }
 
   sealAnchor(ANCHOR_BOOT);
+  if (RENEWAL && rctx && rctx.records.pending) ren = rh!.load().start(rctx);
   radio.start({
     name: NAME_PREFIX + serial.substr(serial.length > 6 ? serial.length - 6 : 0),
     info: '{"serial":"' + serial + '","v":' + PROTOCOL_VERSION + ',"f":' + frameSize + ',"b":"' + profile.id + '","fw":"' + FIRMWARE_VERSION + '"}',

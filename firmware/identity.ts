@@ -5,12 +5,15 @@
 import { KEY_LEN, NONCE_SALT_LEN } from '../protocol/wire/constants.js';
 import { readU32BE } from '../protocol/wire/be.js';
 import { PROVISION_HINT } from '../protocol/wire/names.js';
+import { RENEWAL } from './features.js';
 
 export interface Identity {
   serial: string;
   frameSize: number;
   sealKey: Uint8Array;
   nonceSalt: Uint8Array;
+  /** Format 2: fleet_id(4) || renewal public key(32) || chain_0(32); absent on format 1 (the device cannot renew). */
+  renewal?: Uint8Array;
 }
 
 export interface IdentityResult {
@@ -23,9 +26,10 @@ export function readIdentity(file: Uint8Array | undefined, crc32: (d: Uint8Array
   if (file.length < 8 || file[0] !== 0x53 || file[1] !== 0x50 || file[2] !== 0x64 || file[3] !== 0x01) {
     return { problem: 'device file is not a sealpost device file' };
   }
-  if (file[4] !== 1) return { problem: 'device file has format version ' + file[4] + ', this firmware reads version 1' };
+  const v = file[4]!;
+  if (v !== 1 && v !== 2) return { problem: 'device file has format version ' + v + ', this firmware reads 1 and 2' };
   const n = file[6]!;
-  const end = 7 + n + KEY_LEN + NONCE_SALT_LEN;
+  const end = 7 + n + KEY_LEN + NONCE_SALT_LEN + (v - 1) * 68;
   if (file.length !== end + 4) return { problem: 'device file has the wrong length' };
   if (crc32(file.subarray(0, end)) !== readU32BE(file, end)) return { problem: 'device file fails its CRC check: provision this device again' };
   const frameSize = file[5]!;
@@ -35,6 +39,8 @@ export function readIdentity(file: Uint8Array | undefined, crc32: (d: Uint8Array
   const sealKey = new Uint8Array(KEY_LEN);
   sealKey.set(file.subarray(7 + n, 7 + n + KEY_LEN));
   const nonceSalt = new Uint8Array(NONCE_SALT_LEN);
-  nonceSalt.set(file.subarray(7 + n + KEY_LEN, end));
-  return { identity: { serial: serial, frameSize: frameSize, sealKey: sealKey, nonceSalt: nonceSalt } };
+  nonceSalt.set(file.subarray(7 + n + KEY_LEN, 7 + n + KEY_LEN + NONCE_SALT_LEN));
+  const id: Identity = { serial: serial, frameSize: frameSize, sealKey: sealKey, nonceSalt: nonceSalt };
+  if (RENEWAL && v === 2) id.renewal = file.slice(end - 68, end);
+  return { identity: id };
 }

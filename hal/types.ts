@@ -1,5 +1,6 @@
 // Interfaces the firmware sees. Implementations live in hal/espruino (the
 // interpreter's builtins), hal/plain (portable JS) and hal/sim (Node).
+import type { RenewalModule } from '../firmware/renewal.js';
 
 /**
  * AES-128-CCM with a 13-byte nonce, an 8-byte tag and no associated data
@@ -80,7 +81,21 @@ export interface CounterSource {
   boot: number;
   /** The next unused counter; reserves a new block durably first when needed. Throws when the log or the counter space is exhausted. */
   next(): number;
+  /**
+   * Key renewal records (docs/protocol.md section 8, "Renewal records"). room(w): makes sure `w`
+   * slots and one block record fit in the current area (a flash-pages store starts its next page
+   * now if not, carrying the kept records) and returns the first counter of the block an
+   * append(record, true) of w slots would reserve next: c_e.
+   */
+  room?(words: number): number;
+  /** Writes a record (whole slots) after the last used slot; `fresh`: then reserves a new block at once. */
+  append?(record: Uint8Array, fresh?: boolean): void;
+  /** Flash pages: the records every new page must start with (the current epoch's keys, a pending renewal). */
+  keep?(records: Uint8Array | undefined): void;
 }
+
+/** Reads the slots of the counter log at boot (slots 0 .. used - 1 of the current area), before the reader is dropped. */
+export type SlotScan = (read: (slot: number) => Uint8Array, used: number) => Uint8Array | undefined;
 
 /**
  * One sensor contract (style.md rule 4, after ECMA-419): `sample()` returns a
@@ -175,6 +190,13 @@ export interface RenewalCryptoHal {
   hwRand(): number;
 }
 
+/** What key renewal needs of a board: its crypto, and the renewal code itself (firmware/renewal.ts). */
+export interface RenewalHal {
+  crypto(): RenewalCryptoHal;
+  /** The renewal module: firmware/renewal.ts's exports (a Storage module on a board, loaded on demand). */
+  load(): RenewalModule;
+}
+
 /** Everything the firmware is given at start-up (style.md rule 1). */
 export interface Hal {
   clock: ClockHal;
@@ -189,7 +211,12 @@ export interface Hal {
    * the entry point picks createLogCounters or createPageCounters, so a bundle
    * carries only its own.
    */
-  counters(block: number): CounterSource;
+  counters(block: number, scan?: SlotScan): CounterSource;
+  /**
+   * Key renewal (firmware/renewal.ts), absent on a board that cannot renew: its crypto backend
+   * and the renewal code, loaded when needed.
+   */
+  renewal?: RenewalHal;
   /** Sensors of the board profile, by SensorId. */
   sensors: { [id: string]: Sensor };
 }

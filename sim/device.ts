@@ -19,6 +19,8 @@ import { SimLogFile } from '../hal/sim/log-file.js';
 import { NorFlash } from '../hal/sim/nor-flash.js';
 import { SimRadio, type SimRadioOptions } from '../hal/sim/radio.js';
 import { simSensor } from '../hal/sim/sensors.js';
+import { nodeHwRand, plainRenewalCrypto } from '../hal/plain/renewal-crypto.js';
+import * as renewalModule from '../firmware/renewal.js';
 
 export interface SimDeviceOptions {
   clock: VirtualClock;
@@ -31,6 +33,13 @@ export interface SimDeviceOptions {
   counterStore?: 'flash-pages' | 'storage-log';
   seed: number;
   radio?: Omit<SimRadioOptions, 'setTimeout'>;
+  /**
+   * Key renewal's hardware random source (one 32-bit word per call; may throw), node:crypto by
+   * default; `false`: the board has no renewal module (it cannot renew).
+   */
+  hwRand?: (() => number) | false;
+  /** The NOR flash model's page size and torn-word behaviour (default 1024-byte pages, whole words). */
+  flash?: { pageSize?: number; tornWords?: boolean; random?: () => number };
 }
 
 export interface SealedFrame {
@@ -38,6 +47,8 @@ export interface SealedFrame {
   power: number;
   counter: number;
   plaintext: Uint8Array;
+  /** The seal key it was sealed under, hex (key renewal changes it). */
+  key: string;
 }
 
 export interface SampledValues {
@@ -64,6 +75,12 @@ export class SimDevice {
   device: Device | undefined;
   locked = false;
   boots = 0;
+  /** Times the firmware loaded its renewal module (at boot with renewal records, on ANNOUNCE writes). */
+  renewalLoads = 0;
+  /** Ed25519 verifications the firmware asked for (at most one per connection). */
+  renewalVerifies = 0;
+  /** The hardware random source key renewal draws from (SimDeviceOptions.hwRand); tests may swap it between power-ups or connections. */
+  hwRand: (() => number) | false | undefined;
   readonly #opts: SimDeviceOptions;
   /** The profile with the options' crypto backend and counter store: what the sim entry is told. */
   readonly #profile: BoardProfile;
@@ -71,8 +88,10 @@ export class SimDevice {
 
   constructor(opts: SimDeviceOptions) {
     this.#opts = opts;
+    this.hwRand = opts.hwRand;
     this.files.set(DEVICE_FILE_NAME, opts.deviceFile.slice());
-    this.flash = new NorFlash({ pageSize: 1024, pageCount: 2, base: 0x10000 });
+    const pageSize = opts.flash?.pageSize ?? 1024;
+    this.flash = new NorFlash({ pageSize, pageCount: 2, base: pageSize * 64, tornWords: opts.flash?.tornWords, random: opts.flash?.random });
     // As the factory does for flash-pages boards (factory/, docs/firmware.md).
     this.flash.bytes.set(initialPageHeader(), 0);
     const { profile } = opts;
@@ -144,6 +163,19 @@ export class SimDevice {
           return { E: m.E, Storage: { read: m.read } } as unknown as SimBoard['kernel'];
         })(),
         sensors,
+        renewal:
+          this.hwRand === false
+            ? undefined
+            : {
+                crypto: () => {
+                  const c = plainRenewalCrypto({ hwRand: () => (this.hwRand || nodeHwRand)() });
+                  return { ...c, verify: (k: Uint8Array, m: Uint8Array, sig: Uint8Array) => (this.renewalVerifies++, c.verify(k, m, sig)) };
+                },
+                load: () => {
+                  this.renewalLoads++;
+                  return renewalModule;
+                },
+              },
         tapCrypto: (crypto) => this.#tap(crypto, bootIndex),
       },
       profile,
@@ -157,11 +189,12 @@ export class SimDevice {
       encryptBlock: crypto.encryptBlock,
       ccm: (key, max) => {
         const engine = crypto.ccm(key, max);
+        const hex = Buffer.from(key).toString('hex');
         const tapped: Ccm = {
           framer: (salt, len, ring, domain) => {
             const frame = engine.framer(salt, len, ring, domain);
             return (counter, msg, at) => {
-              if (domain === DOMAIN_UPLINK) log.push({ power, counter, plaintext: msg.slice() });
+              if (domain === DOMAIN_UPLINK) log.push({ power, counter, plaintext: msg.slice(), key: hex });
               frame(counter, msg, at);
             };
           },

@@ -11,7 +11,7 @@ import type { EGlobal, EspruinoStorageModule } from '../../hal/espruino/globals.
 import { kernelCrypto, imageNumbers } from '../../hal/espruino/kernel.js';
 import { IMAGE } from '../../kernel/aes-ccm/image.js';
 import type { NorFlash } from '../../hal/sim/nor-flash.js';
-import type { ClockHal, ConsoleHal, CryptoBackend, CryptoHal, EspruinoAes, Hal, LogFileHal, RadioHal, Sensor } from '../../hal/types.js';
+import type { ClockHal, ConsoleHal, CryptoBackend, CryptoHal, EspruinoAes, Hal, LogFileHal, RadioHal, RenewalHal, Sensor } from '../../hal/types.js';
 import { crc32 } from '../../protocol/wire/crc32.js';
 import { createLogCounters } from '../counter-log.js';
 import { createPageCounters } from '../counter-pages.js';
@@ -39,6 +39,8 @@ export interface SimBoard {
    * Storage.read): sim/espruino/kernel.ts's stand-in over this board's Storage files.
    */
   kernel?: { E: EGlobal; Storage: EspruinoStorageModule };
+  /** Key renewal: the renewal crypto (hal/plain/renewal-crypto.ts) and module (firmware/renewal.ts); absent, the device cannot renew. */
+  renewal?: RenewalHal;
   /** A probe on the crypto engine the entry picked (SimDevice records what was sealed). */
   tapCrypto?(crypto: CryptoHal): CryptoHal;
 }
@@ -68,12 +70,13 @@ export function simHal(board: SimBoard, profile: BoardProfile): Hal {
     crc32,
     counters:
       profile.counterStore.kind === 'storage-log'
-        ? (block) => {
+        ? (block, scan) => {
             if (!log) throw new Error('counter log file missing: a storage-log profile needs the SimBoard\'s log');
-            return createLogCounters(log, block);
+            return createLogCounters(log, block, scan);
           }
-        : (block) => createPageCounters(flash, [flash.pageAddr(0), flash.pageAddr(1)], block, true),
+        : (block, scan) => createPageCounters(flash, [flash.pageAddr(0), flash.pageAddr(1)], block, true, scan),
     sensors: board.sensors,
+    renewal: board.renewal,
   };
 }
 

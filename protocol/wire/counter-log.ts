@@ -62,3 +62,25 @@ export function initialPageHeader(): Uint8Array {
   writePageHeader(h, 1, 0, 0);
   return h;
 }
+
+// Key renewal records (docs/protocol.md section 8, "Renewal records";
+// docs/decisions.md, "Key renewal, item 3"): in the same slot area as the
+// block records, each a run of whole slots. Every word of a renewal record
+// is 00 a 00 b (two payload bytes a, b): never erased (FF FF FF FF) and never
+// a block record (whose bytes 0 and 2 are complements), so the boot scan's
+// "used slot" and "last boot" rules read it as a used, non-boot slot, that is
+// a reserved block, as they read a torn slot. Layout: head 00 type 00 n, then
+// n payload words, then two check words holding CRC-32 (big-endian) of the
+// head and payload words as written.
+/** Renewal record type PENDING {e, enc_e, seal key, nonce salt, chain}: 'P'. */
+export const RECORD_PENDING = 0x50;
+/** Renewal record type COMMIT {e, c_e}: 'C'. */
+export const RECORD_COMMIT = 0x43;
+/** PENDING payload bytes: epoch(4) enc(32) seal_key(16) nonce_salt(8) chain(32). */
+export const PENDING_PAYLOAD_LEN = 92;
+/** COMMIT payload bytes: epoch(4) c_e(4). */
+export const COMMIT_PAYLOAD_LEN = 8;
+/** Slots of a record with `payload` bytes (even): head, payload / 2 words, two check words. */
+export function recordSlots(payload: number): number {
+  return 1 + payload / 2 + 2;
+}
