@@ -233,10 +233,23 @@ export async function stopServer(server: BenchServer | undefined, options: { kil
  * other work, CPU per frame moves far less than frames per second.
  */
 export function cpuMs(pids: number[]): number {
+  return ticksMs(pids.map((pid) => `/proc/${pid}/stat`));
+}
+
+/**
+ * CPU time (user + system) of the main threads of these processes, in ms: a
+ * node server's event loop, without its worker threads and libuv's pool
+ * (/proc/PID/task/PID/stat; the main thread's id is the process id).
+ */
+export function mainThreadCpuMs(pids: number[]): number {
+  return ticksMs(pids.map((pid) => `/proc/${pid}/task/${pid}/stat`));
+}
+
+function ticksMs(files: string[]): number {
   let ticks = 0;
-  for (const pid of pids) {
+  for (const file of files) {
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const stat = readFileSync(file, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       ticks += Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
     } catch {

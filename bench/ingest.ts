@@ -33,13 +33,17 @@
 // far less. The sealpost lines also give the bench client's own CPU while it
 // drove the run: on one machine it shares the cores with the server, so
 // frames/s measure it too (the raw baseline has no HTTP client at all).
+// The server's CPU is also given for its main thread alone ("event loop"):
+// one node's ceiling, since its other threads (read workers, SQLite's
+// checkpoint thread, libuv's pool) can run on other cores. With --rounds the
+// medians add the ratio of CPU per frame summed over each side's processes.
 import { Agent } from 'node:http';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { verifyAck, type ProvisionedDevice } from '../protocol/index.js';
 import { rawBaseline } from './ingest-raw.js';
 import { describeFootprint, footprint, walPosition } from './pg-footprint.js';
-import { DEFAULT_PG, backendPids, benchDb, cpuMs, importFleet, pct, post, freePort, startServer, stopServer, uploadBody, writeConfig, type BenchServer } from './harness.js';
+import { DEFAULT_PG, backendPids, benchDb, cpuMs, importFleet, mainThreadCpuMs, pct, post, freePort, startServer, stopServer, uploadBody, writeConfig, type BenchServer } from './harness.js';
 
 const { values } = parseArgs({
   options: {
@@ -134,6 +138,8 @@ interface Result {
   label: string;
   fps: number;
   serverCpu: number;
+  /** Of serverCpu, the servers' main threads: the event loops, which one node cannot spread over cores (0 for raw). */
+  loopCpu: number;
   dbCpu: number;
   /** The bench client's CPU per 1,000 frames while it drove the run (HTTP and ack checks; frames were sealed before). */
   clientCpu: number;
@@ -141,7 +147,8 @@ interface Result {
 
 const results: Result[] = [];
 const perK = (ms: number, frames: number) => (ms * 1000) / frames;
-const cpuText = (server: number, db: number, who = 'server') => `CPU per 1,000 frames: ${who} ${server.toFixed(0)} ms${db > 0 ? `, database ${db.toFixed(0)} ms` : ''}`;
+const cpuText = (server: number, db: number, who = 'server', loop = 0) =>
+  `CPU per 1,000 frames: ${who} ${server.toFixed(0)} ms${loop > 0 ? ` (event loop ${loop.toFixed(0)})` : ''}${db > 0 ? `, database ${db.toFixed(0)} ms` : ''}`;
 
 async function run(backend: 'sqlite' | 'postgres', nodes: number, root: string | undefined, withRaw: boolean): Promise<void> {
   if (backend === 'sqlite' && nodes > 1) throw new Error('SQLite takes one server process per file: --nodes above 1 is for postgres');
@@ -163,17 +170,17 @@ async function run(backend: 'sqlite' | 'postgres', nodes: number, root: string |
     const wal0 = measure ? await walPosition(bench.db) : 0n;
     const serverPids = servers.map((x) => x.child.pid!);
     const backends = backend === 'postgres' ? await backendPids(values.pg!, new URL(bench.db).searchParams.get('application_name')!) : [];
-    const cpu0 = [cpuMs(serverPids), cpuMs(backends)];
+    const cpu0 = [cpuMs(serverPids), cpuMs(backends), mainThreadCpuMs(serverPids)];
     const client0 = process.cpuUsage();
     const steady = await drive(ports, rounds.slice(1).flat());
-    const cpu1 = [cpuMs(serverPids), cpuMs(backends)];
+    const cpu1 = [cpuMs(serverPids), cpuMs(backends), mainThreadCpuMs(serverPids)];
     const client = process.cpuUsage(client0);
     const wal = measure ? (await walPosition(bench.db)) - wal0 : 0n;
     const frames = (ROUNDS - 1) * DEVICES * BATCH;
     for (const server of servers.splice(0)) await stopServer(server);
     if (measure) console.log(`${''.padEnd(8)} ${describeFootprint(await footprint(bench.db), wal, frames)}`);
     const sealpost = frames / steady.seconds;
-    const result = { label: name, fps: sealpost, serverCpu: perK(cpu1[0]! - cpu0[0]!, frames), dbCpu: perK(cpu1[1]! - cpu0[1]!, frames), clientCpu: perK((client.user + client.system) / 1000, frames) };
+    const result = { label: name, fps: sealpost, serverCpu: perK(cpu1[0]! - cpu0[0]!, frames), loopCpu: perK(cpu1[2]! - cpu0[2]!, frames), dbCpu: perK(cpu1[1]! - cpu0[1]!, frames), clientCpu: perK((client.user + client.system) / 1000, frames) };
     results.push(result);
     console.log(
       [
@@ -181,7 +188,7 @@ async function run(backend: 'sqlite' | 'postgres', nodes: number, root: string |
         `${Math.round(sealpost).toLocaleString('en-US').padStart(7)} frames/s`,
         `(${frames} frames in ${steady.seconds.toFixed(2)} s, ${Math.round(steady.latencies.length / steady.seconds)} req/s,`,
         `latency p50 ${pct(steady.latencies, 0.5).toFixed(1)} ms p99 ${pct(steady.latencies, 0.99).toFixed(1)} ms;`,
-        `${cpuText(result.serverCpu, result.dbCpu)}, bench client ${result.clientCpu.toFixed(0)} ms)`,
+        `${cpuText(result.serverCpu, result.dbCpu, 'server', result.loopCpu)}, bench client ${result.clientCpu.toFixed(0)} ms)`,
         `| first contact: ${Math.round((DEVICES * BATCH) / warm.seconds).toLocaleString('en-US')} frames/s incl. HPKE key recovery`,
       ].join(' '),
     );
@@ -189,7 +196,7 @@ async function run(backend: 'sqlite' | 'postgres', nodes: number, root: string |
       const target = benchDb(backend, values.pg);
       try {
         const raw = await rawBaseline(bench, target, BATCH, CONCURRENCY);
-        const r = { label: `${backend} raw`, fps: raw.framesPerSecond, serverCpu: perK(raw.clientCpuMs, raw.frames), dbCpu: perK(raw.dbCpuMs, raw.frames), clientCpu: 0 };
+        const r = { label: `${backend} raw`, fps: raw.framesPerSecond, serverCpu: perK(raw.clientCpuMs, raw.frames), loopCpu: 0, dbCpu: perK(raw.dbCpuMs, raw.frames), clientCpu: 0 };
         results.push(r);
         console.log(
           `${'raw'.padEnd(8)} ${Math.round(raw.framesPerSecond).toLocaleString('en-US').padStart(7)} frames/s (the ${raw.frames} frames and ${raw.readings} readings stored above, inserted directly;` +
@@ -231,9 +238,15 @@ if (REPEAT > 1 || ROOTS.length > 1) {
   for (const l of labels) {
     const rs = results.filter((r) => r.label === l);
     const raw = fps.get(`${l.split(' ')[0]} raw`);
-    const vsRaw = raw && !l.includes('raw') ? ` | / raw = ${(fps.get(l)! / raw).toFixed(2)}` : '';
+    // Also the ratio of CPU per frame, summed over every process each side runs (raw: inserting process and
+    // database; sealpost: servers, database and bench client): what / raw tends to when all of them compete
+    // for the same cores, and far steadier than frames/s on a shared machine.
+    const rawRuns = results.filter((r) => r.label === `${l.split(' ')[0]} raw`);
+    const rawCpu = median(rawRuns.map((r) => r.serverCpu + r.dbCpu));
+    const cpuRatio = rawRuns.length > 0 ? ` | CPU per frame, raw / sealpost = ${(rawCpu / median(rs.map((r) => r.serverCpu + r.dbCpu + r.clientCpu))).toFixed(2)}` : '';
+    const vsRaw = raw && !l.includes('raw') ? ` | / raw = ${(fps.get(l)! / raw).toFixed(2)}${cpuRatio}` : '';
     console.log(
-      `  ${l.padEnd(28)} ${Math.round(fps.get(l)!).toLocaleString('en-US').padStart(7)} frames/s; ${cpuText(median(rs.map((r) => r.serverCpu)), median(rs.map((r) => r.dbCpu)), l.includes('raw') ? 'client' : 'server')}${l.includes('raw') ? '' : `, bench client ${median(rs.map((r) => r.clientCpu)).toFixed(0)} ms`}${vsRaw}`,
+      `  ${l.padEnd(28)} ${Math.round(fps.get(l)!).toLocaleString('en-US').padStart(7)} frames/s; ${cpuText(median(rs.map((r) => r.serverCpu)), median(rs.map((r) => r.dbCpu)), l.includes('raw') ? 'client' : 'server', median(rs.map((r) => r.loopCpu)))}${l.includes('raw') ? '' : `, bench client ${median(rs.map((r) => r.clientCpu)).toFixed(0)} ms`}${vsRaw}`,
     );
   }
 }

@@ -4,6 +4,7 @@
 //       [--serials 100] [--concurrency 8] [--backend sqlite|postgres] [--pg URL]
 //       [--throttle off|on|both] [--wrap bench|server] [--profile DIR]
 //       [--settled N] [--frames random|plausible] [--root DIR]... [--rounds N]
+//       [--key-directory N]
 //
 // An attacker knows serials (public, sequential) and sends requests that each
 // name `serials` registered devices with one junk frame apiece: random bytes of
@@ -17,7 +18,11 @@
 // how many entries were acked); 0, the default, is a fresh registry. The
 // worst case is `--settled 1000 --frames plausible` (docs/server.md, "Junk
 // uplinks"). The fleet is larger than the server's key cache (`key_cache`,
-// small on purpose), so every serial is a cache miss. Before wrapped keys,
+// small on purpose), so every serial is a cache miss. `--key-directory N`
+// sets the server's `key_directory` (the registry key rows a node holds in
+// memory, default 1,000,000): 0, or any N well below --devices, is a fleet
+// larger than any cache, where every serial's key row comes from the
+// database. Before wrapped keys,
 // each miss cost an HPKE SetupBaseR (X25519); then an AES-256-GCM unwrap of
 // the row's keys_wrapped and an AES context for the CCM check; now the
 // request's blobs share one AES-256 call (the tag is checked only once a
@@ -39,11 +44,15 @@
 // were looked at (200) and how many were refused before any work (429).
 //
 // `--root DIR` (repeatable) runs the server of another checkout (e.g. the
-// tree before a change) against the same registry; with several roots and
+// tree before a change) against the same registry rows, written into a
+// database of its own by that checkout's storage code (so each tree runs on
+// the schema it knows; the rows are made once); with several roots and
 // `--rounds N` the runs alternate root by root, N times, so a before/after
 // comparison on a shared machine sees the same load.
 import { Agent } from 'node:http';
 import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { newIngestKey, type DeviceKeys } from '../protocol/index.js';
@@ -68,6 +77,7 @@ const { values } = parseArgs({
     frames: { type: 'string', default: 'random' },
     root: { type: 'string', multiple: true },
     rounds: { type: 'string', default: '1' },
+    'key-directory': { type: 'string' },
   },
   strict: true,
 });
@@ -81,7 +91,9 @@ const SETTLED = Number(values.settled);
 const FRAMES = values.frames as 'random' | 'plausible';
 const ROUNDS = Number(values.rounds);
 const ROOTS: (string | undefined)[] = values.root ?? [undefined];
+const KEY_DIRECTORY = values['key-directory'] === undefined ? undefined : Number(values['key-directory']);
 const FRAME_SIZE = 20;
+if (KEY_DIRECTORY !== undefined && (!Number.isInteger(KEY_DIRECTORY) || KEY_DIRECTORY < 0)) throw new Error(`--key-directory must be 0 or a number of rows, not ${String(values['key-directory'])}`);
 if (FRAMES !== 'random' && FRAMES !== 'plausible') throw new Error(`--frames is random or plausible, not ${String(values.frames)}`);
 if (!Number.isInteger(SETTLED) || SETTLED < 0 || SETTLED > 0xffff0000) throw new Error(`--settled must be a counter, not ${String(values.settled)}`);
 
@@ -158,8 +170,17 @@ async function drive(port: number, pid: number, bodies: string[]): Promise<Outco
   return out;
 }
 
+/** The storage code of a checkout (its migrations): this one's, or `root`'s compiled server. */
+async function storageOf(root: string | undefined): Promise<typeof openStorage> {
+  if (!root) return openStorage;
+  return ((await import(pathToFileURL(join(root, 'build/server/index.js')).href)) as { openStorage: typeof openStorage }).openStorage;
+}
+
 async function main(): Promise<void> {
-  const bench = benchDb(BACKEND, values.pg);
+  // One registry per root, the same rows written by that root's own storage code, so a tree whose
+  // schema is older than this one's (it refuses a newer database) measures on a database it knows.
+  const benches = ROOTS.map(() => benchDb(BACKEND, values.pg));
+  const bench = benches[0]!;
   const servers: BenchServer[] = [];
   try {
     const ingest = newIngestKey();
@@ -167,21 +188,8 @@ async function main(): Promise<void> {
     const sender = createSender(ingest.publicFile.key);
     const kek = HAS_WRAPPING && values.wrap === 'bench' ? registryKek!(ingest.privateFile.key, keyId) : undefined;
     const t = performance.now();
-    const storage = await openStorage(bench.db);
     const now = Date.now();
-    await storage.transaction(async (tx) =>
-      tx.insertBatch({
-        batch: 'JUNK',
-        factoryKeyId: 'fk-0000000000000000',
-        ingestKeyId: keyId,
-        board: 'puckjs',
-        frameSize: FRAME_SIZE,
-        created: new Date(now).toISOString(),
-        manifestSha256: '0'.repeat(64),
-        devices: DEVICES,
-        importedAt: now,
-      }),
-    );
+    const chunks: NewDevice[][] = [];
     for (let i = 0; i < DEVICES; i += 2000) {
       const rows: NewDevice[] = [];
       for (let j = i; j < Math.min(DEVICES, i + 2000); j++) {
@@ -190,36 +198,57 @@ async function main(): Promise<void> {
         const row = { serial, enc: dev.enc, ingestKeyId: keyId, board: 'puckjs', frameSize: FRAME_SIZE, batch: 'JUNK', registeredAt: now };
         rows.push(kek ? { ...row, keysWrapped: wrapDeviceKeys!(kek, row, dev) } : row);
       }
-      await storage.transaction(async (tx) => {
-        await tx.insertDevices(rows);
-        if (SETTLED === 0) return;
-        // An active fleet: every counter up to SETTLED stored and acknowledged (the frames themselves are not needed).
-        for (const d of await tx.lockDevices(rows.map((r) => r.serial))) {
-          await tx.updateDevice({ ...d, settled: SETTLED, maxCounter: SETTLED, frames: SETTLED, lastSeen: now });
-        }
-      });
+      chunks.push(rows);
     }
-    await storage.close();
+    for (let r = 0; r < ROOTS.length; r++) {
+      const storage = await (await storageOf(ROOTS[r]))(benches[r]!.db);
+      await storage.transaction(async (tx) =>
+        tx.insertBatch({
+          batch: 'JUNK',
+          factoryKeyId: 'fk-0000000000000000',
+          ingestKeyId: keyId,
+          board: 'puckjs',
+          frameSize: FRAME_SIZE,
+          created: new Date(now).toISOString(),
+          manifestSha256: '0'.repeat(64),
+          devices: DEVICES,
+          importedAt: now,
+        }),
+      );
+      for (const rows of chunks) {
+        await storage.transaction(async (tx) => {
+          await tx.insertDevices(rows);
+          if (SETTLED === 0) return;
+          // An active fleet: every counter up to SETTLED stored and acknowledged (the frames themselves are not needed).
+          for (const d of await tx.lockDevices(rows.map((r) => r.serial))) {
+            await tx.updateDevice({ ...d, settled: SETTLED, maxCounter: SETTLED, frames: SETTLED, lastSeen: now });
+          }
+        });
+      }
+      await storage.close();
+    }
     const provisionS = (performance.now() - t) / 1000;
     const keyFile = writeIngestKey(bench, ingest.privateFile);
 
     console.log(
       `sealpost junk-uplink bench: ${BACKEND}, ${DEVICES} registered devices (rows written in ${provisionS.toFixed(1)} s, ` +
         `${HAS_WRAPPING ? (kek ? 'keys wrapped by the bench' : 'keys left for the server to wrap') : 'tree without wrapped keys'}), ` +
-        `watermark ${SETTLED}, key_cache ${KEY_CACHE}, ${REQUESTS} requests x ${SERIALS} serials x 1 junk frame (${FRAMES} counters), ` +
+        `watermark ${SETTLED}, key_cache ${KEY_CACHE}, key_directory ${KEY_DIRECTORY ?? 'default'}, ${REQUESTS} requests x ${SERIALS} serials x 1 junk frame (${FRAMES} counters), ` +
         `${CONCURRENCY} connections, ${cpus().length} CPUs, node ${process.version}`,
     );
     const modes = values.throttle === 'both' ? ['off', 'on'] : [values.throttle!];
     const runs: { root: string | undefined; mode: string }[] = [];
     for (let round = 0; round < ROUNDS; round++) for (const root of ROOTS) for (const mode of modes) runs.push({ root, mode });
     for (const { root, mode } of runs) {
+      const db = benches[ROOTS.indexOf(root)]!.db;
       if (mode === 'on' && !HAS_WRAPPING) {
         console.log('throttle on: this tree has no failed-authentication throttle; skipped');
         continue;
       }
       const port = await freePort();
-      const settings: Record<string, unknown> = { db: bench.db, listen: `127.0.0.1:${port}`, ingest_keys: [keyFile], rate_limit: false, log_level: 'warn', key_cache: KEY_CACHE };
+      const settings: Record<string, unknown> = { db, listen: `127.0.0.1:${port}`, ingest_keys: [keyFile], rate_limit: false, log_level: 'warn', key_cache: KEY_CACHE };
       if (HAS_WRAPPING && mode === 'off') settings.failed_auth = false;
+      if (KEY_DIRECTORY !== undefined) settings.key_directory = KEY_DIRECTORY;
       const config = writeConfig(bench, settings, `sealpost-${mode}.json`);
       const server = await startServer(config, port, { profileDir: values.profile, timeoutMs: 600_000, ...(root ? { root } : {}) });
       servers.push(server);
@@ -241,7 +270,7 @@ async function main(): Promise<void> {
     }
   } finally {
     for (const server of servers) await stopServer(server);
-    await bench.drop();
+    for (const b of benches) await b.drop();
   }
 }
 

@@ -97,7 +97,7 @@ print("DONE");
 `;
 }
 
-function storageWrite(bin: string, dir: string, name: string, bytes: Uint8Array | string): void {
+export function storageWrite(bin: string, dir: string, name: string, bytes: Uint8Array | string): void {
   const data = typeof bytes === 'string' ? bytes : Buffer.from(bytes).toString('latin1');
   for (let off = 0; off < data.length; off += 1024) {
     const chunk = data.slice(off, off + 1024);

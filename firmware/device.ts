@@ -16,7 +16,7 @@ import type { DeviceSettings } from '../boards/types.js';
 import { RADIO_ACK, RADIO_CONNECT, RADIO_SUBSCRIBE, type Ccm, type CounterSource, type CryptoHal, type Hal, type RenewalHal, type Sensor } from '../hal/types.js';
 import { readU32BE } from '../protocol/wire/be.js';
 import { createOutbox, gapCount, offsetOf, type Outbox } from './outbox.js';
-import type { Renewal, RenewalContext, RenewalRecords } from './renewal.js';
+import type { Renewal, RenewalContext, RenewalModule, RenewalRecords } from './renewal.js';
 import { ackCounter, createSealer, type Sealer } from './sealer.js';
 import { readIdentity, type IdentityResult } from './identity.js';
 import { FIRMWARE_VERSION } from './version.js';
@@ -97,7 +97,7 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
     counters =
       RENEWAL && rh && id.renewal
         ? hal.counters(profile.counterBlock, function (read: (slot: number) => Uint8Array, used: number): Uint8Array | undefined {
-            records = hal.renewal!.load().scan(read, used, hal.crc32);
+            records = (hal.renewal!.load() as RenewalModule).scan(read, used, hal.crc32);
             return records.carry;
           })
         : hal.counters(profile.counterBlock);
@@ -314,7 +314,8 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
       cons.print('sealpost ' + serial + ': cannot renew: ' + (rh ? 'device file format 1 has no renewal key; provision the device again with --renewal-pub' : 'this board has no renewal module'));
       return;
     }
-    if (!ren) ren = rh!.load().start(rctx);
+    if (!ren && !(d.length === 20 && (d[0]! & 0xf0) === 0xb0)) return;
+    if (!ren) ren = (rh!.load() as RenewalModule).start(rctx);
     ren.write(d);
   }
 
@@ -370,7 +371,7 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
   }
 
   sealAnchor(ANCHOR_BOOT);
-  if (RENEWAL && rctx && rctx.records.pending) ren = rh!.load().start(rctx);
+  if (RENEWAL && rctx && rctx.records.pending) ren = (rh!.load() as RenewalModule).start(rctx);
   radio.start({
     name: NAME_PREFIX + serial.substr(serial.length > 6 ? serial.length - 6 : 0),
     info: '{"serial":"' + serial + '","v":' + PROTOCOL_VERSION + ',"f":' + frameSize + ',"b":"' + profile.id + '","fw":"' + FIRMWARE_VERSION + '"}',

@@ -36,7 +36,9 @@ export interface RenewalRecords {
   keys: Uint8Array | undefined;
   /** PENDING payload of a renewal above the current epoch not committed: resend its enc. */
   pending: Uint8Array | undefined;
-  /** The raw records a new flash page must start with: current PENDING and COMMIT, then the open PENDING. */
+  /** The raw PENDING and COMMIT records of the current epoch. */
+  base: Uint8Array | undefined;
+  /** The raw records a new flash page must start with: `base`, then the open PENDING. */
   carry: Uint8Array | undefined;
 }
 
@@ -135,7 +137,7 @@ function join(a: Uint8Array | undefined, b: Uint8Array | undefined): Uint8Array 
  * written) fail their length, word or CRC check and are skipped slot by slot.
  */
 export function scan(read: (slot: number) => Uint8Array, used: number, crc32: (d: Uint8Array) => number): RenewalRecords {
-  const r: RenewalRecords = { epoch: 0, commit: 0, keys: undefined, pending: undefined, carry: undefined };
+  const r: RenewalRecords = { epoch: 0, commit: 0, keys: undefined, pending: undefined, base: undefined, carry: undefined };
   let keysRec: Uint8Array | undefined;
   let commitRec: Uint8Array | undefined;
   let lastP: Uint8Array | undefined;
@@ -169,7 +171,8 @@ export function scan(read: (slot: number) => Uint8Array, used: number, crc32: (d
     }
   }
   if (lastP && readU32BE(lastP, 0) > r.epoch) r.pending = lastP;
-  r.carry = join(join(keysRec, commitRec), r.pending ? lastPRec : undefined);
+  r.base = join(keysRec, commitRec);
+  r.carry = join(r.base, r.pending ? lastPRec : undefined);
   return r;
 }
 
@@ -187,7 +190,7 @@ export function start(ctx: RenewalContext): Renewal {
   let pend: Uint8Array | undefined = ctx.records.pending;
   let pendRec: Uint8Array | undefined;
   let rekeyAt = 0;
-  let carry: Uint8Array | undefined = ctx.records.carry;
+  const recs = ctx.records;
 
   function say(line: string): void {
     if (line === said) return;
@@ -265,7 +268,9 @@ export function start(ctx: RenewalContext): Renewal {
     }
     pend = p;
     pendRec = rec;
-    if (ctx.counters.keep) ctx.counters.keep(join(carry, rec));
+    recs.pending = p;
+    recs.carry = join(recs.base, rec);
+    if (ctx.counters.keep) ctx.counters.keep(recs.carry);
     say('epoch ' + e + ' pending');
     sealRekey();
   }
@@ -308,9 +313,8 @@ export function start(ctx: RenewalContext): Renewal {
       ce = ctx.counters.room!(rec.length / 4);
       writeU32BE(c, 4, ce);
       rec = encodeRecord(RECORD_COMMIT, c, ctx.crc32);
-      if (ctx.counters.keep) ctx.counters.keep(join(pendRec || recordOf(p), rec));
+      if (ctx.counters.keep) ctx.counters.keep(join(pendRec, rec));
       ctx.counters.append!(rec, true);
-      carry = join(pendRec || recordOf(p), rec);
     } catch (err) {
       say('cannot write COMMIT: ' + (err as Error).message);
       return false;
@@ -318,17 +322,20 @@ export function start(ctx: RenewalContext): Renewal {
     ctx.use(createSealer({ ccm: ccm, nonceSalt: p.subarray(52, 60), frameSize: ctx.frameSize, ring: ctx.ring }), ce);
     ctx.epoch = e;
     ctx.chain = p.subarray(60, 92);
+    recs.epoch = e;
+    recs.commit = ce;
+    recs.keys = p;
+    recs.pending = undefined;
+    recs.base = join(pendRec, rec);
+    recs.carry = recs.base;
     pend = undefined;
+    pendRec = undefined;
     say('epoch ' + e + ' committed from counter ' + ce);
     return true;
   }
 
-  function recordOf(p: Uint8Array): Uint8Array {
-    return encodeRecord(RECORD_PENDING, p, ctx.crc32);
-  }
-
   if (pend) {
-    pendRec = recordOf(pend);
+    pendRec = encodeRecord(RECORD_PENDING, pend, ctx.crc32);
     say('epoch ' + readU32BE(pend, 0) + ' still pending after a restart: sending the same enc again');
     sealRekey();
   }

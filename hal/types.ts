@@ -1,6 +1,5 @@
 // Interfaces the firmware sees. Implementations live in hal/espruino (the
 // interpreter's builtins), hal/plain (portable JS) and hal/sim (Node).
-import type { RenewalModule } from '../firmware/renewal.js';
 
 /**
  * AES-128-CCM with a 13-byte nonce, an 8-byte tag and no associated data
@@ -193,8 +192,8 @@ export interface RenewalCryptoHal {
 /** What key renewal needs of a board: its crypto, and the renewal code itself (firmware/renewal.ts). */
 export interface RenewalHal {
   crypto(): RenewalCryptoHal;
-  /** The renewal module: firmware/renewal.ts's exports (a Storage module on a board, loaded on demand). */
-  load(): RenewalModule;
+  /** The renewal module: firmware/renewal.ts's exports, its RenewalModule (a Storage module on a board, loaded on demand). */
+  load(): object;
 }
 
 /** Everything the firmware is given at start-up (style.md rule 1). */

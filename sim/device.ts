@@ -5,6 +5,7 @@
 // not (RAM: outbox, timers, the radio link) is rebuilt by every boot(). Tests
 // and the simulated fleet watch it through the console, the radio and a tap
 // on the crypto engine.
+import { randomBytes } from 'node:crypto';
 import type { BoardProfile } from '../boards/types.js';
 import type { Device } from '../firmware/device.js';
 import { startSimDevice, type SimBoard } from '../firmware/targets/sim.js';
@@ -19,8 +20,6 @@ import { SimLogFile } from '../hal/sim/log-file.js';
 import { NorFlash } from '../hal/sim/nor-flash.js';
 import { SimRadio, type SimRadioOptions } from '../hal/sim/radio.js';
 import { simSensor } from '../hal/sim/sensors.js';
-import { nodeHwRand, plainRenewalCrypto } from '../hal/plain/renewal-crypto.js';
-import * as renewalModule from '../firmware/renewal.js';
 
 export interface SimDeviceOptions {
   clock: VirtualClock;
@@ -167,14 +166,11 @@ export class SimDevice {
           this.hwRand === false
             ? undefined
             : {
-                crypto: () => {
-                  const c = plainRenewalCrypto({ hwRand: () => (this.hwRand || nodeHwRand)() });
-                  return { ...c, verify: (k: Uint8Array, m: Uint8Array, sig: Uint8Array) => (this.renewalVerifies++, c.verify(k, m, sig)) };
-                },
-                load: () => {
+                hwRand: () => (this.hwRand ? this.hwRand() : randomBytes(4).readUInt32BE(0)),
+                loaded: () => {
                   this.renewalLoads++;
-                  return renewalModule;
                 },
+                tap: (c) => ({ ...c, verify: (k, m, sig) => (this.renewalVerifies++, c.verify(k, m, sig)) }),
               },
         tapCrypto: (crypto) => this.#tap(crypto, bootIndex),
       },

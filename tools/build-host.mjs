@@ -16,8 +16,8 @@ const config = JSON.parse(readFileSync(join(root, 'tsconfig.build.json'), 'utf8'
 const out = join(root, config.compilerOptions.outDir);
 /** tsc's record of the last compile (tsconfig.build.json, tsBuildInfoFile). */
 const BUILD_INFO = '.tsbuildinfo';
-/** Files that stay out of build/: this script, and a worker entry only the sources need (it loads tsx; build/ has read-worker.js). */
-const NOT_COPIED = new Set(['tools/build-host.mjs', 'server/storage/read-worker.mjs']);
+/** Files that stay out of build/: this script, and the worker entries only the sources need (they load tsx; build/ has read-worker.js and checkpoint-worker.js). */
+const NOT_COPIED = new Set(['tools/build-host.mjs', 'server/storage/read-worker.mjs', 'server/storage/checkpoint-worker.mjs']);
 
 function* files(dir) {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {

@@ -11,7 +11,9 @@ import type { EGlobal, EspruinoStorageModule } from '../../hal/espruino/globals.
 import { kernelCrypto, imageNumbers } from '../../hal/espruino/kernel.js';
 import { IMAGE } from '../../kernel/aes-ccm/image.js';
 import type { NorFlash } from '../../hal/sim/nor-flash.js';
-import type { ClockHal, ConsoleHal, CryptoBackend, CryptoHal, EspruinoAes, Hal, LogFileHal, RadioHal, RenewalHal, Sensor } from '../../hal/types.js';
+import type { ClockHal, ConsoleHal, CryptoBackend, CryptoHal, EspruinoAes, Hal, LogFileHal, RadioHal, RenewalCryptoHal, Sensor } from '../../hal/types.js';
+import { plainRenewalCrypto } from '../../hal/plain/renewal-crypto.js';
+import * as renewalModule from '../renewal.js';
 import { crc32 } from '../../protocol/wire/crc32.js';
 import { createLogCounters } from '../counter-log.js';
 import { createPageCounters } from '../counter-pages.js';
@@ -39,8 +41,12 @@ export interface SimBoard {
    * Storage.read): sim/espruino/kernel.ts's stand-in over this board's Storage files.
    */
   kernel?: { E: EGlobal; Storage: EspruinoStorageModule };
-  /** Key renewal: the renewal crypto (hal/plain/renewal-crypto.ts) and module (firmware/renewal.ts); absent, the device cannot renew. */
-  renewal?: RenewalHal;
+  /**
+   * Key renewal, absent on a board that cannot renew: the hardware random source the renewal
+   * crypto (hal/plain/renewal-crypto.ts on @noble) draws from, and probes on module loads and on
+   * the crypto (SimDevice counts them).
+   */
+  renewal?: { hwRand(): number; loaded?(): void; tap?(crypto: RenewalCryptoHal): RenewalCryptoHal };
   /** A probe on the crypto engine the entry picked (SimDevice records what was sealed). */
   tapCrypto?(crypto: CryptoHal): CryptoHal;
 }
@@ -76,7 +82,18 @@ export function simHal(board: SimBoard, profile: BoardProfile): Hal {
           }
         : (block, scan) => createPageCounters(flash, [flash.pageAddr(0), flash.pageAddr(1)], block, true, scan),
     sensors: board.sensors,
-    renewal: board.renewal,
+    renewal: board.renewal
+      ? {
+          crypto: () => {
+            const c = plainRenewalCrypto({ hwRand: board.renewal!.hwRand });
+            return board.renewal!.tap ? board.renewal!.tap(c) : c;
+          },
+          load: () => {
+            if (board.renewal!.loaded) board.renewal!.loaded();
+            return renewalModule;
+          },
+        }
+      : undefined,
   };
 }
 

@@ -30,7 +30,11 @@
 // typed arrays, plus about 72 on the heap (the Map entry, the serial string,
 // its slot's back reference): 170 MB held at a million rows, about 210 MB
 // of RSS (measured, docs/server.md "Junk uplinks", sixth pass). When full,
-// the oldest slot is reused (FIFO).
+// it admits a row only into a slot a forget freed, and never evicts: a fleet
+// larger than the directory keeps the rows it holds, and junk naming serials
+// it does not hold (every one a miss) cannot push the held ones out or make
+// each read rewrite the arrays (docs/server.md, "Junk uplinks", seventh
+// pass).
 import { WRAPPED_LENGTH } from '../keys.js';
 import type { DeviceKeyRow } from './types.js';
 
@@ -53,10 +57,9 @@ export class KeyDirectory {
   private revoked = new Uint8Array(0);
   private settled = new Float64Array(0);
   private bytes = new Uint8Array(0);
-  /** Slots in use (the arrays' live prefix), free slots to reuse, and the next slot to evict when full. */
+  /** Slots in use (the arrays' live prefix) and free slots to reuse. */
   private used = 0;
   private free: number[] = [];
-  private hand = 0;
 
   constructor(capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new Error(`key directory capacity must be a positive integer, not ${capacity}`);
@@ -117,19 +120,24 @@ export class KeyDirectory {
     return rows;
   }
 
-  /** Keeps rows read from the database, unless a forget or clear happened since `epoch` (read before the read began). */
+  /**
+   * Keeps rows read from the database, unless a forget or clear happened
+   * since `epoch` (read before the read began); a row not held yet only
+   * while a slot is free (a full directory evicts nothing).
+   */
   admit(rows: readonly DeviceKeyRow[], epoch: number): void {
     if (epoch !== this.epoch) return;
     for (const row of rows) {
       if (row.keysWrapped === null || row.keysWrapped.length !== WRAPPED_LENGTH || row.enc.length !== ENC) continue;
       if (!Number.isSafeInteger(row.frameSize) || row.frameSize < 0 || row.frameSize > 0xffff) continue;
+      let s = this.slotOf.get(row.serial);
+      if (s === undefined && this.free.length === 0 && this.used >= this.capacity) continue;
       let k = this.keyIdIndex.get(row.ingestKeyId);
       if (k === undefined) {
         if (this.keyIds.length >= MAX_KEY_IDS) continue;
         k = this.keyIds.push(row.ingestKeyId) - 1;
         this.keyIdIndex.set(row.ingestKeyId, k);
       }
-      let s = this.slotOf.get(row.serial);
       if (s === undefined) {
         s = this.take();
         this.slotOf.set(row.serial, s);
@@ -161,22 +169,14 @@ export class KeyDirectory {
     this.serialOf = [];
     this.free = [];
     this.used = 0;
-    this.hand = 0;
   }
 
-  /** A slot for a new row: a free one, a new one, or (full) the oldest, whose row is dropped. */
+  /** A slot for a new row, a free one or a new one; only called while one is left (admit). */
   private take(): number {
     const f = this.free.pop();
     if (f !== undefined) return f;
-    if (this.used < this.capacity) {
-      if (this.used === this.frameSize.length) this.grow();
-      return this.used++;
-    }
-    const s = this.hand;
-    this.hand = (this.hand + 1) % this.capacity;
-    const old = this.serialOf[s];
-    if (old !== undefined) this.slotOf.delete(old);
-    return s;
+    if (this.used === this.frameSize.length) this.grow();
+    return this.used++;
   }
 
   private grow(): void {

@@ -526,4 +526,31 @@ export const MIGRATIONS: Migration[] = [
       $fn$;
     `,
   },
+  {
+    // SQLite: a request's key rows from one index (docs/server.md, "Junk
+    // uplinks", seventh pass; docs/decisions.md, "Junk uplinks, seventh
+    // pass"). The key-row statement (rows.ts, keyRowsQuery) reads, per
+    // serial, the two values this index stores already computed: the row's
+    // text of serial, key id, frame size, status, watermark and blob lengths,
+    // and enc || keys_wrapped. Without it each serial cost a descent of the
+    // serial index, one of the table's B-tree and the values built anew; with
+    // it, one descent (sqlite.ts names the index, INDEXED BY, so a query
+    // that cannot use it fails to prepare instead of running slower). The
+    // two expressions must stay exactly those of keyRowsQuery: a test checks
+    // that the statement's plan is a covering search of this index. SQLite
+    // keeps it in step with every write of those columns (a settle rewrites
+    // the device's entry); it holds what the table holds, nothing more.
+    // PostgreSQL: nothing (an index-only scan cannot return an expression's
+    // value, and its CPU is the database's, not the node's).
+    version: 7,
+    name: 'key rows index (SQLite)',
+    sqlite: `
+      CREATE INDEX devices_key_rows ON devices (
+        serial,
+        serial || ' ' || ingest_key_id || ' ' || frame_size || ' ' || status || ' ' || settled || ' ' || length(enc) || ' ' || COALESCE(length(keys_wrapped), -1),
+        enc || COALESCE(keys_wrapped, x'')
+      );
+    `,
+    postgres: `SELECT 1; -- nothing: see the SQLite statement's comment`,
+  },
 ];

@@ -40,8 +40,13 @@ export function deviceFromRow(r: Row): DeviceRow {
  * SQLite concatenates blobs as text of the same bytes (a UTF-8 database
  * converts nothing; sqlite.ts refuses any other encoding) and the CAST gives
  * those bytes back as a blob; PostgreSQL has string_agg over bytea.
- * `from` names the rows: a FROM clause and its WHERE, if any.
+ * `from` names the rows: a FROM clause and its WHERE, if any. On SQLite the
+ * two per-row expressions are exactly those the index KEY_ROWS_INDEX stores
+ * (migrations.ts, version 7), so a search of it reads them from the index.
  */
+/** SQLite's index of the key rows' two per-row values (migrations.ts, version 7). */
+export const KEY_ROWS_INDEX = 'devices_key_rows';
+
 export function keyRowsQuery(dialect: 'sqlite' | 'postgres', from: string): string {
   const len = (col: string) => (dialect === 'sqlite' ? `length(${col})` : `octet_length(${col})`);
   const fields = ['serial', 'ingest_key_id', 'frame_size', 'status', 'settled', len('enc'), `COALESCE(${len('keys_wrapped')}, -1)`];

@@ -23,6 +23,11 @@
 // the transactions requested while an fsync runs wait for it to end and are
 // then written as one group (they would wait for the next fsync anyway, and
 // one transaction writes each page to the WAL once, not once per request).
+// Checkpoints are off the event loop too (checkpointer.ts): a thread with its
+// own connection copies the WAL back into the database when the group
+// commits since the last one have written about 1,000 pages, and groups wait
+// for it as they wait for an fsync, so the WAL restarts from its beginning
+// after each checkpoint as it did when SQLite checkpointed inside COMMIT.
 //
 // better-sqlite3 is synchronous; the Tx methods return settled promises so
 // the ingest algorithm is shared with the PostgreSQL backend. Groups run one
@@ -40,10 +45,11 @@ import { chmodSync, closeSync, openSync, statSync } from 'node:fs';
 import { encodePage } from '../reads/wire.js';
 import { ReadWorkers } from './read-workers.js';
 import { DEFAULT_KEY_DIRECTORY, KeyDirectory } from './key-directory.js';
+import { CHECKPOINT_PAGES, Checkpointer } from './checkpointer.js';
 import { GroupSync, fileSync } from './group-sync.js';
 import { MIGRATIONS } from './migrations.js';
 import { SqliteEpochs, type EpochStore } from './epochs.js';
-import { batchFromRow, deviceFromRow, frameFromRow, gapFromRow, keyRowsFromText, keyRowsPageQuery, keyRowsQuery, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
+import { KEY_ROWS_INDEX, batchFromRow, deviceFromRow, frameFromRow, gapFromRow, keyRowsFromText, keyRowsPageQuery, keyRowsQuery, readingFromRow, summaryFromRow, tokenFromRow, type Row } from './rows.js';
 import type {
   Anchor,
   BatchRow,
@@ -141,6 +147,8 @@ export interface SqliteOptions {
   onWarning?: (message: string) => void;
   /** Key rows held in memory (key-directory.ts; default DEFAULT_KEY_DIRECTORY); 0: none, every request reads them. */
   keyDirectory?: number;
+  /** Checkpoint the WAL in a thread (checkpointer.ts; default true for a file); false: SQLite's own, inside COMMIT. */
+  checkpointThread?: boolean;
 }
 
 /** Columns of DeviceSummary: not enc or wrapped keys, which a listing never needs. */
@@ -150,6 +158,17 @@ const SUMMARY = `d.serial, d.board, d.batch, d.status, d.frame_size, d.ingest_ke
   (SELECT CASE WHEN SUM(CASE WHEN state = 'frozen' THEN 1 ELSE 0 END) > 0 THEN 'frozen' WHEN SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END) > 0 THEN 'pending'
     WHEN COUNT(*) > 0 THEN 'committed' ELSE 'none' END FROM device_epochs WHERE serial = d.serial) AS renewal`;
 
+/**
+ * A request's key rows (rows.ts, keyRowsQuery), the serials given as a JSON
+ * array. The serials' list drives the loop (one index search each); `serial
+ * IN (SELECT ...)` built a temporary index of the list first, a fifth of a
+ * one-serial request's statement (bench/junk-uplink.ts). The search is of
+ * devices_key_rows (migration 7), which holds both values already computed:
+ * one descent per serial and no read of the table; INDEXED BY makes a query
+ * that could not use the index fail to prepare instead of running slower.
+ */
+export const KEY_ROWS_SQL = keyRowsQuery('sqlite', `FROM json_each(?) AS j CROSS JOIN devices INDEXED BY ${KEY_ROWS_INDEX} ON devices.serial = j.value`);
+
 /** Most transactions committed together (one fsync). */
 const MAX_GROUP = 64;
 
@@ -158,7 +177,7 @@ export class SqliteStorage implements Storage {
   private readonly db: Db;
   private pending: Pending[] = [];
   private scheduled = false;
-  /** A group waits for the WAL's fsync to end (group-sync.ts) so that it grows. */
+  /** A group waits for the WAL's fsync (group-sync.ts) or a checkpoint (checkpointer.ts) to end, so that it grows. */
   private waitingForSync = false;
   private running: Promise<void> = Promise.resolve();
   private readonly s: Record<string, Stmt>;
@@ -169,6 +188,8 @@ export class SqliteStorage implements Storage {
   /** The shared fsync of the WAL (synchronous FULL on a file), or null when COMMIT itself is as durable as asked. */
   readonly walSync: GroupSync | null = null;
   private closeWal: (() => void) | undefined;
+  /** The WAL's checkpoints in their own thread (a file database), or null: SQLite's own, inside COMMIT. */
+  readonly checkpointer: Checkpointer | null = null;
   /** Key renewal's epoch rows (epochs.ts). */
   readonly epochs: EpochStore;
   /** The key directory (key-directory.ts), or null; and the data_version it was last checked against. */
@@ -200,6 +221,15 @@ export class SqliteStorage implements Storage {
         this.walSync = new GroupSync(wal.sync);
         this.closeWal = wal.close;
       }
+      if (options.checkpointThread !== false && !this.db.memory && path !== '' && !path.startsWith('file:')) {
+        this.db.pragma('wal_autocheckpoint = 0');
+        const warn = options.onWarning ?? ((m: string) => process.emitWarning(m));
+        this.checkpointer = new Checkpointer(this.db.name, (e) => {
+          // Never a WAL without checkpoints: SQLite's own again, inside COMMIT.
+          if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${CHECKPOINT_PAGES}`);
+          warn(`${e.message}; SQLite checkpoints the WAL itself again, inside COMMIT on the event loop`);
+        });
+      }
     }
     // The key-row query concatenates blobs as text (rows.ts, keyRowsQuery): the same bytes only in UTF-8,
     // the encoding of every database sealpost creates.
@@ -219,9 +249,7 @@ export class SqliteStorage implements Storage {
       // One statement for a request's devices: a third cheaper than one lookup per serial at 100
       // serials (bench/junk-uplink.ts), which is what a request naming many serials costs first.
       devicesIn: p('SELECT * FROM devices WHERE serial IN (SELECT value FROM json_each(?)) ORDER BY serial'),
-      // The serials' list drives the loop (one index search each); `serial IN (SELECT ...)` built a temporary
-      // index of the list first, a fifth of a one-serial request's statement (bench/junk-uplink.ts).
-      keyRowsIn: p(keyRowsQuery('sqlite', 'FROM json_each(?) AS j CROSS JOIN devices ON devices.serial = j.value')),
+      keyRowsIn: p(KEY_ROWS_SQL),
       // The key directory's change signal and its load at start (key-directory.ts).
       dataVersion: p('PRAGMA data_version').pluck(),
       keyRowsPage: p(keyRowsPageQuery('sqlite', 'FROM (SELECT * FROM devices WHERE serial > ? AND keys_wrapped IS NOT NULL ORDER BY serial LIMIT ?) AS devices')),
@@ -458,9 +486,10 @@ export class SqliteStorage implements Storage {
       this.scheduled = false;
       // While the WAL syncs, the queue grows: its requests wait for the next fsync
       // either way, and one transaction for all of them writes each page once.
-      if (this.walSync?.busy && this.pending.length < MAX_GROUP) {
+      const busy = this.walSync?.busy ? this.walSync.idle() : this.checkpointer?.running;
+      if (busy && this.pending.length < MAX_GROUP) {
         this.waitingForSync = true;
-        void this.walSync.idle().then(() => {
+        void busy.then(() => {
           this.waitingForSync = false;
           this.schedule();
         });
@@ -473,6 +502,9 @@ export class SqliteStorage implements Storage {
   }
 
   private async runGroup(group: Pending[]): Promise<void> {
+    // A full group does not wait in schedule(); it still never writes while a checkpoint copies the WAL,
+    // or the checkpoint could not finish and the WAL would not restart.
+    if (this.checkpointer?.running) await this.checkpointer.running;
     const db = this.db;
     const outcomes: { ok: boolean; value: unknown }[] = [];
     let first = 0; // first member of the SQLite transaction now open
@@ -516,14 +548,17 @@ export class SqliteStorage implements Storage {
         }
       }
     }
+    let committed = false;
     if (db.inTransaction) {
       try {
         db.exec('COMMIT');
+        committed = true;
       } catch (e) {
         if (db.inTransaction) db.exec('ROLLBACK');
         failFrom(first, e);
       }
     }
+    if (committed) void this.checkpointer?.committed();
     const settle = () => group.forEach((p, i) => (outcomes[i]!.ok ? p.resolve(outcomes[i]!.value) : p.reject(outcomes[i]!.value)));
     if (!this.walSync || !outcomes.some((o) => o.ok)) {
       settle();
@@ -672,6 +707,8 @@ export class SqliteStorage implements Storage {
     while (this.pending.length > 0 || this.scheduled || this.waitingForSync) await new Promise((r) => setImmediate(r));
     await this.running;
     await this.walSync?.idle();
+    // The checkpoint thread's connection closes first, so this one is the last and removes the WAL.
+    await this.checkpointer?.close();
     await this.readWorkers?.close();
     this.closeWal?.();
     this.closeWal = undefined;

@@ -21,6 +21,7 @@ describe('npm pack', () => {
       'bin/sealpost.mjs',
       'build/cli/main.js',
       'build/server/storage/read-worker.js',
+      'build/server/storage/checkpoint-worker.js',
       'build/factory/device-writer.worker.cjs',
       'build/boards/espruino/PUCKJS.json',
       'build/server/dashboard/index.html',

@@ -153,6 +153,17 @@ describe('key renewal on the device: hostile ANNOUNCE', () => {
     expect(rekeys(d).length).toBe(5);
   });
 
+  it('loads the renewal module only for an ANNOUNCE part: junk writes and a stray RENEW_ACK do not', () => {
+    const d = dev();
+    const atBoot = d.sim.renewalLoads; // the boot scan of the counter log
+    expect(atBoot).toBe(1);
+    write(d, [new Uint8Array(5), new Uint8Array(16).fill(0xc5), new Uint8Array(20).fill(0xa0), new Uint8Array(13)]);
+    expect(d.sim.renewalLoads).toBe(atBoot);
+    write(d, [announceWrites(announce[1]!)[3]!]);
+    expect(d.sim.renewalLoads).toBe(atBoot + 1);
+    staysOnFactoryKey(d);
+  });
+
   it('does nothing with a truncated ANNOUNCE or parts mixed from two announcements', () => {
     const d = dev();
     const a = announceWrites(announce[1]!);
@@ -248,4 +259,40 @@ describe('key renewal on the device: hostile RENEW_ACK and randomness', () => {
       expect(d.sim.consoleLines.some((l) => l.includes('epoch 1 committed'))).toBe(true);
     });
   }
+});
+
+describe('key renewal on the device: one renewal after another', () => {
+  it('renews 0 -> 1 (after a restart with PENDING), then 1 -> 2 from chain_1, and keeps epoch 2 across page swaps', () => {
+    const d = dev();
+    const dv = fleet.devices[d.i]!;
+    write(d, announceWrites(announce[1]!));
+    const enc1 = lastEnc(d);
+    d.sim.powerOff();
+    d.sim.boot();
+    d.link = d.sim.radio!.connect(() => undefined);
+    const k1 = serverRenew({ serial: dv.serial, fromEpoch: 0, toEpoch: 1, chain: dv.chain }, ingest[1]!.key, enc1);
+    write(d, [makeRenewAck(k1, 1)]);
+    expect(d.sim.consoleLines.some((l) => l.includes('epoch 1 committed'))).toBe(true);
+    const pendingSaid = d.sim.consoleLines.filter((l) => l.includes('still pending')).length;
+    reconnect(d); // the renewal object goes; the next ANNOUNCE loads a fresh one
+    write(d, announceWrites(announce[2]!));
+    expect(d.sim.consoleLines.filter((l) => l.includes('still pending')).length).toBe(pendingSaid);
+    expect(d.sim.consoleLines.some((l) => l.includes('epoch 2 pending'))).toBe(true);
+    const enc2 = lastEnc(d);
+    // REKEY for epoch 2 went out under K_1.
+    expect(rekeys(d).slice(-5).every((f) => f.key === hex(k1.sealKey))).toBe(true);
+    const k2 = serverRenew({ serial: dv.serial, fromEpoch: 1, toEpoch: 2, chain: k1.chain }, ingest[2]!.key, enc2);
+    write(d, [makeRenewAck(k2, 2)]);
+    expect(d.sim.consoleLines.some((l) => l.includes('epoch 2 committed'))).toBe(true);
+    // Reboots fill two and a half pages: the records of epoch 2 are carried each time.
+    for (let i = 0; i < 620; i++) {
+      d.sim.powerOff();
+      d.sim.boot();
+    }
+    d.clock.advance(2000);
+    const tail = d.sim.sealedLog.filter((f) => f.power === d.sim.boots);
+    expect(tail.length).toBeGreaterThan(0);
+    expect(tail.every((f) => f.key === hex(k2.sealKey))).toBe(true);
+    expect(reusedNonces(d.sim)).toEqual([]);
+  });
 });

@@ -12,6 +12,8 @@ import { crc32 } from '../../protocol/wire/crc32.js';
 import { decodeRecord, encodeRecord, scan } from '../../firmware/renewal.js';
 import { COMMIT_PAYLOAD_LEN, RECORD_COMMIT, RECORD_PENDING, recordSlots } from '../../protocol/wire/counter-log.js';
 import { tmpdir } from 'node:os';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { minify } from 'terser';
@@ -169,4 +171,73 @@ describe('renewal records in the counter log (docs/protocol.md section 8)', () =
     const min = await minify(es5, { ecma: 5, toplevel: false, compress: { passes: 2, hoist_funs: true, hoist_vars: true }, mangle: true });
     expect(checkSource(min.code ?? '', 'renewal.min.js')).toEqual([]);
   }, 60_000);
+});
+
+describe('the renewal module on the real interpreter', () => {
+  // Opt-in: ESPRUINO_BIN (the Linux build). The module as bench/renewal-module.ts builds it, loaded with
+  // require() from Storage; stand-ins for crypto, counters and outbox record what it asks for.
+  it.runIf(process.env.ESPRUINO_BIN)('runs a whole renewal: ANNOUNCE parts, PENDING, REKEY, RENEW_ACK, COMMIT ($ESPRUINO_BIN)', async () => {
+    const { buildRenewalModule, storageWrite, MODULE_NAME } = await import('../../bench/renewal-module.js');
+    const bin = process.env.ESPRUINO_BIN!;
+    const dir = mkdtempSync(join(tmpdir(), 'sealpost-rnw-test-'));
+    storageWrite(bin, dir, MODULE_NAME, await buildRenewalModule());
+    const announce = new Uint8Array(108);
+    announce.set([0x5a, 1, 1, 2, 3, 4, 0, 0, 0, 1], 0);
+    const parts = Array.from({ length: 6 }, (_, i) => {
+      const w = new Uint8Array(20);
+      w[0] = 0xb0 | i;
+      w.set(announce.subarray(i * 19, Math.min(108, i * 19 + 19)), 1);
+      return `new Uint8Array([${Array.from(w).join(',')}])`;
+    });
+    const script = `
+var R = require("${MODULE_NAME}"), n = 0, ctr = 100, i;
+var ctx = { serial: "SP-1", frameSize: 20, fleetId: new Uint8Array([1, 2, 3, 4]), renewalKey: new Uint8Array(32), epoch: 0, chain: new Uint8Array(32),
+  records: R.scan(function () { return new Uint8Array(4); }, 0, E.CRC32),
+  crypto: { verify: function (k, m, s) { print("VERIFY " + m.length + " " + s.length); return true; },
+    setupPskS: function (pk, info, psk, id, ikm) { print("INFO " + E.toString(info) + " " + info[info.length - 1] + " PSKID " + E.toString(id.subarray(0, 17)) + " " + id[id.length - 1] + " IKM " + ikm[3]); var o = new Uint8Array(88), j; for (j = 0; j < 88; j++) o[j] = j + 1; return o; },
+    hwRand: function () { n++; return n * 7919; } },
+  ccm: function (k, m) { print("CCM " + k[0] + " " + m); return { framer: function (s, l, r, d) { return function (c, msg, at) { r[at] = c >> 24; r[at + 1] = c >> 16; r[at + 2] = c >> 8; r[at + 3] = c; for (i = 4; i < 12; i++) r[at + i] = 0xaa; }; } }; },
+  crc32: E.CRC32,
+  counters: { room: function (w) { print("ROOM " + w); return 4097; }, append: function (r, f) { print("APPEND " + r.length + " " + !!f); }, keep: function (c) { print("KEEP " + (c ? c.length : 0)); } },
+  ring: new Uint8Array(20), seal: function (pt) { print("SEAL " + pt[0].toString(16) + " " + pt[1] + " " + pt[2]); ctr++; return ctr; },
+  held: function () { return false; }, use: function (s, c) { print("USE " + c + " " + typeof s.sealInto + " " + typeof s.ackValid); }, print: print };
+var rn = R.start(ctx);
+${parts.map((p) => `rn.write(${p});`).join('\n')}
+print("OPEN " + rn.open());
+print("ACK " + rn.write(new Uint8Array([0xc5, 0, 0, 0, 1, 0, 0, 0, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xab])));
+print("ACK " + rn.write(new Uint8Array([0xc5, 0, 0, 0, 1, 0, 0, 0, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa])));
+print("OPEN " + rn.open() + " EPOCH " + ctx.epoch + " CHAIN " + ctx.chain[0]);
+rn = undefined; R = undefined; Modules.removeCached("${MODULE_NAME}");
+print("DO" + "NE");
+`;
+    writeFileSync(join(dir, 'run.js'), script);
+    const out = execFileSync(bin, ['run.js'], { cwd: dir, input: '', timeout: 60_000, killSignal: 'SIGKILL' }).toString('latin1');
+    const lines = out.split('\n').map((l) => l.replace(/\r/g, '').replace(/^>/, '')).filter((l) => /^(VERIFY|INFO|ROOM|APPEND|KEEP|SEAL|CCM|USE|OPEN|ACK|DONE|sealpost|Uncaught|ERROR)/.test(l));
+    expect(lines).toEqual([
+      'VERIFY 64 64',
+      'INFO sealpost/v1 renew SP-1\x00\x00\x00\x01 1 PSKID sealpost/v1 chain 0 IKM 239',
+      'ROOM 49',
+      'APPEND 196 false',
+      'KEEP 196',
+      'sealpost SP-1: renewal: epoch 1 pending',
+      'APPEND 0 true',
+      'SEAL 30 0 1',
+      'SEAL 31 6 7',
+      'SEAL 32 13 14',
+      'SEAL 33 20 21',
+      'SEAL 34 27 28',
+      'OPEN true',
+      'CCM 33 8',
+      'ACK false',
+      'CCM 33 8',
+      'ROOM 7',
+      'KEEP 224',
+      'APPEND 28 true',
+      'USE 4097 function function',
+      'sealpost SP-1: renewal: epoch 1 committed from counter 4097',
+      'ACK true',
+      'OPEN false EPOCH 1 CHAIN 57',
+      'DONE',
+    ]);
+  }, 120_000);
 });

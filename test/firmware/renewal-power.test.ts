@@ -22,10 +22,14 @@ afterAll(async () => {
 const PAGE_SLOTS = (1024 - 32) / 4;
 
 /** A device of the fleet with `prefill` boots already recorded (slots used before the renewal). */
-function device(prefill: number, seed: number): SimDevice {
-  const sim = simRenewalDevice(w, next++, { flash: { tornWords: true, random: seededRandom(seed) } });
-  // As `prefill` earlier boots leave the first page: one block record (boot, complement) each.
-  for (let b = 1; b <= prefill; b++) sim.flash.bytes.set([b >> 8, b & 255, ~b >> 8 & 255, ~b & 255], 32 + 4 * (b - 1));
+type Medium = 'flash-pages' | 'storage-log';
+
+function device(prefill: number, seed: number, medium: Medium): SimDevice {
+  const sim = simRenewalDevice(w, next++, { counterStore: medium, flash: { tornWords: true, random: seededRandom(seed) } });
+  // As `prefill` earlier boots leave the first page (or the log file): one block record (boot, complement) each.
+  const into = medium === 'storage-log' ? sim.log!.bytes : sim.flash.bytes;
+  const at = medium === 'storage-log' ? 4 : 32;
+  for (let b = 1; b <= prefill; b++) into.set([b >> 8, b & 255, ~b >> 8 & 255, ~b & 255], at + 4 * (b - 1));
   sim.boot();
   expect(sim.device!.status().boot).toBe(prefill + 1);
   w.clock.advance(2000);
@@ -39,14 +43,15 @@ interface Outcome {
 }
 
 /** The renewal with a power cut after `k` flash operations from the first connection on; then reboots and reconnects until renewed. */
-async function run(prefill: number, k: number | undefined, seed: number): Promise<{ sim: SimDevice; out: Outcome }> {
-  const sim = device(prefill, seed);
+async function run(prefill: number, k: number | undefined, seed: number, medium: Medium = 'flash-pages'): Promise<{ sim: SimDevice; out: Outcome }> {
+  const sim = device(prefill, seed, medium);
   const serial = w.fleet.devices[next - 1]!.serial;
-  if (k !== undefined) sim.flash.cutAfter(k);
-  const stopIf = () => sim.flash.off;
+  const store = medium === 'storage-log' ? sim.log! : sim.flash;
+  if (k !== undefined) store.cutAfter(k);
+  const stopIf = () => store.off;
   await session(w, sim, 1600, { stopIf, stepMs: 400 });
-  const out: Outcome = { cut: sim.flash.off, kind: sim.flash.lastCut, sessions: 1 };
-  if (sim.flash.off) {
+  const out: Outcome = { cut: store.off, kind: medium === 'storage-log' ? 'write' : sim.flash.lastCut, sessions: 1 };
+  if (store.off) {
     sim.powerOff();
     sim.boot();
     w.clock.advance(1000);
@@ -76,6 +81,22 @@ async function run(prefill: number, k: number | undefined, seed: number): Promis
 }
 
 describe('key renewal on the device through power cuts (NOR model, torn words)', () => {
+  it('every third byte of a renewal on the Storage counter log (a cut inside any byte position of a word)', async () => {
+    const clean = await run(0, undefined, 1, 'storage-log');
+    expect(clean.out.cut).toBe(false);
+    const bytes = clean.sim.log!.written;
+    let cuts = 0;
+    for (let k = 0; ; k += 3) {
+      const { sim, out } = await run(0, k, 2000 + k, 'storage-log');
+      if (!out.cut) break;
+      cuts++;
+      expect(sim.log!.cuts.midWrite + sim.log!.cuts.beforeWrite).toBe(1);
+      expect(k).toBeLessThan(bytes + 200);
+    }
+    console.log(`renewal power cuts, storage log: ${cuts} cut points (every third of ${bytes} bytes written)`);
+    expect(cuts).toBeGreaterThan(70);
+  }, 600_000);
+
   it('keeps epoch 1 across reboots that fill page after page (the records are carried to each new page)', async () => {
     const { sim } = await run(0, undefined, 7);
     const serial = w.fleet.devices[next - 1]!.serial;

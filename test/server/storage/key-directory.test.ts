@@ -1,6 +1,6 @@
 // The key directory (server/storage/key-directory.ts): a node's in-memory
 // copy of registry key rows. Alone: it gives back exactly what it holds,
-// never a row read before a forget, and drops its oldest row when full. On
+// never a row read before a forget, and keeps what it holds when full. On
 // both backends, with a second node on the same database (SQLite: a second
 // connection, as a CLI's; PostgreSQL: a second node): a revoke there stops the
 // device here at once, even a revoke made by hand in SQL that no node hears
@@ -63,20 +63,25 @@ describe('KeyDirectory', () => {
     expect(dir.lookup(['SP-A']).missing).toEqual(['SP-A']);
   });
 
-  it('drops its oldest rows when full and answers correctly for the rest, across growth of its arrays', () => {
+  it('keeps what it holds when full (rows read beyond it are not held), across growth of its arrays', () => {
     const n = 3000;
     const dir = new KeyDirectory(2500);
     for (let i = 0; i < n; i++) dir.admit([keyRow(`SP-${i}`, i % 200)], dir.epoch);
     expect(dir.size).toBe(2500);
     const all = Array.from({ length: n }, (_, i) => `SP-${i}`);
     const { rows, missing } = dir.lookup(all);
-    expect(missing).toEqual(all.slice(0, 500));
-    expect(rows.map(plain)).toEqual(all.slice(500).map((s, i) => plain(keyRow(s, (i + 500) % 200))));
-    // A forgotten slot is reused without disturbing the others.
+    // A fleet larger than the directory: junk naming the rest (every one a miss) pushes none of the held rows out.
+    expect(missing).toEqual(all.slice(2500));
+    expect(rows.map(plain)).toEqual(all.slice(0, 2500).map((s, i) => plain(keyRow(s, i % 200))));
+    // A held row read again is updated in place (its watermark moved).
+    dir.admit([keyRow('SP-5', 5, { settled: 77 })], dir.epoch);
+    expect(dir.lookup(['SP-5']).rows[0]!.settled).toBe(77);
+    // A forgotten slot is reused by the next row read, without disturbing the others.
     dir.forget('SP-700');
-    dir.admit([keyRow('SP-NEW', 7)], dir.epoch);
+    dir.admit([keyRow('SP-NEW', 7), keyRow('SP-NEWER', 8)], dir.epoch);
     expect(dir.size).toBe(2500);
-    expect(dir.lookup(['SP-699', 'SP-700', 'SP-NEW', 'SP-701']).missing).toEqual(['SP-700']);
+    expect(dir.lookup(['SP-699', 'SP-700', 'SP-NEW', 'SP-NEWER', 'SP-701']).missing).toEqual(['SP-700', 'SP-NEWER']);
+    expect(plain(dir.lookup(['SP-NEW']).rows[0]!)).toEqual(plain(keyRow('SP-NEW', 7)));
   });
 });
 
