@@ -7,7 +7,8 @@
 // docs/api.md), and each answer is read with the relays' own parser (relay/answer.ts) and written back
 // on the ack characteristic, the ack first, then the other downlink writes (RENEW_ACK, ANNOUNCE parts),
 // in order, as relay/acks.ts does. Used by test/firmware/board-server-arm.test.ts.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { MODULE_NAME } from '../../bench/renewal-module.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { importManifest } from '../../server/index.js';
@@ -36,6 +37,8 @@ export interface BoardWorld {
   /** The board's directory: its Storage is ./espruino.flash there. */
   dir: string;
   auth: { authorization: string };
+  /** Every counter the board has notified, over all its boots. */
+  sent: Set<number>;
   server: ServerProcess | undefined;
   /** Starts (or restarts) `sealpost server` with every ingest key of the fleet so far, and the renewal section once `keys renew` has run. */
   startServer(): Promise<ServerProcess>;
@@ -43,6 +46,15 @@ export interface BoardWorld {
   /** GET on the server with the read token. */
   get(path: string): Promise<any>;
   close(): Promise<void>;
+}
+
+/**
+ * The renewal module as the build leaves it next to the bundles (dist/sealpost.rnw, the Storage name
+ * bench/renewal-module.ts gives it), by Storage name; none while the build makes no such file.
+ */
+export function renewalModuleFiles(): Record<string, Uint8Array> {
+  const file = `${DIST}${MODULE_NAME}`;
+  return existsSync(file) ? { [MODULE_NAME]: new Uint8Array(readFileSync(file)) } : {};
 }
 
 /**
@@ -81,6 +93,7 @@ export async function boardWorld(bin: string, board = 'mdbt42q', serial = 'SP-E2
     db,
     dir,
     auth,
+    sent: new Set(),
     server: undefined,
     async startServer() {
       const renewed = fleet.ingestKeyFiles.length > 1;
@@ -164,6 +177,7 @@ export class BoardRelay {
       const hex = l.slice(6);
       const n: Notified = { line: this.seen, counter: readU32BE(Buffer.from(hex, 'hex'), 0), hex };
       this.notified.push(n);
+      this.world.sent.add(n.counter);
       this.queue.push(n);
     }
   }
