@@ -41,6 +41,11 @@ export function readIdentity(file: Uint8Array | undefined, crc32: (d: Uint8Array
   const nonceSalt = new Uint8Array(NONCE_SALT_LEN);
   nonceSalt.set(file.subarray(7 + n + KEY_LEN, 7 + n + KEY_LEN + NONCE_SALT_LEN));
   const id: Identity = { serial: serial, frameSize: frameSize, sealKey: sealKey, nonceSalt: nonceSalt };
-  if (RENEWAL && v === 2) id.renewal = file.slice(end - 68, end);
+  if (RENEWAL && v === 2) {
+    // A copy made with set(): Uint8Array.prototype.slice returns a plain Array on Espruino 2v29
+    // (measured on the ARM build: no subarray, not a Uint8Array), which renewal's subarray calls reject.
+    id.renewal = new Uint8Array(68);
+    id.renewal.set(file.subarray(end - 68, end));
+  }
   return { identity: id };
 }

@@ -13,8 +13,7 @@
 // - the crypto self-test bundle with all four backends.
 // The Linux builds keep Storage in ./espruino.flash, so each case runs in its own directory.
 import { describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { boardProfile } from '../../boards/index.js';
@@ -25,7 +24,7 @@ import { counterLogImage } from '../../protocol/wire/counter-log.js';
 import { KERNEL_FILE_NAME } from '../../protocol/wire/names.js';
 import { kernelImage } from '../../sim/espruino/kernel.js';
 import { provisionSim } from '../helpers/sim-fleet.js';
-import { startEspruino, writeStorageInPieces as writeStorage } from '../helpers/espruino-process.js';
+import { flashLikeABoard, startEspruino, writeStorageInPieces as writeStorage } from '../helpers/espruino-process.js';
 import { prelude } from '../helpers/board-prelude.js';
 import { ackVectors, sealVectors } from '../helpers/vectors.js';
 
@@ -35,17 +34,6 @@ const DIST = new URL('../../dist/', import.meta.url).pathname;
 const BOARDS = ['mdbt42q', 'puckjs'].map((id) => boardProfile(id));
 /** The codec channels each sensor of a profile gives (board-prelude.ts stands in for the readings). */
 const CHANNELS: Record<string, string[]> = { temperature: ['temperature'], battery: ['battery'], battery_voltage: ['battery_voltage'], light: ['light'], magnetometer: ['magnetic_x', 'magnetic_y', 'magnetic_z'] };
-
-/**
- * Storage as a board holds it: the bundle as .bootcde (function bodies stay in flash: uploaded as a
- * script, a bundle does not fit a 2,630-variable build), the other files, and `boot0` (the prelude)
- * written last and in one run, since the Linux build runs .boot0 before any script it is given.
- */
-function flashLikeABoard(dir: string, files: Record<string, Uint8Array>, boot0: string): void {
-  writeStorage(BIN!, dir, files);
-  writeFileSync(join(dir, 'setup.js'), `require("Storage").write(".boot0", ${JSON.stringify(boot0)});\n`);
-  execFileSync(BIN!, ['setup.js'], { cwd: dir, input: '', timeout: 60_000, killSignal: 'SIGKILL' });
-}
 
 async function boot(dir: string, until: (line: string) => boolean, ms: number): Promise<string[]> {
   const session = startEspruino(BIN!, dir);
@@ -65,7 +53,7 @@ function setUp(board: BoardProfile, kernel: Uint8Array) {
   for (let n = 1; n <= 60; n++) acks[n] = toHex(makeAck(prov.keys, n));
   const forged = toHex(makeAck({ sealKey: prov.keys.sealKey, nonceSalt: new Uint8Array(8) }, 30));
   const run = async (kernelInPlace: boolean, withAcks = true) => {
-    flashLikeABoard(dir, {}, prelude(withAcks ? acks : {}, forged, { kernelInPlace, memoryAt: 3500 }));
+    flashLikeABoard(BIN!, dir, {}, prelude(withAcks ? acks : {}, forged, { kernelInPlace, memoryAt: 3500 }));
     return boot(dir, (l) => l === 'DONE' || /crypto unusable/.test(l), 180_000);
   };
   const frames = (lines: string[]) => lines.flatMap((l, i) => (l.startsWith('FRAME ') ? [{ i, f: openFrame(prov.keys, Buffer.from(l.slice(6), 'hex'), board.frameSize) }] : []));
@@ -126,7 +114,7 @@ describe.runIf(BIN)('the native-kernel bundles with their compiled kernel on the
     writeStorage(BIN!, dir, { [KERNEL_FILE_NAME]: kernelImage(), '.bootcde': new Uint8Array(readFileSync(`${DIST}crypto-selftest.js`)) });
     for (let from = 0; from < seal.length; from += 5) {
       const vectors = { seal: seal.slice(from, from + 5), ack: from === 0 ? ack : [] };
-      flashLikeABoard(dir, {}, `var SEALPOST_VECTORS=${JSON.stringify(vectors)};`);
+      flashLikeABoard(BIN!, dir, {}, `var SEALPOST_VECTORS=${JSON.stringify(vectors)};`);
       const lines = (await boot(dir, (l) => /^SELFTEST (PASS|FAIL)/.test(l), 300_000)).filter((l) => l.startsWith('SELFTEST'));
       const all = `seal ${vectors.seal.length}/${vectors.seal.length} ack ${vectors.ack.length}/${vectors.ack.length}`;
       expect(lines, `seal vectors ${from}..${from + 4}`).toEqual([`SELFTEST plain-js ${all}`, `SELFTEST native-aes ${all}`, `SELFTEST native-ccm ${all}`, `SELFTEST native-kernel ${all}`, 'SELFTEST PASS']);

@@ -24,6 +24,13 @@ export interface PreludeOptions {
   kernelStandIn?: boolean;
   /** Prints "MEM <usage>" (process.memory(), after a collection) at this prelude time, in ms. */
   memoryAt?: number;
+  /**
+   * A host drives the link instead of the fixed timeline (test/helpers/board-server.ts): after boot
+   * the prelude connects, enables notifications and prints "LINKED"; then the host writes on the ack
+   * characteristic with SP_WRITE(hex) and cuts and restores the link with SP_RELINK(), through the
+   * console. `acks` and `forged` are unused.
+   */
+  hostDriven?: boolean;
 }
 
 export function prelude(acks: Record<number, string>, forged: string, options: PreludeOptions = {}): string {
@@ -59,14 +66,22 @@ var NRF = {
 var SP_ACKS = ${JSON.stringify(acks)};${inPlace}${standIn}
 SP_ST(function () {${memory}
 setTimeout(function () { print("CONNECT"); SP_H.connect(); }, 4000);
-setTimeout(function () { print("SUBSCRIBE"); SP_D({ data: new Uint8Array([1, 0]).buffer }); }, 4200);
+setTimeout(function () { print("SUBSCRIBE"); SP_D({ data: new Uint8Array([1, 0]).buffer }); }, 4200);${options.hostDriven ? 'setTimeout(function () { print("LINKED"); }, 4300);' : TIMELINE(forged)}
+}, 0);${options.hostDriven ? HOST_DRIVEN : ''}
+`;
+}
+
+const TIMELINE = (forged: string) => `
 setTimeout(function () { print("SETTLE"); }, 5000);
 setTimeout(function () { print("FORGED"); SP_W({ data: spBytes(${JSON.stringify(forged)}).buffer }); }, 68000);
 setTimeout(function () { var n = SP_LAST; print("ACK " + n); if (SP_ACKS[n]) SP_W({ data: spBytes(SP_ACKS[n]).buffer }); }, 90000);
-setTimeout(function () { print("DONE"); }, 160000);
-}, 0);
-`;
-}
+setTimeout(function () { print("DONE"); }, 160000);`;
+
+// SP_RELINK: a disconnect, and 200 ms (prelude time) later a new connection with notifications on,
+// as a relay that comes back does.
+const HOST_DRIVEN = `
+function SP_WRITE(h) { SP_W({ data: spBytes(h).buffer }); }
+function SP_RELINK() { print("DISCONNECT"); SP_H.disconnect(); setTimeout(function () { print("CONNECT"); SP_H.connect(); }, 200); setTimeout(function () { SP_D({ data: new Uint8Array([1, 0]).buffer }); print("LINKED"); }, 400); }`;
 
 /**
  * For a native-kernel bundle on the x86-64 Linux builds (ESPRUINO_BIN), which cannot execute the

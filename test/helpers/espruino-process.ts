@@ -39,6 +39,17 @@ export function writeStorageInPieces(bin: string, dir: string, files: Record<str
   }
 }
 
+/**
+ * Storage as a board holds it: `files` (a bundle as .bootcde: function bodies stay in flash; uploaded
+ * as a script, a bundle does not fit a 2,630-variable build), and `boot0` written last and in one run,
+ * since the Linux build runs .boot0 before any script it is given.
+ */
+export function flashLikeABoard(bin: string, dir: string, files: Record<string, Uint8Array>, boot0: string): void {
+  writeStorageInPieces(bin, dir, files);
+  writeFileSync(join(dir, 'setup.js'), `require("Storage").write(".boot0", ${JSON.stringify(boot0)});\n`);
+  execFileSync(bin, ['setup.js'], { cwd: dir, input: '', timeout: 60_000, killSignal: 'SIGKILL' });
+}
+
 /** Calls `onLine` with each console line of the interpreter's output, cleaned of the prompt and its escape codes. */
 export function consoleLines(output: NodeJS.ReadableStream, onLine: (line: string) => void): void {
   let buf = '';
