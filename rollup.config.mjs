@@ -60,8 +60,9 @@ function kernelImage(board) {
 // bundles that check the crypto on the interpreter (crypto-selftest runs
 // RENEW_ACK through every backend, test/firmware/kernel-arm.test.ts).
 // SEALPOST_BOARD_RENEWAL=1 writes the board bundles with RENEWAL on into
-// dist/renewal/ (no size budget): the trial build of docs/firmware.md,
-// "Renewal on the interpreter, end to end".
+// dist/renewal/ (with SEALPOST_BUNDLE_NAMES=1, dist/names/renewal/), with no
+// size budget: the trial build of docs/firmware.md, "Renewal on the
+// interpreter, end to end" (test/firmware/renewal-boot-only-arm.test.ts).
 const BOARD_RENEWAL = process.env.SEALPOST_BOARD_RENEWAL === '1';
 function features(renewal) {
   return {
@@ -142,7 +143,7 @@ export default Object.entries(ENTRIES).map(([name, input]) => {
   const nameCache = {};
   const board = BOARDS.includes(name);
   const renewal = board ? BOARD_RENEWAL : name !== 'bench-seal';
-  const dir = NAMES ? 'dist/names' : board && BOARD_RENEWAL ? 'dist/renewal' : 'dist';
+  const dir = (NAMES ? 'dist/names' : 'dist') + (board && BOARD_RENEWAL ? '/renewal' : '');
   return {
   input,
   output: { file: `${dir}/${name}.js`, format: name === 'bench-seal' ? 'iife' : 'es', strict: false },
