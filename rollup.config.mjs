@@ -53,14 +53,23 @@ function kernelImage(board) {
   };
 }
 
-// firmware/features.ts per bundle: the switches a board's build turns off
-// (terser then drops the code they guard). RENEWAL: no board bundle carries
-// key renewal yet (docs/firmware.md, "Key renewal on the device").
-function features() {
+// firmware/features.ts per bundle: the switches a build turns off (terser
+// then drops the code they guard). RENEWAL: no board bundle carries key
+// renewal yet (docs/firmware.md, "Key renewal on the device"), so it is off
+// for them (and for bench-seal, whose figures are the boards'); on for the
+// bundles that check the crypto on the interpreter (crypto-selftest runs
+// RENEW_ACK through every backend, test/firmware/kernel-arm.test.ts).
+// SEALPOST_BOARD_RENEWAL=1 writes the board bundles with RENEWAL on into
+// dist/renewal/ (with SEALPOST_BUNDLE_NAMES=1, dist/names/renewal/), with no
+// size budget: the trial build of docs/firmware.md, "Renewal on the
+// interpreter, end to end" (test/firmware/renewal-boot-only-arm.test.ts).
+const BOARD_RENEWAL = process.env.SEALPOST_BOARD_RENEWAL === '1';
+function features(renewal) {
   return {
     name: 'features',
     transform(code, id) {
       if (!id.replace(/\\/g, '/').endsWith('/firmware/features.ts')) return null;
+      if (renewal) return null;
       const out = code.replace(/export (const|var) RENEWAL = true;/, 'export $1 RENEWAL = false;');
       if (out === code) this.error('firmware/features.ts: expected `export const RENEWAL = true;` in the compiled module');
       return { code: out, map: null };
@@ -114,12 +123,17 @@ const NAMES = process.env.SEALPOST_BUNDLE_NAMES === '1';
 // `E`, `Storage`): a name holding a reference costs one variable whether the
 // value is the builtin or undefined (measured: no change).
 const BOOT_ONLY = ['createOutbox', 'createSealer', 'sealerOf', 'openCounters', 'kernelEngine', 'kernelFramer', 'refuse', 'addressOf', 'boardGlobal', 'need', 'PROVISION_HINT'];
-function dropBootOnly(nameCache) {
+// What hal.crypto.ccm() reaches on the native-kernel backend (hal/espruino/kernel.ts): a renewal
+// makes the new key's engine after boot (firmware/renewal.ts, RENEW_ACK), so a bundle with RENEWAL
+// on keeps these. With RENEWAL off (every board bundle today) they are freed as before, and their
+// resident variables with them (docs/firmware.md, "Fifth pass").
+const CCM_AFTER_BOOT = ['kernelEngine', 'kernelFramer', 'kernelEmpty', 'refuse', 'addressOf'];
+function dropBootOnly(nameCache, renewal) {
   return {
     name: 'drop-boot-only',
     renderChunk(code) {
       const props = (nameCache.vars && nameCache.vars.props) || {};
-      const names = BOOT_ONLY.map((n) => (NAMES ? n : props['$' + n])).filter((m) => m && new RegExp('(^|[^\\w$.])' + m.replace(/\$/g, '\\$') + '\\b').test(code));
+      const names = BOOT_ONLY.filter((n) => !(renewal && CCM_AFTER_BOOT.includes(n))).map((n) => (NAMES ? n : props['$' + n])).filter((m) => m && new RegExp('(^|[^\\w$.])' + m.replace(/\$/g, '\\$') + '\\b').test(code));
       return names.length ? { code: code + names.join('=') + '=void 0;', map: null } : null;
     },
   };
@@ -127,9 +141,12 @@ function dropBootOnly(nameCache) {
 
 export default Object.entries(ENTRIES).map(([name, input]) => {
   const nameCache = {};
+  const board = BOARDS.includes(name);
+  const renewal = board ? BOARD_RENEWAL : name !== 'bench-seal';
+  const dir = (NAMES ? 'dist/names' : 'dist') + (board && BOARD_RENEWAL ? '/renewal' : '');
   return {
   input,
-  output: { file: NAMES ? `dist/names/${name}.js` : `dist/${name}.js`, format: name === 'bench-seal' ? 'iife' : 'es', strict: false },
+  output: { file: `${dir}/${name}.js`, format: name === 'bench-seal' ? 'iife' : 'es', strict: false },
   plugins: [
     typescript({
       // Comments are kept into terser, which reads /*@__NOINLINE__*/ and
@@ -141,7 +158,7 @@ export default Object.entries(ENTRIES).map(([name, input]) => {
       exclude: ['hal/sim/**', 'firmware/targets/sim.ts'],
       noForceEmit: false,
     }),
-    features(),
+    features(renewal),
     // A first terser pass that hoists nothing, only to fold the top-level
     // constants (the numbers and strings of protocol/wire/constants.ts,
     // codec.ts, names.ts, firmware/version.ts; arrays such as CHANNEL_NAMES
@@ -177,7 +194,7 @@ export default Object.entries(ENTRIES).map(([name, input]) => {
       nameCache,
     }),
     espruinoReturns(),
-    ...(BOARDS.includes(name) ? [dropBootOnly(nameCache), ...(NAMES ? [] : [sizeBudget(name)]), kernelImage(name)] : []),
+    ...(board ? [dropBootOnly(nameCache, renewal), ...(NAMES || BOARD_RENEWAL ? [] : [sizeBudget(name)]), kernelImage(name)] : []),
   ],
   };
 });

@@ -16,6 +16,7 @@
 import type { Ccm, CryptoHal, Framer } from '../types.js';
 import { KERNEL_FILE_NAME, PROVISION_HINT } from '../../protocol/wire/names.js';
 import type { EGlobal, EspruinoStorageModule } from './globals.js';
+import { RENEWAL } from '../../firmware/features.js';
 
 // The interpreter's base64 decoder (a global on Espruino, Node and browsers alike).
 declare function atob(data: string): string;
@@ -161,14 +162,21 @@ export function kernelEngine(E: EGlobal, k: KernelEntries, CTX: number, key: Uin
   return {
     framer: function (nonceSalt: Uint8Array, n: number, ring: Uint8Array, domain: number): Framer {
       // One context per engine: its framers share the nonce salt (the sealer's do).
-      if ((salt && salt !== nonceSalt) || !(domain === 2 ? !n : domain === 1 && n > 0 && n <= maxMsgLen && (!len || len === n))) throw refuse('has no such framer');
-      salt = nonceSalt;
+      // Domain 1 seals frames (aes_ccm_seal), domain 2 acks (aes_ccm_ack); with RENEWAL on, the empty
+      // message under any other domain (RENEW_ACK, domain 3) comes from aes_block (kernelEmpty).
+      const other = RENEWAL && !n && domain !== 2 && domain >= 0 && domain <= 255 && domain % 1 === 0;
+      // (kernelEmpty builds its blocks from its own salt and uses only the context's round keys, so
+      // it neither checks nor changes the context's salt: firmware/renewal.ts hands the same salt
+      // as a fresh subarray to each of its framers.)
+      if ((!other && salt && salt !== nonceSalt) || !(other || (domain === 2 ? !n : domain === 1 && n > 0 && n <= maxMsgLen && (!len || len === n)))) throw refuse('has no such framer');
+      if (!other) salt = nonceSalt;
       if (n) len = n;
       w.set(key, CTX);
-      w.set(nonceSalt, CTX + 16);
+      w.set(other && salt ? salt : nonceSalt, CTX + 16);
       const a = addressOf(E, w);
       k[0](a, a + CTX, a + CTX + 16, len || 1);
       w.fill(0, CTX);
+      if (other) return /*@__NOINLINE__*/ kernelEmpty(E, w, k[3], CTX, nonceSalt, domain, ring);
       return /*@__NOINLINE__*/ kernelFramer(E, w, n ? k[1] : k[2], CTX, n, ring);
     },
   };
@@ -196,5 +204,41 @@ function kernelFramer(E: EGlobal, w: Uint8Array, entry: Native, CTX: number, n: 
     w.set(msg, CTX + 4);
     if ((n ? entry(a, a + CTX + 4, a + CTX, counter | 0) : entry(a, a + CTX, counter | 0, 0)) !== out.length) throw new Error('kernel ' + KERNEL_FILE_NAME + ' failed');
     ring.set(out, at);
+  };
+}
+
+/**
+ * A framer of the empty message under any domain (RENEWAL builds only; terser drops it from the
+ * others): the aes-ccm kernel's entries fix domains 1 and 2, and RENEW_ACK is CCM of the empty
+ * message under domain 3 (docs/protocol.md section 3). With no message and no associated data
+ * CCM's tag is the first 8 bytes of E(B0) XOR E(A0) (RFC 3610 2.2, 2.3), B0 = 0x19 || salt ||
+ * counter || domain || 0x0000 and A0 = 0x01 || salt || counter || domain || 0x0000: two calls of
+ * aes_block under the engine's context, in its flat block. Writes counter (4, BE) || tag (8), as
+ * the ack framer does. Top level for the reason kernelFramer is.
+ */
+function kernelEmpty(E: EGlobal, w: Uint8Array, block: Native, CTX: number, salt: Uint8Array, domain: number, ring: Uint8Array): Framer {
+  return function (counter: number, msg: Uint8Array, at: number): void {
+    if (!(counter >= 1 && counter <= 0xffffffff)) throw new Error('counter expected 1..4294967295, got ' + counter);
+    if (msg.length !== 0) throw new Error('plaintext expected 0 bytes, got ' + msg.length);
+    const a = E.getAddressOf(w, true);
+    if (!a || at > ring.length - 12) throw new Error('kernel ' + KERNEL_FILE_NAME + ' has no flat RAM or ring room');
+    for (let i = 0; i < 32; i += 16) {
+      w[CTX + i] = i ? 0x01 : 0x19;
+      w.set(salt, CTX + i + 1);
+      w[CTX + i + 9] = counter >>> 24;
+      w[CTX + i + 10] = counter >>> 16;
+      w[CTX + i + 11] = counter >>> 8;
+      w[CTX + i + 12] = counter;
+      w[CTX + i + 13] = domain;
+      w[CTX + i + 14] = 0;
+      w[CTX + i + 15] = 0;
+      block(a, a + CTX + i, a + CTX + i, 0);
+    }
+    ring[at] = counter >>> 24;
+    ring[at + 1] = counter >>> 16;
+    ring[at + 2] = counter >>> 8;
+    ring[at + 3] = counter;
+    for (let i = 0; i < 8; i++) ring[at + 4 + i] = w[CTX + i]! ^ w[CTX + 16 + i]!;
+    w.fill(0, CTX);
   };
 }

@@ -14,7 +14,8 @@ import { plainCcm } from '../../hal/plain/crypto.js';
 import { aes128, expandKey, sbox } from '../../hal/plain/aes128.js';
 import { createSealer, ackCounter } from '../../firmware/sealer.js';
 import type { Ccm, CryptoBackend } from '../../hal/types.js';
-import { openFrame, makeAck } from '../../protocol/index.js';
+import { openFrame, makeAck, makeRenewAck } from '../../protocol/index.js';
+import { readFileSync } from 'node:fs';
 import { referenceAesBlock } from '../reference/ccm.js';
 import { ackVectors, hex, sealVectors, toHex } from '../helpers/vectors.js';
 
@@ -79,6 +80,35 @@ for (const [name, make] of Object.entries(BACKENDS)) {
         expect(opened.counter).toBe(counter);
         expect(toHex(opened.plaintext)).toBe(toHex(plaintext));
         expect(sealer.ackValid(makeAck(keys, counter))).toBe(true);
+      }
+    });
+
+    it('gives the RENEW_ACK tag of every renewal.json vector (domain 3, empty message) as firmware/renewal.ts checks it, then seals under the same engine', () => {
+      const vectors = (JSON.parse(readFileSync(new URL('../vectors/renewal.json', import.meta.url), 'utf8')) as { renew_ack: { seal_key: string; nonce_salt: string; epoch: number; renew_ack: string }[] }).renew_ack;
+      expect(vectors.length).toBeGreaterThan(3);
+      for (const v of vectors) {
+        // firmware/renewal.ts renewAck: an engine for the new key, a domain-3 framer of the empty message.
+        const ccm = make(hex(v.seal_key), 20 - 12);
+        const t = new Uint8Array(12);
+        ccm.framer(hex(v.nonce_salt), 0, t, 3)(v.epoch, new Uint8Array(0), 0);
+        expect(toHex(t), `epoch ${v.epoch}`).toBe(v.renew_ack.slice(2, 10) + v.renew_ack.slice(16));
+        // The sealer the device then switches to runs on that same engine.
+        const keys = { sealKey: hex(v.seal_key), nonceSalt: hex(v.nonce_salt) };
+        const ring = new Uint8Array(20);
+        const sealer = createSealer({ ccm, nonceSalt: keys.nonceSalt, frameSize: 20, ring });
+        sealer.sealInto((v.epoch % 1000) + 5, new Uint8Array(8).fill(7), 0);
+        expect(openFrame(keys, ring, 20).counter).toBe((v.epoch % 1000) + 5);
+        expect(sealer.ackValid(makeAck(keys, (v.epoch % 1000) + 5))).toBe(true);
+      }
+      for (let i = 0; i < 20; i++) {
+        const keys = { sealKey: new Uint8Array(randomBytes(16)), nonceSalt: new Uint8Array(randomBytes(8)) };
+        const epoch = 1 + (randomBytes(4).readUInt32BE(0) % 0xfffffffe);
+        const t = new Uint8Array(12);
+        make(keys.sealKey, 8).framer(keys.nonceSalt, 0, t, 3)(epoch, new Uint8Array(0), 0);
+        expect(toHex(t.subarray(4))).toBe(toHex(makeRenewAck(keys, epoch).subarray(8)));
+        const wrong = new Uint8Array(12);
+        make(keys.sealKey, 8).framer(keys.nonceSalt, 0, wrong, 2)(epoch, new Uint8Array(0), 0);
+        expect(toHex(wrong.subarray(4))).not.toBe(toHex(t.subarray(4)));
       }
     });
 

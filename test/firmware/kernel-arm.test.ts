@@ -105,18 +105,21 @@ describe.runIf(BIN)('the native-kernel bundles with their compiled kernel on the
     }, 300_000);
   }
 
-  it('passes the crypto self-test with all four backends', async () => {
+  it('passes the crypto self-test with all four backends, RENEW_ACK included', async () => {
     // The self-test bundle as .bootcde, the vectors in .boot0, five seal vectors per boot (the
     // vectors of a whole file do not fit beside it in 2,630 variables), the acks with the first.
     const seal = sealVectors();
     const ack = ackVectors();
+    // RENEW_ACK (domain 3, empty message): on native-kernel from aes_block (hal/espruino/kernel.ts kernelEmpty).
+    const renew = (JSON.parse(readFileSync(new URL('../vectors/renewal.json', import.meta.url), 'utf8')) as { renew_ack: unknown[] }).renew_ack;
+    expect(renew.length).toBeGreaterThan(3);
     const dir = mkdtempSync(join(tmpdir(), 'sealpost-kernel-selftest-'));
     writeStorage(BIN!, dir, { [KERNEL_FILE_NAME]: kernelImage(), '.bootcde': new Uint8Array(readFileSync(`${DIST}crypto-selftest.js`)) });
     for (let from = 0; from < seal.length; from += 5) {
-      const vectors = { seal: seal.slice(from, from + 5), ack: from === 0 ? ack : [] };
+      const vectors = { seal: seal.slice(from, from + 5), ack: from === 0 ? ack : [], renew: from === 0 ? renew : [] };
       flashLikeABoard(BIN!, dir, {}, `var SEALPOST_VECTORS=${JSON.stringify(vectors)};`);
       const lines = (await boot(dir, (l) => /^SELFTEST (PASS|FAIL)/.test(l), 300_000)).filter((l) => l.startsWith('SELFTEST'));
-      const all = `seal ${vectors.seal.length}/${vectors.seal.length} ack ${vectors.ack.length}/${vectors.ack.length}`;
+      const all = `seal ${vectors.seal.length}/${vectors.seal.length} ack ${vectors.ack.length}/${vectors.ack.length} renew ${vectors.renew.length}/${vectors.renew.length}`;
       expect(lines, `seal vectors ${from}..${from + 4}`).toEqual([`SELFTEST plain-js ${all}`, `SELFTEST native-aes ${all}`, `SELFTEST native-ccm ${all}`, `SELFTEST native-kernel ${all}`, 'SELFTEST PASS']);
     }
   }, 1_800_000);

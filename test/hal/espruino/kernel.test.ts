@@ -10,7 +10,7 @@ import { IMAGE } from '../../../kernel/aes-ccm/image.js';
 import { kernelImage, kernelMachine } from '../../../sim/espruino/kernel.js';
 import { KERNEL_FILE_NAME } from '../../../protocol/wire/names.js';
 import { crc32 } from '../../../protocol/wire/crc32.js';
-import { keyCheckValue, makeAck, openFrame } from '../../../protocol/index.js';
+import { keyCheckValue, makeAck, makeRenewAck, openFrame } from '../../../protocol/index.js';
 import { createSealer } from '../../../firmware/sealer.js';
 import { hex, sealVectors, toHex } from '../../helpers/vectors.js';
 
@@ -92,6 +92,30 @@ describe('native-kernel backend', () => {
     const sealer = createSealer({ ccm: crypto.ccm(KEYS.sealKey, 1), nonceSalt: KEYS.nonceSalt, frameSize: 13, ring });
     sealer.sealInto(0x80000001, hex('42'), 0);
     expect(openFrame(KEYS, ring, 13)).toMatchObject({ counter: 0x80000001 });
+  });
+
+  it('computes RENEW_ACK (domain 3, empty message) from aes_block without disturbing the seal and ack framers made before it', () => {
+    const { crypto } = backend();
+    const ccm = crypto.ccm(KEYS.sealKey, 8);
+    const ring = new Uint8Array(20);
+    const frame = ccm.framer(KEYS.nonceSalt, 8, ring, 1);
+    const ack = new Uint8Array(12);
+    const acker = ccm.framer(KEYS.nonceSalt, 0, ack, 2);
+    // Another salt for the domain-3 framer: its tag is under that salt, the others keep theirs.
+    const other = { sealKey: KEYS.sealKey, nonceSalt: hex('0102030405060708') };
+    const t = new Uint8Array(16).fill(0xee);
+    const renew = ccm.framer(other.nonceSalt, 0, t, 3);
+    renew(0xfffffffe, new Uint8Array(0), 2);
+    expect(toHex(t)).toBe('eeee' + 'fffffffe' + toHex(makeRenewAck(other, 0xfffffffe).subarray(8)) + 'eeee');
+    expect(() => renew(0, new Uint8Array(0), 0)).toThrow('counter expected 1..4294967295, got 0');
+    expect(() => renew(1, new Uint8Array(1), 0)).toThrow('plaintext expected 0 bytes, got 1');
+    expect(() => renew(1, new Uint8Array(0), 5)).toThrow('kernel sealpost.krn has no flat RAM or ring room');
+    frame(9, new Uint8Array(8).fill(3), 0);
+    expect(openFrame(KEYS, ring, 20).counter).toBe(9);
+    acker(9, new Uint8Array(0), 0);
+    expect(toHex(ack)).toBe(toHex(makeAck(KEYS, 9)));
+    expect(() => ccm.framer(KEYS.nonceSalt, 8, ring, 3)).toThrow('kernel sealpost.krn has no such framer');
+    expect(() => ccm.framer(KEYS.nonceSalt, 0, t, 256)).toThrow('kernel sealpost.krn has no such framer');
   });
 
   it('refuses framers it cannot serve and a frame past the end of the ring, naming the kernel', () => {
