@@ -53,7 +53,7 @@ function kernelImage(board) {
   };
 }
 
-// firmware/features.ts per bundle: the switches a build turns off (terser
+// hal/features.ts per bundle: the switches a build turns off (terser
 // then drops the code they guard). RENEWAL: no board bundle carries key
 // renewal yet (docs/firmware.md, "Key renewal on the device"), so it is off
 // for them (and for bench-seal, whose figures are the boards'); on for the
@@ -68,10 +68,10 @@ function features(renewal) {
   return {
     name: 'features',
     transform(code, id) {
-      if (!id.replace(/\\/g, '/').endsWith('/firmware/features.ts')) return null;
+      if (!id.replace(/\\/g, '/').endsWith('/hal/features.ts')) return null;
       if (renewal) return null;
       const out = code.replace(/export (const|var) RENEWAL = true;/, 'export $1 RENEWAL = false;');
-      if (out === code) this.error('firmware/features.ts: expected `export const RENEWAL = true;` in the compiled module');
+      if (out === code) this.error('hal/features.ts: expected `export const RENEWAL = true;` in the compiled module');
       return { code: out, map: null };
     },
   };

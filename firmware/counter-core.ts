@@ -11,7 +11,7 @@ import type { CounterSource, SlotScan } from '../hal/types.js';
 import { MAX_COUNTER } from '../protocol/wire/constants.js';
 import { readU32BE } from '../protocol/wire/be.js';
 import { PAGE_MAGIC, SLOT_LEN } from '../protocol/wire/counter-log.js';
-import { RENEWAL } from './features.js';
+import { RENEWAL } from '../hal/features.js';
 
 /** Largest flash page the store accepts. */
 export const MAX_PAGE_SIZE = 262144;

@@ -8,7 +8,7 @@
 import type { CounterSource, SlotScan, FlashHal } from '../hal/types.js';
 import { readU32BE } from '../protocol/wire/be.js';
 import { PAGE_HEADER_LEN, SLOT_LEN, writePageHeader } from '../protocol/wire/counter-log.js';
-import { RENEWAL } from './features.js';
+import { RENEWAL } from '../hal/features.js';
 import { checkBlock, headerValid, isUint32, MAX_PAGE_SIZE, openCounters, type SlotArea } from './counter-core.js';
 
 export function createPageCounters(flash: FlashHal, pages: number[], block: number, requireHeader?: boolean, scan?: SlotScan): CounterSource {

@@ -20,7 +20,7 @@ import type { Renewal, RenewalContext, RenewalModule, RenewalRecords } from './r
 import { ackCounter, createSealer, type Sealer } from './sealer.js';
 import { readIdentity, type IdentityResult } from './identity.js';
 import { FIRMWARE_VERSION } from './version.js';
-import { RENEWAL } from './features.js';
+import { RENEWAL } from '../hal/features.js';
 
 /** Console stays open this long after boot so the factory can read the boot line. */
 export const CONSOLE_GRACE_MS = 3000;
@@ -86,7 +86,7 @@ export function startDevice(hal: Hal, profile: DeviceSettings): Device | undefin
     hal.console.print('sealpost ' + serial + ': crypto unusable: ' + (e as Error).message);
     return undefined;
   }
-  // Key renewal (firmware/renewal.ts; RENEWAL, firmware/features.ts): a
+  // Key renewal (firmware/renewal.ts; RENEWAL, hal/features.ts): a
   // format-2 device on a board that can renew reads the renewal records of
   // its counter log at boot; after a COMMIT it seals under that epoch's keys.
   let rh: RenewalHal | undefined;

@@ -5,7 +5,7 @@
 import { KEY_LEN, NONCE_SALT_LEN } from '../protocol/wire/constants.js';
 import { readU32BE } from '../protocol/wire/be.js';
 import { PROVISION_HINT } from '../protocol/wire/names.js';
-import { RENEWAL } from './features.js';
+import { RENEWAL } from '../hal/features.js';
 
 export interface Identity {
   serial: string;

@@ -16,7 +16,7 @@
 import type { Ccm, CryptoHal, Framer } from '../types.js';
 import { KERNEL_FILE_NAME, PROVISION_HINT } from '../../protocol/wire/names.js';
 import type { EGlobal, EspruinoStorageModule } from './globals.js';
-import { RENEWAL } from '../../firmware/features.js';
+import { RENEWAL } from '../features.js';
 
 // The interpreter's base64 decoder (a global on Espruino, Node and browsers alike).
 declare function atob(data: string): string;

@@ -20,7 +20,7 @@ const BIN = process.env.ESPRUINO_ARM_BIN;
 const BOARD = boardProfile('mdbt42q');
 /**
  * The renewal module the build leaves in dist/ for boards. The board bundles carry no renewal yet
- * (firmware/features.ts, RENEWAL off for boards; docs/firmware.md "Renewal on the interpreter, end to
+ * (hal/features.ts, RENEWAL off for boards; docs/firmware.md "Renewal on the interpreter, end to
  * end" for what a trial build with it on met): until the build makes the module, the renewal case is
  * skipped and says so.
  */
