@@ -10,6 +10,7 @@ import { seededRandom } from '../hal/sim/random.js';
 import type { QueueStore } from '../relay/index.js';
 import { FileQueueStore } from '../relay/file-queue.js';
 import { loadOrCreateKeys, makeSimFleet, sampleMoments } from './fleet.js';
+import { toHex } from '../protocol/index.js';
 import { MemoryQueueStore } from '../relay/memory-queue.js';
 import { SimRelay, type SimChaos } from './relay.js';
 
@@ -156,11 +157,18 @@ export async function runSimFleet(o: SimRunOptions): Promise<SimRunSummary> {
     batch,
     prefix: `SIM${tag}-`,
     seed: o.seed,
+    ...(keys.renewalPublic ? { renewalPublic: keys.renewalPublic } : {}),
   });
   const manifestPath = o.manifestOut ?? join(keys.dir, `${batch}.manifest.json`);
   writeFileSync(manifestPath, fleet.manifest);
   o.print(`provisioned ${o.devices} simulated ${o.profile.id} devices ${fleet.serials[0]} .. ${fleet.serials[fleet.serials.length - 1]}, batch ${batch}`);
   o.print(`signed manifest: ${show(manifestPath)}`);
+  if (keys.renewalPublic) {
+    const later = keys.announced.length ? `; epochs ${keys.announced.map((a) => `${a.epoch} (${a.ingestKeyId})`).join(', ')} announced in the key set, the server's renewal config decides what it hands out` : '';
+    o.print(`device files format 2: the devices can renew (fleet ${toHex(keys.renewalPublic.fleetId!)}, renewal key ${keys.renewalPublic.id}), sealed under the epoch-0 ingest key ${keys.ingestPublic.id}${later}`);
+  } else {
+    o.print(`device files format 1: ${show(keys.dir)} has no renewal public key (renewal-rk-<id>.pub, from \`sealpost keys init\`), so these devices can never renew`);
+  }
   if (o.onManifest) await o.onManifest(manifestPath, fleet.manifest);
   if (!o.onManifest) {
     const ingestKey = keys.ingestPrivatePath ? show(keys.ingestPrivatePath) : `<the ingest private key ${keys.ingestPublic.id}>`;
