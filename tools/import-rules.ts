@@ -80,9 +80,9 @@ export const RULES: readonly Rule[] = [
     allows: (i) => !under(i.target, 'hal/sim/'),
   },
   {
-    name: 'firmware/ outside firmware/targets/ imports only firmware/, hal/types.ts, protocol/wire/ and boards/ (not boards/index.ts): every HAL piece, CCM included, comes through the Hal',
+    name: 'firmware/ outside firmware/targets/ imports only firmware/, hal/types.ts, hal/features.ts (the build switches), protocol/wire/ and boards/ (not boards/index.ts): every HAL piece, CCM included, comes through the Hal',
     applies: (f) => f.startsWith('firmware/') && !f.startsWith('firmware/targets/'),
-    allows: (i) => (under(i.target, 'firmware/') && !under(i.target, 'firmware/targets/')) || under(i.target, 'hal/types.ts', 'protocol/wire/') || BOARD_FILES(i.target),
+    allows: (i) => (under(i.target, 'firmware/') && !under(i.target, 'firmware/targets/')) || under(i.target, 'hal/types.ts', 'hal/features.ts', 'protocol/wire/') || BOARD_FILES(i.target),
   },
   {
     name: "firmware/targets/ imports only firmware/, hal/, protocol/wire/, boards/ (not boards/index.ts) and a kernel's image.ts",
