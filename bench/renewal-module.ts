@@ -36,7 +36,7 @@ export async function buildRenewalModule(): Promise<string> {
       typescript({
         tsconfig: fileURLToPath(new URL('../tsconfig.firmware.json', import.meta.url)),
         compilerOptions: { noEmit: false, outDir: join(tmpdir(), 'sealpost-rnw-build'), declaration: false, removeComments: true },
-        include: ['firmware/**/*.ts', 'hal/types.ts', 'protocol/wire/*.ts'],
+        include: ['firmware/**/*.ts', 'hal/types.ts', 'hal/features.ts', 'protocol/wire/*.ts'],
       }),
     ],
   });

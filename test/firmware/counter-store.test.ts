@@ -647,7 +647,7 @@ async function es5Script(): Promise<string> {
       typescript({
         tsconfig: fileURLToPath(new URL('../../tsconfig.firmware.json', import.meta.url)),
         compilerOptions: { noEmit: false, outDir: join(tmpdir(), 'sealpost-cs-build'), declaration: false, removeComments: true },
-        include: ['firmware/**/*.ts', 'hal/types.ts', 'protocol/wire/*.ts'],
+        include: ['firmware/**/*.ts', 'hal/types.ts', 'hal/features.ts', 'protocol/wire/*.ts'],
       }),
     ],
   });

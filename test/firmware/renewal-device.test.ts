@@ -160,7 +160,7 @@ describe('renewal records in the counter log (docs/protocol.md section 8)', () =
         typescript({
           tsconfig: fileURLToPath(new URL('../../tsconfig.firmware.json', import.meta.url)),
           compilerOptions: { noEmit: false, outDir: join(tmpdir(), 'sealpost-renewal-build'), declaration: false, removeComments: true },
-          include: ['firmware/**/*.ts', 'hal/types.ts', 'protocol/wire/*.ts'],
+          include: ['firmware/**/*.ts', 'hal/types.ts', 'hal/features.ts', 'protocol/wire/*.ts'],
         }),
       ],
     });
